@@ -1,0 +1,148 @@
+//! Secret references in configuration: `${secret:NAME}`, `${secret:WORKSPACE/NAME}`, `${env:VAR}`.
+//!
+//! Why a parser and not a regex replace: a reference must never be half-resolved, a typo must never silently
+//! pass through as literal text (a config with `${secret:GITHUB_TOKN}` would otherwise send that string as a
+//! credential), and the result must live in zeroizing memory. `$${` escapes a literal `${`.
+
+use zeroize::Zeroizing;
+
+use crate::{SecretId, VaultError};
+
+/// One piece of a parsed string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    Secret(SecretId),
+    Env(String),
+}
+
+/// Splits `input` into literals and references. Fails on an unterminated or unknown reference.
+pub fn parse(input: &str, default_workspace: &str) -> Result<Vec<Segment>, VaultError> {
+    let err = |m: String| VaultError::Reference(m);
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        lit.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(r) = after.strip_prefix("$${") {
+            lit.push_str("${");
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("${") {
+            let end = r.find('}').ok_or_else(|| err(format!("unterminated reference starting at byte {pos}: missing '}}'")))?;
+            let inner = &r[..end];
+            let seg = match inner.split_once(':') {
+                Some(("secret", name)) => Segment::Secret(SecretId::parse(name.trim(), default_workspace)?),
+                Some(("env", var)) if !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                    Segment::Env(var.to_string())
+                }
+                _ => return Err(err(format!("unknown reference ${{{inner}}}: expected ${{secret:NAME}} or ${{env:VAR}}"))),
+            };
+            if !lit.is_empty() {
+                out.push(Segment::Literal(std::mem::take(&mut lit)));
+            }
+            out.push(seg);
+            rest = &r[end + 1..];
+        } else {
+            lit.push('$');
+            rest = &after[1..];
+        }
+    }
+    lit.push_str(rest);
+    if !lit.is_empty() {
+        out.push(Segment::Literal(lit));
+    }
+    Ok(out)
+}
+
+/// Every secret `input` refers to.
+pub fn secrets_referenced(input: &str, default_workspace: &str) -> Result<Vec<SecretId>, VaultError> {
+    Ok(parse(input, default_workspace)?
+        .into_iter()
+        .filter_map(|s| match s {
+            Segment::Secret(id) => Some(id),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Replaces every reference in `input`. `secret` returns a secret's bytes (which must be UTF-8 to be placed in
+/// text); `env` looks up a variable. The result is zeroized on drop.
+pub fn interpolate(
+    input: &str,
+    default_workspace: &str,
+    mut secret: impl FnMut(&SecretId) -> Result<Zeroizing<Vec<u8>>, VaultError>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Zeroizing<String>, VaultError> {
+    let mut out = Zeroizing::new(String::with_capacity(input.len() + 64));
+    for seg in parse(input, default_workspace)? {
+        match seg {
+            Segment::Literal(s) => out.push_str(&s),
+            Segment::Secret(id) => {
+                let v = secret(&id)?;
+                let s = std::str::from_utf8(&v)
+                    .map_err(|_| VaultError::Reference(format!("secret {id} is not UTF-8 text and cannot be placed in a string")))?;
+                out.push_str(s);
+            }
+            Segment::Env(var) => {
+                let v = Zeroizing::new(env(&var).ok_or_else(|| VaultError::Reference(format!("environment variable {var} is not set")))?);
+                out.push_str(&v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ws: &str, n: &str) -> SecretId {
+        SecretId::new(ws, n).unwrap()
+    }
+
+    #[test]
+    fn parses_secrets_env_escapes_and_plain_dollars() {
+        let s = parse("Bearer ${secret:TOKEN} ${secret:ci/NPM} $${secret:X} ${env:HOME} cost $5", "default").unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Segment::Literal("Bearer ".into()),
+                Segment::Secret(id("default", "TOKEN")),
+                Segment::Literal(" ".into()),
+                Segment::Secret(id("ci", "NPM")),
+                Segment::Literal(" ${secret:X} ".into()),
+                Segment::Env("HOME".into()),
+                Segment::Literal(" cost $5".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn typos_and_unterminated_references_are_errors_not_literals() {
+        for bad in ["${secret:TOKEN", "${secrets:TOKEN}", "${TOKEN}", "${secret:}", "${secret:a/b/c}", "${env:A-B}"] {
+            assert!(parse(bad, "default").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interpolation_resolves_and_reports_missing_and_binary() {
+        let got = interpolate(
+            "Bearer ${secret:TOKEN}",
+            "default",
+            |i| {
+                assert_eq!(i, &id("default", "TOKEN"));
+                Ok(Zeroizing::new(b"abc".to_vec()))
+            },
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(got.as_str(), "Bearer abc");
+        let e = interpolate("${secret:BIN}", "default", |_| Ok(Zeroizing::new(vec![0xff, 0xfe])), |_| None);
+        assert!(matches!(e, Err(VaultError::Reference(m)) if m.contains("not UTF-8")));
+        let e = interpolate("${env:NOPE}", "default", |_| unreachable!(), |_| None);
+        assert!(matches!(e, Err(VaultError::Reference(m)) if m.contains("NOPE")));
+        let e = interpolate("${secret:GONE}", "default", |i| Err(VaultError::NotFound(i.to_string())), |_| None);
+        assert!(matches!(e, Err(VaultError::NotFound(_))));
+    }
+}

@@ -1,0 +1,221 @@
+//! Surrogates: random stand-ins for secrets that keep each secret's visible shape.
+//!
+//! Why: a tool inside the sandbox needs *something* in `GITHUB_TOKEN`, and many clients validate the format
+//! (prefix, length, GitHub's CRC32 checksum) before sending a request. A surrogate passes those checks, but is
+//! worthless outside Airlock: only the broker, holding the [`SurrogateMap`] for that run, swaps it for the real
+//! value, and only toward the secret's pinned hosts.
+//!
+//! What is kept: a known provider prefix, the length, the positions of structural separators (`-`, `_`, `.`,
+//! `/`, `+`, `=`), and the *alphabet* of the value (hex stays hex, base62 stays base62). What is not kept: which
+//! character class sits at which position. Copying that per position would leak about 1.4 bits of the real
+//! secret per character to the tool; drawing every character uniformly from the value's alphabet leaks nothing
+//! beyond the alphabet itself.
+
+use std::collections::HashMap;
+
+use airlock_crypto::random;
+
+use crate::SecretId;
+use crate::formats::{self, BASE62};
+
+const SEPARATORS: &[u8] = b"-_./+=:";
+
+/// Generates a fresh surrogate for `value`. Never equal to the value, never containing it.
+pub fn generate(value: &[u8]) -> String {
+    loop {
+        let s = generate_once(value);
+        if !contains(s.as_bytes(), value) {
+            return s;
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| airlock_crypto::ct_eq(w, needle))
+}
+
+fn generate_once(value: &[u8]) -> String {
+    let printable = !value.is_empty() && value.iter().all(|b| (0x21..=0x7e).contains(b));
+    if !printable || value.len() < 8 {
+        // Binary, whitespace-bearing or very short values: no shape worth keeping, and a same-shape stand-in of a
+        // 4-digit PIN would collide with it too often. Use an unmistakable surrogate instead.
+        return format!("airlock-surrogate-{}", random_from(b"0123456789abcdef", 32));
+    }
+    let provider = formats::detect(value);
+    let prefix_len = provider.map(|p| p.prefix.len()).unwrap_or(0);
+    let body = &value[prefix_len..];
+    let alphabet = alphabet_of(body);
+    let mut out: Vec<u8> = value[..prefix_len].to_vec();
+    let checksum = provider.is_some_and(|p| p.crc32_checksum) && value.len() == provider.map(|p| p.len.0).unwrap_or(0);
+    let random_len = if checksum { body.len() - 6 } else { body.len() };
+    let padding = body.iter().rev().take_while(|b| **b == b'=').count();
+    for (i, &c) in body[..random_len].iter().enumerate() {
+        let is_padding = i >= body.len() - padding;
+        if is_padding || (SEPARATORS.contains(&c) && !alphabet.contains(&c)) {
+            out.push(c);
+        } else {
+            out.push(alphabet[random::below(alphabet.len() as u32) as usize]);
+        }
+    }
+    if checksum {
+        let sum = formats::crc32_base62(&out[prefix_len..]);
+        out.extend_from_slice(&sum);
+    }
+    String::from_utf8(out).expect("ASCII by construction")
+}
+
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    (0..n).map(|_| alphabet[random::below(alphabet.len() as u32) as usize] as char).collect()
+}
+
+/// The smallest common alphabet that covers the value's non-separator characters.
+fn alphabet_of(body: &[u8]) -> Vec<u8> {
+    let core: Vec<u8> = body.iter().copied().filter(|c| !SEPARATORS.contains(c)).collect();
+    let all = |f: fn(&u8) -> bool| core.iter().all(f);
+    if all(|c| c.is_ascii_digit()) {
+        return b"0123456789".to_vec();
+    }
+    if all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)) {
+        return b"0123456789abcdef".to_vec();
+    }
+    if all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)) {
+        return b"0123456789ABCDEF".to_vec();
+    }
+    if all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(c)) {
+        return b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".to_vec();
+    }
+    if all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        return b"abcdefghijklmnopqrstuvwxyz0123456789".to_vec();
+    }
+    if all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        return b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_vec();
+    }
+    if all(u8::is_ascii_alphanumeric) {
+        return BASE62.to_vec();
+    }
+    // Anything else printable: keep to the characters the value already uses beyond base62 (e.g. `!@#`).
+    let mut a = BASE62.to_vec();
+    for c in core {
+        if !a.contains(&c) {
+            a.push(c);
+        }
+    }
+    a
+}
+
+/// The surrogates of one run, mapping back to the secrets they stand for. Held only inside Airlock.
+#[derive(Default)]
+pub struct SurrogateMap {
+    by_surrogate: HashMap<String, SecretId>,
+    by_id: HashMap<SecretId, String>,
+}
+
+impl std::fmt::Debug for SurrogateMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SurrogateMap({} entries)", self.by_id.len())
+    }
+}
+
+impl SurrogateMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The surrogate for `id` in this run, generating it on first use. Stable for the life of the map.
+    pub fn surrogate_for(&mut self, id: &SecretId, value: &[u8]) -> &str {
+        if !self.by_id.contains_key(id) {
+            let s = loop {
+                let s = generate(value);
+                if !self.by_surrogate.contains_key(&s) {
+                    break s;
+                }
+            };
+            self.by_surrogate.insert(s.clone(), id.clone());
+            self.by_id.insert(id.clone(), s);
+        }
+        &self.by_id[id]
+    }
+
+    /// Which secret `candidate` stands for, if it is one of this run's surrogates.
+    pub fn lookup(&self, candidate: &str) -> Option<&SecretId> {
+        self.by_surrogate.get(candidate)
+    }
+
+    /// All (surrogate, secret) pairs, for building a matcher.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SecretId)> {
+        self.by_surrogate.iter().map(|(s, id)| (s.as_str(), id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{Finding, check_value_format};
+
+    #[test]
+    fn github_surrogates_keep_prefix_length_and_a_valid_checksum() {
+        let real = b"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";
+        for _ in 0..50 {
+            let s = generate(real);
+            assert!(s.starts_with("ghp_"));
+            assert_eq!(s.len(), real.len());
+            assert_ne!(s.as_bytes(), real);
+            assert_eq!(check_value_format("GITHUB_TOKEN", &[], s.as_bytes()), Vec::<Finding>::new(), "{s}");
+        }
+    }
+
+    #[test]
+    fn alphabet_and_separators_are_kept() {
+        let aws = b"AKIAQWERTYUIOPASDFGH";
+        let s = generate(aws);
+        assert!(s.starts_with("AKIA") && s.len() == 20);
+        assert!(s[4..].bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)), "{s}");
+        let hex = b"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(generate(hex).bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let slack = b"xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx";
+        let s = generate(slack);
+        assert_eq!(s.len(), slack.len());
+        assert_eq!(s.match_indices('-').map(|m| m.0).collect::<Vec<_>>(), vec![4, 15, 26]);
+        let b64 = b"c2VjcmV0LXZhbHVlLWZvci10ZXN0cw==";
+        assert!(generate(b64).ends_with("=="));
+    }
+
+    #[test]
+    fn class_positions_are_not_copied() {
+        // If character classes were copied per position, the digit positions would always match.
+        let real = b"aaaaaaaaaaaaaaaaaaaa1111111111111111111B";
+        let differs = (0..20).any(|_| {
+            let s = generate(real);
+            s.as_bytes()[..20].iter().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        });
+        assert!(differs);
+    }
+
+    #[test]
+    fn binary_and_short_values_get_opaque_surrogates() {
+        assert!(generate(b"\x00\xff\x10binary").starts_with("airlock-surrogate-"));
+        assert!(generate(b"1234").starts_with("airlock-surrogate-"));
+        assert!(generate(b"has space in it").starts_with("airlock-surrogate-"));
+    }
+
+    #[test]
+    fn map_is_stable_per_run_and_maps_back() {
+        let mut m = SurrogateMap::new();
+        let id = SecretId::new("default", "GITHUB_TOKEN").unwrap();
+        let s1 = m.surrogate_for(&id, b"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").to_string();
+        let s2 = m.surrogate_for(&id, b"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").to_string();
+        assert_eq!(s1, s2);
+        assert_eq!(m.lookup(&s1), Some(&id));
+        assert_eq!(m.lookup("ghp_notit"), None);
+        let other = SurrogateMap::new();
+        assert_eq!(other.lookup(&s1), None);
+    }
+}
