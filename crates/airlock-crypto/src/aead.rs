@@ -98,7 +98,13 @@ impl Cipher {
     }
 
     /// Raw AEAD decryption. The plaintext is returned in a zeroizing buffer.
-    pub fn decrypt_raw(self, key: &Key32, nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+    pub fn decrypt_raw(
+        self,
+        key: &Key32,
+        nonce: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
         if nonce.len() != self.nonce_len() {
             return Err(CryptoError::Malformed("nonce has the wrong length for this cipher"));
         }

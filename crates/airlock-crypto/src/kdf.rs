@@ -3,7 +3,7 @@
 //! Why here: every derived key in Airlock gets a distinct, versioned label from [`labels`], so a key made for
 //! one job (say, the vault file MAC) can never be confused with a key for another (the audit log MAC).
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -70,17 +70,45 @@ impl Default for Argon2Params {
 
 /// Derives a 256-bit key from a passphrase with Argon2id (version 0x13).
 pub fn argon2id(passphrase: &[u8], salt: &[u8], params: Argon2Params) -> Result<Key32, CryptoError> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon2id_with_secret(passphrase, salt, &[], &[], params, &mut *out)?;
+    Ok(Key32::from_bytes(*out))
+}
+
+/// Argon2id (version 0x13) with the optional inputs of RFC 9106 section 3.1: a `secret` (a key or pepper, K)
+/// and `associated_data` (X), writing `out.len()` bytes of tag into `out`. An empty `secret` and empty
+/// `associated_data` give exactly [`argon2id`]'s output. Applies the same parameter and salt checks as
+/// [`argon2id`] (RFC 9106's own test vector, m = 32 KiB with p = 4, passes them); `associated_data` may be at
+/// most 32 bytes and `out` must be at least 4 bytes long.
+pub fn argon2id_with_secret(
+    password: &[u8],
+    salt: &[u8],
+    secret: &[u8],
+    associated_data: &[u8],
+    params: Argon2Params,
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
     params.validate()?;
     if salt.len() < 16 {
         return Err(CryptoError::Kdf("argon2 salt must be at least 16 bytes"));
     }
-    let p = Params::new(params.m_kib, params.t, params.p, Some(32))
+    if out.len() < 4 {
+        return Err(CryptoError::Kdf("argon2 output must be at least 4 bytes"));
+    }
+    let data = AssociatedData::new(associated_data)
+        .map_err(|_| CryptoError::Kdf("argon2 associated data must be at most 32 bytes"))?;
+    let p = ParamsBuilder::new()
+        .m_cost(params.m_kib)
+        .t_cost(params.t)
+        .p_cost(params.p)
+        .data(data)
+        .output_len(out.len())
+        .build()
         .map_err(|_| CryptoError::Kdf("argon2 rejected the parameters"))?;
-    let mut out = Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
-        .hash_password_into(passphrase, salt, &mut *out)
-        .map_err(|_| CryptoError::Kdf("argon2 failed"))?;
-    Ok(Key32::from_bytes(*out))
+    Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, p)
+        .map_err(|_| CryptoError::Kdf("argon2 secret too long"))?
+        .hash_password_into(password, salt, out)
+        .map_err(|_| CryptoError::Kdf("argon2 failed"))
 }
 
 /// HKDF-SHA-256 (RFC 5869) extract-and-expand to 32 bytes.
@@ -93,11 +121,14 @@ pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Key32 {
 }
 
 /// HKDF-SHA-256 to an arbitrary length (used by the RFC 5869 known-answer tests).
-pub fn hkdf_sha256_expand(ikm: &[u8], salt: Option<&[u8]>, info: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn hkdf_sha256_expand(
+    ikm: &[u8],
+    salt: Option<&[u8]>,
+    info: &[u8],
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let mut out = Zeroizing::new(vec![0u8; len]);
-    Hkdf::<Sha256>::new(salt, ikm)
-        .expand(info, &mut out)
-        .map_err(|_| CryptoError::Kdf("HKDF output too long"))?;
+    Hkdf::<Sha256>::new(salt, ikm).expand(info, &mut out).map_err(|_| CryptoError::Kdf("HKDF output too long"))?;
     Ok(out)
 }
 

@@ -139,7 +139,12 @@ pub struct SlotParams<'v> {
 
 impl KekSlot {
     /// Creates a slot of type `spec` that wraps `root`. May create a key file (0600) or an OS keyring entry.
-    pub fn create(spec: &KekSpec, p: &SlotParams<'_>, root: &Key32, inputs: &mut KekInputs<'_>) -> Result<Self, CryptoError> {
+    pub fn create(
+        spec: &KekSpec,
+        p: &SlotParams<'_>,
+        root: &Key32,
+        inputs: &mut KekInputs<'_>,
+    ) -> Result<Self, CryptoError> {
         let salt = random::bytes::<16>();
         let (source, kek) = match spec {
             KekSpec::Passphrase => {
@@ -151,10 +156,8 @@ impl KekSlot {
                 (KekSource::Passphrase { argon2: p.argon2 }, kdf::argon2id(pass.expose(), &salt, p.argon2)?)
             }
             KekSpec::Keyfile(path) => {
-                let path = std::path::absolute(path).map_err(|e| CryptoError::Keyfile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let path = std::path::absolute(path)
+                    .map_err(|e| CryptoError::Keyfile { path: path.clone(), reason: e.to_string() })?;
                 if !path.exists() {
                     create_keyfile(&path)?;
                 }
@@ -176,7 +179,13 @@ impl KekSlot {
         };
         let ctx = slot_context(p.vault_id, p.id, &source);
         let wrapped = aead::seal(p.cipher, &kek, 0, &ctx, root.expose());
-        Ok(KekSlot { id: p.id, source, created: crate::keyring::now_unix(), salt: B64.encode(salt), wrapped: B64.encode(wrapped) })
+        Ok(KekSlot {
+            id: p.id,
+            source,
+            created: crate::keyring::now_unix(),
+            salt: B64.encode(salt),
+            wrapped: B64.encode(wrapped),
+        })
     }
 
     /// Whether this slot can be tried without asking anyone (its env var is set, its key file exists, ...).
@@ -325,10 +334,15 @@ mod tests {
     fn passphrase_slot_unwraps_with_right_passphrase_only() {
         let root = Key32::random();
         let mut right = || Ok(SecretBytes::copy_from(b"correct horse"));
-        let slot =
-            KekSlot::create(&KekSpec::Passphrase, &params(1), &root, &mut KekInputs { passphrase: Some(&mut right), keyfile_override: None })
-                .unwrap();
-        let got = slot.unwrap_root("v1", &mut KekInputs { passphrase: Some(&mut right), keyfile_override: None }).unwrap();
+        let slot = KekSlot::create(
+            &KekSpec::Passphrase,
+            &params(1),
+            &root,
+            &mut KekInputs { passphrase: Some(&mut right), keyfile_override: None },
+        )
+        .unwrap();
+        let got =
+            slot.unwrap_root("v1", &mut KekInputs { passphrase: Some(&mut right), keyfile_override: None }).unwrap();
         assert_eq!(got, root);
         let mut wrong = || Ok(SecretBytes::copy_from(b"wrong horse"));
         let e = slot.unwrap_root("v1", &mut KekInputs { passphrase: Some(&mut wrong), keyfile_override: None });

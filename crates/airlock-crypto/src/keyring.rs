@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(k.open(&ctx(), &old).unwrap().expose(), b"one");
         assert_eq!(k.open(&ctx(), &new).unwrap().expose(), b"two");
         let infos = k.terms();
-        assert_eq!(infos.iter().map(|t| (t.id, t.uses, t.active)).collect::<Vec<_>>(), vec![(1, 1, false), (2, 1, true)]);
+        assert_eq!(
+            infos.iter().map(|t| (t.id, t.uses, t.active)).collect::<Vec<_>>(),
+            vec![(1, 1, false), (2, 1, true)]
+        );
     }
 
     #[test]

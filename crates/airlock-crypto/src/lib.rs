@@ -60,7 +60,9 @@ pub enum CryptoError {
     WrongPassphrase,
     #[error("the {kind} key does not unlock slot {slot}")]
     WrongKey { slot: u32, kind: &'static str },
-    #[error("a passphrase is needed but none is available (set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal)")]
+    #[error(
+        "a passphrase is needed but none is available (set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal)"
+    )]
     PassphraseUnavailable,
     #[error("the passphrase is empty")]
     EmptyPassphrase,

@@ -119,7 +119,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<ParsedFile, VaultError> {
         return Err(corrupt("checksum mismatch: the file was damaged (bit flip, partial write or edit)"));
     }
     let hmac = B64.decode(mac_b64).map_err(|_| corrupt("HMAC is not base64"))?;
-    let body: Body = serde_json::from_slice(body_bytes).map_err(|e| corrupt(&format!("body is not a valid vault: {e}")))?;
+    let body: Body =
+        serde_json::from_slice(body_bytes).map_err(|e| corrupt(&format!("body is not a valid vault: {e}")))?;
     if body.format != FORMAT {
         return Err(VaultError::UnsupportedFormat { path: path.to_path_buf() });
     }
@@ -144,11 +145,7 @@ fn io_err(path: &Path, op: &'static str) -> impl Fn(std::io::Error) -> VaultErro
 /// Creates `dir` (mode 0700) if missing, and refuses one that other users can write to.
 pub fn ensure_home(dir: &Path) -> Result<(), VaultError> {
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(dir, "create directory"))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir, "create directory"))?;
     }
     check_home(dir)
 }

@@ -44,30 +44,150 @@ impl Charset {
 
 const GH: &[&str] = &["github", "gh_"];
 const fn gh(prefix: &'static str) -> Provider {
-    Provider { name: "GitHub", prefix, len: (40, 40), charset: Charset::Base62, crc32_checksum: true, hints: GH, test_key: false }
+    Provider {
+        name: "GitHub",
+        prefix,
+        len: (40, 40),
+        charset: Charset::Base62,
+        crc32_checksum: true,
+        hints: GH,
+        test_key: false,
+    }
 }
 
 /// Longest prefixes first, so `sk-ant-` wins over `sk-`.
 pub const PROVIDERS: &[Provider] = &[
-    Provider { name: "GitHub fine-grained", prefix: "github_pat_", len: (93, 93), charset: Charset::UrlSafe, crc32_checksum: false, hints: GH, test_key: false },
-    Provider { name: "Anthropic", prefix: "sk-ant-", len: (90, 130), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["anthropic", "claude"], test_key: false },
-    Provider { name: "OpenAI project", prefix: "sk-proj-", len: (56, 200), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["openai"], test_key: false },
-    Provider { name: "Stripe test", prefix: "sk_test_", len: (32, 120), charset: Charset::Base62, crc32_checksum: false, hints: &["stripe"], test_key: true },
-    Provider { name: "Stripe", prefix: "sk_live_", len: (32, 120), charset: Charset::Base62, crc32_checksum: false, hints: &["stripe"], test_key: false },
-    Provider { name: "Stripe restricted", prefix: "rk_live_", len: (32, 120), charset: Charset::Base62, crc32_checksum: false, hints: &["stripe"], test_key: false },
-    Provider { name: "GitLab", prefix: "glpat-", len: (26, 60), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["gitlab"], test_key: false },
-    Provider { name: "Slack bot", prefix: "xoxb-", len: (40, 120), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["slack"], test_key: false },
-    Provider { name: "Slack user", prefix: "xoxp-", len: (40, 120), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["slack"], test_key: false },
+    Provider {
+        name: "GitHub fine-grained",
+        prefix: "github_pat_",
+        len: (93, 93),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: GH,
+        test_key: false,
+    },
+    Provider {
+        name: "Anthropic",
+        prefix: "sk-ant-",
+        len: (90, 130),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["anthropic", "claude"],
+        test_key: false,
+    },
+    Provider {
+        name: "OpenAI project",
+        prefix: "sk-proj-",
+        len: (56, 200),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["openai"],
+        test_key: false,
+    },
+    Provider {
+        name: "Stripe test",
+        prefix: "sk_test_",
+        len: (32, 120),
+        charset: Charset::Base62,
+        crc32_checksum: false,
+        hints: &["stripe"],
+        test_key: true,
+    },
+    Provider {
+        name: "Stripe",
+        prefix: "sk_live_",
+        len: (32, 120),
+        charset: Charset::Base62,
+        crc32_checksum: false,
+        hints: &["stripe"],
+        test_key: false,
+    },
+    Provider {
+        name: "Stripe restricted",
+        prefix: "rk_live_",
+        len: (32, 120),
+        charset: Charset::Base62,
+        crc32_checksum: false,
+        hints: &["stripe"],
+        test_key: false,
+    },
+    Provider {
+        name: "GitLab",
+        prefix: "glpat-",
+        len: (26, 60),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["gitlab"],
+        test_key: false,
+    },
+    Provider {
+        name: "Slack bot",
+        prefix: "xoxb-",
+        len: (40, 120),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["slack"],
+        test_key: false,
+    },
+    Provider {
+        name: "Slack user",
+        prefix: "xoxp-",
+        len: (40, 120),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["slack"],
+        test_key: false,
+    },
     gh("ghp_"),
     gh("gho_"),
     gh("ghu_"),
     gh("ghs_"),
     gh("ghr_"),
-    Provider { name: "npm", prefix: "npm_", len: (40, 40), charset: Charset::Base62, crc32_checksum: true, hints: &["npm"], test_key: false },
-    Provider { name: "AWS access key id", prefix: "AKIA", len: (20, 20), charset: Charset::Base32Upper, crc32_checksum: false, hints: &["aws", "amazonaws"], test_key: false },
-    Provider { name: "AWS temporary key id", prefix: "ASIA", len: (20, 20), charset: Charset::Base32Upper, crc32_checksum: false, hints: &["aws", "amazonaws"], test_key: false },
-    Provider { name: "Google API key", prefix: "AIza", len: (39, 39), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["googleapis", "google"], test_key: false },
-    Provider { name: "OpenAI", prefix: "sk-", len: (40, 200), charset: Charset::UrlSafe, crc32_checksum: false, hints: &["openai"], test_key: false },
+    Provider {
+        name: "npm",
+        prefix: "npm_",
+        len: (40, 40),
+        charset: Charset::Base62,
+        crc32_checksum: true,
+        hints: &["npm"],
+        test_key: false,
+    },
+    Provider {
+        name: "AWS access key id",
+        prefix: "AKIA",
+        len: (20, 20),
+        charset: Charset::Base32Upper,
+        crc32_checksum: false,
+        hints: &["aws", "amazonaws"],
+        test_key: false,
+    },
+    Provider {
+        name: "AWS temporary key id",
+        prefix: "ASIA",
+        len: (20, 20),
+        charset: Charset::Base32Upper,
+        crc32_checksum: false,
+        hints: &["aws", "amazonaws"],
+        test_key: false,
+    },
+    Provider {
+        name: "Google API key",
+        prefix: "AIza",
+        len: (39, 39),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["googleapis", "google"],
+        test_key: false,
+    },
+    Provider {
+        name: "OpenAI",
+        prefix: "sk-",
+        len: (40, 200),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["openai"],
+        test_key: false,
+    },
 ];
 
 /// The provider whose prefix `value` starts with, if any.
@@ -127,14 +247,48 @@ impl std::fmt::Display for Finding {
 }
 
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "changeme", "change_me", "change-me", "password", "passw0rd", "secret", "token", "apikey", "api_key", "api-key",
-    "test", "testing", "dummy", "placeholder", "example", "sample", "todo", "fixme", "null", "none", "undefined",
-    "redacted", "your-api-key", "your_api_key", "yourapikey", "insert-key-here", "xxx", "foo", "bar", "foobar",
-    "letmein", "admin", "default", "12345678", "123456789", "1234567890", "qwerty",
+    "changeme",
+    "change_me",
+    "change-me",
+    "password",
+    "passw0rd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "test",
+    "testing",
+    "dummy",
+    "placeholder",
+    "example",
+    "sample",
+    "todo",
+    "fixme",
+    "null",
+    "none",
+    "undefined",
+    "redacted",
+    "your-api-key",
+    "your_api_key",
+    "yourapikey",
+    "insert-key-here",
+    "xxx",
+    "foo",
+    "bar",
+    "foobar",
+    "letmein",
+    "admin",
+    "default",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwerty",
 ];
 
 /// Documentation examples that circulate as if they were real keys.
-const DOC_EXAMPLES: &[&str] = &["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"];
+const DOC_EXAMPLES: &[&str] =
+    &["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"];
 
 /// Checks a value (with its name and pinned hosts as context) for placeholders, test keys and format slips.
 pub fn check_value_format(name: &str, hosts: &[String], value: &[u8]) -> Vec<Finding> {
@@ -146,7 +300,8 @@ pub fn check_value_format(name: &str, hosts: &[String], value: &[u8]) -> Vec<Fin
             out.push(Finding::Placeholder("a common placeholder word"));
         } else if DOC_EXAMPLES.iter().any(|d| t.contains(d)) || lower.contains("example") {
             out.push(Finding::Placeholder("a documentation example"));
-        } else if (lower.starts_with('<') && lower.ends_with('>')) || lower.starts_with("${") || lower.contains("your") {
+        } else if (lower.starts_with('<') && lower.ends_with('>')) || lower.starts_with("${") || lower.contains("your")
+        {
             out.push(Finding::Placeholder("a template to fill in"));
         } else if lower.len() >= 4 && lower.bytes().all(|b| b == lower.as_bytes()[0]) {
             out.push(Finding::Placeholder("one repeated character"));
@@ -164,7 +319,9 @@ pub fn check_value_format(name: &str, hosts: &[String], value: &[u8]) -> Vec<Fin
             }
         }
         None => {
-            let context = std::iter::once(name.to_ascii_lowercase()).chain(hosts.iter().map(|h| h.to_ascii_lowercase())).collect::<Vec<_>>();
+            let context = std::iter::once(name.to_ascii_lowercase())
+                .chain(hosts.iter().map(|h| h.to_ascii_lowercase()))
+                .collect::<Vec<_>>();
             let mut named = PROVIDERS.iter().filter(|p| p.hints.iter().any(|h| context.iter().any(|c| c.contains(h))));
             // Only warn for providers whose keys always carry a prefix.
             if let Some(p) = named.next()
@@ -224,7 +381,10 @@ mod tests {
         let good = b"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";
         assert_eq!(check_value_format("GITHUB_TOKEN", &[], good), vec![]);
         let typo = b"ghp_fIkRGaBu5PeKsznMzXQOg3kETH1Sgy2oIfSC";
-        assert!(matches!(check_value_format("GITHUB_TOKEN", &[], typo)[..], [Finding::Malformed { provider: "GitHub", .. }]));
+        assert!(matches!(
+            check_value_format("GITHUB_TOKEN", &[], typo)[..],
+            [Finding::Malformed { provider: "GitHub", .. }]
+        ));
     }
 
     #[test]

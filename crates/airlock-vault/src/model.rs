@@ -48,7 +48,9 @@ impl fmt::Display for SecretId {
 }
 
 fn validate_ident(s: &str, max: usize, what: &'static str) -> Result<(), VaultError> {
-    let bad = |reason: &str| Err(VaultError::InvalidName { what, name: s.escape_debug().to_string(), reason: reason.to_string() });
+    let bad = |reason: &str| {
+        Err(VaultError::InvalidName { what, name: s.escape_debug().to_string(), reason: reason.to_string() })
+    };
     if s.is_empty() {
         return bad("must not be empty");
     }
@@ -66,7 +68,8 @@ fn validate_ident(s: &str, max: usize, what: &'static str) -> Result<(), VaultEr
 
 /// Normalises and validates a pinned host: a DNS name, `*.suffix`, or an IP literal, with an optional `:port`.
 pub fn normalize_host(h: &str) -> Result<String, VaultError> {
-    let bad = |reason: &str| Err(VaultError::InvalidHost { host: h.escape_debug().to_string(), reason: reason.to_string() });
+    let bad =
+        |reason: &str| Err(VaultError::InvalidHost { host: h.escape_debug().to_string(), reason: reason.to_string() });
     let lower = h.trim().to_ascii_lowercase();
     let (host, port) = match lower.rsplit_once(':') {
         Some((hh, p)) if !hh.contains(':') || hh.starts_with('[') => (hh.to_string(), Some(p.to_string())),
@@ -94,7 +97,9 @@ pub fn normalize_host(h: &str) -> Result<String, VaultError> {
         for (i, l) in labels.iter().enumerate() {
             if *l == "*" {
                 if i != 0 || labels.len() < 3 {
-                    return bad("a wildcard must be the whole first label of a name with at least two more labels (*.example.com)");
+                    return bad(
+                        "a wildcard must be the whole first label of a name with at least two more labels (*.example.com)",
+                    );
                 }
                 continue;
             }
@@ -153,7 +158,9 @@ impl Injection {
 
     pub fn basic(username: &str) -> Result<Self, VaultError> {
         if username.contains(':') || username.bytes().any(|b| b.is_ascii_control()) {
-            return Err(VaultError::InvalidInjection("basic-auth username must not contain ':' or control characters".into()));
+            return Err(VaultError::InvalidInjection(
+                "basic-auth username must not contain ':' or control characters".into(),
+            ));
         }
         Ok(Injection::Basic { username: username.to_string() })
     }
@@ -305,7 +312,10 @@ mod tests {
     #[test]
     fn values_must_be_non_empty_and_bounded() {
         assert!(matches!(check_value(&SecretBytes::new(vec![])), Err(VaultError::EmptyValue)));
-        assert!(matches!(check_value(&SecretBytes::new(vec![0; MAX_VALUE_LEN + 1])), Err(VaultError::ValueTooLarge { .. })));
+        assert!(matches!(
+            check_value(&SecretBytes::new(vec![0; MAX_VALUE_LEN + 1])),
+            Err(VaultError::ValueTooLarge { .. })
+        ));
         assert!(check_value(&SecretBytes::new(vec![0xff; 1024 * 1024])).is_ok());
     }
 }

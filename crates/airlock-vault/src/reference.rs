@@ -29,14 +29,22 @@ pub fn parse(input: &str, default_workspace: &str) -> Result<Vec<Segment>, Vault
             lit.push_str("${");
             rest = r;
         } else if let Some(r) = after.strip_prefix("${") {
-            let end = r.find('}').ok_or_else(|| err(format!("unterminated reference starting at byte {pos}: missing '}}'")))?;
+            let end = r
+                .find('}')
+                .ok_or_else(|| err(format!("unterminated reference starting at byte {pos}: missing '}}'")))?;
             let inner = &r[..end];
             let seg = match inner.split_once(':') {
                 Some(("secret", name)) => Segment::Secret(SecretId::parse(name.trim(), default_workspace)?),
-                Some(("env", var)) if !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                Some(("env", var))
+                    if !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
                     Segment::Env(var.to_string())
                 }
-                _ => return Err(err(format!("unknown reference ${{{inner}}}: expected ${{secret:NAME}} or ${{env:VAR}}"))),
+                _ => {
+                    return Err(err(format!(
+                        "unknown reference ${{{inner}}}: expected ${{secret:NAME}} or ${{env:VAR}}"
+                    )));
+                }
             };
             if !lit.is_empty() {
                 out.push(Segment::Literal(std::mem::take(&mut lit)));
@@ -80,12 +88,15 @@ pub fn interpolate(
             Segment::Literal(s) => out.push_str(&s),
             Segment::Secret(id) => {
                 let v = secret(&id)?;
-                let s = std::str::from_utf8(&v)
-                    .map_err(|_| VaultError::Reference(format!("secret {id} is not UTF-8 text and cannot be placed in a string")))?;
+                let s = std::str::from_utf8(&v).map_err(|_| {
+                    VaultError::Reference(format!("secret {id} is not UTF-8 text and cannot be placed in a string"))
+                })?;
                 out.push_str(s);
             }
             Segment::Env(var) => {
-                let v = Zeroizing::new(env(&var).ok_or_else(|| VaultError::Reference(format!("environment variable {var} is not set")))?);
+                let v = Zeroizing::new(
+                    env(&var).ok_or_else(|| VaultError::Reference(format!("environment variable {var} is not set")))?,
+                );
                 out.push_str(&v);
             }
         }

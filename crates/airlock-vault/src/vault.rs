@@ -98,7 +98,10 @@ pub struct Vault {
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").field("vault_id", &self.body.vault_id).field("unlocked", &self.unlocked.is_some()).finish()
+        f.debug_struct("Vault")
+            .field("vault_id", &self.body.vault_id)
+            .field("unlocked", &self.unlocked.is_some())
+            .finish()
     }
 }
 
@@ -115,7 +118,12 @@ impl Vault {
     }
 
     /// Creates a new vault in `home` with one KEK slot per spec, and returns it unlocked.
-    pub fn init(home: &Path, specs: &[KekSpec], opts: &InitOptions, inputs: &mut KekInputs<'_>) -> Result<Vault, VaultError> {
+    pub fn init(
+        home: &Path,
+        specs: &[KekSpec],
+        opts: &InitOptions,
+        inputs: &mut KekInputs<'_>,
+    ) -> Result<Vault, VaultError> {
         if specs.is_empty() {
             return Err(VaultError::NoKekSlots);
         }
@@ -246,7 +254,9 @@ impl Vault {
                     opened = Some((slot.id, root));
                     break;
                 }
-                Err(CryptoError::WrongPassphrase) if self.body.slots.len() == 1 => return Err(VaultError::WrongPassphrase),
+                Err(CryptoError::WrongPassphrase) if self.body.slots.len() == 1 => {
+                    return Err(VaultError::WrongPassphrase);
+                }
                 Err(e) => attempts.push((slot.source.describe(), e.to_string())),
             }
         }
@@ -266,7 +276,8 @@ impl Vault {
                 return Err(self.diagnose_tamper(&keyring));
             }
         }
-        self.unlocked = Some(Unlocked { root, keyring, mac_key, expires: ttl.map(|t| Instant::now() + t), cache: HashMap::new() });
+        self.unlocked =
+            Some(Unlocked { root, keyring, mac_key, expires: ttl.map(|t| Instant::now() + t), cache: HashMap::new() });
         Ok(slot_id)
     }
 
@@ -293,7 +304,9 @@ impl Vault {
     fn open_keyring(&self, root: &Key32, body: &Body) -> Result<Keyring, VaultError> {
         let env = B64.decode(&body.keyring).map_err(|_| VaultError::Tampered("the keyring is not base64".into()))?;
         Keyring::open_under(root, &body.vault_id, &env).map_err(|e| match e {
-            CryptoError::Authentication => VaultError::Tampered("the keyring does not authenticate under the unlocked root key".into()),
+            CryptoError::Authentication => {
+                VaultError::Tampered("the keyring does not authenticate under the unlocked root key".into())
+            }
             other => VaultError::Tampered(format!("the keyring is unreadable: {other}")),
         })
     }
@@ -330,7 +343,12 @@ impl Vault {
                 .body
                 .slots
                 .iter()
-                .map(|s| SlotInfo { id: s.id, kind: s.source.kind(), description: s.source.describe(), created: s.created })
+                .map(|s| SlotInfo {
+                    id: s.id,
+                    kind: s.source.kind(),
+                    description: s.source.describe(),
+                    created: s.created,
+                })
                 .collect(),
             unlocked: terms.is_some(),
             terms,
@@ -339,7 +357,12 @@ impl Vault {
 
     /// Metadata of every secret, sorted by workspace then name.
     pub fn list(&mut self) -> Result<Vec<SecretInfo>, VaultError> {
-        let ids: Vec<SecretId> = self.body.records.iter().map(|r| SecretId { workspace: r.workspace.clone(), name: r.name.clone() }).collect();
+        let ids: Vec<SecretId> = self
+            .body
+            .records
+            .iter()
+            .map(|r| SecretId { workspace: r.workspace.clone(), name: r.name.clone() })
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.info(&id)?);
@@ -456,7 +479,11 @@ impl Vault {
         })
     }
 
-    fn update(&mut self, id: &SecretId, f: impl FnOnce(&mut Secret, u32) -> Result<(), VaultError>) -> Result<SecretInfo, VaultError> {
+    fn update(
+        &mut self,
+        id: &SecretId,
+        f: impl FnOnce(&mut Secret, u32) -> Result<(), VaultError>,
+    ) -> Result<SecretInfo, VaultError> {
         self.mutate(|tx| {
             let idx = tx
                 .body
@@ -494,7 +521,12 @@ impl Vault {
 
     /// Replaces every KEK slot with new ones and the root key with a new one. Data is not re-encrypted.
     /// Old OS-keyring entries are deleted once the new file is in place.
-    pub fn rekey(&mut self, specs: &[KekSpec], argon2: Argon2Params, inputs: &mut KekInputs<'_>) -> Result<Vec<SlotInfo>, VaultError> {
+    pub fn rekey(
+        &mut self,
+        specs: &[KekSpec],
+        argon2: Argon2Params,
+        inputs: &mut KekInputs<'_>,
+    ) -> Result<Vec<SlotInfo>, VaultError> {
         if specs.is_empty() {
             return Err(VaultError::NoKekSlots);
         }
@@ -506,7 +538,8 @@ impl Vault {
         let first = self.body.slots.iter().map(|s| s.id).max().unwrap_or(0) + 1;
         let mut slots = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let p = SlotParams { id: first + i as u32, vault_id: &self.body.vault_id, cipher: self.body.cipher, argon2 };
+            let p =
+                SlotParams { id: first + i as u32, vault_id: &self.body.vault_id, cipher: self.body.cipher, argon2 };
             match KekSlot::create(spec, &p, &new_root, inputs) {
                 Ok(s) => slots.push(s),
                 Err(e) => {
@@ -561,7 +594,9 @@ impl Vault {
         check_structure(path, &parsed.body)?;
         let u = self.unlocked_mut()?;
         if !kdf::hmac_sha256_verify(&u.mac_key, &parsed.body_bytes, &parsed.hmac) {
-            return Err(VaultError::Tampered("the file's HMAC does not match (changed by someone without the vault key)".into()));
+            return Err(VaultError::Tampered(
+                "the file's HMAC does not match (changed by someone without the vault key)".into(),
+            ));
         }
         let root = u.root.clone();
         let keyring = self.open_keyring(&root, &parsed.body).map_err(|_| VaultError::Rekeyed)?;
@@ -623,7 +658,10 @@ fn check_structure(path: &Path, body: &Body) -> Result<(), VaultError> {
         SecretId::new(&r.workspace, &r.name)
             .map_err(|e| VaultError::Corrupt { path: path.to_path_buf(), reason: format!("record address: {e}") })?;
         if !seen.insert((&r.workspace, &r.name)) {
-            return Err(VaultError::Corrupt { path: path.to_path_buf(), reason: format!("duplicate record {}/{}", r.workspace, r.name) });
+            return Err(VaultError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("duplicate record {}/{}", r.workspace, r.name),
+            });
         }
     }
     if body.slots.is_empty() {
@@ -666,7 +704,8 @@ fn build_meta(opts: NewSecret) -> Result<SecretMeta, VaultError> {
 }
 
 fn make_info(entry: &RecordEntry, s: &Secret, vault_keep: u32) -> SecretInfo {
-    let term = B64.decode(&entry.envelope).ok().and_then(|e| EnvelopeHeader::parse(&e).ok()).map(|h| h.key_id).unwrap_or(0);
+    let term =
+        B64.decode(&entry.envelope).ok().and_then(|e| EnvelopeHeader::parse(&e).ok()).map(|h| h.key_id).unwrap_or(0);
     SecretInfo {
         workspace: entry.workspace.clone(),
         name: entry.name.clone(),
@@ -715,7 +754,9 @@ fn decrypt_record(vault_id: &str, keyring: &Keyring, r: &RecordEntry) -> Result<
     let tampered = |reason: String| VaultError::RecordTampered { id: id.clone(), reason };
     let env = B64.decode(&r.envelope).map_err(|_| tampered("its envelope is not base64".into()))?;
     let pt = keyring.open(&record_context(vault_id, &r.workspace, &r.name, r.version), &env).map_err(|e| match e {
-        CryptoError::Authentication => tampered("its ciphertext does not belong to this record (moved, swapped, replayed or altered)".into()),
+        CryptoError::Authentication => {
+            tampered("its ciphertext does not belong to this record (moved, swapped, replayed or altered)".into())
+        }
         other => tampered(other.to_string()),
     })?;
     decode_plaintext(pt.expose()).map_err(|m| tampered(format!("decrypted record is malformed: {m}")))

@@ -1,0 +1,177 @@
+//! Command-line grammar. Secret values never appear here: they come from stdin or a prompt.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "airlock", version, about = "The security boundary between an AI agent and the world")]
+pub struct Cli {
+    /// State directory (default: $XDG_DATA_HOME/airlock, else ~/.local/share/airlock).
+    #[arg(long, env = "AIRLOCK_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    /// Read the vault passphrase from this file (mode 0600). Otherwise $AIRLOCK_PASSPHRASE, then a prompt.
+    #[arg(long, global = true)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Use this key file for a `keyfile` slot instead of the path recorded in the vault.
+    #[arg(long, global = true)]
+    pub keyfile: Option<PathBuf>,
+    /// Machine-readable output (and JSON errors on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new encrypted vault.
+    Init(InitArgs),
+    /// Store, list, rotate, pin and remove secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Rotate the data key or replace the unlock keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show the vault's state (works while locked; more once unlocked).
+    Status,
+    /// Walk through the vault on a throwaway home and show no value reaches disk or output.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// How the vault unlocks; repeat for several slots: passphrase, keyring, keyfile:PATH, env:VAR.
+    #[arg(long = "kek", default_value = "passphrase")]
+    pub keks: Vec<String>,
+    #[arg(long, value_enum, default_value_t = CipherArg::Xchacha20Poly1305)]
+    pub cipher: CipherArg,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+    /// Value versions kept per secret (1-100).
+    #[arg(long, default_value_t = airlock_vault::DEFAULT_KEEP_VERSIONS)]
+    pub keep_versions: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KdfArgs {
+    /// Argon2id memory in MiB for passphrase slots. Below 64 is refused unless --insecure-kdf.
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory_mib: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, default_value_t = 4)]
+    pub kdf_parallelism: u32,
+    /// Allow Argon2id memory below 64 MiB (tests and tiny devices only).
+    #[arg(long)]
+    pub insecure_kdf: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CipherArg {
+    #[value(name = "xchacha20-poly1305")]
+    Xchacha20Poly1305,
+    #[value(name = "aes-256-gcm")]
+    Aes256Gcm,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Store a new secret; the value is read from stdin or a hidden prompt, never from arguments.
+    Set(SetArgs),
+    /// List secrets (metadata only, never values).
+    List {
+        #[arg(long, short)]
+        workspace: Option<String>,
+    },
+    /// Give a secret a new value (from stdin or a prompt); the old value is kept as a previous version.
+    Rotate {
+        name: String,
+        #[arg(long, short)]
+        workspace: Option<String>,
+        /// Keep stdin byte-for-byte (don't strip one trailing newline).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Delete a secret and all its versions.
+    Rm {
+        name: String,
+        #[arg(long, short)]
+        workspace: Option<String>,
+    },
+    /// Allow a secret to be sent to one more host.
+    Pin {
+        name: String,
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, short)]
+        workspace: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    pub name: String,
+    #[arg(long, short)]
+    pub workspace: Option<String>,
+    /// Host the secret may be sent to (repeatable): name, *.suffix or IP, optional :port.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Inject as a header, e.g. 'Authorization: Bearer {}'.
+    #[arg(long, conflicts_with_all = ["query", "basic_user"])]
+    pub header: Option<String>,
+    /// Inject as this URL query parameter.
+    #[arg(long, conflicts_with = "basic_user")]
+    pub query: Option<String>,
+    /// Inject as HTTP basic auth with this username (the secret is the password).
+    #[arg(long)]
+    pub basic_user: Option<String>,
+    /// How tools get it: a surrogate (default) or, opt-in, the real value in their environment.
+    #[arg(long, value_enum, default_value_t = ExposeArg::Surrogate)]
+    pub expose: ExposeArg,
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Versions kept for this secret (overrides the vault default).
+    #[arg(long)]
+    pub keep_versions: Option<u32>,
+    /// Keep stdin byte-for-byte (don't strip one trailing newline).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ExposeArg {
+    Surrogate,
+    Env,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a new keyring term for new writes; old terms still decrypt.
+    Rotate {
+        /// Also re-encrypt every secret under the new term and drop terms nothing uses.
+        #[arg(long)]
+        rewrap: bool,
+    },
+    /// Replace every unlock slot (and the root key). The new passphrase comes from $AIRLOCK_NEW_PASSPHRASE,
+    /// --new-passphrase-file, or a prompt.
+    Rekey {
+        #[arg(long = "kek", required = true)]
+        keks: Vec<String>,
+        #[arg(long)]
+        new_passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep everything in memory: no home directory, nothing on disk.
+    #[arg(long)]
+    pub ephemeral: bool,
+}

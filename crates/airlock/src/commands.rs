@@ -1,0 +1,379 @@
+//! What each subcommand does. Each one opens the vault, unlocks it only if it needs to, and prints metadata.
+//! No path through this file prints a secret value.
+
+use std::path::PathBuf;
+
+use airlock_crypto::kdf::Argon2Params;
+use airlock_crypto::{Cipher, KekInputs, KekSpec, SecretBytes};
+use airlock_vault::formats::check_value_format;
+use airlock_vault::{DEFAULT_WORKSPACE, Exposure, InitOptions, Injection, NewSecret, SecretId, SecretInfo, Vault};
+
+use crate::CliError;
+use crate::cli::*;
+use crate::input::{self, PassphraseSource};
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = Ctx {
+        home: home_dir(cli.home.clone())?,
+        passphrase_file: cli.passphrase_file.clone(),
+        keyfile: cli.keyfile.clone(),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(a) => init(&ctx, a),
+        Command::Secret(c) => secret(&ctx, c),
+        Command::Key(c) => key(&ctx, c),
+        Command::Status => status(&ctx),
+        Command::Demo(a) => crate::demo::run(a.ephemeral),
+    }
+}
+
+struct Ctx {
+    home: PathBuf,
+    passphrase_file: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    json: bool,
+}
+
+fn home_dir(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    if let Some(h) = explicit.filter(|h| !h.as_os_str().is_empty()) {
+        return Ok(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("airlock"));
+    }
+    match std::env::var_os("HOME").filter(|x| !x.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/airlock")),
+        None => Err(CliError::usage("cannot find a home for Airlock's state: set AIRLOCK_HOME".into())),
+    }
+}
+
+impl Ctx {
+    fn unlock_passphrase(&self) -> PassphraseSource {
+        PassphraseSource::new("AIRLOCK_PASSPHRASE", self.passphrase_file.clone(), "Vault passphrase: ", false)
+    }
+
+    /// Opens and unlocks the vault, trying prompt-free slots before the passphrase.
+    fn open_unlocked(&self) -> Result<Vault, CliError> {
+        let mut vault = Vault::open(&self.home)?;
+        let mut pass = self.unlock_passphrase();
+        let available = pass.available();
+        let mut ask = || pass.get();
+        let mut inputs = KekInputs {
+            passphrase: if available { Some(&mut ask) } else { None },
+            keyfile_override: self.keyfile.clone(),
+        };
+        vault.unlock(&mut inputs, None)?;
+        Ok(vault)
+    }
+
+    fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+        } else {
+            print!("{}", human());
+        }
+    }
+}
+
+fn argon2_params(k: &KdfArgs) -> Result<Argon2Params, CliError> {
+    if k.kdf_memory_mib < 64 && !k.insecure_kdf {
+        return Err(CliError::input(format!(
+            "--kdf-memory-mib {} is below the 64 MiB minimum; pass --insecure-kdf if you really mean it",
+            k.kdf_memory_mib
+        )));
+    }
+    let p = Argon2Params { m_kib: k.kdf_memory_mib.saturating_mul(1024), t: k.kdf_iterations, p: k.kdf_parallelism };
+    p.validate()?;
+    if k.insecure_kdf && k.kdf_memory_mib < 64 {
+        eprintln!("airlock: warning: Argon2id memory {} MiB is below the recommended 64 MiB", k.kdf_memory_mib);
+    }
+    Ok(p)
+}
+
+fn parse_specs(specs: &[String]) -> Result<Vec<KekSpec>, CliError> {
+    let mut out: Vec<KekSpec> = Vec::new();
+    for s in specs {
+        let spec: KekSpec = s.parse()?;
+        if out.contains(&spec) {
+            return Err(CliError::input(format!("--kek {s} given twice")));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// Warns (to stderr) about a weak new passphrase. zxcvbn estimates guesses from dictionaries and patterns.
+fn warn_if_weak(pass: &SecretBytes) {
+    let Ok(text) = std::str::from_utf8(pass.expose()) else { return };
+    let estimate = zxcvbn::zxcvbn(text, &["airlock", "vault", "password", "passphrase"]);
+    if (estimate.score() as u8) < 3 {
+        eprintln!(
+            "airlock: warning: weak passphrase (zxcvbn score {}/4, about 10^{:.0} guesses); a longer passphrase of several \
+             random words is much stronger",
+            estimate.score() as u8,
+            estimate.guesses_log10()
+        );
+    }
+}
+
+fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
+    let specs = parse_specs(&a.keks)?;
+    let opts = InitOptions {
+        cipher: match a.cipher {
+            CipherArg::Xchacha20Poly1305 => Cipher::XChaCha20Poly1305,
+            CipherArg::Aes256Gcm => Cipher::Aes256Gcm,
+        },
+        argon2: argon2_params(&a.kdf)?,
+        keep_versions: a.keep_versions,
+    };
+    if Vault::file_path(&ctx.home).exists() {
+        return Err(airlock_vault::VaultError::AlreadyInitialized { path: Vault::file_path(&ctx.home) }.into());
+    }
+    let mut pass =
+        PassphraseSource::new("AIRLOCK_PASSPHRASE", ctx.passphrase_file.clone(), "New vault passphrase: ", true);
+    let mut ask = || {
+        let p = pass.get()?;
+        warn_if_weak(&p);
+        Ok(p)
+    };
+    let mut inputs = KekInputs { passphrase: Some(&mut ask), keyfile_override: None };
+    let mut vault = Vault::init(&ctx.home, &specs, &opts, &mut inputs)?;
+    let st = vault.status();
+    ctx.print(&st, || {
+        let mut s = format!(
+            "Initialised vault {} at {}\n",
+            st.vault_id,
+            st.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        );
+        s += &format!("  cipher: {}\n", st.cipher);
+        for slot in &st.slots {
+            s += &format!("  slot {}: {}\n", slot.id, slot.description);
+        }
+        s
+    });
+    Ok(())
+}
+
+fn id_of(name: &str, ws: &Option<String>) -> Result<SecretId, CliError> {
+    Ok(SecretId::parse(name, ws.as_deref().unwrap_or(DEFAULT_WORKSPACE))?)
+}
+
+fn warn_formats(id: &SecretId, hosts: &[String], value: &SecretBytes) {
+    for f in check_value_format(&id.name, hosts, value.expose()) {
+        eprintln!("airlock: warning: {id}: {f}");
+    }
+}
+
+fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
+    match c {
+        SecretCommand::Set(a) => {
+            let id = id_of(&a.name, &a.workspace)?;
+            let injection = match (&a.header, &a.query, &a.basic_user) {
+                (Some(h), _, _) => Some(Injection::header(h)?),
+                (_, Some(q), _) => Some(Injection::query(q)?),
+                (_, _, Some(u)) => Some(Injection::basic(u)?),
+                _ => None,
+            };
+            let opts = NewSecret {
+                group: a.group,
+                hosts: a.hosts.clone(),
+                injection,
+                exposure: match a.expose {
+                    ExposeArg::Surrogate => Exposure::Surrogate,
+                    ExposeArg::Env => Exposure::Env,
+                },
+                tags: a.tags,
+                keep_versions: a.keep_versions,
+            };
+            // Unlock first, so a wrong passphrase fails before the user types the value.
+            let mut vault = ctx.open_unlocked()?;
+            let value = input::read_value(a.raw)?;
+            airlock_vault::check_value(&value)?;
+            warn_formats(&id, &a.hosts, &value);
+            if opts.hosts.is_empty() && opts.exposure == Exposure::Surrogate {
+                eprintln!(
+                    "airlock: note: {id} is pinned to no host, so the broker will inject it nowhere; add one with `airlock secret pin {} --host HOST`",
+                    a.name
+                );
+            }
+            let info = vault.set(&id, opts, value)?;
+            ctx.print(&info, || {
+                format!("Stored {id} (version {}, {} bytes never shown)\n", info.current_version, "value")
+            });
+        }
+        SecretCommand::List { workspace } => {
+            let mut vault = ctx.open_unlocked()?;
+            let mut list = vault.list()?;
+            if let Some(ws) = workspace {
+                list.retain(|s| s.workspace == ws);
+            }
+            ctx.print(&list, || table(&list));
+        }
+        SecretCommand::Rotate { name, workspace, raw } => {
+            let id = id_of(&name, &workspace)?;
+            let mut vault = ctx.open_unlocked()?;
+            let hosts = vault.info(&id)?.hosts;
+            let value = input::read_value(raw)?;
+            airlock_vault::check_value(&value)?;
+            warn_formats(&id, &hosts, &value);
+            if vault.resolve(&id)?.ct_eq(value.expose()) {
+                return Err(CliError::input(format!(
+                    "the new value of {id} is the same as the current one; nothing changed"
+                )));
+            }
+            let info = vault.rotate(&id, value)?;
+            ctx.print(&info, || {
+                format!("Rotated {id}: now version {}, keeping versions {:?}\n", info.current_version, info.versions)
+            });
+        }
+        SecretCommand::Rm { name, workspace } => {
+            let id = id_of(&name, &workspace)?;
+            let mut vault = ctx.open_unlocked()?;
+            vault.remove(&id)?;
+            ctx.print(&serde_json::json!({ "removed": id.to_string() }), || format!("Removed {id}\n"));
+        }
+        SecretCommand::Pin { name, hosts, workspace } => {
+            let id = id_of(&name, &workspace)?;
+            let mut vault = ctx.open_unlocked()?;
+            let mut info = None;
+            for h in &hosts {
+                info = Some(vault.pin(&id, h)?);
+            }
+            let info = info.expect("clap requires one --host");
+            ctx.print(&info, || format!("{id} is pinned to: {}\n", info.hosts.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn table(list: &[SecretInfo]) -> String {
+    if list.is_empty() {
+        return "No secrets.\n".into();
+    }
+    let mut rows = vec![[
+        "SECRET".to_string(),
+        "VERSION".into(),
+        "HOSTS".into(),
+        "INJECTION".into(),
+        "EXPOSE".into(),
+        "ROTATED".into(),
+    ]];
+    for s in list {
+        rows.push([
+            format!("{}/{}", s.workspace, s.name),
+            s.current_version.to_string(),
+            if s.hosts.is_empty() { "-".into() } else { s.hosts.join(",") },
+            s.injection.as_ref().map(Injection::describe).unwrap_or_else(|| "-".into()),
+            format!("{:?}", s.exposure).to_lowercase(),
+            s.rotated.map(age).unwrap_or_else(|| "never".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out += line.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn age(unix: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(unix);
+    let d = now.saturating_sub(unix);
+    match d {
+        0..60 => format!("{d}s ago"),
+        60..3600 => format!("{}m ago", d / 60),
+        3600..86400 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86400),
+    }
+}
+
+fn key(ctx: &Ctx, c: KeyCommand) -> Result<(), CliError> {
+    match c {
+        KeyCommand::Rotate { rewrap } => {
+            let mut vault = ctx.open_unlocked()?;
+            let term = vault.rotate_key(rewrap)?;
+            let st = vault.status();
+            ctx.print(&st, || {
+                let terms = st
+                    .terms
+                    .as_ref()
+                    .map(|t| t.iter().map(|t| t.id.to_string()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                format!(
+                    "New writes now use keyring term {term}{}. Terms kept: {terms}\n",
+                    if rewrap { "; every secret re-encrypted under it" } else { "" }
+                )
+            });
+        }
+        KeyCommand::Rekey { keks, new_passphrase_file, kdf } => {
+            let specs = parse_specs(&keks)?;
+            let argon2 = argon2_params(&kdf)?;
+            let mut vault = ctx.open_unlocked()?;
+            let mut pass =
+                PassphraseSource::new("AIRLOCK_NEW_PASSPHRASE", new_passphrase_file, "New vault passphrase: ", true);
+            let mut ask = || {
+                let p = pass.get()?;
+                warn_if_weak(&p);
+                Ok(p)
+            };
+            let mut inputs = KekInputs { passphrase: Some(&mut ask), keyfile_override: None };
+            let slots = vault.rekey(&specs, argon2, &mut inputs)?;
+            ctx.print(&slots, || {
+                let mut s = "Rekeyed: new root key; the vault now unlocks with:\n".to_string();
+                for slot in &slots {
+                    s += &format!("  slot {}: {}\n", slot.id, slot.description);
+                }
+                s
+            });
+        }
+    }
+    Ok(())
+}
+
+fn status(ctx: &Ctx) -> Result<(), CliError> {
+    let mut vault = Vault::open(&ctx.home)?;
+    // Unlock only if it can be done without prompting, so `status` never blocks on a terminal.
+    let mut pass = ctx.unlock_passphrase();
+    let can_prompt_free = std::env::var_os("AIRLOCK_PASSPHRASE").is_some() || ctx.passphrase_file.is_some();
+    let mut ask = || pass.get();
+    let mut inputs = KekInputs {
+        passphrase: if can_prompt_free { Some(&mut ask) } else { None },
+        keyfile_override: ctx.keyfile.clone(),
+    };
+    let unlock_error = vault.unlock(&mut inputs, None).err().map(|e| e.to_string());
+    let st = vault.status();
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        status: &'a airlock_vault::Status,
+        unlock_error: Option<String>,
+    }
+    ctx.print(&Out { status: &st, unlock_error: unlock_error.clone() }, || {
+        let mut s = format!(
+            "vault {}\n  path: {}\n",
+            st.vault_id,
+            st.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(memory)".into())
+        );
+        s += &format!(
+            "  cipher: {}\n  secrets: {}\n  generation: {}\n  versions kept: {}\n",
+            st.cipher, st.secrets, st.generation, st.keep_versions
+        );
+        for slot in &st.slots {
+            s += &format!("  slot {}: {}\n", slot.id, slot.description);
+        }
+        match &st.terms {
+            Some(terms) => {
+                for t in terms {
+                    s += &format!("  term {}: {} uses{}\n", t.id, t.uses, if t.active { " (active)" } else { "" });
+                }
+                s += "  state: unlocked\n";
+            }
+            None => s += &format!("  state: locked ({})\n", unlock_error.as_deref().unwrap_or("no prompt-free slot")),
+        }
+        s
+    });
+    Ok(())
+}
