@@ -1,0 +1,17 @@
+//! Attacks on the vault at rest, one module per attack. Each attacker here can write the vault's files but does
+//! not hold a key; each test shows the attack is detected with a specific error and that nothing is lost.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bit_flip_anywhere_in_the_file;
+mod ciphertext_moved_to_another_record;
+mod ciphertext_swapped_between_records;
+mod group_or_world_access_to_vault_files;
+mod kdf_parameters_inflated_to_exhaust_memory;
+mod kek_slot_transplanted_from_another_vault;
+mod keyring_transplanted_from_another_vault;
+mod metadata_read_without_the_key;
+mod record_deleted;
+mod record_rolled_back_to_an_older_version;
+mod truncation_at_every_length;
