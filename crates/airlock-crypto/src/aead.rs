@@ -77,27 +77,73 @@ impl Cipher {
         }
     }
 
-    /// Raw AEAD encryption with a caller-chosen nonce. Use [`seal`] instead unless you are checking a
-    /// published test vector: reusing a nonce under one key destroys confidentiality and integrity.
-    pub fn encrypt_raw(self, key: &Key32, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if nonce.len() != self.nonce_len() {
-            return Err(CryptoError::Malformed("nonce has the wrong length for this cipher"));
-        }
-        let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
-        buf.extend_from_slice(plaintext);
-        let r = match self {
+    /// Encrypts `buf` in place and returns the tag. The one primitive both ciphers go through.
+    fn encrypt_detached(
+        self,
+        key: &Key32,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], CryptoError> {
+        let bad_nonce = || CryptoError::Malformed("nonce has the wrong length for this cipher");
+        let tag = match self {
             Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new_from_slice(key.expose())
                 .map_err(|_| CryptoError::Malformed("key length"))?
-                .encrypt_in_place(nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?, aad, &mut buf),
+                .encrypt_inout_detached(nonce.try_into().map_err(|_| bad_nonce())?, aad, buf.into())
+                .map(|t| t.to_vec()),
             Cipher::Aes256Gcm => Aes256Gcm::new_from_slice(key.expose())
                 .map_err(|_| CryptoError::Malformed("key length"))?
-                .encrypt_in_place(nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?, aad, &mut buf),
-        };
-        r.map_err(|_| CryptoError::Malformed("plaintext too long for this cipher"))?;
+                .encrypt_inout_detached(nonce.try_into().map_err(|_| bad_nonce())?, aad, buf.into())
+                .map(|t| t.to_vec()),
+        }
+        .map_err(|_| CryptoError::Malformed("plaintext too long for this cipher"))?;
+        Ok(tag.try_into().expect("both ciphers have 16-byte tags"))
+    }
+
+    /// Verifies `tag` and decrypts `buf` in place.
+    fn decrypt_detached(
+        self,
+        key: &Key32,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError> {
+        let bad_nonce = || CryptoError::Malformed("nonce has the wrong length for this cipher");
+        let bad_tag = || CryptoError::Malformed("tag has the wrong length");
+        match self {
+            Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new_from_slice(key.expose())
+                .map_err(|_| CryptoError::Malformed("key length"))?
+                .decrypt_inout_detached(
+                    nonce.try_into().map_err(|_| bad_nonce())?,
+                    aad,
+                    buf.into(),
+                    tag.try_into().map_err(|_| bad_tag())?,
+                ),
+            Cipher::Aes256Gcm => Aes256Gcm::new_from_slice(key.expose())
+                .map_err(|_| CryptoError::Malformed("key length"))?
+                .decrypt_inout_detached(
+                    nonce.try_into().map_err(|_| bad_nonce())?,
+                    aad,
+                    buf.into(),
+                    tag.try_into().map_err(|_| bad_tag())?,
+                ),
+        }
+        .map_err(|_| CryptoError::Authentication)
+    }
+
+    /// Raw AEAD encryption with a caller-chosen nonce, returning `ciphertext || tag`. Use [`seal`] instead unless
+    /// you are checking a published test vector: reusing a nonce under one key destroys confidentiality and
+    /// integrity.
+    pub fn encrypt_raw(self, key: &Key32, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
+        buf.extend_from_slice(plaintext);
+        let tag = self.encrypt_detached(key, nonce, aad, &mut buf)?;
+        buf.extend_from_slice(&tag);
         Ok(buf)
     }
 
-    /// Raw AEAD decryption. The plaintext is returned in a zeroizing buffer.
+    /// Raw AEAD decryption of `ciphertext || tag`. The plaintext is returned in a zeroizing buffer.
     pub fn decrypt_raw(
         self,
         key: &Key32,
@@ -105,22 +151,12 @@ impl Cipher {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<SecretBytes, CryptoError> {
-        if nonce.len() != self.nonce_len() {
-            return Err(CryptoError::Malformed("nonce has the wrong length for this cipher"));
-        }
         if ciphertext.len() < TAG_LEN {
             return Err(CryptoError::Malformed("ciphertext shorter than its tag"));
         }
-        let mut buf = Zeroizing::new(ciphertext.to_vec());
-        let r = match self {
-            Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new_from_slice(key.expose())
-                .map_err(|_| CryptoError::Malformed("key length"))?
-                .decrypt_in_place(nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?, aad, &mut *buf),
-            Cipher::Aes256Gcm => Aes256Gcm::new_from_slice(key.expose())
-                .map_err(|_| CryptoError::Malformed("key length"))?
-                .decrypt_in_place(nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?, aad, &mut *buf),
-        };
-        r.map_err(|_| CryptoError::Authentication)?;
+        let (ct, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
+        let mut buf = Zeroizing::new(ct.to_vec());
+        self.decrypt_detached(key, nonce, aad, &mut buf, tag)?;
         Ok(SecretBytes::from(buf))
     }
 }
@@ -213,16 +249,17 @@ fn full_aad(header: &[u8; HEADER_LEN], context: &Aad) -> Vec<u8> {
 /// Encrypts `plaintext` under `key` (identified by `key_id`) with a fresh random nonce, binding it to `context`.
 pub fn seal(cipher: Cipher, key: &Key32, key_id: u32, context: &Aad, plaintext: &[u8]) -> Vec<u8> {
     let header = EnvelopeHeader { cipher, key_id }.encode();
-    let mut nonce = [0u8; 24];
-    let nonce = &mut nonce[..cipher.nonce_len()];
-    random::fill(nonce);
-    let ct = cipher
-        .encrypt_raw(key, nonce, &full_aad(&header, context), plaintext)
-        .expect("key and nonce lengths are fixed by construction");
-    let mut out = Vec::with_capacity(HEADER_LEN + nonce.len() + ct.len());
+    let n = cipher.nonce_len();
+    let mut out = Vec::with_capacity(HEADER_LEN + n + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&header);
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
+    out.resize(HEADER_LEN + n, 0);
+    random::fill(&mut out[HEADER_LEN..]);
+    out.extend_from_slice(plaintext);
+    let (head, body) = out.split_at_mut(HEADER_LEN + n);
+    let tag = cipher
+        .encrypt_detached(key, &head[HEADER_LEN..], &full_aad(&header, context), body)
+        .expect("key and nonce lengths are fixed by construction");
+    out.extend_from_slice(&tag);
     out
 }
 

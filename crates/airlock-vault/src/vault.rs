@@ -402,15 +402,22 @@ impl Vault {
             .ok_or_else(|| VaultError::NotFound(id.to_string()))
     }
 
+    /// The decrypted secret, from the cache or (first time) by decrypting its record. The warm path is a hash
+    /// lookup: no copies, no scan of the records.
     fn cached(&mut self, id: &SecretId) -> Result<&Secret, VaultError> {
-        let vault_id = self.body.vault_id.clone();
-        let entry = self.entry(id)?.clone();
-        let u = self.unlocked_mut()?;
+        self.unlocked_mut()?;
+        let u = self.unlocked.as_mut().expect("checked by unlocked_mut");
         if !u.cache.contains_key(id) {
-            let s = decrypt_record(&vault_id, &u.keyring, &entry)?;
+            let entry = self
+                .body
+                .records
+                .iter()
+                .find(|r| r.workspace == id.workspace && r.name == id.name)
+                .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+            let s = decrypt_record(&self.body.vault_id, &u.keyring, entry)?;
             u.cache.insert(id.clone(), s);
         }
-        Ok(u.cache.get(id).expect("just inserted"))
+        Ok(&u.cache[id])
     }
 
     /// Stores a new secret. Fails if the name is taken in that workspace.
