@@ -243,6 +243,7 @@ impl Vault {
         let mut order: Vec<&KekSlot> = self.body.slots.iter().collect();
         order.sort_by_key(|s| (matches!(s.source, airlock_crypto::KekSource::Passphrase { .. }), s.id));
         let mut attempts = Vec::new();
+        let (mut wrong_passphrase, mut other_failure) = (false, false);
         let mut opened = None;
         for slot in order {
             if !slot.is_available(inputs) {
@@ -254,27 +255,27 @@ impl Vault {
                     opened = Some((slot.id, root));
                     break;
                 }
-                Err(CryptoError::WrongPassphrase) if self.body.slots.len() == 1 => {
-                    return Err(VaultError::WrongPassphrase);
+                Err(e) => {
+                    wrong_passphrase |= matches!(e, CryptoError::WrongPassphrase);
+                    other_failure |= !matches!(e, CryptoError::WrongPassphrase);
+                    attempts.push((slot.source.describe(), e.to_string()));
                 }
-                Err(e) => attempts.push((slot.source.describe(), e.to_string())),
             }
         }
         let Some((slot_id, root)) = opened else {
-            if attempts.iter().all(|(_, e)| e == &CryptoError::WrongPassphrase.to_string() || e == "not available here")
-                && attempts.iter().any(|(_, e)| e == &CryptoError::WrongPassphrase.to_string())
-            {
+            // The common case deserves the plain message: a passphrase was tried and nothing else could be.
+            if wrong_passphrase && !other_failure {
                 return Err(VaultError::WrongPassphrase);
             }
             return Err(VaultError::NoSlotOpened { attempts });
         };
         let keyring = self.open_keyring(&root, &self.body)?;
         let mac_key = keyring.subkey(labels::VAULT_FILE_MAC);
-        if let Some((bytes, mac)) = self.pending_mac.take() {
-            if !kdf::hmac_sha256_verify(&mac_key, &bytes, &mac) {
-                self.pending_mac = Some((bytes, mac));
-                return Err(self.diagnose_tamper(&keyring));
-            }
+        if let Some((bytes, mac)) = self.pending_mac.take()
+            && !kdf::hmac_sha256_verify(&mac_key, &bytes, &mac)
+        {
+            self.pending_mac = Some((bytes, mac));
+            return Err(self.diagnose_tamper(&keyring));
         }
         self.unlocked =
             Some(Unlocked { root, keyring, mac_key, expires: ttl.map(|t| Instant::now() + t), cache: HashMap::new() });
