@@ -67,6 +67,13 @@ pub struct RecordEntry {
     pub envelope: String,
 }
 
+impl RecordEntry {
+    /// Whether this record is the one addressed by `id`.
+    pub fn is(&self, id: &crate::SecretId) -> bool {
+        self.workspace == id.workspace && self.name == id.name
+    }
+}
+
 /// A parsed file whose checksum matched. Its HMAC is checked later, once the keys are known.
 pub struct ParsedFile {
     pub body: Body,

@@ -396,11 +396,7 @@ impl Vault {
     }
 
     fn entry(&self, id: &SecretId) -> Result<&RecordEntry, VaultError> {
-        self.body
-            .records
-            .iter()
-            .find(|r| r.workspace == id.workspace && r.name == id.name)
-            .ok_or_else(|| VaultError::NotFound(id.to_string()))
+        self.body.records.iter().find(|r| r.is(id)).ok_or_else(|| VaultError::NotFound(id.to_string()))
     }
 
     /// The decrypted secret, from the cache or (first time) by decrypting its record. The warm path is a hash
@@ -409,12 +405,8 @@ impl Vault {
         self.unlocked_mut()?;
         let u = self.unlocked.as_mut().expect("checked by unlocked_mut");
         if !u.cache.contains_key(id) {
-            let entry = self
-                .body
-                .records
-                .iter()
-                .find(|r| r.workspace == id.workspace && r.name == id.name)
-                .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+            let entry =
+                self.body.records.iter().find(|r| r.is(id)).ok_or_else(|| VaultError::NotFound(id.to_string()))?;
             let s = decrypt_record(&self.body.vault_id, &u.keyring, entry)?;
             u.cache.insert(id.clone(), s);
         }
@@ -426,7 +418,7 @@ impl Vault {
         check_value(&value)?;
         let meta = build_meta(opts)?;
         self.mutate(|tx| {
-            if tx.body.records.iter().any(|r| r.workspace == id.workspace && r.name == id.name) {
+            if tx.body.records.iter().any(|r| r.is(id)) {
                 return Err(VaultError::AlreadyExists(id.to_string()));
             }
             let secret = Secret { meta, versions: vec![ValueVersion { version: 1, created: now_unix(), value }] };
@@ -479,7 +471,7 @@ impl Vault {
     pub fn remove(&mut self, id: &SecretId) -> Result<(), VaultError> {
         self.mutate(|tx| {
             let before = tx.body.records.len();
-            tx.body.records.retain(|r| !(r.workspace == id.workspace && r.name == id.name));
+            tx.body.records.retain(|r| !r.is(id));
             if tx.body.records.len() == before {
                 return Err(VaultError::NotFound(id.to_string()));
             }
@@ -493,12 +485,8 @@ impl Vault {
         f: impl FnOnce(&mut Secret, u32) -> Result<(), VaultError>,
     ) -> Result<SecretInfo, VaultError> {
         self.mutate(|tx| {
-            let idx = tx
-                .body
-                .records
-                .iter()
-                .position(|r| r.workspace == id.workspace && r.name == id.name)
-                .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+            let idx =
+                tx.body.records.iter().position(|r| r.is(id)).ok_or_else(|| VaultError::NotFound(id.to_string()))?;
             let old = &tx.body.records[idx];
             let mut secret = decrypt_record(&tx.body.vault_id, tx.keyring, old)?;
             f(&mut secret, tx.body.keep_versions)?;

@@ -274,3 +274,27 @@ fn files_are_private() {
     assert_eq!(mode(&fx.home.join("vault.lock")), 0o600);
     assert_eq!(mode(&fx.keyfile), 0o600);
 }
+
+#[test]
+fn debug_output_never_contains_values() {
+    let (fx, mut v) = Fixture::new();
+    let value = b"canary-5f2b9e-value-that-must-not-print";
+    set(&mut v, "CANARY", value);
+    let canary = std::str::from_utf8(value).unwrap();
+    let mut surrogates = airlock_vault::surrogate::SurrogateMap::new();
+    surrogates.surrogate_for(&id("CANARY"), value);
+    let resolved = format!("{:?}", v.resolve(&id("CANARY")));
+    let dumps = [
+        format!("{v:?}"),
+        resolved,
+        format!("{:?}", v.list()),
+        format!("{:?}", v.status()),
+        format!("{surrogates:?}"),
+        format!("{:?}", v.set(&id("CANARY"), NewSecret::default(), SecretBytes::copy_from(value))),
+        format!("{:?}", fx.reopen().map(|_| ())),
+    ];
+    for d in &dumps {
+        assert!(!d.contains(canary), "value leaked into Debug output: {d}");
+    }
+    assert!(dumps[1].contains("redacted"), "{}", dumps[1]);
+}
