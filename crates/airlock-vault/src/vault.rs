@@ -244,6 +244,7 @@ impl Vault {
         order.sort_by_key(|s| (matches!(s.source, airlock_crypto::KekSource::Passphrase { .. }), s.id));
         let mut attempts = Vec::new();
         let (mut wrong_passphrase, mut other_failure) = (false, false);
+        let mut insecure = None;
         let mut opened = None;
         for slot in order {
             if !slot.is_available(inputs) {
@@ -256,16 +257,26 @@ impl Vault {
                     break;
                 }
                 Err(e) => {
-                    wrong_passphrase |= matches!(e, CryptoError::WrongPassphrase);
-                    other_failure |= !matches!(e, CryptoError::WrongPassphrase);
                     attempts.push((slot.source.describe(), e.to_string()));
+                    match e {
+                        CryptoError::WrongPassphrase => wrong_passphrase = true,
+                        CryptoError::KeyfileInsecure { .. } => insecure = insecure.or(Some(e)),
+                        _ => other_failure = true,
+                    }
                 }
             }
         }
         let Some((slot_id, root)) = opened else {
             // The common case deserves the plain message: a passphrase was tried and nothing else could be.
-            if wrong_passphrase && !other_failure {
+            if wrong_passphrase && !other_failure && insecure.is_none() {
                 return Err(VaultError::WrongPassphrase);
+            }
+            // A key or passphrase file others can read is a problem to fix, not a wrong key: say exactly that.
+            if let Some(e) = insecure
+                && !wrong_passphrase
+                && !other_failure
+            {
+                return Err(e.into());
             }
             return Err(VaultError::NoSlotOpened { attempts });
         };

@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "airlock", version, about = "The security boundary between an AI agent and the world")]
 pub struct Cli {
-    /// State directory (default: $XDG_DATA_HOME/airlock, else ~/.local/share/airlock).
-    #[arg(long, env = "AIRLOCK_HOME", global = true)]
+    /// State directory (default: $AIRLOCK_HOME, else $XDG_DATA_HOME/airlock, else ~/.local/share/airlock).
+    #[arg(long, global = true)]
     pub home: Option<PathBuf>,
     /// Read the vault passphrase from this file (mode 0600). Otherwise $AIRLOCK_PASSPHRASE, then a prompt.
     #[arg(long, global = true)]

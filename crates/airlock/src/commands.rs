@@ -39,6 +39,10 @@ fn home_dir(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
     if let Some(h) = explicit.filter(|h| !h.as_os_str().is_empty()) {
         return Ok(h);
     }
+    // Read here rather than by clap, so that an empty AIRLOCK_HOME means "unset", like the XDG variables.
+    if let Some(h) = std::env::var_os("AIRLOCK_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("airlock"));
     }
@@ -343,7 +347,13 @@ fn status(ctx: &Ctx) -> Result<(), CliError> {
         passphrase: if can_prompt_free { Some(&mut ask) } else { None },
         keyfile_override: ctx.keyfile.clone(),
     };
-    let unlock_error = vault.unlock(&mut inputs, None).err().map(|e| e.to_string());
+    let unlock_result = vault.unlock(&mut inputs, None);
+    // Tampering fails the command (after printing what is known); a vault that is merely locked does not.
+    let tampered = matches!(
+        unlock_result,
+        Err(airlock_vault::VaultError::Tampered(_) | airlock_vault::VaultError::RecordTampered { .. })
+    );
+    let unlock_error = unlock_result.as_ref().err().map(|e| e.to_string());
     let st = vault.status();
     #[derive(serde::Serialize)]
     struct Out<'a> {
@@ -375,5 +385,8 @@ fn status(ctx: &Ctx) -> Result<(), CliError> {
         }
         s
     });
-    Ok(())
+    match unlock_result {
+        Err(e) if tampered => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -104,5 +104,11 @@ pub fn read_value(raw: bool) -> Result<SecretBytes, CliError> {
         .read_to_end(&mut buf)
         .map_err(|e| CliError::input(format!("reading the value from stdin: {e}")))?;
     let v = if raw { &buf[..] } else { strip_newline(&buf) };
+    if v.len() > MAX_VALUE_LEN {
+        // We stopped reading at the limit, so the true length is unknown: say so rather than guess.
+        return Err(CliError::input(format!(
+            "the secret value is more than {MAX_VALUE_LEN} bytes; the limit is {MAX_VALUE_LEN}"
+        )));
+    }
     Ok(SecretBytes::copy_from(v))
 }

@@ -1,7 +1,7 @@
 //! `airlock`: the command-line front end. Thin by design: parsing, prompting and printing live here; every
 //! decision lives in the library crates.
 //!
-//! Exit codes (also in `docs/cli.md`):
+//! Exit codes (also in README.md):
 //!
 //! | code | meaning |
 //! |---|---|
@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 use airlock_vault::{CryptoError, VaultError};
 use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// An error with the exit code it maps to.
 #[derive(Debug)]
@@ -96,7 +97,10 @@ impl From<CryptoError> for CliError {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(e),
+    };
     let json = args.json;
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,4 +114,55 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// Reports a command-line error without echoing what was typed. clap's own messages quote the offending
+/// argument, and a user who pastes a token as an argument by mistake must not see it copied to stderr (and into
+/// whatever captures stderr). Messages that only name options and placeholders are passed through.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let code = e.exit_code().clamp(0, 255) as u8;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        | ErrorKind::MissingRequiredArgument
+        | ErrorKind::MissingSubcommand
+        | ErrorKind::ArgumentConflict => {
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+        _ => {}
+    }
+    let context = |kind: ContextKind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let mut msg = match e.kind() {
+        ErrorKind::UnknownArgument => match context(ContextKind::InvalidArg) {
+            Some(arg) if arg.starts_with('-') => {
+                format!("unexpected option '{}'", arg.split('=').next().unwrap_or_default())
+            }
+            _ => "unexpected extra argument (not shown, in case it is a secret: secret values are read from stdin \
+                  or a hidden prompt, never from arguments)"
+                .to_string(),
+        },
+        ErrorKind::InvalidSubcommand => "unknown command".to_string(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = context(ContextKind::InvalidArg).unwrap_or_else(|| "an option".into());
+            let mut m = format!("invalid value for {arg}");
+            if let Some(valid) = context(ContextKind::ValidValue) {
+                m += &format!(" (expected one of: {valid})");
+            }
+            m
+        }
+        _ => format!("invalid command line ({})", e.kind()),
+    };
+    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand] {
+        if let Some(s) = context(kind) {
+            msg += &format!("; did you mean '{s}'?");
+        }
+    }
+    eprintln!("airlock: usage error: {msg}\nRun `airlock --help` (or `airlock COMMAND --help`) for usage.");
+    ExitCode::from(code)
 }

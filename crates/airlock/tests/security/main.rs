@@ -1,0 +1,12 @@
+//! Security tests of the real `airlock` binary: one module per attack, each named after it. They run the binary
+//! as a subprocess against a throwaway `AIRLOCK_HOME` and check the result with the library.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod concurrent_writers;
+mod kill9_during_key_rotate;
+mod kill9_during_secret_set;
+mod secret_value_leak_canary_scan;
+mod secret_value_via_argv_refused;
+mod stale_temp_cleanup;
