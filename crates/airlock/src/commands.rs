@@ -202,9 +202,7 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
                 );
             }
             let info = vault.set(&id, opts, value)?;
-            ctx.print(&info, || {
-                format!("Stored {id} (version {}, {} bytes never shown)\n", info.current_version, "value")
-            });
+            ctx.print(&info, || format!("Stored {id} (version {}; the value is never shown)\n", info.current_version));
         }
         SecretCommand::List { workspace } => {
             let mut vault = ctx.open_unlocked()?;
