@@ -235,7 +235,7 @@ impl Vault {
     }
 
     /// Tries the slots that need no prompt first (env, key file, OS keyring), then passphrase slots. Returns the
-    /// id of the slot that opened. After `ttl`, the vault locks itself and zeroizes its keys and cached values.
+    /// id of the slot that opened (0 if the vault was already unlocked). After `ttl`, the vault locks itself and zeroizes its keys and cached values.
     pub fn unlock(&mut self, inputs: &mut KekInputs<'_>, ttl: Option<Duration>) -> Result<u32, VaultError> {
         if self.unlocked.is_some() {
             return Ok(0);

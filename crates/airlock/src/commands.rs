@@ -190,8 +190,12 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
                 tags: a.tags,
                 keep_versions: a.keep_versions,
             };
-            // Unlock first, so a wrong passphrase fails before the user types the value.
+            // Unlock and check the name first, so a wrong passphrase or a taken name fails before the user types
+            // the value. (`set` checks again under the write lock.)
             let mut vault = ctx.open_unlocked()?;
+            if vault.info(&id).is_ok() {
+                return Err(airlock_vault::VaultError::AlreadyExists(id.to_string()).into());
+            }
             let value = input::read_value(a.raw)?;
             airlock_vault::check_value(&value)?;
             warn_formats(&id, &a.hosts, &value);
