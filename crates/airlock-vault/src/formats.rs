@@ -231,6 +231,8 @@ pub enum Finding {
     Malformed { provider: &'static str, problem: &'static str },
     /// The name or pinned hosts suggest a provider, but the value has none of its prefixes.
     UnexpectedFormat { provider: &'static str },
+    /// Shorter than 8 bytes: easily guessed, and too short for a surrogate to stand in for without colliding.
+    TooShort(usize),
 }
 
 impl std::fmt::Display for Finding {
@@ -239,6 +241,11 @@ impl std::fmt::Display for Finding {
             Finding::Placeholder(why) => write!(f, "the value looks like a placeholder ({why})"),
             Finding::TestKey(p) => write!(f, "the value is a {p} key (test/sandbox, not live)"),
             Finding::Malformed { provider, problem } => write!(f, "the value has the {provider} prefix but {problem}"),
+            Finding::TooShort(n) => write!(
+                f,
+                "the value is only {n} bytes: easily guessed, and too short for leak detection or surrogates to \
+                 tell it apart from ordinary text"
+            ),
             Finding::UnexpectedFormat { provider } => {
                 write!(f, "the name or hosts suggest {provider}, but the value does not have any {provider} key prefix")
             }
@@ -293,6 +300,9 @@ const DOC_EXAMPLES: &[&str] =
 /// Checks a value (with its name and pinned hosts as context) for placeholders, test keys and format slips.
 pub fn check_value_format(name: &str, hosts: &[String], value: &[u8]) -> Vec<Finding> {
     let mut out = Vec::new();
+    if value.len() < 8 {
+        out.push(Finding::TooShort(value.len()));
+    }
     let text = std::str::from_utf8(value).ok();
     if let Some(t) = text {
         let lower = t.trim().to_ascii_lowercase();
@@ -397,6 +407,7 @@ mod tests {
         let f = check_value_format("OPENAI_API_KEY", &["api.openai.com".into()], b"AbCdEf0123456789AbCdEf0123456789");
         assert_eq!(f, vec![Finding::UnexpectedFormat { provider: "OpenAI" }]);
         assert_eq!(check_value_format("DB_PASSWORD", &[], b"Zq8#mL2!vR9@wX4$"), vec![]);
+        assert_eq!(check_value_format("PIN", &[], b"4711"), vec![Finding::TooShort(4)]);
     }
 
     #[test]

@@ -71,9 +71,25 @@ pub fn normalize_host(h: &str) -> Result<String, VaultError> {
     let bad =
         |reason: &str| Err(VaultError::InvalidHost { host: h.escape_debug().to_string(), reason: reason.to_string() });
     let lower = h.trim().to_ascii_lowercase();
-    let (host, port) = match lower.rsplit_once(':') {
-        Some((hh, p)) if !hh.contains(':') || hh.starts_with('[') => (hh.to_string(), Some(p.to_string())),
-        _ => (lower.clone(), None),
+    // Bracketed IPv6 (`[::1]`, `[::1]:443`), otherwise `host` or `host:port`. Bare IPv6 needs brackets.
+    let (host, port) = if let Some(rest) = lower.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return bad("unclosed '[' in an IPv6 literal");
+        };
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p.to_string()),
+                None => return bad("unexpected text after ']'"),
+            },
+        };
+        (format!("[{v6}]"), port)
+    } else {
+        match lower.split_once(':') {
+            Some((_, p)) if p.contains(':') => return bad("an IPv6 address must be in brackets, e.g. [::1]"),
+            Some((hh, p)) => (hh.to_string(), Some(p.to_string())),
+            None => (lower.clone(), None),
+        }
     };
     if let Some(p) = &port {
         match p.parse::<u16>() {
@@ -117,6 +133,21 @@ pub fn normalize_host(h: &str) -> Result<String, VaultError> {
     })
 }
 
+/// Headers an injection recipe may not set: hop-by-hop, framing and routing headers (RFC 9110 section 7.6.1,
+/// RFC 9112 section 6).
+const FRAMING_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
 /// How the broker puts a secret on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -139,6 +170,11 @@ impl Injection {
         let (name, template) = (name.trim(), template.trim());
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
             return bad("header name must be an HTTP token");
+        }
+        if FRAMING_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            // Injecting these would let a secret's recipe rewrite where or how a request is framed
+            // (request smuggling, host confusion). Credentials never belong in them.
+            return bad("this header controls routing or message framing and cannot carry a credential");
         }
         if template.matches("{}").count() != 1 {
             return bad("template must contain exactly one {}");
@@ -290,7 +326,23 @@ mod tests {
         assert_eq!(normalize_host("*.example.com:8443").unwrap(), "*.example.com:8443");
         assert_eq!(normalize_host("127.0.0.1:80").unwrap(), "127.0.0.1:80");
         assert_eq!(normalize_host("[::1]:443").unwrap(), "[::1]:443");
-        for bad in ["", "*", "*.com", "a.*.com", "exa mple.com", "x.com:0", "x.com:99999", "-a.com", "a..com", "[zz]"] {
+        assert_eq!(normalize_host("[2001:DB8::1]").unwrap(), "[2001:db8::1]");
+        for bad in [
+            "",
+            "*",
+            "*.com",
+            "a.*.com",
+            "exa mple.com",
+            "x.com:0",
+            "x.com:99999",
+            "-a.com",
+            "a..com",
+            "[zz]",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+        ] {
             assert!(normalize_host(bad).is_err(), "{bad:?}");
         }
     }
@@ -301,7 +353,16 @@ mod tests {
             Injection::header("Authorization: Bearer {}").unwrap(),
             Injection::Header { name: "Authorization".into(), template: "Bearer {}".into() }
         );
-        for bad in ["Authorization Bearer {}", "Auth: Bearer", "Auth: {} {}", "Bad Header: {}", "X: a\r\nb {}"] {
+        for bad in [
+            "Authorization Bearer {}",
+            "Auth: Bearer",
+            "Auth: {} {}",
+            "Bad Header: {}",
+            "X: a\r\nb {}",
+            "Host: {}",
+            "Content-Length: {}",
+            "transfer-encoding: chunked {}",
+        ] {
             assert!(Injection::header(bad).is_err(), "{bad:?}");
         }
         assert!(Injection::query("api_key").is_ok());

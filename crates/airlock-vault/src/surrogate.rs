@@ -20,14 +20,37 @@ use crate::formats::{self, BASE62};
 
 const SEPARATORS: &[u8] = b"-_./+=:";
 
-/// Generates a fresh surrogate for `value`. Never equal to the value, never containing it.
+/// Values shorter than this cannot be hidden by any stand-in (a 4-digit PIN collides with random strings), so
+/// they get opaque surrogates and no containment check.
+const MIN_HIDDEN_LEN: usize = 8;
+
+/// Generates a fresh surrogate for `value`. For values of 8 bytes or more, never equal to the value and never
+/// containing it. Always terminates: a value whose shape leaves nothing to randomise (all separators, say) falls
+/// back to an opaque surrogate.
 pub fn generate(value: &[u8]) -> String {
-    loop {
+    let acceptable = |s: &str| value.len() < MIN_HIDDEN_LEN || !contains(s.as_bytes(), value);
+    for _ in 0..16 {
         let s = generate_once(value);
-        if !contains(s.as_bytes(), value) {
+        if acceptable(&s) {
             return s;
         }
     }
+    let s = opaque();
+    if acceptable(&s) {
+        return s;
+    }
+    // The value is a piece of the opaque prefix itself ("airlock-surrogate"): use bare random hex, which contains
+    // a given 8-byte string with probability below 2^-26 per draw.
+    loop {
+        let s = random_from(b"0123456789abcdef", 48);
+        if acceptable(&s) {
+            return s;
+        }
+    }
+}
+
+fn opaque() -> String {
+    format!("airlock-surrogate-{}", random_from(b"0123456789abcdef", 32))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -36,10 +59,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 fn generate_once(value: &[u8]) -> String {
     let printable = !value.is_empty() && value.iter().all(|b| (0x21..=0x7e).contains(b));
-    if !printable || value.len() < 8 {
+    if !printable || value.len() < MIN_HIDDEN_LEN {
         // Binary, whitespace-bearing or very short values: no shape worth keeping, and a same-shape stand-in of a
         // 4-digit PIN would collide with it too often. Use an unmistakable surrogate instead.
-        return format!("airlock-surrogate-{}", random_from(b"0123456789abcdef", 32));
+        return opaque();
     }
     let provider = formats::detect(value);
     let prefix_len = provider.map(|p| p.prefix.len()).unwrap_or(0);
@@ -204,6 +227,24 @@ mod tests {
         assert!(generate(b"\x00\xff\x10binary").starts_with("airlock-surrogate-"));
         assert!(generate(b"1234").starts_with("airlock-surrogate-"));
         assert!(generate(b"has space in it").starts_with("airlock-surrogate-"));
+    }
+
+    #[test]
+    fn values_with_nothing_to_randomise_still_get_a_different_surrogate() {
+        // Each of these once looped forever: the shape-keeping generator can only reproduce them.
+        let all_separators = b"--------".to_vec();
+        let prefix_then_separators = [b"ghp_".to_vec(), vec![b'_'; 36]].concat();
+        let piece_of_the_opaque_prefix = b"airlock-surrogate".to_vec();
+        for v in [all_separators, prefix_then_separators, piece_of_the_opaque_prefix] {
+            let s = generate(&v);
+            assert!(
+                !s.as_bytes().windows(v.len()).any(|w| w == &v[..]),
+                "{s} contains {:?}",
+                String::from_utf8_lossy(&v)
+            );
+        }
+        // Short values are below the hiding threshold: they get an opaque surrogate, even if it contains them.
+        assert!(generate(b"ate-").starts_with("airlock-surrogate-"));
     }
 
     #[test]
