@@ -18,6 +18,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod harden;
 mod input;
 
 use std::process::ExitCode;
@@ -97,6 +98,9 @@ impl From<CryptoError> for CliError {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = harden::harden() {
+        eprintln!("airlock: warning: {e}");
+    }
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => return usage_error(e),

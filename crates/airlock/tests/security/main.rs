@@ -7,6 +7,7 @@ mod common;
 mod concurrent_writers;
 mod kill9_during_key_rotate;
 mod kill9_during_secret_set;
+mod memory_read_from_an_unlocked_process;
 mod secret_value_leak_canary_scan;
 mod secret_value_via_argv_refused;
 mod stale_temp_cleanup;
