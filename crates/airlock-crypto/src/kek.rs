@@ -170,7 +170,9 @@ impl KekSlot {
                 (KekSource::Env { var: var.clone() }, kdf::hkdf_sha256(ikm.expose(), &salt, labels::KEK_ENV))
             }
             KekSpec::OsKeyring => {
-                let user = format!("vault-{}-slot-{}", p.vault_id, p.id);
+                // The random suffix keeps two rekeys racing to the same slot id (or two copies of one vault) from
+                // sharing, and then deleting, each other's entry.
+                let user = format!("vault-{}-slot-{}-{:08x}", p.vault_id, p.id, random::below(u32::MAX));
                 let ikm = Key32::random();
                 crate::os_keyring::store(OS_KEYRING_SERVICE, &user, ikm.expose())?;
                 let kek = kdf::hkdf_sha256(ikm.expose(), &salt, labels::KEK_OS_KEYRING);

@@ -10,8 +10,9 @@
 //!
 //! Why two digests: the unkeyed SHA-256 lets us tell *damage* (a truncated write, a flipped bit) from a wrong
 //! passphrase before any key is derived, and say so precisely. It proves nothing against an attacker, who can
-//! recompute it. The HMAC, keyed from the vault's derivation seed, is what detects tampering: added, removed,
-//! replayed or swapped records, edited slots or metadata. Each record is additionally an AEAD envelope bound to
+//! recompute it. The HMAC, keyed from the root key, is what detects tampering: added, removed, replayed or
+//! swapped records, edited slots or metadata. (Keyed from the root key, not the long-lived derivation seed, so a
+//! rekey also takes the power to forge it away from anyone holding an old root key.) Each record is additionally an AEAD envelope bound to
 //! (vault id, workspace, name, version, term), so a ciphertext moved between records fails on its own.
 //!
 //! Writes are whole-file replacements: write a temp file (0600) in the same directory, fsync it, rename it over

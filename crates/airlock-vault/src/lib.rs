@@ -31,7 +31,7 @@ pub use model::{
     DEFAULT_KEEP_VERSIONS, DEFAULT_WORKSPACE, Exposure, Injection, MAX_KEEP_VERSIONS, MAX_VALUE_LEN, NewSecret,
     SecretId, SecretInfo, check_value, normalize_host,
 };
-pub use vault::{InitOptions, SlotInfo, Status, TermStatus, Vault};
+pub use vault::{InitOptions, RekeyReport, SlotInfo, Status, TermStatus, Vault};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,7 +65,7 @@ pub enum VaultError {
     Locked,
     #[error("the vault locked itself: its unlock time-to-live expired")]
     Expired,
-    #[error("the vault was rekeyed by another process; unlock it again")]
+    #[error("the vault was rekeyed by another process (or its keyring was altered); unlock it again")]
     Rekeyed,
     #[error("secret {0} not found")]
     NotFound(String),

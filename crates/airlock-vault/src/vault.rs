@@ -51,6 +51,15 @@ pub struct Status {
     pub terms: Option<Vec<TermStatus>>,
 }
 
+/// What [`Vault::rekey`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RekeyReport {
+    /// The vault's slots now.
+    pub slots: Vec<SlotInfo>,
+    /// Old OS-keyring entries that could not be deleted (the old key still exists there; delete it by hand).
+    pub cleanup_errors: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SlotInfo {
     pub id: u32,
@@ -81,7 +90,6 @@ enum Storage {
 struct Unlocked {
     root: Key32,
     keyring: Keyring,
-    mac_key: Key32,
     expires: Option<Instant>,
     cache: HashMap<SecretId, Secret>,
 }
@@ -162,8 +170,7 @@ impl Vault {
             keyring: B64.encode(keyring.seal_under(&root, &vault_id)),
             records: Vec::new(),
         };
-        let mac_key = keyring.subkey(labels::VAULT_FILE_MAC);
-        if let Err(e) = file::write_atomic(&path, &file::encode(&body, &mac_key)) {
+        if let Err(e) = file::write_atomic(&path, &file::encode(&body, &file_mac_key(&root))) {
             destroy_all(&body.slots);
             return Err(e);
         }
@@ -171,7 +178,7 @@ impl Vault {
             storage: Storage::File { dir: home.to_path_buf(), path },
             body,
             pending_mac: None,
-            unlocked: Some(Unlocked { root, keyring, mac_key, expires: None, cache: HashMap::new() }),
+            unlocked: Some(Unlocked { root, keyring, expires: None, cache: HashMap::new() }),
             lock_timeout: Duration::from_secs(30),
         })
     }
@@ -181,7 +188,6 @@ impl Vault {
         let vault_id = hex_id();
         let root = Key32::random();
         let keyring = Keyring::new(cipher);
-        let mac_key = keyring.subkey(labels::VAULT_FILE_MAC);
         let body = Body {
             format: file::FORMAT,
             vault_id: vault_id.clone(),
@@ -197,7 +203,7 @@ impl Vault {
             storage: Storage::Memory,
             body,
             pending_mac: None,
-            unlocked: Some(Unlocked { root, keyring, mac_key, expires: None, cache: HashMap::new() }),
+            unlocked: Some(Unlocked { root, keyring, expires: None, cache: HashMap::new() }),
             lock_timeout: Duration::from_secs(30),
         }
     }
@@ -234,11 +240,23 @@ impl Vault {
         &self.body.vault_id
     }
 
-    /// Tries the slots that need no prompt first (env, key file, OS keyring), then passphrase slots. Returns the
-    /// id of the slot that opened (0 if the vault was already unlocked). After `ttl`, the vault locks itself and zeroizes its keys and cached values.
+    /// Checks the caller's credentials and unlocks: tries the slots that need no prompt first (env, key file, OS
+    /// keyring), then passphrase slots, and returns the id of the slot that opened. Every call re-reads the file
+    /// and checks credentials afresh, even on a vault that is already unlocked: a long-lived holder must never
+    /// accept a slot that a rekey has since revoked, or serve a secret removed since it last looked. A failed call
+    /// leaves the vault locked. After `ttl`, the vault locks itself and its keys and cached values are dropped
+    /// (zeroized) at the next access or [`Vault::expire_if_due`].
     pub fn unlock(&mut self, inputs: &mut KekInputs<'_>, ttl: Option<Duration>) -> Result<u32, VaultError> {
-        if self.unlocked.is_some() {
-            return Ok(0);
+        self.unlocked = None;
+        match &self.storage {
+            Storage::Memory => return Err(VaultError::Ephemeral("unlocking again after lock")),
+            Storage::File { path, .. } => {
+                let path = path.clone();
+                let parsed = file::decode(&path, &file::read(&path)?)?;
+                check_structure(&path, &parsed.body)?;
+                self.body = parsed.body;
+                self.pending_mac = Some((parsed.body_bytes, parsed.hmac));
+            }
         }
         let mut order: Vec<&KekSlot> = self.body.slots.iter().collect();
         order.sort_by_key(|s| (matches!(s.source, airlock_crypto::KekSource::Passphrase { .. }), s.id));
@@ -281,21 +299,26 @@ impl Vault {
             return Err(VaultError::NoSlotOpened { attempts });
         };
         let keyring = self.open_keyring(&root, &self.body)?;
-        let mac_key = keyring.subkey(labels::VAULT_FILE_MAC);
         if let Some((bytes, mac)) = self.pending_mac.take()
-            && !kdf::hmac_sha256_verify(&mac_key, &bytes, &mac)
+            && !kdf::hmac_sha256_verify(&file_mac_key(&root), &bytes, &mac)
         {
             self.pending_mac = Some((bytes, mac));
             return Err(self.diagnose_tamper(&keyring));
         }
         self.unlocked =
-            Some(Unlocked { root, keyring, mac_key, expires: ttl.map(|t| Instant::now() + t), cache: HashMap::new() });
+            Some(Unlocked { root, keyring, expires: ttl.map(|t| Instant::now() + t), cache: HashMap::new() });
         Ok(slot_id)
     }
 
     /// Forgets all keys and cached values (they are zeroized as they drop).
     pub fn lock(&mut self) {
         self.unlocked = None;
+    }
+
+    /// Locks now if the time-to-live has passed. Long-lived holders call this on a timer, so expired keys do not
+    /// wait in memory for the next access.
+    pub fn expire_if_due(&mut self) {
+        let _ = self.unlocked_mut();
     }
 
     pub fn is_unlocked(&mut self) -> bool {
@@ -369,6 +392,7 @@ impl Vault {
 
     /// Metadata of every secret, sorted by workspace then name.
     pub fn list(&mut self) -> Result<Vec<SecretInfo>, VaultError> {
+        self.unlocked_mut()?;
         let ids: Vec<SecretId> = self
             .body
             .records
@@ -526,14 +550,16 @@ impl Vault {
         })
     }
 
-    /// Replaces every KEK slot with new ones and the root key with a new one. Data is not re-encrypted.
-    /// Old OS-keyring entries are deleted once the new file is in place.
+    /// Replaces every KEK slot with new ones and the root key with a new one, revoking the old slots: their keys
+    /// no longer open the vault, and (the file MAC being keyed from the root key) no longer let anyone forge it.
+    /// Data is not re-encrypted; follow with `rotate_key(true)` to also retire the data keys. Old OS-keyring
+    /// entries are deleted once the new file is in place; any that could not be are listed in the report.
     pub fn rekey(
         &mut self,
         specs: &[KekSpec],
         argon2: Argon2Params,
         inputs: &mut KekInputs<'_>,
-    ) -> Result<Vec<SlotInfo>, VaultError> {
+    ) -> Result<RekeyReport, VaultError> {
         if specs.is_empty() {
             return Err(VaultError::NoKekSlots);
         }
@@ -564,11 +590,19 @@ impl Vault {
         });
         match r {
             Ok(()) => {
-                destroy_all(&old);
-                Ok(self.status().slots)
+                let cleanup_errors = destroy_all(&old);
+                Ok(RekeyReport { slots: self.status().slots, cleanup_errors })
             }
             Err(e) => {
-                destroy_all(&new_slots);
+                // Delete the new slots' OS-keyring entries only if the file on disk does not use them: a write can
+                // fail after its rename (say, at the directory fsync), and then the new file depends on them.
+                let on_disk = match &self.storage {
+                    Storage::File { path, .. } => file::read(path).ok().and_then(|b| file::decode(path, &b).ok()),
+                    Storage::Memory => None,
+                };
+                if !on_disk.is_some_and(|p| p.body.slots == new_slots) {
+                    destroy_all(&new_slots);
+                }
                 Err(e)
             }
         }
@@ -599,14 +633,15 @@ impl Vault {
     fn reload(&mut self, path: &Path) -> Result<(Body, Keyring), VaultError> {
         let parsed = file::decode(path, &file::read(path)?)?;
         check_structure(path, &parsed.body)?;
-        let u = self.unlocked_mut()?;
-        if !kdf::hmac_sha256_verify(&u.mac_key, &parsed.body_bytes, &parsed.hmac) {
+        let root = self.unlocked_mut()?.root.clone();
+        // Our root key no longer opening the keyring means a rekey happened (or the keyring was altered, which
+        // the next unlock reports precisely). Either way these keys are no longer the vault's.
+        let keyring = self.open_keyring(&root, &parsed.body).map_err(|_| VaultError::Rekeyed)?;
+        if !kdf::hmac_sha256_verify(&file_mac_key(&root), &parsed.body_bytes, &parsed.hmac) {
             return Err(VaultError::Tampered(
                 "the file's HMAC does not match (changed by someone without the vault key)".into(),
             ));
         }
-        let root = u.root.clone();
-        let keyring = self.open_keyring(&root, &parsed.body).map_err(|_| VaultError::Rekeyed)?;
         Ok((parsed.body, keyring))
     }
 
@@ -638,7 +673,7 @@ impl Vault {
         body.generation += 1;
         body.keyring = B64.encode(keyring.seal_under(&root, &body.vault_id));
         if let Some(path) = file_path {
-            file::write_atomic(&path, &file::encode(&body, &u.mac_key))?;
+            file::write_atomic(&path, &file::encode(&body, &file_mac_key(&root)))?;
         }
         u.root = root;
         u.keyring = keyring;
@@ -648,10 +683,18 @@ impl Vault {
     }
 }
 
-fn destroy_all(slots: &[KekSlot]) {
-    for s in slots {
-        let _ = s.destroy_external();
-    }
+/// Deletes what the slots keep outside the file (OS-keyring entries). Returns what could not be deleted.
+fn destroy_all(slots: &[KekSlot]) -> Vec<String> {
+    slots
+        .iter()
+        .filter_map(|s| s.destroy_external().err().map(|e| format!("slot {} ({}): {e}", s.id, s.source.describe())))
+        .collect()
+}
+
+/// The key of the file-wide HMAC. Derived from the root key, so that only current KEK holders can produce it:
+/// rekeying revokes a leaked old root key's power to forge the file.
+fn file_mac_key(root: &Key32) -> Key32 {
+    kdf::subkey(root, labels::VAULT_FILE_MAC)
 }
 
 fn hex_id() -> String {

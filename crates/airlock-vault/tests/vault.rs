@@ -115,13 +115,15 @@ fn rekey_replaces_the_unlock_keys_without_touching_data() {
     set(&mut v, "A", b"value-a");
     let records_before = common::split(&std::fs::read(fx.vault_path()).unwrap()).1;
     let mut pass = || Ok(SecretBytes::copy_from(b"a new long passphrase"));
-    let slots = v
+    let report = v
         .rekey(
             &[KekSpec::Passphrase],
             fast_argon2(),
             &mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None },
         )
         .unwrap();
+    assert!(report.cleanup_errors.is_empty());
+    let slots = report.slots;
     assert_eq!(slots.len(), 1);
     assert_eq!(slots[0].kind, "passphrase");
     assert_eq!(slots[0].id, 2, "slot ids are never reused");
@@ -297,4 +299,57 @@ fn debug_output_never_contains_values() {
         assert!(!d.contains(canary), "value leaked into Debug output: {d}");
     }
     assert!(dumps[1].contains("redacted"), "{}", dumps[1]);
+}
+
+#[test]
+fn a_long_lived_handle_that_unlocks_again_sees_revocations_and_removals() {
+    // A daemon-style holder: unlocked once, locked, unlocked again later. Meanwhile another process rekeyed the
+    // vault away from the key file and removed a secret. The old key must not work, and the secret must be gone.
+    let (fx, mut v) = Fixture::new();
+    set(&mut v, "KEEP", b"keep-value");
+    set(&mut v, "GONE", b"gone-value");
+    let mut daemon = fx.reopen().unwrap();
+    daemon.lock();
+    v.remove(&id("GONE")).unwrap();
+    let mut pass = || Ok(SecretBytes::copy_from(b"the new passphrase 9"));
+    v.rekey(
+        &[KekSpec::Passphrase],
+        fast_argon2(),
+        &mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None },
+    )
+    .unwrap();
+    let e = daemon.unlock(&mut KekInputs::none(), None).unwrap_err();
+    assert!(matches!(e, VaultError::NoSlotOpened { .. }), "revoked key file still unlocks: {e}");
+    let mut pass = || Ok(SecretBytes::copy_from(b"the new passphrase 9"));
+    daemon.unlock(&mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None }, None).unwrap();
+    assert!(matches!(daemon.resolve(&id("GONE")), Err(VaultError::NotFound(_))));
+    assert_eq!(daemon.resolve(&id("KEEP")).unwrap().expose(), b"keep-value");
+}
+
+#[test]
+fn unlock_always_checks_credentials_even_when_unlocked_or_expired() {
+    let (fx, _v) = Fixture::new();
+    let mut v = Vault::open(&fx.home).unwrap();
+    v.unlock(&mut KekInputs::none(), Some(Duration::from_millis(50))).unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    let bogus = fx.dir.path().join("bogus.key");
+    airlock_crypto::kek::create_keyfile(&bogus).unwrap();
+    let e = v.unlock(&mut KekInputs { passphrase: None, keyfile_override: Some(bogus.clone()) }, None);
+    assert!(e.is_err(), "an expired vault unlocked with the wrong key");
+    // And on a vault that is unlocked right now: a wrong key fails and leaves it locked.
+    v.unlock(&mut KekInputs::none(), None).unwrap();
+    assert!(v.unlock(&mut KekInputs { passphrase: None, keyfile_override: Some(bogus) }, None).is_err());
+    assert!(matches!(v.list(), Err(VaultError::Locked)));
+}
+
+#[test]
+fn expire_if_due_drops_keys_without_waiting_for_an_access() {
+    let (fx, _v) = Fixture::new();
+    let mut v = Vault::open(&fx.home).unwrap();
+    v.unlock(&mut KekInputs::none(), Some(Duration::from_millis(30))).unwrap();
+    v.expire_if_due();
+    assert!(v.status().unlocked, "not due yet");
+    std::thread::sleep(Duration::from_millis(50));
+    v.expire_if_due();
+    assert!(!v.status().unlocked);
 }

@@ -326,12 +326,17 @@ fn key(ctx: &Ctx, c: KeyCommand) -> Result<(), CliError> {
                 Ok(p)
             };
             let mut inputs = KekInputs { passphrase: Some(&mut ask), keyfile_override: None };
-            let slots = vault.rekey(&specs, argon2, &mut inputs)?;
-            ctx.print(&slots, || {
-                let mut s = "Rekeyed: new root key; the vault now unlocks with:\n".to_string();
-                for slot in &slots {
+            let report = vault.rekey(&specs, argon2, &mut inputs)?;
+            for e in &report.cleanup_errors {
+                eprintln!("airlock: warning: could not delete the old OS-keyring entry of {e}; delete it by hand");
+            }
+            ctx.print(&report, || {
+                let mut s =
+                    "Rekeyed: new root key; the old slots are revoked. The vault now unlocks with:\n".to_string();
+                for slot in &report.slots {
                     s += &format!("  slot {}: {}\n", slot.id, slot.description);
                 }
+                s += "To also retire the data keys, run `airlock key rotate --rewrap`.\n";
                 s
             });
         }
