@@ -54,7 +54,7 @@ impl std::str::FromStr for KekSpec {
                 } else if let Some(v) = s.strip_prefix("env:").filter(|v| valid_env_name(v)) {
                     Ok(KekSpec::Env(v.to_string()))
                 } else {
-                    Err(CryptoError::BadKekSpec(s.to_string()))
+                    Err(CryptoError::BadKekSpec)
                 }
             }
         }
@@ -158,6 +158,10 @@ impl KekSlot {
             KekSpec::Keyfile(path) => {
                 let path = std::path::absolute(path)
                     .map_err(|e| CryptoError::Keyfile { path: path.clone(), reason: e.to_string() })?;
+                if path.to_str().is_none() {
+                    // The path is stored in the (JSON) vault header, which holds text only.
+                    return Err(CryptoError::Keyfile { path, reason: "the path must be valid UTF-8".into() });
+                }
                 if !path.exists() {
                     create_keyfile(&path)?;
                 }
@@ -271,6 +275,11 @@ pub fn create_keyfile(path: &Path) -> Result<(), CryptoError> {
 /// Reads a key file, refusing one that other users could read or write.
 pub fn read_keyfile(path: &Path) -> Result<SecretBytes, CryptoError> {
     let err = |reason: String| CryptoError::Keyfile { path: path.to_path_buf(), reason };
+    // Refuse FIFOs and devices before opening: opening a FIFO blocks until a writer appears. (The opened file is
+    // checked again below, so a swap in between is caught too, if not before the open.)
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(err("not a regular file".into()));
+    }
     let mut f = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
     // Check the opened file, not the path, so a swap between check and read cannot slip past.
     let meta = f.metadata().map_err(|e| err(e.to_string()))?;
@@ -328,7 +337,7 @@ mod tests {
         assert_eq!("keyfile:/k".parse::<KekSpec>().unwrap(), KekSpec::Keyfile("/k".into()));
         assert_eq!("env:AIRLOCK_KEK".parse::<KekSpec>().unwrap(), KekSpec::Env("AIRLOCK_KEK".into()));
         for bad in ["", "keyfile:", "env:", "env:1X", "env:A-B", "tpm"] {
-            assert!(matches!(bad.parse::<KekSpec>(), Err(CryptoError::BadKekSpec(_))), "{bad}");
+            assert!(matches!(bad.parse::<KekSpec>(), Err(CryptoError::BadKekSpec)), "{bad}");
         }
     }
 
@@ -365,6 +374,27 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = slot.unwrap_root("v1", &mut KekInputs::none());
         assert!(matches!(e, Err(CryptoError::KeyfileInsecure { mode: 0o644, .. })), "{e:?}");
+    }
+
+    #[test]
+    fn keyfile_that_is_a_fifo_or_directory_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for p in [fifo, dir.path().to_path_buf()] {
+            let e = read_keyfile(&p).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_keyfile_path_is_refused_not_a_panic() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(std::ffi::OsStr::from_bytes(b"key\xff"));
+        let e = KekSlot::create(&KekSpec::Keyfile(path.clone()), &params(4), &Key32::random(), &mut KekInputs::none());
+        assert!(matches!(e, Err(CryptoError::Keyfile { ref reason, .. }) if reason.contains("UTF-8")), "{e:?}");
+        assert!(!path.exists(), "no key file is created for a refused path");
     }
 
     #[test]

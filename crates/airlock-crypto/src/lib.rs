@@ -74,8 +74,9 @@ pub enum CryptoError {
     EnvKey { var: String, reason: &'static str },
     #[error("{0}")]
     OsKeyring(String),
-    #[error("bad KEK spec {0:?}: expected passphrase, keyring, keyfile:PATH or env:VAR")]
-    BadKekSpec(String),
+    /// Deliberately does not repeat the spec: a token pasted there must not be echoed.
+    #[error("bad --kek value: expected passphrase, keyring, keyfile:PATH or env:VAR")]
+    BadKekSpec,
     #[error("invalid public key")]
     BadPublicKey,
     #[error("signature verification failed")]

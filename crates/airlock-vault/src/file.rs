@@ -163,7 +163,11 @@ pub fn check_home(dir: &Path) -> Result<(), VaultError> {
     let meta = std::fs::metadata(dir).map_err(io_err(dir, "stat directory"))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o022 != 0 {
-        return Err(VaultError::InsecurePermissions { path: dir.to_path_buf(), mode, expected: "0700" });
+        return Err(VaultError::InsecurePermissions {
+            path: dir.to_path_buf(),
+            mode,
+            expected: "no write access for group or others (chmod 700)",
+        });
     }
     Ok(())
 }
@@ -179,7 +183,11 @@ pub fn read(path: &Path) -> Result<Vec<u8>, VaultError> {
     })?;
     let mode = f.metadata().map_err(io_err(path, "stat"))?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(VaultError::InsecurePermissions { path: path.to_path_buf(), mode, expected: "0600" });
+        return Err(VaultError::InsecurePermissions {
+            path: path.to_path_buf(),
+            mode,
+            expected: "0600: only its owner may read or write it (chmod 600)",
+        });
     }
     let mut buf = Vec::new();
     std::io::Read::read_to_end(&mut &f, &mut buf).map_err(io_err(path, "read"))?;

@@ -77,10 +77,11 @@ pub enum VaultError {
     EmptyValue,
     #[error("the secret value is {len} bytes; the limit is {max}")]
     ValueTooLarge { len: usize, max: usize },
-    #[error("invalid {what} {name:?}: {reason}")]
-    InvalidName { what: &'static str, name: String, reason: String },
-    #[error("invalid host {host:?}: {reason}")]
-    InvalidHost { host: String, reason: String },
+    // These never repeat what was typed: a token pasted into the wrong argument must not be copied to stderr.
+    #[error("invalid {what} ({len} characters): {reason}")]
+    InvalidName { what: &'static str, len: usize, reason: String },
+    #[error("invalid host: {reason}")]
+    InvalidHost { reason: String },
     #[error("invalid injection recipe: {0}")]
     InvalidInjection(String),
     #[error("invalid option: {0}")]
@@ -91,7 +92,7 @@ pub enum VaultError {
     Ephemeral(&'static str),
     #[error("the vault is busy: another Airlock process held the write lock for {waited:?}")]
     Busy { waited: Duration },
-    #[error("{path} has mode {mode:04o}; expected {expected} (only its owner may access it)")]
+    #[error("{path} has mode {mode:04o}; expected {expected}")]
     InsecurePermissions { path: PathBuf, mode: u32, expected: &'static str },
     #[error("{op} {path}: {source}")]
     Io { path: PathBuf, op: &'static str, source: std::io::Error },

@@ -48,9 +48,7 @@ impl fmt::Display for SecretId {
 }
 
 fn validate_ident(s: &str, max: usize, what: &'static str) -> Result<(), VaultError> {
-    let bad = |reason: &str| {
-        Err(VaultError::InvalidName { what, name: s.escape_debug().to_string(), reason: reason.to_string() })
-    };
+    let bad = |reason: &str| Err(VaultError::InvalidName { what, len: s.chars().count(), reason: reason.to_string() });
     if s.is_empty() {
         return bad("must not be empty");
     }
@@ -63,13 +61,21 @@ fn validate_ident(s: &str, max: usize, what: &'static str) -> Result<(), VaultEr
     if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
         return bad("may contain only letters, digits, '_', '-' and '.'");
     }
+    // `airlock secret set $GITHUB_TOKEN` (a stray `$`) would otherwise store the token as a name, in the clear.
+    if let Some(p) = crate::formats::detect(s.as_bytes())
+        && s.len() >= p.len.0
+    {
+        return bad(&format!(
+            "this looks like a {} credential, not a name; secret values are read from stdin, never from arguments",
+            p.name
+        ));
+    }
     Ok(())
 }
 
 /// Normalises and validates a pinned host: a DNS name, `*.suffix`, or an IP literal, with an optional `:port`.
 pub fn normalize_host(h: &str) -> Result<String, VaultError> {
-    let bad =
-        |reason: &str| Err(VaultError::InvalidHost { host: h.escape_debug().to_string(), reason: reason.to_string() });
+    let bad = |reason: &str| Err(VaultError::InvalidHost { reason: reason.to_string() });
     let lower = h.trim().to_ascii_lowercase();
     // Bracketed IPv6 (`[::1]`, `[::1]:443`), otherwise `host` or `host:port`. Bare IPv6 needs brackets.
     let (host, port) = if let Some(rest) = lower.strip_prefix('[') {
@@ -163,7 +169,7 @@ pub enum Injection {
 impl Injection {
     /// Parses `Header-Name: template with {}`.
     pub fn header(spec: &str) -> Result<Self, VaultError> {
-        let bad = |r: &str| Err(VaultError::InvalidInjection(format!("{}: {r}", spec.escape_debug())));
+        let bad = |r: &str| Err(VaultError::InvalidInjection(format!("header recipe: {r}")));
         let Some((name, template)) = spec.split_once(':') else {
             return bad("expected 'Header-Name: template with {}'");
         };
@@ -187,7 +193,9 @@ impl Injection {
 
     pub fn query(param: &str) -> Result<Self, VaultError> {
         if param.is_empty() || !param.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) {
-            return Err(VaultError::InvalidInjection(format!("query parameter {:?} must be URL-safe", param)));
+            return Err(VaultError::InvalidInjection(
+                "the query parameter name must be URL-safe (letters, digits, -_.~)".into(),
+            ));
         }
         Ok(Injection::Query { param: param.to_string() })
     }

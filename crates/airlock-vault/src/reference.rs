@@ -82,24 +82,27 @@ pub fn interpolate(
     mut secret: impl FnMut(&SecretId) -> Result<Zeroizing<Vec<u8>>, VaultError>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Zeroizing<String>, VaultError> {
-    let mut out = Zeroizing::new(String::with_capacity(input.len() + 64));
+    // Resolve every piece first, then build the result in one allocation of the exact size: a growing string
+    // would move, leaving an unzeroized copy of the secrets so far in freed memory.
+    let mut pieces: Vec<Zeroizing<String>> = Vec::new();
     for seg in parse(input, default_workspace)? {
-        match seg {
-            Segment::Literal(s) => out.push_str(&s),
+        pieces.push(match seg {
+            Segment::Literal(s) => Zeroizing::new(s),
             Segment::Secret(id) => {
                 let v = secret(&id)?;
                 let s = std::str::from_utf8(&v).map_err(|_| {
                     VaultError::Reference(format!("secret {id} is not UTF-8 text and cannot be placed in a string"))
                 })?;
-                out.push_str(s);
+                Zeroizing::new(s.to_string())
             }
-            Segment::Env(var) => {
-                let v = Zeroizing::new(
-                    env(&var).ok_or_else(|| VaultError::Reference(format!("environment variable {var} is not set")))?,
-                );
-                out.push_str(&v);
-            }
-        }
+            Segment::Env(var) => Zeroizing::new(
+                env(&var).ok_or_else(|| VaultError::Reference(format!("environment variable {var} is not set")))?,
+            ),
+        });
+    }
+    let mut out = Zeroizing::new(String::with_capacity(pieces.iter().map(|p| p.len()).sum()));
+    for p in &pieces {
+        out.push_str(p);
     }
     Ok(out)
 }

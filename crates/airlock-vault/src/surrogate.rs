@@ -5,15 +5,16 @@
 //! worthless outside Airlock: only the broker, holding the [`SurrogateMap`] for that run, swaps it for the real
 //! value, and only toward the secret's pinned hosts.
 //!
-//! What is kept: a known provider prefix, the length, the positions of structural separators (`-`, `_`, `.`,
-//! `/`, `+`, `=`), and the *alphabet* of the value (hex stays hex, base62 stays base62). What is not kept: which
-//! character class sits at which position. Copying that per position would leak about 1.4 bits of the real
-//! secret per character to the tool; drawing every character uniformly from the value's alphabet leaks nothing
-//! beyond the alphabet itself.
+//! What is kept: the length, the *alphabet* of the value (hex stays hex, base62 stays base62), base64 padding,
+//! and, only for recognised token formats (a known provider prefix, or a JWT), the prefix and the positions of
+//! the format's separators (`xoxb-…-…-…`, `header.payload.signature`). What is not kept: which character class
+//! sits at which position, nor where a free-form password has its symbols. Copying those would leak part of
+//! the real secret to the tool (about 1.4 bits per character for class positions); drawing every character
+//! uniformly from the alphabet leaks only the alphabet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use airlock_crypto::random;
+use airlock_crypto::{Key32, kdf, random};
 
 use crate::SecretId;
 use crate::formats::{self, BASE62};
@@ -35,6 +36,12 @@ pub fn generate(value: &[u8]) -> String {
             return s;
         }
     }
+    generate_opaque(value)
+}
+
+/// An opaque surrogate that does not contain `value` (for values of 8 bytes or more).
+fn generate_opaque(value: &[u8]) -> String {
+    let acceptable = |s: &str| value.len() < MIN_HIDDEN_LEN || !contains(s.as_bytes(), value);
     let s = opaque();
     if acceptable(&s) {
         return s;
@@ -47,6 +54,13 @@ pub fn generate(value: &[u8]) -> String {
             return s;
         }
     }
+}
+
+/// `header.payload.signature`, each part base64url.
+fn is_jwt(value: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = value.split(|b| *b == b'.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| p.len() >= 4 && p.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'))
 }
 
 fn opaque() -> String {
@@ -65,16 +79,20 @@ fn generate_once(value: &[u8]) -> String {
         return opaque();
     }
     let provider = formats::detect(value);
+    let structured = provider.is_some() || is_jwt(value);
     let prefix_len = provider.map(|p| p.prefix.len()).unwrap_or(0);
     let body = &value[prefix_len..];
-    let alphabet = alphabet_of(body);
+    let alphabet = alphabet_of(body, structured);
     let mut out: Vec<u8> = value[..prefix_len].to_vec();
     let checksum = provider.is_some_and(|p| p.crc32_checksum) && value.len() == provider.map(|p| p.len.0).unwrap_or(0);
     let random_len = if checksum { body.len() - 6 } else { body.len() };
+    // Trailing `=` is base64 padding (kept) only if the rest is base64; in a password it is just a symbol.
     let padding = body.iter().rev().take_while(|b| **b == b'=').count();
+    let is_base64 = body[..body.len() - padding].iter().all(|c| c.is_ascii_alphanumeric() || b"+/-_".contains(c));
+    let padding = if is_base64 { padding } else { 0 };
     for (i, &c) in body[..random_len].iter().enumerate() {
         let is_padding = i >= body.len() - padding;
-        if is_padding || (SEPARATORS.contains(&c) && !alphabet.contains(&c)) {
+        if is_padding || (structured && SEPARATORS.contains(&c) && !alphabet.contains(&c)) {
             out.push(c);
         } else {
             out.push(alphabet[random::below(alphabet.len() as u32) as usize]);
@@ -91,9 +109,12 @@ fn random_from(alphabet: &[u8], n: usize) -> String {
     (0..n).map(|_| alphabet[random::below(alphabet.len() as u32) as usize] as char).collect()
 }
 
-/// The smallest common alphabet that covers the value's non-separator characters.
-fn alphabet_of(body: &[u8]) -> Vec<u8> {
-    let core: Vec<u8> = body.iter().copied().filter(|c| !SEPARATORS.contains(c)).collect();
+/// The smallest common alphabet that covers the value's characters (its non-separator characters, for a
+/// structured token whose separators stay in place).
+fn alphabet_of(body: &[u8], structured: bool) -> Vec<u8> {
+    let trailing_padding = body.iter().rev().take_while(|b| **b == b'=').count();
+    let body = &body[..body.len() - trailing_padding];
+    let core: Vec<u8> = body.iter().copied().filter(|c| !(structured && SEPARATORS.contains(c))).collect();
     let all = |f: fn(&u8) -> bool| core.iter().all(f);
     if all(|c| c.is_ascii_digit()) {
         return b"0123456789".to_vec();
@@ -127,10 +148,24 @@ fn alphabet_of(body: &[u8]) -> Vec<u8> {
 }
 
 /// The surrogates of one run, mapping back to the secrets they stand for. Held only inside Airlock.
-#[derive(Default)]
 pub struct SurrogateMap {
     by_surrogate: HashMap<String, SecretId>,
     by_id: HashMap<SecretId, String>,
+    /// Keyed fingerprints of the real values in the map: no surrogate may equal any secret's real value (with
+    /// low-entropy shapes, one secret's surrogate could otherwise be another's value, handed to the tool).
+    fingerprint_key: Key32,
+    values: HashSet<[u8; 32]>,
+}
+
+impl Default for SurrogateMap {
+    fn default() -> Self {
+        SurrogateMap {
+            by_surrogate: HashMap::new(),
+            by_id: HashMap::new(),
+            fingerprint_key: Key32::random(),
+            values: HashSet::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SurrogateMap {
@@ -144,14 +179,35 @@ impl SurrogateMap {
         Self::default()
     }
 
-    /// The surrogate for `id` in this run, generating it on first use. Stable for the life of the map.
+    /// The surrogate for `id` in this run, generating it on first use. Stable for the life of the map. Unique
+    /// among this map's surrogates, and equal to no real value registered so far. (A value registered *later*
+    /// that equals an earlier surrogate cannot be helped; it needs a low-entropy shape, and the broker still only
+    /// swaps toward pinned hosts.)
     pub fn surrogate_for(&mut self, id: &SecretId, value: &[u8]) -> &str {
         if !self.by_id.contains_key(id) {
-            let s = loop {
+            self.values.insert(kdf::hmac_sha256(&self.fingerprint_key, value));
+            let fresh = |s: &String, m: &Self| {
+                !m.by_surrogate.contains_key(s)
+                    && !m.values.contains(&kdf::hmac_sha256(&m.fingerprint_key, s.as_bytes()))
+            };
+            let mut chosen = None;
+            for _ in 0..64 {
                 let s = generate(value);
-                if !self.by_surrogate.contains_key(&s) {
-                    break s;
+                if fresh(&s, self) {
+                    chosen = Some(s);
+                    break;
                 }
+            }
+            // The value's shape has run out of distinct surrogates (say, many `1-------`): go opaque, where
+            // collisions are negligible.
+            let s = match chosen {
+                Some(s) => s,
+                None => loop {
+                    let s = generate_opaque(value);
+                    if fresh(&s, self) {
+                        break s;
+                    }
+                },
             };
             self.by_surrogate.insert(s.clone(), id.clone());
             self.by_id.insert(id.clone(), s);
@@ -245,6 +301,47 @@ mod tests {
         }
         // Short values are below the hiding threshold: they get an opaque surrogate, even if it contains them.
         assert!(generate(b"ate-").starts_with("airlock-surrogate-"));
+    }
+
+    #[test]
+    fn free_form_passwords_keep_no_symbol_positions() {
+        let real = b"k7:Qz/9+wE.r_Tx-Lm=8!a";
+        // With symbols at fixed positions, every surrogate would share them; drawn uniformly, they rarely line up.
+        let mut same_positions = 0;
+        for _ in 0..20 {
+            let s = generate(real);
+            assert_eq!(s.len(), real.len());
+            let kept = s.bytes().zip(real.iter()).filter(|(a, b)| a == *b && !b.is_ascii_alphanumeric()).count();
+            if kept == 7 {
+                same_positions += 1;
+            }
+        }
+        assert_eq!(same_positions, 0);
+    }
+
+    #[test]
+    fn jwt_keeps_its_dots() {
+        let jwt = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let s = generate(jwt);
+        assert_eq!(s.match_indices('.').map(|m| m.0).collect::<Vec<_>>(), vec![20, 48]);
+    }
+
+    #[test]
+    fn exhausted_shapes_fall_back_instead_of_hanging_and_never_hand_out_another_secrets_value() {
+        let mut m = SurrogateMap::new();
+        // `N-------` has only ten possible same-shape surrogates; register twelve such secrets.
+        for n in 0..12u8 {
+            let value = [&[b'0' + (n % 10)][..], b"-------", if n >= 10 { b"x" } else { b"" }].concat();
+            let id = SecretId::new("default", &format!("S{n}")).unwrap();
+            let s = m.surrogate_for(&id, &value).to_string();
+            for k in 0..10u8 {
+                let other = [&[b'0' + k][..], b"-------"].concat();
+                if k <= n {
+                    assert_ne!(s.as_bytes(), &other[..], "S{n} was handed the real value of another secret");
+                }
+            }
+        }
+        assert_eq!(m.len(), 12);
     }
 
     #[test]

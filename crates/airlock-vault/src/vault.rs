@@ -452,6 +452,7 @@ impl Vault {
     pub fn set(&mut self, id: &SecretId, opts: NewSecret, value: SecretBytes) -> Result<SecretInfo, VaultError> {
         check_value(&value)?;
         let meta = build_meta(opts)?;
+        check_injectable(&meta.injection, &value)?;
         self.mutate(|tx| {
             if tx.body.records.iter().any(|r| r.is(id)) {
                 return Err(VaultError::AlreadyExists(id.to_string()));
@@ -468,6 +469,7 @@ impl Vault {
     pub fn rotate(&mut self, id: &SecretId, value: SecretBytes) -> Result<SecretInfo, VaultError> {
         check_value(&value)?;
         self.update(id, |secret, keep| {
+            check_injectable(&secret.meta.injection, &value)?;
             let next = secret.current().version + 1;
             secret.versions.push(ValueVersion { version: next, created: now_unix(), value });
             let keep = secret.meta.keep_versions.unwrap_or(keep).max(1) as usize;
@@ -496,7 +498,7 @@ impl Vault {
             let before = secret.meta.hosts.len();
             secret.meta.hosts.retain(|h| h != &host);
             if secret.meta.hosts.len() == before {
-                return Err(VaultError::InvalidHost { host: host.clone(), reason: "is not pinned".into() });
+                return Err(VaultError::InvalidHost { reason: "that host is not pinned for this secret".into() });
             }
             Ok(())
         })
@@ -720,6 +722,25 @@ fn check_structure(path: &Path, body: &Body) -> Result<(), VaultError> {
     Ok(())
 }
 
+impl NewSecret {
+    /// Checks hosts, recipe, group, tags and limits without storing anything, so a caller can refuse bad options
+    /// before asking for the value.
+    pub fn validate(&self) -> Result<(), VaultError> {
+        build_meta(self.clone()).map(|_| ())
+    }
+}
+
+/// A value a header recipe will inject must not carry control characters: CR or LF there would split the header
+/// and let the value smuggle its own headers or requests.
+fn check_injectable(injection: &Option<Injection>, value: &SecretBytes) -> Result<(), VaultError> {
+    if matches!(injection, Some(Injection::Header { .. })) && value.expose().iter().any(|b| *b < 0x20 || *b == 0x7f) {
+        return Err(VaultError::InvalidInjection(
+            "the value contains control characters (such as CR or LF) and cannot be sent in an HTTP header".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn build_meta(opts: NewSecret) -> Result<SecretMeta, VaultError> {
     let mut hosts = Vec::new();
     for h in &opts.hosts {
@@ -729,11 +750,11 @@ fn build_meta(opts: NewSecret) -> Result<SecretMeta, VaultError> {
         }
     }
     if let Some(g) = &opts.group {
-        SecretId::new(g, "x").map_err(|_| VaultError::InvalidOption(format!("group {:?} must be a simple name", g)))?;
+        SecretId::new(g, "x").map_err(|_| VaultError::InvalidOption("a group must be a simple name".into()))?;
     }
     for t in &opts.tags {
         if t.is_empty() || t.len() > 128 || t.chars().any(|c| c.is_control()) {
-            return Err(VaultError::InvalidOption(format!("tag {:?} must be 1-128 printable characters", t)));
+            return Err(VaultError::InvalidOption("a tag must be 1-128 printable characters".into()));
         }
     }
     if let Some(k) = opts.keep_versions

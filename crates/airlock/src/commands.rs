@@ -196,6 +196,7 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
             if vault.info(&id).is_ok() {
                 return Err(airlock_vault::VaultError::AlreadyExists(id.to_string()).into());
             }
+            opts.validate()?;
             let value = input::read_value(a.raw)?;
             airlock_vault::check_value(&value)?;
             warn_formats(&id, &a.hosts, &value);

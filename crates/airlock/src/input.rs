@@ -69,6 +69,10 @@ fn tty_available() -> bool {
 
 fn read_passphrase_file(path: &Path) -> Result<SecretBytes, CryptoError> {
     let err = |reason: String| CryptoError::Keyfile { path: path.to_path_buf(), reason };
+    // A FIFO would block the open until a writer appears; refuse anything but a regular file first.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(err("the passphrase file is not a regular file".into()));
+    }
     let mut f = std::fs::File::open(path).map_err(|e| err(format!("cannot open passphrase file: {e}")))?;
     let mode = f.metadata().map_err(|e| err(e.to_string()))?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -98,7 +102,9 @@ pub fn read_value(raw: bool) -> Result<SecretBytes, CliError> {
         }
         return Ok(SecretBytes::copy_from(a.as_bytes()));
     }
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    // Room for the largest value up front, so the buffer never grows by moving (leaving a copy behind).
+    // Untouched capacity costs address space, not memory.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_VALUE_LEN + 3));
     std::io::stdin()
         .take(MAX_VALUE_LEN as u64 + 3)
         .read_to_end(&mut buf)

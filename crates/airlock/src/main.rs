@@ -27,6 +27,12 @@ use airlock_vault::{CryptoError, VaultError};
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+/// Every heap block is wiped when freed (and when a growing buffer moves). Zeroizing types clean up after
+/// themselves, but libraries we hand secrets to (the passphrase-strength estimator, stdin reads that grow a
+/// buffer) make copies we cannot reach; this catches those too.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> = zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 /// An error with the exit code it maps to.
 #[derive(Debug)]
 pub struct CliError {

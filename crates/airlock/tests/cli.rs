@@ -419,7 +419,7 @@ fn vault_file_or_home_with_loose_mode_is_refused() {
     al.call(["status"]).expect(8).err_has("0644");
     chmod(&al.vault_file(), 0o600);
     chmod(&al.home, 0o777);
-    al.call(["secret", "list"]).expect(8).err_has("has mode 0777; expected 0700");
+    al.call(["secret", "list"]).expect(8).err_has("has mode 0777; expected no write access for group or others");
     chmod(&al.home, 0o700);
     assert_intact(&al, &expected);
 }
