@@ -20,6 +20,9 @@ pub mod labels {
     pub const AUDIT_MAC: &[u8] = b"airlock/audit/mac/v1";
     /// Keyed fingerprints of secret values (for leak detection without storing values).
     pub const SECRET_FINGERPRINT: &[u8] = b"airlock/vault/fingerprint/v1";
+    /// A KEK slot's AEAD key and its key-commitment key, both derived from the slot's KEK.
+    pub const KEK_WRAP: &[u8] = b"airlock/kek/wrap/v1";
+    pub const KEK_COMMIT: &[u8] = b"airlock/kek/commit/v1";
     pub const KEK_KEYFILE: &[u8] = b"airlock/kek/keyfile/v1";
     pub const KEK_ENV: &[u8] = b"airlock/kek/env/v1";
     pub const KEK_OS_KEYRING: &[u8] = b"airlock/kek/os-keyring/v1";

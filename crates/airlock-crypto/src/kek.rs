@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::aead::{self, Aad, Cipher};
 use crate::kdf::{self, Argon2Params, labels};
-use crate::{CryptoError, Key32, SecretBytes, random};
+use crate::{CryptoError, Key32, SecretBytes, ct_eq, random};
 
 /// The OS keyring service name under which Airlock keeps KEKs.
 pub const OS_KEYRING_SERVICE: &str = "airlock";
@@ -111,6 +111,8 @@ pub struct KekSlot {
     /// Unix seconds.
     pub created: u64,
     salt: String,
+    /// Key commitment: HMAC of the slot's context under a key derived from the KEK (see [`commitment`]).
+    commit: String,
     wrapped: String,
 }
 
@@ -184,13 +186,14 @@ impl KekSlot {
             }
         };
         let ctx = slot_context(p.vault_id, p.id, &source);
-        let wrapped = aead::seal(p.cipher, &kek, 0, &ctx, root.expose());
+        let wrapped = aead::seal(p.cipher, &kdf::subkey(&kek, labels::KEK_WRAP), 0, &ctx, root.expose());
         Ok(KekSlot {
             id: p.id,
-            source,
             created: crate::keyring::now_unix(),
             salt: B64.encode(salt),
+            commit: B64.encode(commitment(&kek, &ctx)),
             wrapped: B64.encode(wrapped),
+            source,
         })
     }
 
@@ -229,11 +232,17 @@ impl KekSlot {
                 kdf::hkdf_sha256(ikm.expose(), &salt, labels::KEK_OS_KEYRING)
             }
         };
-        let root = aead::open(&kek, &slot_context(vault_id, self.id, &self.source), &wrapped).map_err(|e| match e {
-            CryptoError::Authentication => match self.source {
-                KekSource::Passphrase { .. } => CryptoError::WrongPassphrase,
-                _ => CryptoError::WrongKey { slot: self.id, kind: self.source.kind() },
-            },
+        let wrong = || match self.source {
+            KekSource::Passphrase { .. } => CryptoError::WrongPassphrase,
+            _ => CryptoError::WrongKey { slot: self.id, kind: self.source.kind() },
+        };
+        let ctx = slot_context(vault_id, self.id, &self.source);
+        let commit = B64.decode(&self.commit).map_err(|_| CryptoError::Malformed("slot commitment is not base64"))?;
+        if !ct_eq(&commitment(&kek, &ctx), &commit) {
+            return Err(wrong());
+        }
+        let root = aead::open(&kdf::subkey(&kek, labels::KEK_WRAP), &ctx, &wrapped).map_err(|e| match e {
+            CryptoError::Authentication => wrong(),
             other => other,
         })?;
         Key32::from_slice(root.expose()).ok_or(CryptoError::Malformed("wrapped root key has the wrong length"))
@@ -247,6 +256,14 @@ impl KekSlot {
         }
         Ok(())
     }
+}
+
+/// Why a commitment: XChaCha20-Poly1305 and AES-GCM are not key-committing, so one crafted ciphertext can open
+/// under many keys. Someone who can write the vault file could plant such a slot and learn, from whether an
+/// unlock succeeds, which of many passphrase guesses is right (a "partitioning oracle"). An HMAC under a key
+/// derived from the KEK commits the slot to one KEK; it is checked, in constant time, before the AEAD is tried.
+fn commitment(kek: &Key32, ctx: &Aad) -> [u8; 32] {
+    kdf::hmac_sha256(&kdf::subkey(kek, labels::KEK_COMMIT), ctx.as_bytes())
 }
 
 fn slot_context(vault_id: &str, slot_id: u32, source: &KekSource) -> Aad {
@@ -361,6 +378,22 @@ mod tests {
         // The same slot in another vault does not open.
         let e = slot.unwrap_root("v2", &mut KekInputs { passphrase: Some(&mut right), keyfile_override: None });
         assert!(matches!(e, Err(CryptoError::WrongPassphrase)));
+    }
+
+    #[test]
+    fn slot_commitment_is_checked_and_binds_the_kek() {
+        let root = Key32::random();
+        let mut right = || Ok(SecretBytes::copy_from(b"correct horse"));
+        let mut inputs = KekInputs { passphrase: Some(&mut right), keyfile_override: None };
+        let slot = KekSlot::create(&KekSpec::Passphrase, &params(1), &root, &mut inputs).unwrap();
+        // A slot whose commitment was swapped for another slot's does not open, even with the right passphrase.
+        let other = KekSlot::create(&KekSpec::Passphrase, &params(1), &root, &mut inputs).unwrap();
+        let mut forged = slot.clone();
+        forged.commit = other.commit.clone();
+        assert!(matches!(forged.unwrap_root("v1", &mut inputs), Err(CryptoError::WrongPassphrase)));
+        assert_eq!(slot.unwrap_root("v1", &mut inputs).unwrap(), root);
+        // Commitment and wrapping keys are distinct sub-keys of the KEK.
+        assert_ne!(labels::KEK_COMMIT, labels::KEK_WRAP);
     }
 
     #[test]
