@@ -353,3 +353,19 @@ fn expire_if_due_drops_keys_without_waiting_for_an_access() {
     v.expire_if_due();
     assert!(!v.status().unlocked);
 }
+
+#[test]
+fn header_recipes_refuse_values_with_control_characters() {
+    let (_fx, mut v) = Fixture::new();
+    let recipe = || NewSecret {
+        injection: Some(airlock_vault::Injection::header("X-Api-Key: {}").unwrap()),
+        ..Default::default()
+    };
+    let e = v.set(&id("SPLIT"), recipe(), SecretBytes::copy_from(b"abc\r\nX-Admin: true")).unwrap_err();
+    assert!(matches!(e, VaultError::InvalidInjection(ref m) if m.contains("control characters")), "{e}");
+    v.set(&id("OK"), recipe(), SecretBytes::copy_from(b"clean-value-123")).unwrap();
+    let e = v.rotate(&id("OK"), SecretBytes::copy_from(b"new\nvalue")).unwrap_err();
+    assert!(matches!(e, VaultError::InvalidInjection(_)), "{e}");
+    // Without a header recipe, any bytes are fine (binary values round-trip).
+    v.set(&id("BIN"), NewSecret::default(), SecretBytes::copy_from(b"\r\n\x00")).unwrap();
+}
