@@ -61,10 +61,13 @@ impl std::str::FromStr for KekSpec {
     }
 }
 
+/// Conventional environment variable names only (`AIRLOCK_KEK`): upper case, digits, `_`. Besides matching
+/// POSIX practice, this keeps a token pasted as `env:$TOKEN` out (most tokens have lower case), so it is never
+/// echoed back in an "is not set" error.
 fn valid_env_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && !v.as_bytes()[0].is_ascii_digit()
 }
 
@@ -292,12 +295,13 @@ pub fn create_keyfile(path: &Path) -> Result<(), CryptoError> {
 /// Reads a key file, refusing one that other users could read or write.
 pub fn read_keyfile(path: &Path) -> Result<SecretBytes, CryptoError> {
     let err = |reason: String| CryptoError::Keyfile { path: path.to_path_buf(), reason };
-    // Refuse FIFOs and devices before opening: opening a FIFO blocks until a writer appears. (The opened file is
-    // checked again below, so a swap in between is caught too, if not before the open.)
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Err(err("not a regular file".into()));
-    }
-    let mut f = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    // O_NONBLOCK: opening a FIFO would otherwise block until a writer appears. The opened file is then checked
+    // to be a regular file (for which O_NONBLOCK changes nothing).
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| err(format!("cannot open: {e}")))?;
     // Check the opened file, not the path, so a swap between check and read cannot slip past.
     let meta = f.metadata().map_err(|e| err(e.to_string()))?;
     if !meta.is_file() {
@@ -353,7 +357,7 @@ mod tests {
         assert_eq!("keyring".parse::<KekSpec>().unwrap(), KekSpec::OsKeyring);
         assert_eq!("keyfile:/k".parse::<KekSpec>().unwrap(), KekSpec::Keyfile("/k".into()));
         assert_eq!("env:AIRLOCK_KEK".parse::<KekSpec>().unwrap(), KekSpec::Env("AIRLOCK_KEK".into()));
-        for bad in ["", "keyfile:", "env:", "env:1X", "env:A-B", "tpm"] {
+        for bad in ["", "keyfile:", "env:", "env:1X", "env:A-B", "env:ghp_abc", "tpm"] {
             assert!(matches!(bad.parse::<KekSpec>(), Err(CryptoError::BadKekSpec)), "{bad}");
         }
     }

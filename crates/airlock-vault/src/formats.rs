@@ -21,6 +21,9 @@ pub struct Provider {
     pub hints: &'static [&'static str],
     /// Keys with this prefix are test/sandbox keys.
     pub test_key: bool,
+    /// Characters that mark the format's structure (Slack's `-` between its numeric parts), kept in place by
+    /// surrogates. Everything else after the prefix is data, drawn afresh.
+    pub separators: &'static [u8],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,15 @@ pub enum Charset {
 }
 
 impl Charset {
+    /// Every character keys of this format may use after the prefix.
+    pub fn alphabet(self) -> &'static [u8] {
+        match self {
+            Charset::Base62 => BASE62,
+            Charset::UrlSafe => b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_",
+            Charset::Base32Upper => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+        }
+    }
+
     fn allows(self, c: u8) -> bool {
         match self {
             Charset::Base62 => c.is_ascii_alphanumeric(),
@@ -52,11 +64,22 @@ const fn gh(prefix: &'static str) -> Provider {
         crc32_checksum: true,
         hints: GH,
         test_key: false,
+        separators: b"",
     }
 }
 
 /// Longest prefixes first, so `sk-ant-` wins over `sk-`.
 pub const PROVIDERS: &[Provider] = &[
+    Provider {
+        name: "SendGrid",
+        prefix: "SG.",
+        len: (69, 69),
+        charset: Charset::UrlSafe,
+        crc32_checksum: false,
+        hints: &["sendgrid"],
+        test_key: false,
+        separators: b".",
+    },
     Provider {
         name: "GitHub fine-grained",
         prefix: "github_pat_",
@@ -65,6 +88,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: GH,
         test_key: false,
+        separators: b"_",
     },
     Provider {
         name: "Anthropic",
@@ -74,6 +98,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["anthropic", "claude"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "OpenAI project",
@@ -83,6 +108,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["openai"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "Stripe test",
@@ -92,6 +118,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["stripe"],
         test_key: true,
+        separators: b"",
     },
     Provider {
         name: "Stripe",
@@ -101,6 +128,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["stripe"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "Stripe restricted",
@@ -110,6 +138,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["stripe"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "GitLab",
@@ -119,6 +148,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["gitlab"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "Slack bot",
@@ -128,6 +158,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["slack"],
         test_key: false,
+        separators: b"-",
     },
     Provider {
         name: "Slack user",
@@ -137,6 +168,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["slack"],
         test_key: false,
+        separators: b"-",
     },
     gh("ghp_"),
     gh("gho_"),
@@ -151,6 +183,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: true,
         hints: &["npm"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "AWS access key id",
@@ -160,6 +193,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["aws", "amazonaws"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "AWS temporary key id",
@@ -169,6 +203,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["aws", "amazonaws"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "Google API key",
@@ -178,6 +213,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["googleapis", "google"],
         test_key: false,
+        separators: b"",
     },
     Provider {
         name: "OpenAI",
@@ -187,6 +223,7 @@ pub const PROVIDERS: &[Provider] = &[
         crc32_checksum: false,
         hints: &["openai"],
         test_key: false,
+        separators: b"",
     },
 ];
 
@@ -354,12 +391,17 @@ fn family(name: &'static str) -> &'static str {
     }
 }
 
+/// Whether `value` is a well-formed key of provider `p` (prefix, length, characters, checksum).
+pub fn matches(p: &Provider, value: &[u8]) -> bool {
+    format_problem(p, value).is_none()
+}
+
 fn format_problem(p: &Provider, value: &[u8]) -> Option<&'static str> {
     if value.len() < p.len.0 || value.len() > p.len.1 {
         return Some("not its length");
     }
     let body = &value[p.prefix.len()..];
-    if !body.iter().all(|c| p.charset.allows(*c)) {
+    if !body.iter().all(|c| p.charset.allows(*c) || p.separators.contains(c)) {
         return Some("characters it never uses");
     }
     if p.crc32_checksum {

@@ -62,6 +62,10 @@ fn validate_ident(s: &str, max: usize, what: &'static str) -> Result<(), VaultEr
         return bad("may contain only letters, digits, '_', '-' and '.'");
     }
     // `airlock secret set $GITHUB_TOKEN` (a stray `$`) would otherwise store the token as a name, in the clear.
+    if s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return bad("this looks like a credential (a long hex string), not a name; secret values are read from \
+                    stdin, never from arguments");
+    }
     if let Some(p) = crate::formats::detect(s.as_bytes())
         && s.len() >= p.len.0
     {
@@ -323,7 +327,21 @@ mod tests {
     fn ids_parse_and_reject_odd_names() {
         assert_eq!(SecretId::parse("GITHUB_TOKEN", "default").unwrap().to_string(), "default/GITHUB_TOKEN");
         assert_eq!(SecretId::parse("ci/npm.token", "default").unwrap().to_string(), "ci/npm.token");
-        for bad in ["", "/x", "a/", "a/b/c", "-x", "x y", "x\n", "ws/../x", "é"] {
+        for bad in [
+            "",
+            "/x",
+            "a/",
+            "a/b/c",
+            "-x",
+            "x y",
+            "x\n",
+            "ws/../x",
+            "é",
+            // credentials pasted as names: a classic 40-hex GitHub token, a SendGrid key, a modern GitHub token
+            "0123456789abcdef0123456789abcdef01234567",
+            "SG.aBcDeFgHiJkLmNoPqRsTuV.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abcdefgh",
+            "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",
+        ] {
             assert!(SecretId::parse(bad, "default").is_err(), "{bad:?}");
         }
     }

@@ -19,8 +19,6 @@ use airlock_crypto::{Key32, kdf, random};
 use crate::SecretId;
 use crate::formats::{self, BASE62};
 
-const SEPARATORS: &[u8] = b"-_./+=:";
-
 /// Values shorter than this cannot be hidden by any stand-in (a 4-digit PIN collides with random strings), so
 /// they get opaque surrogates and no containment check.
 const MIN_HIDDEN_LEN: usize = 8;
@@ -78,21 +76,26 @@ fn generate_once(value: &[u8]) -> String {
         // 4-digit PIN would collide with it too often. Use an unmistakable surrogate instead.
         return opaque();
     }
-    let provider = formats::detect(value);
-    let structured = provider.is_some() || is_jwt(value);
-    let prefix_len = provider.map(|p| p.prefix.len()).unwrap_or(0);
+    // A value counts as a provider's token only if it fully matches that format; a password that merely starts
+    // with `sk-` is free-form. A format contributes its prefix, its own alphabet and its structural separators
+    // (and nothing of the value: `-` inside an OpenAI key is data, drawn afresh like any other character).
+    let provider = formats::detect(value).filter(|p| formats::matches(p, value));
+    let (prefix_len, separators, alphabet): (usize, &[u8], Vec<u8>) = match provider {
+        Some(p) => {
+            let alphabet = p.charset.alphabet().iter().copied().filter(|c| !p.separators.contains(c)).collect();
+            (p.prefix.len(), p.separators, alphabet)
+        }
+        None if is_jwt(value) => (0, b".", BASE64URL.to_vec()),
+        None => (0, b"", alphabet_of(value)),
+    };
     let body = &value[prefix_len..];
-    let alphabet = alphabet_of(body, structured);
     let mut out: Vec<u8> = value[..prefix_len].to_vec();
-    let checksum = provider.is_some_and(|p| p.crc32_checksum) && value.len() == provider.map(|p| p.len.0).unwrap_or(0);
+    let checksum = provider.is_some_and(|p| p.crc32_checksum);
     let random_len = if checksum { body.len() - 6 } else { body.len() };
-    // Trailing `=` is base64 padding (kept) only if the rest is base64; in a password it is just a symbol.
-    let padding = body.iter().rev().take_while(|b| **b == b'=').count();
-    let is_base64 = body[..body.len() - padding].iter().all(|c| c.is_ascii_alphanumeric() || b"+/-_".contains(c));
-    let padding = if is_base64 { padding } else { 0 };
+    // Free-form base64 keeps its `=` padding (it only restates the length); in a password `=` is just a symbol.
+    let padding = if provider.is_none() { base64_padding(body) } else { 0 };
     for (i, &c) in body[..random_len].iter().enumerate() {
-        let is_padding = i >= body.len() - padding;
-        if is_padding || (structured && SEPARATORS.contains(&c) && !alphabet.contains(&c)) {
+        if i >= body.len() - padding || separators.contains(&c) {
             out.push(c);
         } else {
             out.push(alphabet[random::below(alphabet.len() as u32) as usize]);
@@ -105,16 +108,26 @@ fn generate_once(value: &[u8]) -> String {
     String::from_utf8(out).expect("ASCII by construction")
 }
 
+const BASE64URL: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+
+/// The length of a trailing `=` run, if the rest of `v` is base64 (standard or URL-safe); else 0.
+fn base64_padding(v: &[u8]) -> usize {
+    let padding = v.iter().rev().take_while(|b| **b == b'=').count();
+    let rest = &v[..v.len() - padding];
+    if padding <= 2 && !rest.is_empty() && rest.iter().all(|c| c.is_ascii_alphanumeric() || b"+/-_".contains(c)) {
+        padding
+    } else {
+        0
+    }
+}
+
 fn random_from(alphabet: &[u8], n: usize) -> String {
     (0..n).map(|_| alphabet[random::below(alphabet.len() as u32) as usize] as char).collect()
 }
 
-/// The smallest common alphabet that covers the value's characters (its non-separator characters, for a
-/// structured token whose separators stay in place).
-fn alphabet_of(body: &[u8], structured: bool) -> Vec<u8> {
-    let trailing_padding = body.iter().rev().take_while(|b| **b == b'=').count();
-    let body = &body[..body.len() - trailing_padding];
-    let core: Vec<u8> = body.iter().copied().filter(|c| !(structured && SEPARATORS.contains(c))).collect();
+/// The smallest common alphabet that covers a free-form value's characters (base64 padding aside).
+fn alphabet_of(value: &[u8]) -> Vec<u8> {
+    let core = &value[..value.len() - base64_padding(value)];
     let all = |f: fn(&u8) -> bool| core.iter().all(f);
     if all(|c| c.is_ascii_digit()) {
         return b"0123456789".to_vec();
@@ -137,9 +150,9 @@ fn alphabet_of(body: &[u8], structured: bool) -> Vec<u8> {
     if all(u8::is_ascii_alphanumeric) {
         return BASE62.to_vec();
     }
-    // Anything else printable: keep to the characters the value already uses beyond base62 (e.g. `!@#`).
+    // Anything else printable: base62 plus the symbols the value uses (e.g. `!@#`), each drawn anywhere.
     let mut a = BASE62.to_vec();
-    for c in core {
+    for &c in core {
         if !a.contains(&c) {
             a.push(c);
         }
@@ -317,6 +330,26 @@ mod tests {
             }
         }
         assert_eq!(same_positions, 0);
+    }
+
+    #[test]
+    fn data_characters_of_structured_tokens_are_not_kept_in_place() {
+        // `-` and `_` inside a Google key, an OpenAI key or a JWT signature are data, not structure.
+        let google = b"AIzaSyB1c2D3e4-F5g6H7i8j9K0l_M1n2O3p4Q5";
+        let jwt = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let password = b"sk-9!x/Q+z=7:w.r_T-Lm=8@a";
+        for (real, marks) in [(&google[..], &b"-_"[..]), (&jwt[..], &b"_"[..]), (&password[..], &b"!/+=:._-@"[..])] {
+            let positions: Vec<usize> =
+                real.iter().enumerate().filter(|(_, c)| marks.contains(c)).map(|(i, _)| i).collect();
+            let all_kept = (0..50).all(|_| {
+                let s = generate(real);
+                assert_eq!(s.len(), real.len());
+                positions.iter().all(|&i| s.as_bytes()[i] == real[i])
+            });
+            assert!(!all_kept, "{}: data characters stayed in place", String::from_utf8_lossy(real));
+        }
+        // A free-form value that merely starts with a provider prefix does not keep it either.
+        assert!((0..20).any(|_| !generate(password).starts_with("sk-")));
     }
 
     #[test]

@@ -247,10 +247,13 @@ impl Vault {
     /// leaves the vault locked. After `ttl`, the vault locks itself and its keys and cached values are dropped
     /// (zeroized) at the next access or [`Vault::expire_if_due`].
     pub fn unlock(&mut self, inputs: &mut KekInputs<'_>, ttl: Option<Duration>) -> Result<u32, VaultError> {
-        self.unlocked = None;
         match &self.storage {
+            // A memory-only vault has no slots: while unlocked there is nothing to check, and once locked its keys
+            // are gone for good.
+            Storage::Memory if self.unlocked.is_some() => return Ok(0),
             Storage::Memory => return Err(VaultError::Ephemeral("unlocking again after lock")),
             Storage::File { path, .. } => {
+                self.unlocked = None;
                 let path = path.clone();
                 let parsed = file::decode(&path, &file::read(&path)?)?;
                 check_structure(&path, &parsed.body)?;
@@ -637,8 +640,12 @@ impl Vault {
         check_structure(path, &parsed.body)?;
         let root = self.unlocked_mut()?.root.clone();
         // Our root key no longer opening the keyring means a rekey happened (or the keyring was altered, which
-        // the next unlock reports precisely). Either way these keys are no longer the vault's.
-        let keyring = self.open_keyring(&root, &parsed.body).map_err(|_| VaultError::Rekeyed)?;
+        // the next unlock reports precisely). Either way these keys are no longer the vault's: lock, so a
+        // long-lived holder stops serving secrets under credentials that were revoked.
+        let Ok(keyring) = self.open_keyring(&root, &parsed.body) else {
+            self.unlocked = None;
+            return Err(VaultError::Rekeyed);
+        };
         if !kdf::hmac_sha256_verify(&file_mac_key(&root), &parsed.body_bytes, &parsed.hmac) {
             return Err(VaultError::Tampered(
                 "the file's HMAC does not match (changed by someone without the vault key)".into(),

@@ -369,3 +369,49 @@ fn header_recipes_refuse_values_with_control_characters() {
     // Without a header recipe, any bytes are fine (binary values round-trip).
     v.set(&id("BIN"), NewSecret::default(), SecretBytes::copy_from(b"\r\n\x00")).unwrap();
 }
+
+#[test]
+fn a_holder_that_learns_of_a_rekey_locks_itself() {
+    let (fx, mut other) = Fixture::new();
+    set(&mut other, "TOKEN", b"token-value-1234");
+    let mut holder = fx.reopen().unwrap();
+    assert!(holder.resolve(&id("TOKEN")).is_ok());
+    other.remove(&id("TOKEN")).unwrap();
+    let mut pass = || Ok(SecretBytes::copy_from(b"after the leak 4242"));
+    other
+        .rekey(
+            &[KekSpec::Passphrase],
+            fast_argon2(),
+            &mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None },
+        )
+        .unwrap();
+    assert!(matches!(holder.refresh(), Err(VaultError::Rekeyed)));
+    assert!(matches!(holder.resolve(&id("TOKEN")), Err(VaultError::Locked)), "still serving after a rekey");
+    // The same through a write.
+    let mut writer = Vault::open(&fx.home).unwrap();
+    let mut pass = || Ok(SecretBytes::copy_from(b"after the leak 4242"));
+    writer.unlock(&mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None }, None).unwrap();
+    let mut stale = Vault::open(&fx.home).unwrap();
+    let mut pass = || Ok(SecretBytes::copy_from(b"after the leak 4242"));
+    stale.unlock(&mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None }, None).unwrap();
+    let mut pass = || Ok(SecretBytes::copy_from(b"second rekey 777777"));
+    writer
+        .rekey(
+            &[KekSpec::Passphrase],
+            fast_argon2(),
+            &mut KekInputs { passphrase: Some(&mut pass), keyfile_override: None },
+        )
+        .unwrap();
+    assert!(matches!(stale.rotate_key(false), Err(VaultError::Rekeyed)));
+    assert!(matches!(stale.list(), Err(VaultError::Locked)));
+}
+
+#[test]
+fn unlock_on_an_unlocked_ephemeral_vault_keeps_it() {
+    let mut v = Vault::ephemeral(Cipher::XChaCha20Poly1305, 5);
+    v.set(&id("E"), NewSecret::default(), SecretBytes::copy_from(b"ephemeral-value")).unwrap();
+    assert_eq!(v.unlock(&mut KekInputs::none(), None).unwrap(), 0);
+    assert_eq!(v.resolve(&id("E")).unwrap().expose(), b"ephemeral-value");
+    v.lock();
+    assert!(matches!(v.unlock(&mut KekInputs::none(), None), Err(VaultError::Ephemeral(_))));
+}

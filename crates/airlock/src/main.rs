@@ -149,10 +149,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
         _ => None,
     };
     let mut msg = match e.kind() {
+        // Neither an unknown option nor an extra argument is shown: `--headerAuthorization: Bearer $T` (a missing
+        // space) is an "option" too. The suggestion, when clap has one, names a real option and is safe.
         ErrorKind::UnknownArgument => match context(ContextKind::InvalidArg) {
-            Some(arg) if arg.starts_with('-') => {
-                format!("unexpected option '{}'", arg.split('=').next().unwrap_or_default())
-            }
+            Some(arg) if arg.starts_with('-') => "unexpected option (not shown, in case it contains a secret)".into(),
             _ => "unexpected extra argument (not shown, in case it is a secret: secret values are read from stdin \
                   or a hidden prompt, never from arguments)"
                 .to_string(),
@@ -173,6 +173,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
             msg += &format!("; did you mean '{s}'?");
         }
     }
-    eprintln!("airlock: usage error: {msg}\nRun `airlock --help` (or `airlock COMMAND --help`) for usage.");
+    if std::env::args_os().any(|a| a == "--json") {
+        eprintln!("{}", serde_json::json!({ "error": { "code": code, "message": format!("usage error: {msg}") } }));
+    } else {
+        eprintln!("airlock: usage error: {msg}\nRun `airlock --help` (or `airlock COMMAND --help`) for usage.");
+    }
     ExitCode::from(code)
 }
