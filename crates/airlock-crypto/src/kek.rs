@@ -294,6 +294,19 @@ pub fn create_keyfile(path: &Path) -> Result<(), CryptoError> {
 
 /// Reads a key file, refusing one that other users could read or write.
 pub fn read_keyfile(path: &Path) -> Result<SecretBytes, CryptoError> {
+    let key = read_private_file(path, KEYFILE_MAX)?;
+    if (key.len() as u64) < KEYFILE_MIN {
+        return Err(CryptoError::Keyfile {
+            path: path.to_path_buf(),
+            reason: format!("must hold {KEYFILE_MIN} to {KEYFILE_MAX} bytes, has {}", key.len()),
+        });
+    }
+    Ok(key)
+}
+
+/// Reads a file that holds key material (a key file, a passphrase file): it must be a regular file, owned by the
+/// current user (or root), not readable or writable by group or others, and at most `max` bytes.
+pub fn read_private_file(path: &Path, max: u64) -> Result<SecretBytes, CryptoError> {
     let err = |reason: String| CryptoError::Keyfile { path: path.to_path_buf(), reason };
     // O_NONBLOCK: opening a FIFO would otherwise block until a writer appears. The opened file is then checked
     // to be a regular file (for which O_NONBLOCK changes nothing).
@@ -317,11 +330,11 @@ pub fn read_keyfile(path: &Path) -> Result<SecretBytes, CryptoError> {
     if meta.uid() != me && meta.uid() != 0 {
         return Err(err(format!("owned by uid {}, not by the current user", meta.uid())));
     }
-    if meta.len() < KEYFILE_MIN || meta.len() > KEYFILE_MAX {
-        return Err(err(format!("must hold {KEYFILE_MIN} to {KEYFILE_MAX} bytes, has {}", meta.len())));
+    if meta.len() > max {
+        return Err(err(format!("larger than {max} bytes ({} bytes)", meta.len())));
     }
     let mut buf = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    f.by_ref().take(KEYFILE_MAX).read_to_end(&mut buf).map_err(|e| err(e.to_string()))?;
+    f.by_ref().take(max).read_to_end(&mut buf).map_err(|e| err(e.to_string()))?;
     Ok(SecretBytes::from(buf))
 }
 

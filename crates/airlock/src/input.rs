@@ -2,7 +2,6 @@
 //! Never argv, where every user on the machine can read them in /proc.
 
 use std::io::{IsTerminal, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use airlock_crypto::{CryptoError, SecretBytes};
@@ -68,28 +67,8 @@ fn tty_available() -> bool {
 }
 
 fn read_passphrase_file(path: &Path) -> Result<SecretBytes, CryptoError> {
-    let err = |reason: String| CryptoError::Keyfile { path: path.to_path_buf(), reason };
-    // O_NONBLOCK: a FIFO would otherwise block the open until a writer appears.
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(|e| err(format!("cannot open passphrase file: {e}")))?;
-    let meta = f.metadata().map_err(|e| err(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(err("the passphrase file is not a regular file".into()));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(CryptoError::KeyfileInsecure { path: path.to_path_buf(), mode });
-    }
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(meta.uid());
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(err(format!("the passphrase file is owned by uid {}, not by the current user", meta.uid())));
-    }
-    let mut buf = Zeroizing::new(Vec::new());
-    f.by_ref().take(4096).read_to_end(&mut buf).map_err(|e| err(e.to_string()))?;
-    Ok(SecretBytes::copy_from(strip_newline(&buf)))
+    let raw = airlock_crypto::kek::read_private_file(path, 4096)?;
+    Ok(SecretBytes::copy_from(strip_newline(raw.expose())))
 }
 
 fn strip_newline(b: &[u8]) -> &[u8] {
