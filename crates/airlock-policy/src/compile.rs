@@ -1,0 +1,808 @@
+//! TOML capabilities to Cedar policies, plus the user's own `.cedar` files, validated against one schema.
+//!
+//! Why compile instead of interpreting the TOML directly: Cedar is the single evaluator, so a user's `forbid`
+//! in a `.cedar` file and a generated permit meet on equal terms (forbid wins, default deny) and every decision
+//! can name the policies that made it. The generated text is ordinary Cedar that `policy explain` prints.
+//!
+//! Why slices: Cedar evaluates every policy in the set it is given. A tool's generated policies all require
+//! `context.tool == Tool::"<that tool>"`, so for a request from tool T they are false unless they are T's. The
+//! engine therefore evaluates T's policies plus the global ones (built-ins, user files) and skips the rest,
+//! which keeps a decision at microseconds with a thousand tools. `tests/slices.rs` checks that a slice and
+//! the whole set always agree.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use cedar_policy::{
+    Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, RestrictedExpression, Schema,
+    ValidationMode, Validator,
+};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
+use crate::model::{At, FsList, FsPattern, Model, Permission, Program, ToolGrant, Window};
+use crate::normalize::{HostPattern, HostPatternKind, PortSpec};
+
+/// The Cedar schema shared by generated and user policies.
+pub const SCHEMA_TEXT: &str = include_str!("airlock.cedarschema");
+
+pub(crate) static SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| Schema::from_cedarschema_str(SCHEMA_TEXT).expect("the built-in schema parses").0);
+
+/// Entity type names, parsed once.
+pub(crate) struct Types {
+    pub agent: EntityTypeName,
+    pub tool: EntityTypeName,
+    pub host: EntityTypeName,
+    pub domain: EntityTypeName,
+    pub dir: EntityTypeName,
+    pub path: EntityTypeName,
+    pub path_set: EntityTypeName,
+    pub program: EntityTypeName,
+    pub secret: EntityTypeName,
+    pub api_object: EntityTypeName,
+    pub role: EntityTypeName,
+    pub action: EntityTypeName,
+}
+
+pub(crate) static TYPES: LazyLock<Types> = LazyLock::new(|| {
+    let t = |s: &str| EntityTypeName::from_str(s).expect("a built-in type name parses");
+    Types {
+        agent: t("Agent"),
+        tool: t("Tool"),
+        host: t("Host"),
+        domain: t("Domain"),
+        dir: t("Dir"),
+        path: t("Path"),
+        path_set: t("PathSet"),
+        program: t("Program"),
+        secret: t("Secret"),
+        api_object: t("ApiObject"),
+        role: t("Role"),
+        action: t("Action"),
+    }
+});
+
+pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+}
+
+/// Action entities with their groups as parents (Cedar looks up `action in Action::"tool"` in the entity store).
+pub(crate) static ACTIONS: LazyLock<HashMap<&'static str, Entity>> = LazyLock::new(|| {
+    let groups: [(&str, &[&str]); 7] = [
+        ("http.request", &["tool"]),
+        ("fs.read", &["fs", "tool"]),
+        ("fs.write", &["fs", "tool"]),
+        ("fs.exec", &["fs", "tool"]),
+        ("exec", &["tool"]),
+        ("secret.use", &["tool"]),
+        ("api.call", &["api"]),
+    ];
+    groups
+        .into_iter()
+        .map(|(a, parents)| {
+            let parents = parents.iter().map(|p| uid(&TYPES.action, p)).collect();
+            (a, Entity::new_no_attrs(uid(&TYPES.action, a), parents))
+        })
+        .collect()
+});
+
+/// Where a policy came from, for `explain` and for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: std::path::PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Globs of one scope (a tool, or global), each standing for a `PathSet` entity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GlobIndex {
+    pub set: GlobSet,
+    pub ids: Vec<EntityUid>,
+}
+
+impl GlobIndex {
+    pub fn memberships(&self, path: &str) -> impl Iterator<Item = EntityUid> + '_ {
+        self.set.matches(path).into_iter().map(|i| self.ids[i].clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ToolSlice {
+    pub policies: PolicySet,
+    pub globs: GlobIndex,
+    pub entity: Entity,
+}
+
+/// A compiled configuration: ready to decide.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub model: Model,
+    /// Every policy, generated and user-written.
+    pub all: PolicySet,
+    pub(crate) api: PolicySet,
+    pub(crate) tools: HashMap<String, ToolSlice>,
+    pub(crate) agents: HashMap<String, Entity>,
+    pub(crate) global_globs: GlobIndex,
+    pub(crate) texts: HashMap<String, String>,
+    pub(crate) origins: HashMap<String, Origin>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    /// The Cedar text of a policy, for `explain`.
+    pub fn policy_text(&self, id: &str) -> Option<&str> {
+        self.texts.get(id).map(String::as_str)
+    }
+
+    pub fn policy_origin(&self, id: &str) -> Option<&Origin> {
+        self.origins.get(id)
+    }
+
+    pub fn policy_count(&self) -> usize {
+        self.texts.len()
+    }
+}
+
+/// A Cedar string literal.
+pub(crate) fn lit(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Cedar `like` pattern matching exactly `s` followed by anything.
+fn like_prefix(s: &str) -> String {
+    let escaped = lit(s);
+    let inner = &escaped[1..escaped.len() - 1];
+    format!("\"{}*\"", inner.replace('*', "\\*"))
+}
+
+fn ent(ty: &str, id: &str) -> String {
+    format!("{ty}::{}", lit(id))
+}
+
+struct Gen<'a> {
+    src: &'a SourceText,
+    out: Vec<(String, String, Option<Origin>)>,
+}
+
+impl Gen<'_> {
+    fn push(&mut self, id: String, reason: &str, span: Option<&std::ops::Range<usize>>, body: String) {
+        let origin = span.map(|s| {
+            let (line, column) = self.src.position(s.start);
+            Origin { file: self.src.path.clone(), line, column }
+        });
+        let text = format!("@id({})\n@reason({})\n{body};", lit(&id), lit(reason));
+        self.out.push((id, text, origin));
+    }
+}
+
+/// `resource` (or another expression) is one of these hosts, on an allowed port.
+/// For a deny list `any_port` makes a pattern without a port cover every port.
+fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> String {
+    // (port, exact hosts, parent domains, any host)
+    let mut groups: Vec<(PortSpec, Vec<String>, Vec<String>, bool)> = Vec::new();
+    for h in hosts {
+        let p = &h.value;
+        let idx = match groups.iter().position(|g| g.0 == p.port) {
+            Some(i) => i,
+            None => {
+                groups.push((p.port, Vec::new(), Vec::new(), false));
+                groups.len() - 1
+            }
+        };
+        match &p.host {
+            HostPatternKind::Exact(name) => groups[idx].1.push(ent("Host", &name.to_string())),
+            HostPatternKind::Subdomains(suffix) => groups[idx].2.push(ent("Domain", suffix)),
+            HostPatternKind::Any => groups[idx].3 = true,
+        }
+    }
+    let port_cond = |p: PortSpec| match p {
+        PortSpec::Default if any_port => "true".to_string(),
+        PortSpec::Default => "context.default_port".to_string(),
+        PortSpec::Any => "true".to_string(),
+        PortSpec::Exact(n) => format!("context.port == {n}"),
+    };
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(port, exact, domains, any)| {
+            let host = if any {
+                "true".to_string()
+            } else {
+                // Cedar sets are homogeneous, so hosts and domains are tested apart.
+                let mut alt = Vec::new();
+                if !exact.is_empty() {
+                    alt.push(format!("[{}].contains({subject})", exact.join(", ")));
+                }
+                if !domains.is_empty() {
+                    alt.push(format!("{subject} in [{}]", domains.join(", ")));
+                }
+                alt.join(" || ")
+            };
+            format!("(({host}) && {})", port_cond(port))
+        })
+        .collect();
+    if parts.is_empty() { "false".to_string() } else { format!("({})", parts.join(" || ")) }
+}
+
+/// "`resource` is matched by one of these patterns"; globs get `PathSet` ids registered in `globs`.
+fn fs_cond(patterns: &[At<FsPattern>], scope: &str, list: &str, globs: &mut Vec<(String, String)>) -> String {
+    let (mut paths, mut dirs, mut sets) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, p) in patterns.iter().enumerate() {
+        match &p.value {
+            FsPattern::Subtree(path) => {
+                paths.push(ent("Path", path));
+                dirs.push(ent("Dir", path));
+            }
+            FsPattern::Glob(g) => {
+                let id = format!("{scope}/{list}/{i}");
+                sets.push(ent("PathSet", &id));
+                globs.push((id, g.clone()));
+            }
+        }
+    }
+    // Cedar sets are homogeneous, so each entity type gets its own test.
+    let mut alt = Vec::new();
+    if !paths.is_empty() {
+        alt.push(format!("[{}].contains(resource)", paths.join(", ")));
+        alt.push(format!("resource in [{}]", dirs.join(", ")));
+    }
+    if !sets.is_empty() {
+        alt.push(format!("resource in [{}]", sets.join(", ")));
+    }
+    if alt.is_empty() { "false".to_string() } else { format!("({})", alt.join(" || ")) }
+}
+
+fn fs_allow_cond(l: &FsList, scope: &str, list: &str, globs: &mut Vec<(String, String)>) -> String {
+    let allow = fs_cond(&l.allow, scope, list, globs);
+    if l.mask.is_empty() {
+        allow
+    } else {
+        let mask = fs_cond(&l.mask, scope, &format!("{list}-mask"), globs);
+        format!("{allow} && !{mask}")
+    }
+}
+
+fn program_cond(ps: &[At<Program>], by_name: bool) -> Option<String> {
+    let paths: Vec<String> = ps.iter().filter_map(|p| p.value.resolved.as_deref()).map(|r| ent("Program", r)).collect();
+    let names: Vec<String> = ps.iter().map(|p| lit(&p.value.name)).collect();
+    let mut parts = Vec::new();
+    if !paths.is_empty() {
+        parts.push(format!("resource in [{}]", paths.join(", ")));
+    }
+    if by_name && !names.is_empty() {
+        parts.push(format!("[{}].contains(resource.name)", names.join(", ")));
+    }
+    (!parts.is_empty()).then(|| format!("({})", parts.join(" || ")))
+}
+
+fn build_globs(entries: &[(String, String)]) -> GlobIndex {
+    let mut b = GlobSetBuilder::new();
+    let mut ids = Vec::new();
+    for (id, g) in entries {
+        // Validated in the model pass; a failure here would be a bug, and it fails closed by matching nothing.
+        if let Ok(glob) = GlobBuilder::new(g).literal_separator(true).build() {
+            b.add(glob);
+            ids.push(uid(&TYPES.path_set, id));
+        }
+    }
+    GlobIndex { set: b.build().unwrap_or_else(|_| GlobSet::empty()), ids }
+}
+
+fn window_attrs(w: Option<&Window>) -> Vec<(String, RestrictedExpression)> {
+    let (scheduled, days, start, end) = match w {
+        Some(w) => {
+            (true, (0..7).filter(|d| w.days & (1 << d) != 0).collect::<Vec<i64>>(), w.start_minute, w.end_minute)
+        }
+        None => (false, Vec::new(), 0, 24 * 60),
+    };
+    vec![
+        ("scheduled".into(), RestrictedExpression::new_bool(scheduled)),
+        ("days".into(), RestrictedExpression::new_set(days.into_iter().map(RestrictedExpression::new_long))),
+        ("start_minute".into(), RestrictedExpression::new_long(start.into())),
+        ("end_minute".into(), RestrictedExpression::new_long(end.into())),
+    ]
+}
+
+/// Cedar for "outside the window of `who`" (`principal` or `context.tool`).
+fn outside_window(who: &str) -> String {
+    format!(
+        "{who}.scheduled && !({who}.days.contains(context.weekday) && \
+         (({who}.start_minute <= {who}.end_minute && context.minute >= {who}.start_minute && context.minute < {who}.end_minute) || \
+          ({who}.start_minute > {who}.end_minute && (context.minute >= {who}.start_minute || context.minute < {who}.end_minute))))"
+    )
+}
+
+/// Compiles a validated model and the user's Cedar files.
+pub fn compile(model: Model, source: &SourceText, cedar: &[SourceText]) -> Result<Compiled, ConfigError> {
+    let mut g = Gen { src: source, out: Vec::new() };
+    let mut global_ids: Vec<String> = Vec::new();
+    let mut global_glob_entries = Vec::new();
+
+    // Built-ins that apply to every tool action.
+    g.push(
+        "airlock.agent-tool-grant".into(),
+        "agent {agent} may not use tool {tool}",
+        None,
+        "forbid(principal, action in Action::\"tool\", resource)\nunless { principal.all_tools || principal.tools.contains(context.tool) }".into(),
+    );
+    g.push(
+        "airlock.agent-risk".into(),
+        "risk score {risk} is above agent {agent}'s maximum of {agent.max_risk}",
+        None,
+        "forbid(principal, action, resource)\nwhen { context.risk_score > principal.max_risk }".into(),
+    );
+    g.push(
+        "airlock.agent-schedule".into(),
+        "agent {agent} is only active {agent.schedule}",
+        None,
+        format!("forbid(principal, action, resource)\nwhen {{ {} }}", outside_window("principal")),
+    );
+    g.push(
+        "airlock.tool-risk".into(),
+        "risk score {risk} is above tool {tool}'s maximum of {tool.max_risk}",
+        None,
+        "forbid(principal, action in Action::\"tool\", resource)\nwhen { context.risk_score > context.tool.max_risk }"
+            .into(),
+    );
+    g.push(
+        "airlock.tool-schedule".into(),
+        "tool {tool} is only available {tool.schedule}",
+        None,
+        format!(
+            "forbid(principal, action in Action::\"tool\", resource)\nwhen {{ {} }}",
+            outside_window("context.tool")
+        ),
+    );
+    if !model.network_deny.is_empty() {
+        g.push(
+            "airlock.network.deny".into(),
+            "host {host} is on the network deny list",
+            model.network_deny.first().map(|h| &h.span),
+            format!(
+                "forbid(principal, action == Action::\"http.request\", resource)\nwhen {{ {} }}",
+                hosts_cond("resource", &model.network_deny, true)
+            ),
+        );
+    }
+    if model.block_private {
+        g.push(
+            "airlock.network.private-ip".into(),
+            "{host} is a private, loopback or link-local address; network.block_private forbids it",
+            None,
+            "forbid(principal, action == Action::\"http.request\", resource)\nwhen { resource.private_ip }".into(),
+        );
+    }
+    if let Some(max) = model.max_request_bytes {
+        g.push(
+            "airlock.network.max-bytes".into(),
+            &format!("a request body of {{bytes}} bytes exceeds network.max_request_bytes ({max})"),
+            None,
+            format!(
+                "forbid(principal, action == Action::\"http.request\", resource)\nwhen {{ context.bytes > {max} }}"
+            ),
+        );
+    }
+    let (user_deny, cred_deny): (Vec<_>, Vec<_>) = model.fs_deny.iter().cloned().partition(|p| p.span != (0..0));
+    if !user_deny.is_empty() {
+        let cond = fs_cond(&user_deny, "global", "deny", &mut global_glob_entries);
+        g.push(
+            "airlock.fs.deny".into(),
+            "path {path} is on the filesystem deny list",
+            user_deny.first().map(|p| &p.span),
+            format!("forbid(principal, action in Action::\"fs\", resource)\nwhen {{ {cond} }}"),
+        );
+    }
+    if !cred_deny.is_empty() {
+        let cond = fs_cond(&cred_deny, "global", "credentials", &mut global_glob_entries);
+        g.push(
+            "airlock.fs.credentials".into(),
+            "path {path} is a credential store; no tool may touch it (fs.protect_credentials)",
+            None,
+            format!("forbid(principal, action in Action::\"fs\", resource)\nwhen {{ {cond} }}"),
+        );
+    }
+    if model.settings.confine_fs_to_workspace {
+        let ws = &model.workspace;
+        let system = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/opt", "/etc/ssl", "/etc/alternatives"];
+        let dirs: Vec<String> = system.iter().map(|d| ent("Dir", d)).collect();
+        let paths: Vec<String> = system.iter().map(|d| ent("Path", d)).collect();
+        g.push(
+            "airlock.fs.ide-confine".into(),
+            "path {path} is outside the workspace; the ide profile confines file access to it",
+            None,
+            format!(
+                "forbid(principal, action in Action::\"fs\", resource)\nunless {{ resource in {} || resource == {} || \
+                 (action != Action::\"fs.write\" && (resource in [{}] || [{}].contains(resource))) }}",
+                ent("Dir", ws),
+                ent("Path", ws),
+                dirs.join(", "),
+                paths.join(", ")
+            ),
+        );
+    }
+    if let Some(cond) = program_cond(&model.exec_deny, true) {
+        g.push(
+            "airlock.exec.deny".into(),
+            "program {program} is on the exec deny list",
+            model.exec_deny.first().map(|p| &p.span),
+            format!("forbid(principal, action == Action::\"exec\", resource)\nwhen {{ {cond} }}"),
+        );
+    }
+    global_ids.extend(g.out.iter().map(|(id, _, _)| id.clone()));
+
+    // Roles: API permissions.
+    let mut api_ids = Vec::new();
+    for role in model.roles.values() {
+        for (i, p) in role.permissions.iter().enumerate() {
+            let who = format!("principal in {}", ent("Role", &role.id));
+            let (body, text) = match &p.value {
+                Permission::All => {
+                    (format!("permit({who}, action == Action::\"api.call\", resource)"), "*".to_string())
+                }
+                Permission::Kind { kind, own, verb } => {
+                    let mut cond = vec![format!("resource.kind == {}", lit(kind))];
+                    if let Some(v) = verb {
+                        cond.push(format!("context.verb == {}", lit(v)));
+                    }
+                    if *own {
+                        cond.push("resource has owner && resource.owner == principal".into());
+                    }
+                    let text = format!("{kind}:{}{}", if *own { "own:" } else { "" }, verb.as_deref().unwrap_or("*"));
+                    (
+                        format!(
+                            "permit({who}, action == Action::\"api.call\", resource)\nwhen {{ {} }}",
+                            cond.join(" && ")
+                        ),
+                        text,
+                    )
+                }
+            };
+            let id = format!("role.{}.permission.{i}", role.id);
+            g.push(id.clone(), &format!("role {} grants {text}", role.id), Some(&p.span), body);
+            api_ids.push(id);
+        }
+    }
+
+    // Tools.
+    let mut tool_ids: HashMap<String, Vec<String>> = HashMap::new();
+    let mut tool_globs: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for tool in model.tools.values() {
+        let t = &tool.id;
+        let start = g.out.len();
+        let is_tool = format!("context.tool == {}", ent("Tool", t));
+        let globs = tool_globs.entry(t.clone()).or_default();
+        for (i, rule) in tool.network.iter().enumerate() {
+            let mut cond = vec![is_tool.clone(), hosts_cond("resource", &rule.hosts, false)];
+            if !rule.methods.is_empty() {
+                let m: Vec<String> = rule.methods.iter().map(|m| lit(m)).collect();
+                cond.push(format!("[{}].contains(context.method)", m.join(", ")));
+            }
+            if !rule.paths.is_empty() && !rule.paths.iter().any(|p| p == "/") {
+                let p: Vec<String> = rule
+                    .paths
+                    .iter()
+                    .map(|p| {
+                        let base = p.trim_end_matches('/');
+                        format!(
+                            "context.path == {} || context.path like {}",
+                            lit(base),
+                            like_prefix(&format!("{base}/"))
+                        )
+                    })
+                    .collect();
+                cond.push(format!("({})", p.join(" || ")));
+            }
+            if let Some(max) = rule.max_request_bytes {
+                cond.push(format!("context.bytes <= {max}"));
+            }
+            let hosts: Vec<String> = rule.hosts.iter().map(|h| h.value.to_string()).collect();
+            let methods = if rule.methods.is_empty() { "any method".to_string() } else { rule.methods.join(", ") };
+            g.push(
+                format!("tool.{t}.network.{i}"),
+                &format!("tool {t} may send {methods} to {}", hosts.join(", ")),
+                rule.hosts.first().map(|h| &h.span),
+                format!(
+                    "permit(principal, action == Action::\"http.request\", resource)\nwhen {{ {} }}",
+                    cond.join(" &&\n  ")
+                ),
+            );
+        }
+        for (list, l, action) in [
+            ("read", &tool.fs_read, "fs.read"),
+            ("write", &tool.fs_write, "fs.write"),
+            ("exec", &tool.fs_exec, "fs.exec"),
+        ] {
+            if l.allow.is_empty() {
+                continue;
+            }
+            let cond = fs_allow_cond(l, t, list, globs);
+            g.push(
+                format!("tool.{t}.fs.{list}"),
+                &format!("tool {t} may {list} {{path}}"),
+                l.allow.first().map(|p| &p.span),
+                format!(
+                    "permit(principal, action == Action::{}, resource)\nwhen {{ {is_tool} && {cond} }}",
+                    lit(action)
+                ),
+            );
+        }
+        if !tool.fs_deny.is_empty() {
+            let cond = fs_cond(&tool.fs_deny, t, "deny", globs);
+            g.push(
+                format!("tool.{t}.fs.deny"),
+                &format!("path {{path}} is on tool {t}'s deny list"),
+                tool.fs_deny.first().map(|p| &p.span),
+                format!("forbid(principal, action in Action::\"fs\", resource)\nwhen {{ {is_tool} && {cond} }}"),
+            );
+        }
+        if let Some(cond) = program_cond(&tool.exec_allow, false) {
+            g.push(
+                format!("tool.{t}.exec.allow"),
+                &format!("tool {t} may run {{program}}"),
+                tool.exec_allow.first().map(|p| &p.span),
+                format!("permit(principal, action == Action::\"exec\", resource)\nwhen {{ {is_tool} && {cond} }}"),
+            );
+        }
+        if let Some(cond) = program_cond(&tool.exec_deny, true) {
+            g.push(
+                format!("tool.{t}.exec.deny"),
+                &format!("program {{program}} is on tool {t}'s exec deny list"),
+                tool.exec_deny.first().map(|p| &p.span),
+                format!("forbid(principal, action == Action::\"exec\", resource)\nwhen {{ {is_tool} && {cond} }}"),
+            );
+        }
+        for s in &tool.secrets {
+            let meta = &model.secrets[&s.value];
+            if meta.hosts.is_empty() {
+                continue;
+            }
+            let hosts: Vec<String> = meta.hosts.iter().map(|h| h.value.to_string()).collect();
+            g.push(
+                format!("tool.{t}.secret.{}", s.value),
+                &format!("tool {t} may use secret {} toward {}", s.value, hosts.join(", ")),
+                Some(&s.span),
+                format!(
+                    "permit(principal, action == Action::\"secret.use\", resource == {})\nwhen {{ {is_tool} && {} }}",
+                    ent("Secret", &s.value),
+                    hosts_cond("context.target", &meta.hosts, false)
+                ),
+            );
+        }
+        tool_ids.insert(t.clone(), g.out[start..].iter().map(|(id, _, _)| id.clone()).collect());
+    }
+
+    // Parse everything generated. A failure here is a bug in this file, reported against the config.
+    let mut policies: HashMap<String, Policy> = HashMap::new();
+    let mut texts = HashMap::new();
+    let mut origins = HashMap::new();
+    let mut errors = Vec::new();
+    for (id, text, origin) in g.out {
+        match Policy::parse(Some(PolicyId::new(&id)), &text) {
+            Ok(p) => {
+                policies.insert(id.clone(), p);
+                texts.insert(id.clone(), text);
+                if let Some(o) = origin {
+                    origins.insert(id, o);
+                }
+            }
+            Err(e) => errors.push(source.error("internal", None, format!("generated policy {id} does not parse: {e}"))),
+        }
+    }
+
+    // User files.
+    let mut user_ids = Vec::new();
+    for file in cedar {
+        match parse_user_file(file) {
+            Ok(list) => {
+                for (id, p, origin) in list {
+                    if policies.contains_key(&id) {
+                        errors.push(file.error("duplicate-id", None, format!("policy id {id} is used twice")));
+                        continue;
+                    }
+                    texts.insert(id.clone(), p.to_string());
+                    origins.insert(id.clone(), origin);
+                    policies.insert(id.clone(), p);
+                    user_ids.push(id);
+                }
+            }
+            Err(mut d) => errors.append(&mut d),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError { diagnostics: errors });
+    }
+
+    let set_of = |ids: &mut dyn Iterator<Item = &String>| -> PolicySet {
+        PolicySet::from_policies(ids.map(|id| policies[id].clone())).expect("policy ids are unique")
+    };
+    let all = set_of(&mut policies.keys());
+    validate(&all, source, cedar, &origins)?;
+
+    let global_list: Vec<String> = global_ids.iter().chain(user_ids.iter()).cloned().collect();
+    let api = set_of(&mut global_list.iter().chain(api_ids.iter()));
+    let global_globs = build_globs(&global_glob_entries);
+
+    let mut tools = HashMap::new();
+    for tool in model.tools.values() {
+        let ids = &tool_ids[&tool.id];
+        let policies = set_of(&mut global_list.iter().chain(ids.iter()));
+        let mut attrs = vec![("max_risk".to_string(), RestrictedExpression::new_long(tool.max_risk.into()))];
+        attrs.extend(window_attrs(tool.schedule.as_ref()));
+        let entity = Entity::new(uid(&TYPES.tool, &tool.id), attrs.into_iter().collect(), HashSet::new())
+            .expect("tool attributes are literals");
+        tools.insert(tool.id.clone(), ToolSlice { policies, globs: build_globs(&tool_globs[&tool.id]), entity });
+    }
+    let mut agents = HashMap::new();
+    for a in model.agents.values() {
+        let mut parents: HashSet<EntityUid> = a.roles.iter().map(|r| uid(&TYPES.role, r)).collect();
+        parents.extend(a.ancestors.iter().map(|p| uid(&TYPES.agent, p)));
+        let (all_tools, tool_list) = match &a.tools {
+            ToolGrant::All => (true, Vec::new()),
+            ToolGrant::Some(s) => {
+                (false, s.iter().map(|t| RestrictedExpression::new_entity_uid(uid(&TYPES.tool, t))).collect())
+            }
+        };
+        let mut attrs = vec![
+            ("depth".to_string(), RestrictedExpression::new_long(a.ancestors.len() as i64)),
+            ("max_risk".to_string(), RestrictedExpression::new_long(a.max_risk.into())),
+            ("all_tools".to_string(), RestrictedExpression::new_bool(all_tools)),
+            ("tools".to_string(), RestrictedExpression::new_set(tool_list)),
+        ];
+        attrs.extend(window_attrs(a.schedule.as_ref()));
+        let entity = Entity::new(uid(&TYPES.agent, &a.id), attrs.into_iter().collect(), parents)
+            .expect("agent attributes are literals");
+        agents.insert(a.id.clone(), entity);
+    }
+
+    Ok(Compiled { model, all, api, tools, agents, global_globs, texts, origins, warnings: Vec::new() })
+}
+
+/// Parses one `.cedar` file into policies with stable ids: `@id("x")` if given, otherwise the file's stem and
+/// the policy's index.
+fn parse_user_file(file: &SourceText) -> Result<Vec<(String, Policy, Origin)>, Vec<Diagnostic>> {
+    let set = PolicySet::from_str(&file.text).map_err(|e| {
+        let mut out = Vec::new();
+        for err in e.iter() {
+            let offset = miette::Diagnostic::labels(err).and_then(|mut l| l.next()).map(|l| l.offset());
+            out.push(file.error("cedar-syntax", offset.map(|o| o..o), err.to_string()));
+        }
+        if out.is_empty() {
+            out.push(file.error("cedar-syntax", None, e.to_string()));
+        }
+        out
+    })?;
+    if set.templates().next().is_some() {
+        return Err(vec![file.error(
+            "cedar-template",
+            None,
+            "policy templates are not supported; write plain policies",
+        )]);
+    }
+    let stem = file.path.file_stem().and_then(|s| s.to_str()).unwrap_or("policy").to_string();
+    let mut list: Vec<&Policy> = set.policies().collect();
+    // The parser numbers policies policy0, policy1, ... in file order; sort by that number to keep file order.
+    list.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+    let starts = policy_starts(&file.text);
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (i, p) in list.into_iter().enumerate() {
+        let offset = starts.get(i).copied().unwrap_or(0);
+        let (line, column) = file.position(offset);
+        let origin = Origin { file: file.path.clone(), line, column };
+        let id = match p.annotation("id") {
+            Some(a) if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) => {
+                if a.starts_with("airlock.") || a.starts_with("tool.") || a.starts_with("role.") {
+                    bad.push(file.error(
+                        "reserved-id",
+                        Some(offset..offset),
+                        format!("policy id {a:?} uses a reserved prefix (airlock., tool., role.)"),
+                    ));
+                    continue;
+                }
+                a.to_string()
+            }
+            Some(a) => {
+                bad.push(file.error(
+                    "invalid-id",
+                    Some(offset..offset),
+                    format!("invalid @id {a:?}: use A-Z a-z 0-9 . _ - :"),
+                ));
+                continue;
+            }
+            None => format!("{stem}.{i}"),
+        };
+        out.push((id.clone(), p.new_id(PolicyId::new(&id)), origin));
+    }
+    if bad.is_empty() { Ok(out) } else { Err(bad) }
+}
+
+/// Byte offsets where each policy of a Cedar file starts: after every top-level `;`, skipping whitespace,
+/// comments and nothing else. (The public Cedar API does not expose a policy's source location.)
+fn policy_starts(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    let mut at_start = true;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {}
+            b'"' => {
+                if at_start {
+                    starts.push(i);
+                    at_start = false;
+                }
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b';' => at_start = true,
+            _ => {
+                if at_start {
+                    starts.push(i);
+                    at_start = false;
+                }
+            }
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// Strict validation against the schema. Errors in user policies point into their files.
+fn validate(
+    all: &PolicySet,
+    source: &SourceText,
+    cedar: &[SourceText],
+    origins: &HashMap<String, Origin>,
+) -> Result<(), ConfigError> {
+    let v = Validator::new(SCHEMA.clone());
+    let result = v.validate(all, ValidationMode::Strict);
+    if result.validation_passed() {
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    for e in result.validation_errors() {
+        let id = e.policy_id().to_string();
+        let (file, line, column) = match origins.get(&id) {
+            Some(o) if cedar.iter().any(|c| c.path == o.file) => {
+                let f = cedar.iter().find(|c| c.path == o.file).expect("checked");
+                let at = miette::Diagnostic::labels(e).and_then(|mut l| l.next()).map(|l| f.position(l.offset()));
+                let (l, c) = at.unwrap_or((o.line, o.column));
+                (o.file.clone(), l, c)
+            }
+            _ => (source.path.clone(), 0, 0),
+        };
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            code: "cedar-type",
+            file,
+            line,
+            column,
+            message: format!("policy {id}: {e}"),
+        });
+    }
+    Err(ConfigError { diagnostics: out })
+}

@@ -1,0 +1,452 @@
+//! The `airlock.toml` schema: the types people write, exactly as they are written.
+//!
+//! Why these are plain serde types with `deny_unknown_fields` everywhere: a misspelt key in a security config
+//! (`hots = [...]`, `deny_path = [...]`) must be an error that names the key and its line, never a silently
+//! ignored rule. Values stay unresolved here (`${WORKSPACE}`, `${secret:NAME}`): [`crate::load`] validates and
+//! expands them, and [`crate::compile`] turns the result into Cedar. The JSON Schema published at
+//! `docs/airlock.schema.json` is generated from these types ([`json_schema`]), and a test keeps the two equal.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Schema version; only `1` exists.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Profile used when neither `--profile` nor `AIRLOCK_PROFILE` names one. Defaults to `dev`.
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    /// Extra Cedar policy files, relative to this file. Globs are allowed (`policies/*.cedar`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub policy_files: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub fs: GlobalFs,
+    #[serde(default)]
+    pub exec: GlobalExec,
+    /// Default resource limits for tools that set none of their own.
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+    #[serde(default)]
+    pub audit: Audit,
+    /// Secret metadata: where each secret may go and how it is injected. Values live in the vault, never here.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SecretMeta>")]
+    pub secrets: BTreeMap<Spanned<String>, SecretMeta>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Role>")]
+    pub roles: BTreeMap<Spanned<String>, Role>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Agent>")]
+    pub agents: BTreeMap<Spanned<String>, Agent>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Tool>")]
+    pub tools: BTreeMap<Spanned<String>, Tool>,
+    /// Per-profile overlays: fields given here replace the base file's for that profile.
+    #[serde(default)]
+    pub profiles: ProfileOverlays,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Network defaults that apply to every tool.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Hosts no tool may reach, whatever its own allow list says (compiled to Cedar `forbid`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub deny: Option<Vec<Spanned<String>>>,
+    /// Refuse private, loopback, link-local and metadata addresses after DNS resolution (SSRF). Only `dev` may
+    /// turn this off.
+    pub block_private: Option<bool>,
+    /// Largest request body any tool may send, unless a rule says less. Sizes: `1048576`, `"512KiB"`, `"10MiB"`.
+    pub max_request_bytes: Option<Size>,
+}
+
+/// Filesystem rules for every tool.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalFs {
+    /// Paths no tool may read, write or execute. Variables `${WORKSPACE}` and `${HOME}`; globs allowed.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub deny: Option<Vec<Spanned<String>>>,
+    /// Deny the usual credential stores (`~/.ssh`, `~/.aws`, `~/.gnupg`, `~/.netrc`, ...) to every tool.
+    /// Defaults to true; only `dev` may turn it off.
+    pub protect_credentials: Option<bool>,
+}
+
+/// Program rules for every tool.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalExec {
+    /// Programs no tool may run: names are looked up on `search_path`; the file name also matches anywhere.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub deny: Option<Vec<Spanned<String>>>,
+    /// Directories searched for bare program names, in order.
+    #[serde(default)]
+    pub search_path: Option<Vec<String>>,
+}
+
+/// Resource limits. Every field is optional; a tool's own block overrides the file's `[limits]` field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory: Option<Size>,
+    pub cpu_seconds: Option<u64>,
+    pub wall_seconds: Option<u64>,
+    pub pids: Option<u64>,
+    pub open_files: Option<u64>,
+    pub output_bytes: Option<Size>,
+}
+
+impl Limits {
+    /// Field-by-field: `self` wins where set.
+    pub fn or(&self, fallback: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.or(fallback.memory),
+            cpu_seconds: self.cpu_seconds.or(fallback.cpu_seconds),
+            wall_seconds: self.wall_seconds.or(fallback.wall_seconds),
+            pids: self.pids.or(fallback.pids),
+            open_files: self.open_files.or(fallback.open_files),
+            output_bytes: self.output_bytes.or(fallback.output_bytes),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// Token-bucket rate limits, enforced by the broker.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Applies to every (agent, tool) pair without a more specific rule.
+    pub default: Option<RateLimit>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RateLimit>")]
+    pub agents: BTreeMap<Spanned<String>, RateLimit>,
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RateLimit>")]
+    pub tools: BTreeMap<Spanned<String>, RateLimit>,
+    /// Keyed by host pattern (`"api.github.com"`, `"*.example.com"`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RateLimit>")]
+    pub hosts: BTreeMap<Spanned<String>, RateLimit>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_minute: Option<u32>,
+    /// Requests allowed at once above the steady rate.
+    pub burst: Option<u32>,
+    /// Outgoing bytes per hour (an exfiltration budget).
+    pub egress_bytes_per_hour: Option<Size>,
+}
+
+/// Where decisions are recorded.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Deny any decision that cannot be recorded. Defaults to true; only `dev` may turn it off.
+    pub fail_closed: Option<bool>,
+    /// Record allows as well as denies. Defaults to true.
+    pub record_allows: Option<bool>,
+    /// Emit a checkpoint every this many records.
+    pub checkpoint_every: Option<u64>,
+    #[serde(default)]
+    pub sinks: Option<Vec<AuditSink>>,
+}
+
+/// One destination for audit records. Which fields apply depends on `type`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSink {
+    #[serde(rename = "type")]
+    #[schemars(with = "SinkKind")]
+    pub kind: Spanned<SinkKind>,
+    /// `file`: the append-only log (the Merkle-tree log).
+    pub path: Option<String>,
+    /// `syslog`: `unix:/dev/log`, `udp://127.0.0.1:514` or `tcp://127.0.0.1:514` (RFC 5424).
+    pub address: Option<String>,
+    /// `syslog`: `auth`, `daemon`, `local0`..`local7`, ...
+    pub facility: Option<String>,
+    /// `syslog`: record format.
+    pub format: Option<SinkFormat>,
+    /// `webhook`: HTTPS endpoint that receives OCSF JSON.
+    pub url: Option<String>,
+    /// `webhook`: bearer token, as a `${secret:NAME}` or `${env:VAR}` reference (resolved late).
+    #[schemars(with = "Option<String>")]
+    pub token: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    File,
+    Syslog,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    Cef,
+    Ocsf,
+}
+
+/// What the config says about one secret. The vault holds the value and its own pins; the broker injects only
+/// toward hosts allowed by both.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretMeta {
+    /// Host patterns this secret may be sent to.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub hosts: Vec<Spanned<String>>,
+    pub inject: Option<InjectRecipe>,
+    pub description: Option<String>,
+}
+
+/// How the broker puts the secret on the wire.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectRecipe {
+    /// Header name, e.g. `Authorization`. Framing headers (`Host`, `Content-Length`, ...) are refused.
+    pub header: Option<String>,
+    /// Header value with `{value}` where the secret goes, e.g. `"Bearer {value}"`.
+    pub format: Option<String>,
+    /// Query parameter name instead of a header.
+    pub query: Option<String>,
+}
+
+/// A role: API permissions and tools, granted to every agent that has it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// `"*"`, `"KIND:*"`, `"KIND:VERB"`, `"KIND:own:*"`, `"KIND:own:VERB"`, e.g. `"conversations:own:*"`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub permissions: Vec<Spanned<String>>,
+    /// Tools every holder may run; `"*"` means all.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub tools: Vec<Spanned<String>>,
+}
+
+/// An agent identity.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub roles: Vec<Spanned<String>>,
+    /// The agent that spawns this one. A sub-agent never gets a tool its parent lacks.
+    #[schemars(with = "Option<String>")]
+    pub parent: Option<Spanned<String>>,
+    /// How many levels of sub-agents may sit below this agent (0: it may not delegate). Unset means no limit of
+    /// its own; its ancestors' limits still apply.
+    pub max_depth: Option<u32>,
+    /// Tools this agent may run (besides its roles' tools); `"*"` means all.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub tools: Vec<Spanned<String>>,
+    /// Decisions for this agent are denied when the caller's risk score exceeds this (0-100).
+    pub max_risk: Option<u8>,
+    pub schedule: Option<Schedule>,
+}
+
+/// A tool and what it may do.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub description: Option<String>,
+    /// Outbound HTTP(S) rules; a request is allowed when one rule allows it.
+    #[serde(default)]
+    pub network: Vec<NetworkRule>,
+    #[serde(default)]
+    pub fs: ToolFs,
+    #[serde(default)]
+    pub exec: ToolExec,
+    /// Secrets this tool may use (surrogates in its environment, injection on the wire).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub secrets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub limits: Limits,
+    pub max_risk: Option<u8>,
+    pub schedule: Option<Schedule>,
+}
+
+/// One outbound rule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRule {
+    /// `"api.github.com"`, `"api.github.com:8443"`, `"*.example.com"` (subdomains only), `"host:*"` (any port).
+    /// Without a port only the scheme's default port (443/80) is allowed.
+    #[schemars(with = "Vec<String>")]
+    pub hosts: Vec<Spanned<String>>,
+    /// Allowed methods; empty means any.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub methods: Vec<Spanned<String>>,
+    /// Allowed path prefixes, matched segment by segment (`/repos` allows `/repos/x`, not `/reposx`); empty
+    /// means any path.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub paths: Vec<Spanned<String>>,
+    pub max_request_bytes: Option<Size>,
+}
+
+/// Filesystem access. Entries are absolute paths (a directory covers everything below it) or globs
+/// (`**/.git/config`); `${WORKSPACE}` and `${HOME}` expand at load time; an entry starting with `!` masks out what
+/// it matches from that list.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolFs {
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub read: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub write: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub exec: Vec<Spanned<String>>,
+    /// Denied for read, write and exec whatever else allows it.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Spanned<String>>,
+}
+
+/// Programs: names are resolved to absolute paths (symlinks followed) when the config loads.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolExec {
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Spanned<String>>,
+}
+
+/// A weekly time window, in UTC.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// `["mon", "tue", ...]`; empty means every day.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub days: Vec<Spanned<String>>,
+    /// `"09:00-17:30"` (UTC, end exclusive); unset means all day.
+    #[schemars(with = "Option<String>")]
+    pub hours: Option<Spanned<String>>,
+}
+
+/// Overlays per built-in profile.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileOverlays {
+    pub dev: Option<ProfileOverlay>,
+    pub prod: Option<ProfileOverlay>,
+    pub ide: Option<ProfileOverlay>,
+    pub test: Option<ProfileOverlay>,
+}
+
+/// What a profile may change. Fields set here replace the base file's field of the same name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileOverlay {
+    pub network: Option<Network>,
+    pub fs: Option<GlobalFs>,
+    pub limits: Option<Limits>,
+    pub audit: Option<Audit>,
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// A byte count written as an integer or as a string with a binary unit (`"64KiB"`, `"512MiB"`, `"2GiB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Size(pub u64);
+
+impl JsonSchema for Size {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Bytes as an integer, or a number with a unit: B, KiB, MiB, GiB, TiB (KB, MB, GB, TB are powers of 1000).",
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9]+\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?\\s*$" }
+            ]
+        })
+    }
+}
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        if num.is_empty() {
+            return Err(format!("size {s:?} must start with a number, e.g. \"512MiB\""));
+        }
+        let n: u64 = num.parse().map_err(|_| format!("size {s:?} is too large"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => return Err(format!("unknown size unit {other:?}: use B, KiB, MiB, GiB or TiB")),
+        };
+        n.checked_mul(mult).map(Size).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) if n >= 0 => Ok(Size(n as u64)),
+            Raw::Int(_) => Err(serde::de::Error::custom("a size cannot be negative")),
+            Raw::Text(t) => Size::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The JSON Schema of `airlock.toml`, as published in `docs/airlock.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ConfigFile);
+    let mut out = serde_json::to_string_pretty(&schema).expect("a schema always serialises");
+    out.push('\n');
+    out
+}

@@ -1,0 +1,919 @@
+//! The validated model: every name resolved, every pattern parsed, every variable expanded.
+//!
+//! Why a separate pass between TOML and Cedar: errors such as "tool `web_fetch` uses secret `GITHUB_TOKN`, which
+//! is not declared" need the config's own positions and vocabulary, which Cedar cannot give. Everything that
+//! survives this pass is well formed, so the compiler ([`crate::compile`]) cannot fail on user input except for
+//! user-written Cedar. All problems are collected, so one `policy check` shows them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::config::{self, ConfigFile, InjectRecipe, Limits};
+use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
+use crate::load::Document;
+use crate::normalize::{self, HostPattern, HostPatternKind};
+use crate::profile::{Profile, ProfileSettings};
+use crate::refs::{self, Reference};
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+/// Which tools an agent or role may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolGrant {
+    All,
+    Some(BTreeSet<String>),
+}
+
+impl ToolGrant {
+    pub fn allows(&self, tool: &str) -> bool {
+        match self {
+            ToolGrant::All => true,
+            ToolGrant::Some(s) => s.contains(tool),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub id: String,
+    pub roles: Vec<String>,
+    /// Parent first, then its parent, up to the root.
+    pub ancestors: Vec<String>,
+    pub tools: ToolGrant,
+    pub max_risk: u8,
+    pub schedule: Option<Window>,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub id: String,
+    pub permissions: Vec<At<Permission>>,
+    pub tools: ToolGrant,
+}
+
+/// An API permission: `*`, `KIND:*`, `KIND:VERB`, `KIND:own:*`, `KIND:own:VERB`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permission {
+    All,
+    Kind { kind: String, own: bool, verb: Option<String> },
+}
+
+impl Permission {
+    pub fn parse(s: &str) -> Result<Permission, String> {
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.len() <= 64
+                && w.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let bad =
+            || format!("invalid permission {s:?}: expected \"*\", \"KIND:*\", \"KIND:VERB\" or \"KIND:own:VERB\"");
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["*"] => Ok(Permission::All),
+            [kind, rest @ ..] if word(kind) => {
+                let (own, verb) = match rest {
+                    ["*"] => (false, None),
+                    [v] if word(v) => (false, Some(v.to_string())),
+                    ["own", "*"] => (true, None),
+                    ["own", v] if word(v) => (true, Some(v.to_string())),
+                    _ => return Err(bad()),
+                };
+                Ok(Permission::Kind { kind: kind.to_string(), own, verb })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A weekly window in UTC: days as a bit set (bit 0 = Monday), minutes since midnight, end exclusive. A start
+/// after the end wraps past midnight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub days: u8,
+    pub start_minute: u16,
+    pub end_minute: u16,
+    pub text: String,
+}
+
+impl Window {
+    pub fn contains(&self, weekday: u8, minute: u16) -> bool {
+        if self.days & (1 << weekday) == 0 {
+            return false;
+        }
+        if self.start_minute <= self.end_minute {
+            minute >= self.start_minute && minute < self.end_minute
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub id: String,
+    pub network: Vec<NetRule>,
+    pub fs_read: FsList,
+    pub fs_write: FsList,
+    pub fs_exec: FsList,
+    pub fs_deny: Vec<At<FsPattern>>,
+    pub exec_allow: Vec<At<Program>>,
+    pub exec_deny: Vec<At<Program>>,
+    pub secrets: Vec<At<String>>,
+    /// Effective limits: the tool's own, then `[limits]`, then the profile's defaults.
+    pub limits: Limits,
+    /// The tool and `[limits]` set no limit at all.
+    pub declares_no_limits: bool,
+    pub max_risk: u8,
+    pub schedule: Option<Window>,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetRule {
+    pub hosts: Vec<At<HostPattern>>,
+    /// Upper-case; empty means any method.
+    pub methods: Vec<String>,
+    /// Normalised prefixes; empty means any path.
+    pub paths: Vec<String>,
+    pub max_request_bytes: Option<u64>,
+}
+
+/// Allowed entries minus masked ones.
+#[derive(Debug, Clone, Default)]
+pub struct FsList {
+    pub allow: Vec<At<FsPattern>>,
+    pub mask: Vec<At<FsPattern>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsPattern {
+    /// This path and everything below it.
+    Subtree(String),
+    /// A glob (`*` stays within one path component, `**` crosses them).
+    Glob(String),
+}
+
+impl FsPattern {
+    pub fn text(&self) -> &str {
+        match self {
+            FsPattern::Subtree(s) | FsPattern::Glob(s) => s,
+        }
+    }
+}
+
+/// A program as written and as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    pub written: String,
+    /// Canonical absolute path; `None` when it does not exist on this machine.
+    pub resolved: Option<String>,
+    /// File name, for name-based denial.
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretSpec {
+    pub name: String,
+    pub hosts: Vec<At<HostPattern>>,
+    pub inject: Option<InjectRecipe>,
+    pub span: Range<usize>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub profile: Profile,
+    pub settings: ProfileSettings,
+    pub workspace: String,
+    pub home: String,
+    pub agents: BTreeMap<String, AgentSpec>,
+    pub roles: BTreeMap<String, RoleSpec>,
+    pub tools: BTreeMap<String, ToolSpec>,
+    pub secrets: BTreeMap<String, SecretSpec>,
+    pub network_deny: Vec<At<HostPattern>>,
+    pub fs_deny: Vec<At<FsPattern>>,
+    pub exec_deny: Vec<At<Program>>,
+    pub block_private: bool,
+    pub protect_credentials: bool,
+    pub max_request_bytes: Option<u64>,
+    pub fail_closed: bool,
+    pub record_allows: bool,
+    pub file: ConfigFile,
+}
+
+/// Credential stores denied to every tool unless `protect_credentials = false` (dev only).
+pub const CREDENTIAL_PATHS: &[&str] = &[
+    "${HOME}/.ssh",
+    "${HOME}/.aws",
+    "${HOME}/.azure",
+    "${HOME}/.gnupg",
+    "${HOME}/.kube",
+    "${HOME}/.docker/config.json",
+    "${HOME}/.config/gcloud",
+    "${HOME}/.config/gh",
+    "${HOME}/.netrc",
+    "${HOME}/.git-credentials",
+    "${HOME}/.npmrc",
+    "${HOME}/.pypirc",
+    "${HOME}/.cargo/credentials.toml",
+    "${HOME}/.local/share/airlock",
+    "${HOME}/.local/share/keyrings",
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/proc/*/environ",
+    "/proc/*/mem",
+];
+
+struct Builder<'a> {
+    src: &'a SourceText,
+    diags: Vec<Diagnostic>,
+    workspace: String,
+    home: String,
+    search_path: Vec<std::path::PathBuf>,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, code: &'static str, span: Range<usize>, m: impl Into<String>) {
+        let d = self.src.error(code, Some(span), m);
+        self.diags.push(d);
+    }
+
+    fn id(&mut self, kind: &str, s: &Spanned<String>) -> Option<String> {
+        let v = s.get_ref();
+        let ok = !v.is_empty()
+            && v.len() <= 64
+            && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Some(v.clone())
+        } else {
+            self.err(
+                "invalid-id",
+                s.span(),
+                format!("invalid {kind} id {v:?}: use 1-64 of A-Z a-z 0-9 _ - . (not first)"),
+            );
+            None
+        }
+    }
+
+    fn host_pattern(&mut self, s: &Spanned<String>) -> Option<At<HostPattern>> {
+        match HostPattern::parse(s.get_ref()) {
+            Ok(p) => Some(At { value: p, span: s.span() }),
+            Err(e) => {
+                self.err("host-pattern", s.span(), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Expands `${WORKSPACE}` and `${HOME}`; any other `${...}` is an error.
+    fn expand(&mut self, s: &Spanned<String>) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = s.get_ref().as_str();
+        while let Some(pos) = rest.find("${") {
+            out.push_str(&rest[..pos]);
+            let r = &rest[pos + 2..];
+            let Some(end) = r.find('}') else {
+                self.err("variable", s.span(), "unterminated ${ in path");
+                return None;
+            };
+            match &r[..end] {
+                "WORKSPACE" => out.push_str(&self.workspace),
+                "HOME" => out.push_str(&self.home),
+                other => {
+                    self.err(
+                        "variable",
+                        s.span(),
+                        format!(
+                            "unknown variable ${{{other}}} in a path: only ${{WORKSPACE}} and ${{HOME}} expand here"
+                        ),
+                    );
+                    return None;
+                }
+            }
+            rest = &r[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    fn fs_pattern(&mut self, s: &Spanned<String>) -> Option<(bool, At<FsPattern>)> {
+        let (negated, body) = match s.get_ref().strip_prefix('!') {
+            Some(b) => (true, Spanned::new(s.span(), b.to_string())),
+            None => (false, s.clone()),
+        };
+        let expanded = self.expand(&body)?;
+        // `**/x` is a glob relative to nothing: anchor it at the root so it matches at any depth.
+        let anchored = if expanded.starts_with("**") { format!("/{expanded}") } else { expanded };
+        let canonical = match normalize::normalize_fs_pattern(&anchored) {
+            Ok(c) => c,
+            Err(e) => {
+                self.err("path-pattern", s.span(), e.to_string());
+                return None;
+            }
+        };
+        let pattern = if canonical.contains(['*', '?', '[', ']', '{', '}']) {
+            if let Err(e) = globset::GlobBuilder::new(&canonical).literal_separator(true).build() {
+                self.err("glob", s.span(), format!("invalid glob {:?}: {}", s.get_ref(), e.kind()));
+                return None;
+            }
+            FsPattern::Glob(canonical)
+        } else {
+            FsPattern::Subtree(canonical)
+        };
+        Some((negated, At { value: pattern, span: s.span() }))
+    }
+
+    fn fs_list(&mut self, entries: &[Spanned<String>]) -> FsList {
+        let mut list = FsList::default();
+        for e in entries {
+            if let Some((neg, p)) = self.fs_pattern(e) {
+                if neg { list.mask.push(p) } else { list.allow.push(p) }
+            }
+        }
+        if list.allow.is_empty() && !list.mask.is_empty() {
+            let span = list.mask[0].span.clone();
+            self.err("path-pattern", span, "a list with only !masks allows nothing; add the paths it should allow");
+        }
+        list
+    }
+
+    fn fs_deny(&mut self, entries: &[Spanned<String>]) -> Vec<At<FsPattern>> {
+        let mut out = Vec::new();
+        for e in entries {
+            if let Some((neg, p)) = self.fs_pattern(e) {
+                if neg {
+                    self.err(
+                        "path-pattern",
+                        e.span(),
+                        "!masks are not allowed in a deny list: a deny cannot be undone",
+                    );
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    fn program(&mut self, s: &Spanned<String>) -> Option<At<Program>> {
+        let written = s.get_ref().trim();
+        if written.is_empty() || written.contains('\0') || (written.contains('/') && !written.starts_with('/')) {
+            self.err("program", s.span(), format!("invalid program {written:?}: a name (\"git\") or an absolute path"));
+            return None;
+        }
+        let name = written.rsplit('/').next().unwrap_or(written).to_string();
+        let resolved = normalize::resolve_program(written, &self.search_path).ok();
+        Some(At { value: Program { written: written.to_string(), resolved, name }, span: s.span() })
+    }
+
+    fn window(&mut self, s: &config::Schedule) -> Option<Window> {
+        let mut days = 0u8;
+        for d in &s.days {
+            let bit = match d.get_ref().to_ascii_lowercase().as_str() {
+                "mon" => 0,
+                "tue" => 1,
+                "wed" => 2,
+                "thu" => 3,
+                "fri" => 4,
+                "sat" => 5,
+                "sun" => 6,
+                other => {
+                    self.err(
+                        "schedule",
+                        d.span(),
+                        format!("unknown day {other:?}: use mon, tue, wed, thu, fri, sat, sun"),
+                    );
+                    return None;
+                }
+            };
+            days |= 1 << bit;
+        }
+        if s.days.is_empty() {
+            days = 0x7f;
+        }
+        let (start, end, hours_text) = match &s.hours {
+            None => (0, 24 * 60, "all day".to_string()),
+            Some(h) => {
+                let parse = |t: &str| -> Option<u16> {
+                    let (hh, mm) = t.trim().split_once(':')?;
+                    let (hh, mm): (u16, u16) = (hh.parse().ok()?, mm.parse().ok()?);
+                    (hh <= 24 && mm < 60 && hh * 60 + mm <= 24 * 60).then_some(hh * 60 + mm)
+                };
+                match h.get_ref().split_once('-').and_then(|(a, b)| Some((parse(a)?, parse(b)?))) {
+                    Some((a, b)) if a != b => (a, b, h.get_ref().trim().to_string()),
+                    _ => {
+                        self.err(
+                            "schedule",
+                            h.span(),
+                            format!("invalid hours {:?}: use \"HH:MM-HH:MM\" (UTC)", h.get_ref()),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let day_text = if days == 0x7f {
+            "every day".to_string()
+        } else {
+            let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            (0..7).filter(|i| days & (1 << i) != 0).map(|i| names[i]).collect::<Vec<_>>().join(",")
+        };
+        Some(Window { days, start_minute: start, end_minute: end, text: format!("{day_text} {hours_text} UTC") })
+    }
+
+    fn grant(&mut self, entries: &[Spanned<String>], tools: &BTreeMap<Spanned<String>, config::Tool>) -> ToolGrant {
+        let mut set = BTreeSet::new();
+        for t in entries {
+            if t.get_ref() == "*" {
+                return ToolGrant::All;
+            }
+            if tools.keys().any(|k| k.get_ref() == t.get_ref()) {
+                set.insert(t.get_ref().clone());
+            } else {
+                self.err(
+                    "unknown-tool",
+                    t.span(),
+                    format!("unknown tool {:?}: it is not defined under [tools]", t.get_ref()),
+                );
+            }
+        }
+        ToolGrant::Some(set)
+    }
+
+    fn risk(&mut self, r: Option<u8>, span: Range<usize>) -> u8 {
+        match r {
+            Some(v) if v > 100 => {
+                self.err("max-risk", span, format!("max_risk {v} is out of range 0-100"));
+                100
+            }
+            Some(v) => v,
+            None => 100,
+        }
+    }
+}
+
+/// Validates a document into a [`Model`]. Warnings come back with the model; errors fail the whole load.
+pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
+    let path_text = |p: &std::path::Path| p.to_str().map(str::to_string);
+    let (Some(workspace), Some(home)) = (path_text(&doc.workspace), path_text(&doc.home)) else {
+        return Err(ConfigError::single(doc.source.error("variables", None, "${WORKSPACE} and ${HOME} must be UTF-8")));
+    };
+    let file = &doc.file;
+    let search_path = file
+        .exec
+        .search_path
+        .clone()
+        .map(|v| v.into_iter().map(Into::into).collect())
+        .unwrap_or_else(|| normalize::DEFAULT_SEARCH_PATH.iter().map(Into::into).collect());
+    let mut b = Builder { src: &doc.source, diags: Vec::new(), workspace, home, search_path };
+    let settings = doc.settings.clone();
+    let whole = 0..0;
+
+    // Safety switches.
+    let block_private = file.network.block_private.unwrap_or(true);
+    let protect_credentials = file.fs.protect_credentials.unwrap_or(true);
+    let fail_closed = file.audit.fail_closed.unwrap_or(true);
+    if !settings.may_disable_safety {
+        for (on, key) in [
+            (block_private, "network.block_private"),
+            (protect_credentials, "fs.protect_credentials"),
+            (fail_closed, "audit.fail_closed"),
+        ] {
+            if !on {
+                let d = doc.source.error(
+                    "profile-conflict",
+                    None,
+                    format!("{key} = false conflicts with profile {}: only dev may turn it off", doc.profile),
+                );
+                b.diags.push(d);
+            }
+        }
+    }
+
+    // Secrets.
+    let mut secrets = BTreeMap::new();
+    for (name, meta) in &file.secrets {
+        if !refs::valid_secret_name(name.get_ref()) {
+            b.err("invalid-id", name.span(), format!("invalid secret name {:?}", name.get_ref()));
+            continue;
+        }
+        let hosts = meta.hosts.iter().filter_map(|h| b.host_pattern(h)).collect();
+        if let Some(r) = &meta.inject {
+            check_inject(&mut b, r, name.span());
+        }
+        secrets.insert(
+            name.get_ref().clone(),
+            SecretSpec { name: name.get_ref().clone(), hosts, inject: meta.inject.clone(), span: name.span() },
+        );
+    }
+
+    // Tools.
+    let mut tools = BTreeMap::new();
+    for (key, t) in &file.tools {
+        let Some(id) = b.id("tool", key) else { continue };
+        let mut network = Vec::new();
+        for rule in &t.network {
+            if rule.hosts.is_empty() {
+                b.err("network-rule", key.span(), format!("tool {id}: a [[network]] rule needs at least one host"));
+            }
+            let hosts = rule.hosts.iter().filter_map(|h| b.host_pattern(h)).collect();
+            let mut methods = Vec::new();
+            for m in &rule.methods {
+                let up = m.get_ref().to_ascii_uppercase();
+                if up.is_empty()
+                    || up.len() > 32
+                    || !up.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
+                {
+                    b.err("method", m.span(), format!("invalid HTTP method {:?}", m.get_ref()));
+                } else {
+                    methods.push(up);
+                }
+            }
+            let mut paths = Vec::new();
+            for p in &rule.paths {
+                match normalize::Target::parse(&format!("http://prefix.invalid{}", p.get_ref())) {
+                    Ok(t) if p.get_ref().starts_with('/') && t.query.is_none() => paths.push(t.path),
+                    Ok(_) => b.err(
+                        "path-prefix",
+                        p.span(),
+                        format!("invalid path prefix {:?}: must start with '/' and have no query", p.get_ref()),
+                    ),
+                    Err(e) => {
+                        b.err("path-prefix", p.span(), format!("invalid path prefix {:?}: {}", p.get_ref(), e.reason))
+                    }
+                }
+            }
+            network.push(NetRule { hosts, methods, paths, max_request_bytes: rule.max_request_bytes.map(|s| s.0) });
+        }
+        let fs_read = b.fs_list(&t.fs.read);
+        let fs_write = b.fs_list(&t.fs.write);
+        let fs_exec = b.fs_list(&t.fs.exec);
+        let fs_deny = b.fs_deny(&t.fs.deny);
+        let exec_allow = t.exec.allow.iter().filter_map(|p| b.program(p)).collect();
+        let exec_deny = t.exec.deny.iter().filter_map(|p| b.program(p)).collect();
+        let mut used = Vec::new();
+        for s in &t.secrets {
+            if secrets.contains_key(s.get_ref()) {
+                used.push(At { value: s.get_ref().clone(), span: s.span() });
+            } else {
+                b.err(
+                    "unknown-secret",
+                    s.span(),
+                    format!("tool {id} uses secret {:?}, which is not declared under [secrets]", s.get_ref()),
+                );
+            }
+        }
+        let declares_no_limits = t.limits.is_empty() && file.limits.is_empty();
+        let limits = t.limits.or(&file.limits).or(&settings.default_limits);
+        let max_risk = b.risk(t.max_risk, key.span());
+        let schedule = t.schedule.as_ref().and_then(|s| b.window(s));
+        tools.insert(
+            id.clone(),
+            ToolSpec {
+                id,
+                network,
+                fs_read,
+                fs_write,
+                fs_exec,
+                fs_deny,
+                exec_allow,
+                exec_deny,
+                secrets: used,
+                limits,
+                declares_no_limits,
+                max_risk,
+                schedule,
+                span: key.span(),
+            },
+        );
+    }
+
+    // Roles.
+    let mut roles = BTreeMap::new();
+    for (key, r) in &file.roles {
+        let Some(id) = b.id("role", key) else { continue };
+        let mut permissions = Vec::new();
+        for p in &r.permissions {
+            match Permission::parse(p.get_ref()) {
+                Ok(v) => permissions.push(At { value: v, span: p.span() }),
+                Err(m) => b.err("permission", p.span(), m),
+            }
+        }
+        let tools_grant = b.grant(&r.tools, &file.tools);
+        roles.insert(id.clone(), RoleSpec { id, permissions, tools: tools_grant });
+    }
+
+    // Agents: own grants first, then the hierarchy.
+    let mut agents: BTreeMap<String, AgentSpec> = BTreeMap::new();
+    let mut parents: BTreeMap<String, Spanned<String>> = BTreeMap::new();
+    for (key, a) in &file.agents {
+        let Some(id) = b.id("agent", key) else { continue };
+        let mut role_ids = Vec::new();
+        let mut grant = b.grant(&a.tools, &file.tools);
+        for r in &a.roles {
+            match roles.get(r.get_ref()) {
+                Some(role) => {
+                    role_ids.push(r.get_ref().clone());
+                    grant = union(grant, &role.tools);
+                }
+                None => b.err(
+                    "unknown-role",
+                    r.span(),
+                    format!("agent {id} has role {:?}, which is not defined under [roles]", r.get_ref()),
+                ),
+            }
+        }
+        if let Some(p) = &a.parent {
+            parents.insert(id.clone(), p.clone());
+        }
+        let max_risk = b.risk(a.max_risk, key.span());
+        let schedule = a.schedule.as_ref().and_then(|s| b.window(s));
+        agents.insert(
+            id.clone(),
+            AgentSpec {
+                id,
+                roles: role_ids,
+                ancestors: Vec::new(),
+                tools: grant,
+                max_risk,
+                schedule,
+                span: key.span(),
+            },
+        );
+    }
+    let max_depth: BTreeMap<String, Option<u32>> =
+        file.agents.iter().map(|(k, a)| (k.get_ref().clone(), a.max_depth)).collect();
+    let ids: Vec<String> = agents.keys().cloned().collect();
+    for id in &ids {
+        let mut chain = Vec::new();
+        let mut cur = id.clone();
+        let mut ok = true;
+        while let Some(p) = parents.get(&cur) {
+            let pid = p.get_ref().clone();
+            if !agents.contains_key(&pid) {
+                if cur == *id {
+                    b.err(
+                        "unknown-agent",
+                        p.span(),
+                        format!("agent {id} has parent {pid:?}, which is not defined under [agents]"),
+                    );
+                }
+                ok = false;
+                break;
+            }
+            if pid == *id || chain.contains(&pid) {
+                b.err(
+                    "agent-cycle",
+                    agents[id].span.clone(),
+                    format!("agent {id} is its own ancestor (parent chain loops)"),
+                );
+                ok = false;
+                break;
+            }
+            chain.push(pid.clone());
+            cur = pid;
+        }
+        if !ok {
+            continue;
+        }
+        for (distance, anc) in chain.iter().enumerate() {
+            if let Some(Some(m)) = max_depth.get(anc)
+                && distance as u32 + 1 > *m
+            {
+                b.err(
+                    "max-depth",
+                    agents[id].span.clone(),
+                    format!("agent {id} is {} level(s) below {anc}, whose max_depth is {m}", distance + 1),
+                );
+            }
+        }
+        if let Some(parent) = chain.first() {
+            let excess = excess_tools(&agents[id].tools, &agents[parent].tools);
+            if let Some(t) = excess {
+                b.err(
+                    "sub-agent-escalation",
+                    agents[id].span.clone(),
+                    format!(
+                        "agent {id} may use {t}, but its parent {parent} may not: a sub-agent cannot exceed its parent"
+                    ),
+                );
+            }
+        }
+        if let Some(a) = agents.get_mut(id) {
+            a.ancestors = chain;
+        }
+    }
+
+    // Global rules.
+    let network_deny = file.network.deny.iter().flatten().filter_map(|h| b.host_pattern(h)).collect();
+    let mut fs_deny = b.fs_deny(file.fs.deny.as_deref().unwrap_or_default());
+    if protect_credentials {
+        for p in CREDENTIAL_PATHS {
+            if let Some((_, pat)) = b.fs_pattern(&Spanned::new(whole.clone(), p.to_string())) {
+                fs_deny.push(pat);
+            }
+        }
+    }
+    let exec_deny = file.exec.deny.iter().flatten().filter_map(|p| b.program(p)).collect();
+
+    // Rate limits and audit sinks refer to things defined elsewhere.
+    for k in file.rate_limits.agents.keys() {
+        if !agents.contains_key(k.get_ref()) {
+            b.err("unknown-agent", k.span(), format!("rate limit for unknown agent {:?}", k.get_ref()));
+        }
+    }
+    for k in file.rate_limits.tools.keys() {
+        if !tools.contains_key(k.get_ref()) {
+            b.err("unknown-tool", k.span(), format!("rate limit for unknown tool {:?}", k.get_ref()));
+        }
+    }
+    for k in file.rate_limits.hosts.keys() {
+        b.host_pattern(k);
+    }
+    for sink in file.audit.sinks.iter().flatten() {
+        check_sink(&mut b, sink, &secrets);
+    }
+
+    if b.diags.iter().any(|d| d.severity == Severity::Error) {
+        b.diags.sort_by_key(|d| (d.line, d.column));
+        return Err(ConfigError { diagnostics: b.diags });
+    }
+    let model = Model {
+        profile: doc.profile,
+        settings,
+        workspace: b.workspace.clone(),
+        home: b.home.clone(),
+        agents,
+        roles,
+        tools,
+        secrets,
+        network_deny,
+        fs_deny,
+        exec_deny,
+        block_private,
+        protect_credentials,
+        max_request_bytes: file.network.max_request_bytes.map(|s| s.0),
+        fail_closed,
+        record_allows: file.audit.record_allows.unwrap_or(true),
+        file: file.clone(),
+    };
+    Ok((model, b.diags))
+}
+
+fn union(a: ToolGrant, b: &ToolGrant) -> ToolGrant {
+    match (a, b) {
+        (ToolGrant::All, _) | (_, ToolGrant::All) => ToolGrant::All,
+        (ToolGrant::Some(mut x), ToolGrant::Some(y)) => {
+            x.extend(y.iter().cloned());
+            ToolGrant::Some(x)
+        }
+    }
+}
+
+/// A tool the child may use and the parent may not, if any.
+fn excess_tools(child: &ToolGrant, parent: &ToolGrant) -> Option<String> {
+    match (child, parent) {
+        (_, ToolGrant::All) => None,
+        (ToolGrant::All, ToolGrant::Some(_)) => Some("every tool (\"*\")".to_string()),
+        (ToolGrant::Some(c), ToolGrant::Some(p)) => c.difference(p).next().map(|t| format!("tool {t}")),
+    }
+}
+
+/// Headers that frame the HTTP message; injecting into them would let a value rewrite the request.
+const FRAMING_HEADERS: &[&str] =
+    &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive", "expect"];
+
+fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {
+    match (&r.header, &r.query) {
+        (Some(h), None) => {
+            let lower = h.to_ascii_lowercase();
+            let token =
+                !h.is_empty() && h.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+            if !token {
+                b.err("inject", span.clone(), format!("invalid header name {h:?}"));
+            } else if FRAMING_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+                b.err("inject", span.clone(), format!("refusing to inject into framing header {h:?}"));
+            }
+        }
+        (None, Some(q)) => {
+            if q.is_empty() || !q.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.') {
+                b.err("inject", span.clone(), format!("invalid query parameter name {q:?}"));
+            }
+        }
+        _ => b.err("inject", span.clone(), "inject needs exactly one of header or query"),
+    }
+    if let Some(f) = &r.format {
+        if f.matches("{value}").count() != 1 {
+            b.err("inject", span.clone(), "inject.format must contain {value} exactly once");
+        }
+        if f.bytes().any(|c| c.is_ascii_control()) {
+            b.err("inject", span, "inject.format must not contain control characters");
+        }
+    }
+}
+
+fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<String, SecretSpec>) {
+    use config::SinkKind;
+    let span = sink.kind.span();
+    let kind = *sink.kind.get_ref();
+    let mut need = |field: &str, present: bool| {
+        if !present {
+            b.err("audit-sink", span.clone(), format!("{kind:?} sink needs `{field}`").to_lowercase());
+        }
+    };
+    match kind {
+        SinkKind::File => need("path", sink.path.is_some()),
+        SinkKind::Syslog => need("address", sink.address.is_some()),
+        SinkKind::Webhook => need("url", sink.url.is_some()),
+    }
+    let allowed: &[&str] = match kind {
+        SinkKind::File => &["path"],
+        SinkKind::Syslog => &["address", "facility", "format"],
+        SinkKind::Webhook => &["url", "token"],
+    };
+    for (field, present) in [
+        ("path", sink.path.is_some()),
+        ("address", sink.address.is_some()),
+        ("facility", sink.facility.is_some()),
+        ("format", sink.format.is_some()),
+        ("url", sink.url.is_some()),
+        ("token", sink.token.is_some()),
+    ] {
+        if present && !allowed.contains(&field) {
+            b.err(
+                "audit-sink",
+                span.clone(),
+                format!("`{field}` does not apply to a {} sink", format!("{kind:?}").to_lowercase()),
+            );
+        }
+    }
+    if let Some(address) = &sink.address {
+        let ok = address.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
+            || ["udp://", "tcp://"].iter().any(|s| address.starts_with(s));
+        if !ok {
+            b.err(
+                "audit-sink",
+                span.clone(),
+                format!("syslog address {address:?}: use unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT"),
+            );
+        }
+    }
+    if let Some(f) = &sink.facility {
+        let known =
+            ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"];
+        let local = f.len() == 6 && f.starts_with("local") && (b'0'..=b'7').contains(&f.as_bytes()[5]);
+        if !known.contains(&f.as_str()) && !local {
+            b.err("audit-sink", span.clone(), format!("unknown syslog facility {f:?}"));
+        }
+    }
+    if let Some(url) = &sink.url {
+        match normalize::Target::parse(url) {
+            Ok(t) if t.scheme == normalize::Scheme::Https => {}
+            Ok(t) if matches!(t.host, normalize::HostName::Ipv4(ip) if ip.is_loopback()) => {}
+            Ok(_) => b.err(
+                "audit-sink",
+                span.clone(),
+                format!("webhook {url:?} must use https (plain http only to loopback)"),
+            ),
+            Err(e) => b.err("audit-sink", span.clone(), format!("webhook url: {e}")),
+        }
+    }
+    if let Some(t) = &sink.token {
+        match refs::scan(t.get_ref()) {
+            Err(m) => b.err("reference", t.span(), m),
+            Ok(found) => {
+                for r in found {
+                    if let Reference::Secret(name) = r
+                        && !secrets.contains_key(&name)
+                    {
+                        b.err(
+                            "unknown-secret",
+                            t.span(),
+                            format!("reference to secret {name:?}, which is not declared under [secrets]"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// True when a pattern covers every host (`*`) or a whole top-level domain (`*.com`).
+pub fn is_broad_wildcard(p: &HostPattern) -> bool {
+    match &p.host {
+        HostPatternKind::Any => true,
+        HostPatternKind::Subdomains(suffix) => !suffix.contains('.'),
+        HostPatternKind::Exact(_) => false,
+    }
+}
