@@ -76,3 +76,51 @@ pub fn monday_at(hour: u64, minute: u64) -> std::time::SystemTime {
     // 2026-11-23T00:00:00Z
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_392_000 + hour * 3600 + minute * 60)
 }
+
+impl Setup {
+    /// A fresh setup whose `airlock.toml` is `text` instead of the fixture (the fixture's `policies/site.cedar` is
+    /// still on disk, but only used if `text` names it).
+    pub fn with_config(text: &str) -> Setup {
+        let s = Setup::new();
+        s.write_config(text);
+        s
+    }
+
+    /// Writes `text` to `rel` under the root (creating directories), and returns the full path.
+    pub fn write_file(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Load options with both `--profile` and `AIRLOCK_PROFILE` given.
+    pub fn opts_with_env(&self, flag: Option<&str>, env: Option<&str>) -> LoadOptions {
+        LoadOptions { profile_env: env.map(str::to_string), ..self.opts(flag) }
+    }
+
+    /// Loads with `profile`, expecting the load to be refused (no engine at all).
+    pub fn load_err(&self, profile: Option<&str>) -> ConfigError {
+        match self.load(profile) {
+            Ok(e) => panic!("config must be refused, but an engine was built: {e:?}"),
+            Err(e) => e,
+        }
+    }
+}
+
+/// The first diagnostic with `code`, or a panic listing what was reported instead.
+pub fn diag<'a>(err: &'a ConfigError, code: &str) -> &'a airlock_policy::Diagnostic {
+    err.diagnostics
+        .iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("expected a diagnostic with code {code:?}, got {:#?}", err.diagnostics))
+}
+
+/// 1-based line and column (in characters) of the first occurrence of `needle` in `text`.
+pub fn line_col(text: &str, needle: &str) -> (usize, usize) {
+    let offset = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in the text"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}

@@ -1,0 +1,447 @@
+//! Bad input: every kind of mistake in `airlock.toml` or a `.cedar` file is refused with a diagnostic that names the
+//! file, the line and the column of the mistake, a message that says what is wrong, and a stable `code`. Nothing
+//! starts half configured: each case checks that no engine is built at all, and that `policy check` agrees.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use airlock_policy::{ConfigError, Diagnostic, Profile, Severity};
+use common::{Setup, diag, line_col};
+
+/// Loads `s` with `profile`, expecting a refusal; `check` must refuse it with the same findings.
+fn refused(s: &Setup, profile: Option<&str>) -> ConfigError {
+    let err = s.load_err(profile);
+    assert!(err.diagnostics.iter().any(|d| d.severity == Severity::Error), "{err:#?}");
+    let report = airlock_policy::check(&s.config, &s.opts(profile));
+    assert!(!report.ok(), "check passed a config that does not load: {report:#?}");
+    assert_eq!(report.policies, 0);
+    assert_eq!(report.diagnostics, err.diagnostics, "check and load disagree");
+    assert!(airlock_policy::PolicyStore::open(&s.config, s.opts(profile)).is_err(), "the store started anyway");
+    err
+}
+
+/// Writes `text` as the config and expects it refused with `code`, returning that diagnostic.
+fn refused_with(text: &str, profile: Option<&str>, code: &str) -> (Setup, Diagnostic) {
+    let s = Setup::with_config(text);
+    let err = refused(&s, profile);
+    let d = diag(&err, code).clone();
+    assert_eq!(d.severity, Severity::Error, "{d}");
+    (s, d)
+}
+
+#[track_caller]
+fn assert_at(d: &Diagnostic, file: &Path, (line, column): (usize, usize)) {
+    assert_eq!(d.file, file, "wrong file: {d}");
+    assert_eq!((d.line, d.column), (line, column), "wrong position: {d}");
+}
+
+#[track_caller]
+fn assert_says(d: &Diagnostic, words: &str) {
+    assert!(d.message.contains(words), "message {:?} should contain {words:?}", d.message);
+}
+
+// --- TOML ------------------------------------------------------------------------------------------------------
+
+#[test]
+fn malformed_toml_points_at_the_offending_character() {
+    let text = "version = 1\n\n[agents.a]\ntools = [\"web\",, \"x\"]\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (4, 16));
+    assert_says(&d, "extra comma in array");
+
+    let text = "version = 1\n[tools.web\nx = 1\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (2, 11));
+    assert_says(&d, "unclosed table");
+}
+
+#[test]
+fn unknown_nested_key_is_named_with_its_position() {
+    let text = r#"version = 1
+
+[agents.a]
+tools = ["web"]
+
+[[tools.web.network]]
+hosts = ["a.example"]
+
+[[tools.web.network]]
+hots = ["b.example"]
+"#;
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, line_col(text, "hots"));
+    assert_eq!(d.line, 10);
+    assert_says(&d, "unknown key `hots`");
+    assert_says(&d, "expected one of `hosts`");
+
+    // Deeper still, and at the top level.
+    let text = "version = 1\n[tools.web.fs]\nread = [\"/tmp\"]\ndeny_path = [\"/etc\"]\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (4, 1));
+    assert_says(&d, "unknown key `deny_path`");
+    let text = "version = 1\nnetwrok = {}\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (2, 1));
+    assert_says(&d, "unknown key `netwrok`");
+}
+
+#[test]
+fn duplicate_key_points_at_the_second_definition() {
+    let text = "version = 1\n[agents.a]\ntools = [\"web\"]\nmax_risk = 5\nmax_risk = 6\n[tools.web]\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (5, 1));
+    assert_says(&d, "duplicate key");
+
+    let text = "version = 1\n[agents.a]\ntools = [\"web\"]\n[agents.a]\nmax_risk = 6\n[tools.web]\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (4, 9));
+    assert_says(&d, "duplicate key");
+}
+
+#[test]
+fn bad_size_unit_points_at_the_value() {
+    let text = "version = 1\n[limits]\nmemory = \"12 parsecs\"\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (3, 10));
+    assert_says(&d, "unknown size unit \"parsecs\"");
+
+    let text = r#"version = 1
+[agents.a]
+tools = ["web"]
+[[tools.web.network]]
+hosts = ["a.example"]
+max_request_bytes = "lots"
+"#;
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (6, 21));
+    assert_says(&d, "size \"lots\" must start with a number");
+}
+
+#[test]
+fn negative_size_points_at_the_value() {
+    let text = "version = 1\n[limits]\nmemory = -5\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (3, 10));
+    assert_says(&d, "a size cannot be negative");
+}
+
+#[test]
+fn unsupported_version_points_at_the_version_key() {
+    let text = "# comment\nversion = 2\n";
+    let (s, d) = refused_with(text, None, "version");
+    assert_eq!(d.file, s.config);
+    assert_says(&d, "unsupported config version 2");
+    assert_eq!(d.line, 2, "should point at `version = 2`: {d}");
+    assert!(d.column == 1 || d.column == 11, "key or value column: {d}");
+}
+
+// --- Profiles --------------------------------------------------------------------------------------------------
+
+#[test]
+fn conflicting_profile_flag_and_environment_are_refused() {
+    let s = Setup::new();
+    let opts = s.opts_with_env(Some("dev"), Some("prod"));
+    let err = airlock_policy::load_engine(&s.config, &opts).expect_err("flag and env disagree");
+    let d = diag(&err, "profile");
+    // Nothing in the file is wrong: the whole-file position (0, 0) on the config it was loading.
+    assert_at(d, &s.config, (0, 0));
+    assert_says(d, "conflicting profiles: --profile dev but AIRLOCK_PROFILE=prod");
+    assert!(!airlock_policy::check(&s.config, &opts).ok());
+    // When they agree, it loads.
+    assert!(airlock_policy::load_engine(&s.config, &s.opts_with_env(Some("dev"), Some("dev"))).is_ok());
+}
+
+#[test]
+fn unknown_profile_from_the_command_line_or_environment_is_refused() {
+    let s = Setup::new();
+    for (opts, words) in [
+        (s.opts(Some("staging")), "--profile: unknown profile \"staging\": expected dev, prod, ide or test"),
+        (s.opts_with_env(None, Some("Prod")), "AIRLOCK_PROFILE: unknown profile \"Prod\""),
+    ] {
+        let err = airlock_policy::load_engine(&s.config, &opts).expect_err(words);
+        let d = diag(&err, "profile");
+        assert_at(d, &s.config, (0, 0));
+        assert_says(d, words);
+    }
+}
+
+#[test]
+fn unknown_default_profile_in_the_file_points_at_its_line() {
+    let text = "version = 1\ndefault_profile = \"staging\"\n";
+    let (s, d) = refused_with(text, None, "profile");
+    assert_eq!(d.file, s.config);
+    assert_says(&d, "default_profile: unknown profile \"staging\"");
+    assert_eq!(d.line, 2, "should point at `default_profile = \"staging\"`: {d}");
+    assert!(d.column == 1 || d.column == 19, "key or value column: {d}");
+}
+
+#[test]
+fn prod_with_block_private_off_is_a_profile_conflict_at_that_line() {
+    let text = "version = 1\n[network]\nblock_private = false\n";
+    let (s, d) = refused_with(text, Some("prod"), "profile-conflict");
+    assert_eq!(d.file, s.config);
+    assert_says(&d, "network.block_private = false conflicts with profile prod: only dev may turn it off");
+    assert_eq!(d.line, 3, "should point at `block_private = false`: {d}");
+    assert!(d.column == 1 || d.column == 17, "key or value column: {d}");
+    // dev may.
+    assert!(s.load(Some("dev")).is_ok());
+}
+
+#[test]
+fn prod_overlay_turning_block_private_off_points_at_the_overlay() {
+    let text = "version = 1\n\n[profiles.prod.network]\nblock_private = false\n";
+    let (s, d) = refused_with(text, Some("prod"), "profile-conflict");
+    assert_eq!(d.file, s.config);
+    assert_eq!(d.line, 4, "should point at the overlay's `block_private = false`: {d}");
+}
+
+// --- Model -----------------------------------------------------------------------------------------------------
+
+#[test]
+fn invalid_glob_points_at_the_pattern() {
+    let text = "version = 1\n[agents.a]\ntools = [\"web\"]\n[tools.web.fs]\nread = [\"/tmp\", \"/a/[b\"]\n";
+    let (s, d) = refused_with(text, None, "glob");
+    assert_at(&d, &s.config, line_col(text, "\"/a/[b\""));
+    assert_eq!((d.line, d.column), (5, 17));
+    assert_says(&d, "invalid glob \"/a/[b\"");
+    assert_says(&d, "unclosed character class");
+}
+
+#[test]
+fn reference_to_an_unknown_secret_in_a_webhook_token() {
+    let text = r#"version = 1
+[[audit.sinks]]
+type = "webhook"
+url = "https://siem.example/x"
+token = "Bearer ${secret:NOPE}"
+"#;
+    let (s, d) = refused_with(text, None, "unknown-secret");
+    assert_at(&d, &s.config, (5, 9));
+    assert_says(&d, "reference to secret \"NOPE\", which is not declared under [secrets]");
+}
+
+#[test]
+fn tool_using_an_unknown_secret() {
+    let text = r#"version = 1
+[agents.a]
+tools = ["web"]
+[tools.web]
+secrets = ["GH", "NOPE"]
+[[tools.web.network]]
+hosts = ["api.github.com"]
+[secrets.GH]
+hosts = ["api.github.com"]
+"#;
+    let (s, d) = refused_with(text, None, "unknown-secret");
+    assert_at(&d, &s.config, line_col(text, "\"NOPE\""));
+    assert_eq!((d.line, d.column), (5, 18));
+    assert_says(&d, "tool web uses secret \"NOPE\", which is not declared under [secrets]");
+}
+
+#[test]
+fn unknown_role_tool_and_parent_agent_each_point_at_the_name() {
+    let text = "version = 1\n[agents.a]\nroles = [\"ghost\"]\ntools = [\"nope\"]\nparent = \"nobody\"\n";
+    let s = Setup::with_config(text);
+    let err = refused(&s, None);
+    let role = diag(&err, "unknown-role");
+    assert_at(role, &s.config, (3, 10));
+    assert_says(role, "agent a has role \"ghost\", which is not defined under [roles]");
+    let tool = diag(&err, "unknown-tool");
+    assert_at(tool, &s.config, (4, 10));
+    assert_says(tool, "unknown tool \"nope\": it is not defined under [tools]");
+    let parent = diag(&err, "unknown-agent");
+    assert_at(parent, &s.config, (5, 10));
+    assert_says(parent, "agent a has parent \"nobody\", which is not defined under [agents]");
+    // Diagnostics come in file order.
+    let lines: Vec<usize> = err.diagnostics.iter().map(|d| d.line).collect();
+    assert!(lines.is_sorted(), "{lines:?}");
+}
+
+#[test]
+fn unknown_tool_and_agent_in_rate_limits_and_roles() {
+    let text = "version = 1\n[roles.r]\ntools = [\"ghost\"]\n[rate_limits.agents.nobody]\nburst = 1\n";
+    let s = Setup::with_config(text);
+    let err = refused(&s, None);
+    let tool = diag(&err, "unknown-tool");
+    assert_at(tool, &s.config, (3, 10));
+    let agent = diag(&err, "unknown-agent");
+    assert_at(agent, &s.config, line_col(text, "nobody"));
+    assert_says(agent, "rate limit for unknown agent \"nobody\"");
+}
+
+#[test]
+fn agent_parent_cycle_is_refused_at_each_agent() {
+    let text = "version = 1\n[agents.a]\nparent = \"b\"\n[agents.b]\nparent = \"a\"\n";
+    let s = Setup::with_config(text);
+    let err = refused(&s, None);
+    let cycles: Vec<&Diagnostic> = err.diagnostics.iter().filter(|d| d.code == "agent-cycle").collect();
+    assert_eq!(cycles.len(), 2, "{err:#?}");
+    assert_at(cycles[0], &s.config, (2, 9));
+    assert_says(cycles[0], "agent a is its own ancestor (parent chain loops)");
+    assert_at(cycles[1], &s.config, (4, 9));
+    assert_says(cycles[1], "agent b is its own ancestor");
+    // A self-loop too.
+    let (s, d) = refused_with("version = 1\n\n[agents.narcissus]\nparent = \"narcissus\"\n", None, "agent-cycle");
+    assert_at(&d, &s.config, (3, 9));
+}
+
+// --- Cedar -----------------------------------------------------------------------------------------------------
+
+const WITH_USER_CEDAR: &str = "version = 1\npolicy_files = [\"policies/user.cedar\"]\n";
+
+fn with_cedar(cedar: &str) -> (Setup, std::path::PathBuf) {
+    let s = Setup::with_config(WITH_USER_CEDAR);
+    let path = s.write_file("policies/user.cedar", cedar);
+    (s, path)
+}
+
+#[test]
+fn cedar_syntax_error_points_into_the_cedar_file() {
+    let cedar = "// site rules\n@id(\"a\")\npermit(principal, action, resource);\n\nforbid(principal, action, resource)\nwhen { context.risk_score > };\n";
+    let (s, path) = with_cedar(cedar);
+    let err = refused(&s, None);
+    let d = diag(&err, "cedar-syntax");
+    assert_at(d, &path, (6, 29));
+    assert_says(d, "unexpected token `}`");
+}
+
+#[test]
+fn cedar_type_error_points_into_the_cedar_file() {
+    let cedar = "@id(\"ok\")\npermit(principal, action, resource);\n\n@id(\"typo\")\nforbid(principal, action == Action::\"exec\", resource)\nwhen { context.nope };\n";
+    let (s, path) = with_cedar(cedar);
+    let err = refused(&s, None);
+    let d = diag(&err, "cedar-type");
+    assert_at(d, &path, (6, 8));
+    assert_says(d, "policy typo");
+    assert_says(d, "attribute `nope` in context");
+}
+
+#[test]
+fn reserved_policy_id_prefix_is_refused_at_the_policy() {
+    for (id, line) in [("airlock.x", 4), ("tool.web.network.0", 4), ("role.admin.permission.0", 4)] {
+        let cedar = format!(
+            "@id(\"fine\")\nforbid(principal, action, resource) when {{ context.risk_score > 99 }};\n\n@id(\"{id}\")\nforbid(principal, action, resource) when {{ context.risk_score > 98 }};\n"
+        );
+        let (s, path) = with_cedar(&cedar);
+        let err = refused(&s, None);
+        let d = diag(&err, "reserved-id");
+        assert_at(d, &path, (line, 1));
+        assert_says(d, &format!("policy id \"{id}\" uses a reserved prefix"));
+    }
+}
+
+// --- Files that are not config files ---------------------------------------------------------------------------
+
+#[test]
+fn ten_megabyte_config_is_refused_where_the_limit_is_reached() {
+    let s = Setup::new();
+    let line = "# padding, padding, padding, padding, padding, padding, padding, padding\n";
+    let text = line.repeat((10 << 20) / line.len() + 1);
+    assert!(text.len() >= 10 << 20);
+    s.write_config(&text);
+    let err = refused(&s, None);
+    let d = diag(&err, "too-large");
+    let limit = airlock_policy::load::MAX_CONFIG_BYTES;
+    let before = &text[..limit];
+    let expected = (before.matches('\n').count() + 1, limit - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1);
+    assert!(expected.0 > 0 && expected.1 > 0);
+    assert_at(d, &s.config, expected);
+    assert_says(d, "file is larger than the 2048 KiB limit");
+}
+
+/// Runs `f` on another thread and fails if it takes more than a few seconds (a FIFO read would block forever).
+fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect("loading hung (blocked on the file?)")
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(status.success());
+}
+
+#[test]
+fn config_that_is_a_directory_or_a_fifo_is_refused_without_hanging() {
+    let s = Setup::new();
+    let dir = s.root().join("dir.toml");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = s.root().join("fifo.toml");
+    mkfifo(&fifo);
+    for path in [dir, fifo] {
+        let opts = s.opts(None);
+        let p = path.clone();
+        let err = within_seconds(move || airlock_policy::load_engine(&p, &opts)).expect_err("not a regular file");
+        let d = diag(&err, "read");
+        assert_at(d, &path, (0, 0));
+        assert_says(d, "not a regular file");
+        let opts = s.opts(None);
+        let p = path.clone();
+        let report = within_seconds(move || airlock_policy::check(&p, &opts));
+        assert!(!report.ok());
+    }
+}
+
+#[test]
+fn cedar_file_that_is_a_fifo_is_refused_and_the_config_line_is_named() {
+    let s = Setup::with_config("version = 1\npolicy_files = [\"policies/pipe.cedar\"]\n");
+    let fifo = s.root().join("policies/pipe.cedar");
+    mkfifo(&fifo);
+    let (config, opts) = (s.config.clone(), s.opts(None));
+    let err = within_seconds(move || airlock_policy::load_engine(&config, &opts)).expect_err("a FIFO is not a policy");
+    let d = diag(&err, "read");
+    assert_eq!(d.file, fifo);
+    assert_says(d, "not a regular file");
+    assert_says(d, &format!("(named at {}:2:17)", s.config.display()));
+}
+
+// --- Lints -----------------------------------------------------------------------------------------------------
+
+/// Loads cleanly in prod except for the wildcard: limits set, the tool used by an agent.
+fn wildcard_config(host: &str) -> String {
+    format!(
+        "version = 1\n[limits]\nmemory = \"1GiB\"\n[agents.a]\ntools = [\"web\"]\n[[tools.web.network]]\nhosts = [\"{host}\"]\n"
+    )
+}
+
+/// The wildcard lint is an error in prod (the config is refused) and a warning in dev (it loads, and says so).
+fn assert_wildcard_fatal_in_prod_and_a_warning_in_dev(host: &str) {
+    let text = wildcard_config(host);
+    let s = Setup::with_config(&text);
+    let at = line_col(&text, &format!("\"{host}\""));
+
+    let prod = airlock_policy::check(&s.config, &s.opts(Some("prod")));
+    assert_eq!(prod.profile, Some(Profile::Prod));
+    assert!(!prod.ok(), "{host}: {prod:#?}");
+    let errors: Vec<&Diagnostic> = prod.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+    assert_eq!(errors.len(), 1, "{host}: only the wildcard is wrong: {errors:#?}");
+    assert_eq!(errors[0].code, "wildcard-host");
+    assert_at(errors[0], &s.config, at);
+    assert_says(errors[0], "tool web allows");
+    assert_says(errors[0], host);
+    assert!(s.load(Some("prod")).is_err(), "{host}: prod must not start");
+
+    let dev = airlock_policy::check(&s.config, &s.opts(Some("dev")));
+    assert_eq!(dev.profile, Some(Profile::Dev));
+    assert!(dev.ok(), "{host}: {dev:#?}");
+    let e = s.load(Some("dev")).unwrap_or_else(|e| panic!("{host}: dev must start: {e:#?}"));
+    let warning = dev.diagnostics.iter().find(|d| d.code == "wildcard-host");
+    let warning = warning.unwrap_or_else(|| panic!("{host}: dev should still warn: {:#?}", dev.diagnostics));
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_at(warning, &s.config, at);
+    assert!(e.compiled().warnings.iter().any(|w| w.code == "wildcard-host"));
+}
+
+#[test]
+fn wildcard_over_a_whole_tld_is_fatal_in_prod_and_a_warning_in_dev() {
+    assert_wildcard_fatal_in_prod_and_a_warning_in_dev("*.com");
+}
+
+#[test]
+fn wildcard_subdomain_host_is_fatal_in_prod_and_a_warning_in_dev() {
+    assert_wildcard_fatal_in_prod_and_a_warning_in_dev("*.example.com");
+}
