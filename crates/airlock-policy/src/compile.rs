@@ -10,17 +10,18 @@
 //! which keeps a decision at microseconds with a thousand tools. `tests/slices.rs` checks that a slice and
 //! the whole set always agree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
 use cedar_policy::{
-    Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
+    Validator,
 };
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::cedar_input;
 use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
 use crate::model::{At, FsList, FsPattern, Model, Permission, Program, ToolGrant, Window};
 use crate::normalize::{HostPattern, HostPatternKind, PortSpec};
@@ -70,21 +71,23 @@ pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
 }
 
 /// Action entities with their groups as parents (Cedar looks up `action in Action::"tool"` in the entity store).
-pub(crate) static ACTIONS: LazyLock<HashMap<&'static str, Entity>> = LazyLock::new(|| {
-    let groups: [(&str, &[&str]); 7] = [
-        ("http.request", &["tool"]),
-        ("fs.read", &["fs", "tool"]),
-        ("fs.write", &["fs", "tool"]),
-        ("fs.exec", &["fs", "tool"]),
-        ("exec", &["tool"]),
-        ("secret.use", &["tool"]),
-        ("api.call", &["api"]),
-    ];
-    groups
+/// Each action and every group it is in (the schema's action hierarchy, transitively closed).
+pub(crate) const ACTION_GROUPS: [(&str, &[&str]); 7] = [
+    ("http.request", &["tool"]),
+    ("fs.read", &["fs", "tool"]),
+    ("fs.write", &["fs", "tool"]),
+    ("fs.exec", &["fs", "tool"]),
+    ("exec", &["tool"]),
+    ("secret.use", &["tool"]),
+    ("api.call", &["api"]),
+];
+
+pub(crate) static ACTIONS: LazyLock<HashMap<&'static str, cedar_policy_core::ast::Entity>> = LazyLock::new(|| {
+    ACTION_GROUPS
         .into_iter()
         .map(|(a, parents)| {
-            let parents = parents.iter().map(|p| uid(&TYPES.action, p)).collect();
-            (a, Entity::new_no_attrs(uid(&TYPES.action, a), parents))
+            let parents: Vec<EntityUid> = parents.iter().map(|p| uid(&TYPES.action, p)).collect();
+            (a, cedar_input::entity(&uid(&TYPES.action, a), [], parents))
         })
         .collect()
 });
@@ -112,9 +115,31 @@ impl GlobIndex {
 
 #[derive(Debug, Clone)]
 pub(crate) struct ToolSlice {
-    pub policies: PolicySet,
+    /// One policy set per tool action, indexed by [`tool_action_index`].
+    pub by_action: Vec<PolicySet>,
     pub globs: GlobIndex,
-    pub entity: Entity,
+}
+
+/// The tool actions, in slice order.
+pub(crate) const TOOL_ACTIONS: [&str; 6] = ["http.request", "fs.read", "fs.write", "fs.exec", "exec", "secret.use"];
+
+pub(crate) fn tool_action_index(action: &str) -> Option<usize> {
+    TOOL_ACTIONS.iter().position(|a| *a == action)
+}
+
+/// Whether a policy's action scope admits `action`. The action hierarchy is fixed, so this is exact: a policy
+/// left out of an action's slice could never have matched a request for that action.
+fn admits(p: &Policy, action: &str) -> bool {
+    let me = uid(&TYPES.action, action);
+    let mut lineage: Vec<EntityUid> = vec![me.clone()];
+    lineage.extend(
+        ACTION_GROUPS.iter().filter(|(a, _)| *a == action).flat_map(|(_, gs)| gs.iter().map(|g| uid(&TYPES.action, g))),
+    );
+    match p.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(u) => u == me,
+        ActionConstraint::In(list) => list.iter().any(|u| lineage.contains(u)),
+    }
 }
 
 /// A compiled configuration: ready to decide.
@@ -125,9 +150,11 @@ pub struct Compiled {
     pub all: PolicySet,
     pub(crate) api: PolicySet,
     pub(crate) tools: HashMap<String, ToolSlice>,
-    pub(crate) agents: HashMap<String, Entity>,
+    pub(crate) agents: HashMap<String, cedar_policy_core::ast::Entity>,
     pub(crate) global_globs: GlobIndex,
     pub(crate) texts: HashMap<String, String>,
+    /// `@reason` templates by policy id, read once here (Cedar parses the key on every annotation lookup).
+    pub(crate) reasons: HashMap<String, String>,
     pub(crate) origins: HashMap<String, Origin>,
     pub warnings: Vec<Diagnostic>,
 }
@@ -193,6 +220,19 @@ impl Gen<'_> {
 }
 
 /// `resource` (or another expression) is one of these hosts, on an allowed port.
+/// `a || b || ...` for short lists; a set-literal test for long ones. Cedar builds a set literal anew on every
+/// evaluation, so for the usual handful of entries plain comparisons are several times faster.
+fn any_of(items: &[String], one: impl Fn(&str) -> String, set: impl Fn(&str) -> String) -> String {
+    match items.len() {
+        0 => "false".to_string(),
+        1..=8 => {
+            let parts: Vec<String> = items.iter().map(|i| one(i)).collect();
+            if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(" || ")) }
+        }
+        _ => set(&items.join(", ")),
+    }
+}
+
 /// For a deny list `any_port` makes a pattern without a port cover every port.
 fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> String {
     // (port, exact hosts, parent domains, any host)
@@ -227,10 +267,10 @@ fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> Strin
                 // Cedar sets are homogeneous, so hosts and domains are tested apart.
                 let mut alt = Vec::new();
                 if !exact.is_empty() {
-                    alt.push(format!("[{}].contains({subject})", exact.join(", ")));
+                    alt.push(any_of(&exact, |h| format!("{subject} == {h}"), |l| format!("[{l}].contains({subject})")));
                 }
                 if !domains.is_empty() {
-                    alt.push(format!("{subject} in [{}]", domains.join(", ")));
+                    alt.push(any_of(&domains, |d| format!("{subject} in {d}"), |l| format!("{subject} in [{l}]")));
                 }
                 alt.join(" || ")
             };
@@ -259,11 +299,11 @@ fn fs_cond(patterns: &[At<FsPattern>], scope: &str, list: &str, globs: &mut Vec<
     // Cedar sets are homogeneous, so each entity type gets its own test.
     let mut alt = Vec::new();
     if !paths.is_empty() {
-        alt.push(format!("[{}].contains(resource)", paths.join(", ")));
-        alt.push(format!("resource in [{}]", dirs.join(", ")));
+        alt.push(any_of(&paths, |p| format!("resource == {p}"), |l| format!("[{l}].contains(resource)")));
+        alt.push(any_of(&dirs, |d| format!("resource in {d}"), |l| format!("resource in [{l}]")));
     }
     if !sets.is_empty() {
-        alt.push(format!("resource in [{}]", sets.join(", ")));
+        alt.push(any_of(&sets, |p| format!("resource in {p}"), |l| format!("resource in [{l}]")));
     }
     if alt.is_empty() { "false".to_string() } else { format!("({})", alt.join(" || ")) }
 }
@@ -283,10 +323,10 @@ fn program_cond(ps: &[At<Program>], by_name: bool) -> Option<String> {
     let names: Vec<String> = ps.iter().map(|p| lit(&p.value.name)).collect();
     let mut parts = Vec::new();
     if !paths.is_empty() {
-        parts.push(format!("resource in [{}]", paths.join(", ")));
+        parts.push(any_of(&paths, |p| format!("resource == {p}"), |l| format!("[{l}].contains(resource)")));
     }
     if by_name && !names.is_empty() {
-        parts.push(format!("[{}].contains(resource.name)", names.join(", ")));
+        parts.push(any_of(&names, |n| format!("resource.name == {n}"), |l| format!("[{l}].contains(resource.name)")));
     }
     (!parts.is_empty()).then(|| format!("({})", parts.join(" || ")))
 }
@@ -304,28 +344,25 @@ fn build_globs(entries: &[(String, String)]) -> GlobIndex {
     GlobIndex { set: b.build().unwrap_or_else(|_| GlobSet::empty()), ids }
 }
 
-fn window_attrs(w: Option<&Window>) -> Vec<(String, RestrictedExpression)> {
-    let (scheduled, days, start, end) = match w {
-        Some(w) => {
-            (true, (0..7).filter(|d| w.days & (1 << d) != 0).collect::<Vec<i64>>(), w.start_minute, w.end_minute)
-        }
-        None => (false, Vec::new(), 0, 24 * 60),
-    };
-    vec![
-        ("scheduled".into(), RestrictedExpression::new_bool(scheduled)),
-        ("days".into(), RestrictedExpression::new_set(days.into_iter().map(RestrictedExpression::new_long))),
-        ("start_minute".into(), RestrictedExpression::new_long(start.into())),
-        ("end_minute".into(), RestrictedExpression::new_long(end.into())),
-    ]
+/// Cedar for "now is outside the principal's window" (agent attributes).
+fn outside_agent_window() -> String {
+    "principal.scheduled && !(principal.days.contains(context.weekday) && \
+     ((principal.start_minute <= principal.end_minute && context.minute >= principal.start_minute && context.minute < principal.end_minute) || \
+      (principal.start_minute > principal.end_minute && (context.minute >= principal.start_minute || context.minute < principal.end_minute))))"
+        .to_string()
 }
 
-/// Cedar for "outside the window of `who`" (`principal` or `context.tool`).
-fn outside_window(who: &str) -> String {
-    format!(
-        "{who}.scheduled && !({who}.days.contains(context.weekday) && \
-         (({who}.start_minute <= {who}.end_minute && context.minute >= {who}.start_minute && context.minute < {who}.end_minute) || \
-          ({who}.start_minute > {who}.end_minute && (context.minute >= {who}.start_minute || context.minute < {who}.end_minute))))"
-    )
+/// Cedar for "now is inside this window", with the window's numbers inlined.
+fn inside_window(w: &Window) -> String {
+    let days: Vec<String> = (0..7).filter(|d| w.days & (1 << d) != 0).map(|d| d.to_string()).collect();
+    let day = any_of(&days, |d| format!("context.weekday == {d}"), |l| format!("[{l}].contains(context.weekday)"));
+    let (a, b) = (w.start_minute, w.end_minute);
+    let minute = if a <= b {
+        format!("context.minute >= {a} && context.minute < {b}")
+    } else {
+        format!("(context.minute >= {a} || context.minute < {b})")
+    };
+    format!("{day} && {minute}")
 }
 
 /// Compiles a validated model and the user's Cedar files.
@@ -341,34 +378,23 @@ pub fn compile(model: Model, source: &SourceText, cedar: &[SourceText]) -> Resul
         None,
         "forbid(principal, action in Action::\"tool\", resource)\nunless { principal.all_tools || principal.tools.contains(context.tool) }".into(),
     );
-    g.push(
-        "airlock.agent-risk".into(),
-        "risk score {risk} is above agent {agent}'s maximum of {agent.max_risk}",
-        None,
-        "forbid(principal, action, resource)\nwhen { context.risk_score > principal.max_risk }".into(),
-    );
-    g.push(
-        "airlock.agent-schedule".into(),
-        "agent {agent} is only active {agent.schedule}",
-        None,
-        format!("forbid(principal, action, resource)\nwhen {{ {} }}", outside_window("principal")),
-    );
-    g.push(
-        "airlock.tool-risk".into(),
-        "risk score {risk} is above tool {tool}'s maximum of {tool.max_risk}",
-        None,
-        "forbid(principal, action in Action::\"tool\", resource)\nwhen { context.risk_score > context.tool.max_risk }"
-            .into(),
-    );
-    g.push(
-        "airlock.tool-schedule".into(),
-        "tool {tool} is only available {tool.schedule}",
-        None,
-        format!(
-            "forbid(principal, action in Action::\"tool\", resource)\nwhen {{ {} }}",
-            outside_window("context.tool")
-        ),
-    );
+    // Only emitted when some agent uses them: a policy that can never match still costs time on every request.
+    if model.agents.values().any(|a| a.max_risk < 100) {
+        g.push(
+            "airlock.agent-risk".into(),
+            "risk score {risk} is above agent {agent}'s maximum of {agent.max_risk}",
+            None,
+            "forbid(principal, action, resource)\nwhen { context.risk_score > principal.max_risk }".into(),
+        );
+    }
+    if model.agents.values().any(|a| a.schedule.is_some()) {
+        g.push(
+            "airlock.agent-schedule".into(),
+            "agent {agent} is only active {agent.schedule}",
+            None,
+            format!("forbid(principal, action, resource)\nwhen {{ {} }}", outside_agent_window()),
+        );
+    }
     if !model.network_deny.is_empty() {
         g.push(
             "airlock.network.deny".into(),
@@ -487,11 +513,37 @@ pub fn compile(model: Model, source: &SourceText, cedar: &[SourceText]) -> Resul
         let start = g.out.len();
         let is_tool = format!("context.tool == {}", ent("Tool", t));
         let globs = tool_globs.entry(t.clone()).or_default();
+        if tool.max_risk < 100 {
+            g.push(
+                format!("tool.{t}.risk"),
+                &format!("risk score {{risk}} is above tool {t}'s maximum of {}", tool.max_risk),
+                Some(&tool.span),
+                format!(
+                    "forbid(principal, action in Action::\"tool\", resource)\nwhen {{ {is_tool} && context.risk_score > {} }}",
+                    tool.max_risk
+                ),
+            );
+        }
+        if let Some(w) = &tool.schedule {
+            g.push(
+                format!("tool.{t}.schedule"),
+                &format!("tool {t} is only available {}", w.text),
+                Some(&tool.span),
+                format!(
+                    "forbid(principal, action in Action::\"tool\", resource)\nwhen {{ {is_tool} && !({}) }}",
+                    inside_window(w)
+                ),
+            );
+        }
         for (i, rule) in tool.network.iter().enumerate() {
             let mut cond = vec![is_tool.clone(), hosts_cond("resource", &rule.hosts, false)];
             if !rule.methods.is_empty() {
                 let m: Vec<String> = rule.methods.iter().map(|m| lit(m)).collect();
-                cond.push(format!("[{}].contains(context.method)", m.join(", ")));
+                cond.push(any_of(
+                    &m,
+                    |m| format!("context.method == {m}"),
+                    |l| format!("[{l}].contains(context.method)"),
+                ));
             }
             if !rule.paths.is_empty() && !rule.paths.iter().any(|p| p == "/") {
                 let p: Vec<String> = rule
@@ -628,49 +680,50 @@ pub fn compile(model: Model, source: &SourceText, cedar: &[SourceText]) -> Resul
         return Err(ConfigError { diagnostics: errors });
     }
 
-    let set_of = |ids: &mut dyn Iterator<Item = &String>| -> PolicySet {
-        PolicySet::from_policies(ids.map(|id| policies[id].clone())).expect("policy ids are unique")
-    };
-    let all = set_of(&mut policies.keys());
+    let all = PolicySet::from_policies(policies.values().cloned()).expect("policy ids are unique");
+    let reasons =
+        policies.iter().filter_map(|(id, p)| p.annotation("reason").map(|r| (id.clone(), r.to_string()))).collect();
     validate(&all, source, cedar, &origins)?;
 
     let global_list: Vec<String> = global_ids.iter().chain(user_ids.iter()).cloned().collect();
-    let api = set_of(&mut global_list.iter().chain(api_ids.iter()));
+    let for_action = |action: &str, extra: &[String]| -> PolicySet {
+        let ids = global_list.iter().chain(extra.iter()).filter(|id| admits(&policies[*id], action));
+        PolicySet::from_policies(ids.map(|id| policies[id].clone())).expect("policy ids are unique")
+    };
+    let api = for_action("api.call", &api_ids);
     let global_globs = build_globs(&global_glob_entries);
 
     let mut tools = HashMap::new();
     for tool in model.tools.values() {
         let ids = &tool_ids[&tool.id];
-        let policies = set_of(&mut global_list.iter().chain(ids.iter()));
-        let mut attrs = vec![("max_risk".to_string(), RestrictedExpression::new_long(tool.max_risk.into()))];
-        attrs.extend(window_attrs(tool.schedule.as_ref()));
-        let entity = Entity::new(uid(&TYPES.tool, &tool.id), attrs.into_iter().collect(), HashSet::new())
-            .expect("tool attributes are literals");
-        tools.insert(tool.id.clone(), ToolSlice { policies, globs: build_globs(&tool_globs[&tool.id]), entity });
+        let by_action = TOOL_ACTIONS.iter().map(|a| for_action(a, ids)).collect();
+        tools.insert(tool.id.clone(), ToolSlice { by_action, globs: build_globs(&tool_globs[&tool.id]) });
     }
     let mut agents = HashMap::new();
     for a in model.agents.values() {
-        let mut parents: HashSet<EntityUid> = a.roles.iter().map(|r| uid(&TYPES.role, r)).collect();
+        let mut parents: Vec<EntityUid> = a.roles.iter().map(|r| uid(&TYPES.role, r)).collect();
         parents.extend(a.ancestors.iter().map(|p| uid(&TYPES.agent, p)));
         let (all_tools, tool_list) = match &a.tools {
             ToolGrant::All => (true, Vec::new()),
-            ToolGrant::Some(s) => {
-                (false, s.iter().map(|t| RestrictedExpression::new_entity_uid(uid(&TYPES.tool, t))).collect())
-            }
+            ToolGrant::Some(s) => (false, s.iter().map(|t| cedar_input::entity_ref(&uid(&TYPES.tool, t))).collect()),
         };
-        let mut attrs = vec![
-            ("depth".to_string(), RestrictedExpression::new_long(a.ancestors.len() as i64)),
-            ("max_risk".to_string(), RestrictedExpression::new_long(a.max_risk.into())),
-            ("all_tools".to_string(), RestrictedExpression::new_bool(all_tools)),
-            ("tools".to_string(), RestrictedExpression::new_set(tool_list)),
+        let w = a.schedule.as_ref();
+        let days: Vec<_> =
+            w.map(|w| (0..7).filter(|d| w.days & (1 << d) != 0).map(cedar_input::long).collect()).unwrap_or_default();
+        let attrs = [
+            ("depth", cedar_input::long(a.ancestors.len() as i64)),
+            ("max_risk", cedar_input::long(a.max_risk.into())),
+            ("all_tools", cedar_input::boolean(all_tools)),
+            ("tools", cedar_input::set(tool_list)),
+            ("scheduled", cedar_input::boolean(w.is_some())),
+            ("days", cedar_input::set(days)),
+            ("start_minute", cedar_input::long(w.map_or(0, |w| w.start_minute.into()))),
+            ("end_minute", cedar_input::long(w.map_or(24 * 60, |w| w.end_minute.into()))),
         ];
-        attrs.extend(window_attrs(a.schedule.as_ref()));
-        let entity = Entity::new(uid(&TYPES.agent, &a.id), attrs.into_iter().collect(), parents)
-            .expect("agent attributes are literals");
-        agents.insert(a.id.clone(), entity);
+        agents.insert(a.id.clone(), cedar_input::entity(&uid(&TYPES.agent, &a.id), attrs, parents));
     }
 
-    Ok(Compiled { model, all, api, tools, agents, global_globs, texts, origins, warnings: Vec::new() })
+    Ok(Compiled { model, all, api, tools, agents, global_globs, texts, reasons, origins, warnings: Vec::new() })
 }
 
 /// Parses one `.cedar` file into policies with stable ids: `@id("x")` if given, otherwise the file's stem and

@@ -6,17 +6,14 @@
 //! ("host evil.example is not in tool web_fetch's allowed hosts"). Any evaluation error is a deny: an error
 //! never becomes an allow.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request as CedarRequest, RestrictedExpression,
-};
+use cedar_policy::{Authorizer, Entities, EntityUid, PolicySet, Request as CedarRequest};
 
-use crate::compile::{ACTIONS, Compiled, TYPES, uid};
+use crate::compile::{ACTIONS, Compiled, TYPES, tool_action_index, uid};
 use crate::model::{FsList, FsPattern, Permission};
 use crate::normalize::{self, HostName, HostPattern, PortSpec, Scheme, Target};
 
@@ -380,24 +377,32 @@ impl Engine {
         self.evaluate_against(n, &self.compiled.all)
     }
 
+    #[doc(hidden)]
+    pub fn slice_of(&self, n: &NormalizedRequest) -> Option<&PolicySet> {
+        self.slice(n)
+    }
+
     fn slice(&self, n: &NormalizedRequest) -> Option<&PolicySet> {
         match &n.tool {
-            Some(t) => self.compiled.tools.get(t).map(|s| &s.policies),
+            Some(t) => {
+                let i = tool_action_index(n.action.as_str())?;
+                self.compiled.tools.get(t).map(|s| &s.by_action[i])
+            }
             None if n.action == Action::ApiCall => Some(&self.compiled.api),
             None => None,
         }
     }
 
     fn evaluate_against(&self, n: &NormalizedRequest, set: &PolicySet) -> Decision {
-        let Some(agent) = self.compiled.agents.get(&n.agent) else {
+        if !self.compiled.agents.contains_key(&n.agent) {
             return Decision::deny(format!("agent {} is not configured", n.agent));
-        };
+        }
         if let Some(t) = &n.tool
             && !self.compiled.tools.contains_key(t)
         {
             return Decision::deny(format!("tool {t} is not configured"));
         }
-        let (request, entities) = match self.cedar_request(n, agent) {
+        let (request, entities) = match self.cedar_request(n) {
             Ok(x) => x,
             Err(e) => return Decision::deny(format!("request could not be evaluated: {e}")),
         };
@@ -419,98 +424,92 @@ impl Engine {
         let reason = if policies.is_empty() {
             self.diagnose(n)
         } else {
-            let parts: Vec<String> = policies.iter().map(|id| self.reason_of(id, n)).collect();
-            let mut seen = HashSet::new();
-            let unique: Vec<String> = parts.into_iter().filter(|p| seen.insert(p.clone())).collect();
-            unique.join("; ")
+            let mut parts: Vec<String> = Vec::with_capacity(policies.len());
+            for id in &policies {
+                let r = self.reason_of(id, n);
+                if !parts.contains(&r) {
+                    parts.push(r);
+                }
+            }
+            parts.join("; ")
         };
         Decision { allowed, policies, reason, errors }
     }
 
-    fn cedar_request(&self, n: &NormalizedRequest, agent: &Entity) -> Result<(CedarRequest, Entities), String> {
-        let mut entities: Vec<Entity> = vec![agent.clone()];
-        let mut ctx: Vec<(String, RestrictedExpression)> = vec![
-            ("profile".into(), RestrictedExpression::new_string(self.compiled.model.profile.as_str().into())),
-            ("run_id".into(), RestrictedExpression::new_string(n.run_id.clone())),
-            ("risk_score".into(), RestrictedExpression::new_long(n.risk_score.into())),
-            ("weekday".into(), RestrictedExpression::new_long(n.weekday.into())),
-            ("minute".into(), RestrictedExpression::new_long(n.minute.into())),
+    /// Cedar's request and entity store for a normalised request.
+    #[doc(hidden)]
+    pub fn cedar_request(&self, n: &NormalizedRequest) -> Result<(CedarRequest, Entities), String> {
+        use crate::cedar_input::{boolean, context, entity, entity_ref, long, store, string};
+        let agent = self.compiled.agents.get(&n.agent).ok_or_else(|| format!("agent {} is not configured", n.agent))?;
+        let mut entities = vec![agent.clone()];
+        let mut ctx = vec![
+            ("profile", string(self.compiled.model.profile.as_str())),
+            ("run_id", string(&n.run_id)),
+            ("risk_score", long(n.risk_score.into())),
+            ("weekday", long(n.weekday.into())),
+            ("minute", long(n.minute.into())),
         ];
-        let slice = n.tool.as_ref().and_then(|t| self.compiled.tools.get(t));
-        if let Some(s) = slice {
-            entities.push(s.entity.clone());
-            ctx.push(("tool".into(), RestrictedExpression::new_entity_uid(s.entity.uid())));
+        if let Some(t) = &n.tool {
+            ctx.push(("tool", entity_ref(&uid(&TYPES.tool, t))));
         }
         let resource = match &n.resource {
             Resource::Http { scheme, host, port, default_port, path, method, bytes } => {
-                ctx.push(("method".into(), RestrictedExpression::new_string(method.clone())));
-                ctx.push(("scheme".into(), RestrictedExpression::new_string(scheme.as_str().into())));
-                ctx.push(("port".into(), RestrictedExpression::new_long((*port).into())));
-                ctx.push(("default_port".into(), RestrictedExpression::new_bool(*default_port)));
-                ctx.push(("path".into(), RestrictedExpression::new_string(path.clone())));
-                ctx.push(("bytes".into(), RestrictedExpression::new_long(i64::try_from(*bytes).unwrap_or(i64::MAX))));
-                let e = host_entity(host)?;
-                let u = e.uid();
+                ctx.push(("method", string(method)));
+                ctx.push(("scheme", string(scheme.as_str())));
+                ctx.push(("port", long((*port).into())));
+                ctx.push(("default_port", boolean(*default_port)));
+                ctx.push(("path", string(path)));
+                ctx.push(("bytes", long(i64::try_from(*bytes).unwrap_or(i64::MAX))));
+                let (u, e) = host_entity(host);
                 entities.push(e);
                 u
             }
             Resource::Path(p) => {
-                let mut parents: HashSet<EntityUid> =
+                let mut parents: Vec<EntityUid> =
                     normalize::dir_ancestors(p).iter().map(|d| uid(&TYPES.dir, d)).collect();
                 parents.extend(self.compiled.global_globs.memberships(p));
-                if let Some(s) = slice {
+                if let Some(s) = n.tool.as_ref().and_then(|t| self.compiled.tools.get(t)) {
                     parents.extend(s.globs.memberships(p));
                 }
                 let u = uid(&TYPES.path, p);
-                let attrs = [("path".to_string(), RestrictedExpression::new_string(p.clone()))];
-                entities.push(Entity::new(u.clone(), attrs.into_iter().collect(), parents).map_err(|e| e.to_string())?);
+                entities.push(entity(&u, [("path", string(p))], parents));
                 u
             }
             Resource::Program { path, name } => {
                 let u = uid(&TYPES.program, path);
-                let attrs = [
-                    ("path".to_string(), RestrictedExpression::new_string(path.clone())),
-                    ("name".to_string(), RestrictedExpression::new_string(name.clone())),
-                ];
-                entities.push(
-                    Entity::new(u.clone(), attrs.into_iter().collect(), HashSet::new()).map_err(|e| e.to_string())?,
-                );
+                entities.push(entity(&u, [("path", string(path)), ("name", string(name))], []));
                 u
             }
             Resource::Secret { name, host, port, default_port } => {
-                let target = host_entity(host)?;
-                ctx.push(("target".into(), RestrictedExpression::new_entity_uid(target.uid())));
-                ctx.push(("port".into(), RestrictedExpression::new_long((*port).into())));
-                ctx.push(("default_port".into(), RestrictedExpression::new_bool(*default_port)));
-                entities.push(target);
+                let (target, e) = host_entity(host);
+                ctx.push(("target", entity_ref(&target)));
+                ctx.push(("port", long((*port).into())));
+                ctx.push(("default_port", boolean(*default_port)));
+                entities.push(e);
                 uid(&TYPES.secret, name)
             }
             Resource::Api { kind, id, verb, owner } => {
-                ctx.push(("verb".into(), RestrictedExpression::new_string(verb.clone())));
+                ctx.push(("verb", string(verb)));
                 let u = uid(&TYPES.api_object, &format!("{kind}/{id}"));
-                let mut attrs = vec![("kind".to_string(), RestrictedExpression::new_string(kind.clone()))];
+                let mut attrs = vec![("kind", string(kind))];
                 if let Some(o) = owner {
-                    attrs.push(("owner".to_string(), RestrictedExpression::new_entity_uid(uid(&TYPES.agent, o))));
+                    attrs.push(("owner", entity_ref(&uid(&TYPES.agent, o))));
                 }
-                entities.push(
-                    Entity::new(u.clone(), attrs.into_iter().collect(), HashSet::new()).map_err(|e| e.to_string())?,
-                );
+                entities.push(entity(&u, attrs, []));
                 u
             }
         };
         let action_entity = ACTIONS.get(n.action.as_str()).ok_or("unknown action")?;
-        let action = action_entity.uid();
+        let action = EntityUid::from(action_entity.uid().clone());
         entities.push(action_entity.clone());
-        let context = Context::from_pairs(ctx).map_err(|e| e.to_string())?;
-        let request = CedarRequest::new(agent.uid(), action, resource, context, None).map_err(|e| e.to_string())?;
-        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        Ok((request, entities))
+        let request = CedarRequest::new(uid(&TYPES.agent, &n.agent), action, resource, context(ctx), None)
+            .map_err(|e| e.to_string())?;
+        Ok((request, store(entities)?))
     }
 
     /// A policy's `@reason`, with the request's details filled in.
     fn reason_of(&self, id: &str, n: &NormalizedRequest) -> String {
-        let template = self.compiled.all.annotation(&cedar_policy::PolicyId::new(id), "reason");
-        match template {
+        match self.compiled.reasons.get(id) {
             Some(t) => self.fill(t, n),
             None => format!("policy {id}"),
         }
@@ -519,35 +518,40 @@ impl Engine {
     fn fill(&self, template: &str, n: &NormalizedRequest) -> String {
         let model = &self.compiled.model;
         let agent = model.agents.get(&n.agent);
-        let tool = n.tool.as_ref().and_then(|t| model.tools.get(t));
-        let mut out = template.to_string();
-        let mut set = |key: &str, value: String| {
-            out = out.replace(&format!("{{{key}}}"), &value);
-        };
-        set("agent.max_risk", agent.map(|a| a.max_risk.to_string()).unwrap_or_default());
-        set("agent.schedule", agent.and_then(|a| a.schedule.as_ref()).map(|w| w.text.clone()).unwrap_or_default());
-        set("tool.max_risk", tool.map(|t| t.max_risk.to_string()).unwrap_or_default());
-        set("tool.schedule", tool.and_then(|t| t.schedule.as_ref()).map(|w| w.text.clone()).unwrap_or_default());
-        set("agent", n.agent.clone());
-        set("tool", n.tool.clone().unwrap_or_default());
-        set("risk", n.risk_score.to_string());
-        match &n.resource {
-            Resource::Http { host, port, method, path, bytes, .. } => {
-                set("host", host.to_string());
-                set("port", port.to_string());
-                set("method", method.clone());
-                set("path", path.clone());
-                set("bytes", bytes.to_string());
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[open..]);
+                return out;
+            };
+            let key = &after[..close];
+            let value: Option<String> = match (key, &n.resource) {
+                ("agent", _) => Some(n.agent.clone()),
+                ("tool", _) => n.tool.clone(),
+                ("risk", _) => Some(n.risk_score.to_string()),
+                ("resource", r) => Some(r.to_string()),
+                ("agent.max_risk", _) => agent.map(|a| a.max_risk.to_string()),
+                ("agent.schedule", _) => agent.and_then(|a| a.schedule.as_ref()).map(|w| w.text.clone()),
+                ("host", Resource::Http { host, .. } | Resource::Secret { host, .. }) => Some(host.to_string()),
+                ("port", Resource::Http { port, .. } | Resource::Secret { port, .. }) => Some(port.to_string()),
+                ("method", Resource::Http { method, .. }) => Some(method.clone()),
+                ("path", Resource::Http { path, .. } | Resource::Path(path)) => Some(path.clone()),
+                ("bytes", Resource::Http { bytes, .. }) => Some(bytes.to_string()),
+                ("program", Resource::Program { path, .. }) => Some(path.clone()),
+                ("secret", Resource::Secret { name, .. }) => Some(name.clone()),
+                _ => None,
+            };
+            match value {
+                Some(v) => out.push_str(&v),
+                // Unknown placeholders stay as written, so a typo in a user's @reason is visible.
+                None => out.push_str(&rest[open..open + close + 2]),
             }
-            Resource::Path(p) => set("path", p.clone()),
-            Resource::Program { path, .. } => set("program", path.clone()),
-            Resource::Secret { name, host, .. } => {
-                set("secret", name.clone());
-                set("host", host.to_string());
-            }
-            Resource::Api { .. } => {}
+            rest = &after[close + 1..];
         }
-        set("resource", n.resource.to_string());
+        out.push_str(rest);
         out
     }
 
@@ -687,20 +691,18 @@ fn fs_reason(tool: &str, verb: &str, list: &FsList, path: &str) -> String {
     format!("path {path} is outside tool {tool}'s {verb} paths")
 }
 
-fn host_entity(host: &HostName) -> Result<Entity, String> {
+fn host_entity(host: &HostName) -> (EntityUid, cedar_policy_core::ast::Entity) {
+    use crate::cedar_input::{boolean, entity, string};
     let name = host.to_string();
     let (is_ip, private) = match host {
         HostName::Ipv4(ip) => (true, is_private(IpAddr::V4(*ip))),
         HostName::Ipv6(ip) => (true, is_private(IpAddr::V6(*ip))),
         HostName::Domain(_) => (false, false),
     };
-    let parents: HashSet<EntityUid> = host.parent_domains().iter().map(|d| uid(&TYPES.domain, d)).collect();
-    let attrs = [
-        ("name".to_string(), RestrictedExpression::new_string(name.clone())),
-        ("is_ip".to_string(), RestrictedExpression::new_bool(is_ip)),
-        ("private_ip".to_string(), RestrictedExpression::new_bool(private)),
-    ];
-    Entity::new(uid(&TYPES.host, &name), attrs.into_iter().collect(), parents).map_err(|e| e.to_string())
+    let parents: Vec<EntityUid> = host.parent_domains().iter().map(|d| uid(&TYPES.domain, d)).collect();
+    let u = uid(&TYPES.host, &name);
+    let e = entity(&u, [("name", string(&name)), ("is_ip", boolean(is_ip)), ("private_ip", boolean(private))], parents);
+    (u, e)
 }
 
 /// Addresses that are never a public destination. Conservative: when in doubt, private. The broker applies

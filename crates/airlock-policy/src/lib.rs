@@ -36,6 +36,7 @@
 //! - [`check`]: load plus lints, for `airlock policy check`.
 //! - [`config::json_schema`]: the JSON Schema of `airlock.toml`.
 
+mod cedar_input;
 pub mod compile;
 pub mod config;
 pub mod engine;
