@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-/// The whole file.
+/// `airlock.toml`: agents, roles, tools and their capabilities, secrets metadata, network, filesystem and exec
+/// defaults, limits, rate limits, audit sinks and profile overlays.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {

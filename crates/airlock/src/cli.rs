@@ -37,6 +37,77 @@ pub enum Command {
     Status,
     /// Walk through the vault on a throwaway home and show no value reaches disk or output.
     Demo(DemoArgs),
+    /// Validate, lint and explain the policy in airlock.toml.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate airlock.toml and its Cedar files against the schema, and lint them.
+    Check {
+        /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        env: PolicyEnvArgs,
+    },
+    /// Decide one request and show the decision, the policies that made it, and the reason.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of airlock.toml.
+    Schema,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PolicyEnvArgs {
+    /// dev, prod, ide or test (default: $AIRLOCK_PROFILE, then the file's default_profile, then dev).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Value of ${WORKSPACE} (default: the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: PolicyEnvArgs,
+    #[arg(long)]
+    pub agent: String,
+    /// Required for every action but api.call.
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// http.request, fs.read, fs.write, fs.exec, exec, secret.use or api.call.
+    #[arg(long)]
+    pub action: String,
+    /// URL, path, program, secret name, or KIND/ID for api.call.
+    #[arg(long)]
+    pub resource: String,
+    /// HTTP method (http.request).
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Request body size (http.request).
+    #[arg(long, default_value_t = 0)]
+    pub bytes: u64,
+    /// Where the secret would be sent (secret.use): URL or host:port.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Operation (api.call), e.g. read.
+    #[arg(long)]
+    pub verb: Option<String>,
+    /// Owning agent of the object (api.call).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Risk score 0-100.
+    #[arg(long, default_value_t = 0)]
+    pub risk: u8,
+    #[arg(long, default_value = "")]
+    pub run_id: String,
+    /// Decide as of this time: unix seconds or YYYY-MM-DDTHH:MM:SSZ (default: now).
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]

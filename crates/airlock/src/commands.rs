@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(c) => key(&ctx, c),
         Command::Status => status(&ctx),
         Command::Demo(a) => crate::demo::run(a.ephemeral),
+        Command::Policy(c) => crate::policy::run(&ctx.home, ctx.json, c),
     }
 }
 

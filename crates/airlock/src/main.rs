@@ -13,13 +13,15 @@
 //! | 5 | conflict: the vault or secret already exists |
 //! | 6 | integrity failure: vault file truncated, corrupt or tampered with |
 //! | 7 | busy: another Airlock process held the write lock too long |
-//! | 8 | invalid input: bad name, host, value, option, or insecure file permissions |
+//! | 8 | invalid input: bad name, host, value, option, or insecure file permissions; a config that fails `policy check` |
+//! | 9 | denied: `policy explain` decided the request is not allowed |
 
 mod cli;
 mod commands;
 mod demo;
 mod harden;
 mod input;
+mod policy;
 
 use std::process::ExitCode;
 
@@ -114,6 +116,8 @@ fn main() -> ExitCode {
     let json = args.json;
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // An empty message means the command already reported (e.g. `policy explain` printing a denial).
+        Err(e) if e.message.is_empty() => ExitCode::from(e.code),
         Err(e) => {
             if json {
                 let v = serde_json::json!({ "error": { "code": e.code, "message": e.message } });
