@@ -9,7 +9,8 @@
 //! - cached: a cache hit (`Engine::decide_normalized`);
 //! - normalise: turning a raw URL request into its canonical form (paid on every call, hit or miss);
 //! - end to end: `Engine::decide` on a raw request that hits the cache;
-//! and the time to load, validate, compile and lint the whole config (what a hot reload costs).
+//!
+//! And the time to load, validate, compile and lint the whole config (what a hot reload costs).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

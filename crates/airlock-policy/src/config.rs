@@ -14,15 +14,17 @@ use toml::Spanned;
 
 /// `airlock.toml`: agents, roles, tools and their capabilities, secrets metadata, network, filesystem and exec
 /// defaults, limits, rate limits, audit sinks and profile overlays.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Schema version; only `1` exists.
     #[serde(default = "one")]
-    pub version: u32,
+    #[schemars(with = "u32")]
+    pub version: Spanned<u32>,
     /// Profile used when neither `--profile` nor `AIRLOCK_PROFILE` names one. Defaults to `dev`.
     #[serde(default)]
-    pub default_profile: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub default_profile: Option<Spanned<String>>,
     /// Extra Cedar policy files, relative to this file. Globs are allowed (`policies/*.cedar`).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -58,8 +60,8 @@ pub struct ConfigFile {
     pub profiles: ProfileOverlays,
 }
 
-fn one() -> u32 {
-    1
+fn one() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
 }
 
 /// Network defaults that apply to every tool.
@@ -72,7 +74,8 @@ pub struct Network {
     pub deny: Option<Vec<Spanned<String>>>,
     /// Refuse private, loopback, link-local and metadata addresses after DNS resolution (SSRF). Only `dev` may
     /// turn this off.
-    pub block_private: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub block_private: Option<Spanned<bool>>,
     /// Largest request body any tool may send, unless a rule says less. Sizes: `1048576`, `"512KiB"`, `"10MiB"`.
     pub max_request_bytes: Option<Size>,
 }
@@ -87,7 +90,8 @@ pub struct GlobalFs {
     pub deny: Option<Vec<Spanned<String>>>,
     /// Deny the usual credential stores (`~/.ssh`, `~/.aws`, `~/.gnupg`, `~/.netrc`, ...) to every tool.
     /// Defaults to true; only `dev` may turn it off.
-    pub protect_credentials: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub protect_credentials: Option<Spanned<bool>>,
 }
 
 /// Program rules for every tool.
@@ -166,7 +170,8 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields)]
 pub struct Audit {
     /// Deny any decision that cannot be recorded. Defaults to true; only `dev` may turn it off.
-    pub fail_closed: Option<bool>,
+    #[schemars(with = "Option<bool>")]
+    pub fail_closed: Option<Spanned<bool>>,
     /// Record allows as well as denies. Defaults to true.
     pub record_allows: Option<bool>,
     /// Emit a checkpoint every this many records.

@@ -17,6 +17,7 @@ use crate::refs;
 pub fn lint(model: &Model, compiled: &Compiled, source: &SourceText) -> Vec<Diagnostic> {
     let strict = model.settings.lints_are_errors;
     let mut out = Vec::new();
+    let mut wildcards = Vec::new();
     let mut push = |strict_lint: bool, code: &'static str, span: Option<std::ops::Range<usize>>, m: String| {
         let sev = if strict && strict_lint { Severity::Error } else { Severity::Warning };
         out.push(source.diag(sev, code, span, m));
@@ -34,13 +35,18 @@ pub fn lint(model: &Model, compiled: &Compiled, source: &SourceText) -> Vec<Diag
                         Some(h.span.clone()),
                         format!("tool {t} allows {}: that is every host or a whole top-level domain", h.value),
                     ),
-                    _ if model.profile == crate::Profile::Prod => push(
-                        true,
-                        "wildcard-host",
-                        Some(h.span.clone()),
-                        format!("tool {t} allows the wildcard {} in prod: list the exact hosts", h.value),
-                    ),
-                    _ => {}
+                    // Subdomain wildcards are a convenience in development and an error in prod only, where the
+                    // exact hosts should be known.
+                    _ => {
+                        let sev =
+                            if model.profile == crate::Profile::Prod { Severity::Error } else { Severity::Warning };
+                        wildcards.push(source.diag(
+                            sev,
+                            "wildcard-host",
+                            Some(h.span.clone()),
+                            format!("tool {t} allows the wildcard {}: in prod, list the exact hosts", h.value),
+                        ));
+                    }
                 }
                 if let HostPatternKind::Exact(name) = &h.value.host {
                     if model.block_private && is_private_literal(name) {
@@ -180,6 +186,8 @@ pub fn lint(model: &Model, compiled: &Compiled, source: &SourceText) -> Vec<Diag
             );
         }
     }
+
+    out.append(&mut wildcards);
 
     // A user forbid with an empty scope and no conditions forbids everything, so every permit is dead.
     for p in compiled.all.policies() {

@@ -70,16 +70,20 @@ pub fn load_str(path: &Path, text: String, base_dir: &Path, opts: &LoadOptions) 
     }
     let mut file: ConfigFile = toml::from_str(&source.text)
         .map_err(|e| ConfigError::single(source.error("toml", e.span(), tidy_toml_message(e.message()))))?;
-    if file.version != 1 {
+    if *file.version.get_ref() != 1 {
         return Err(ConfigError::single(source.error(
             "version",
-            None,
-            format!("unsupported config version {}: this Airlock reads version 1", file.version),
+            Some(file.version.span()),
+            format!("unsupported config version {}: this Airlock reads version 1", file.version.get_ref()),
         )));
     }
+    let file_default = file.default_profile.as_ref().map(|s| s.get_ref().as_str());
     let profile =
-        Profile::select(opts.profile_flag.as_deref(), opts.profile_env.as_deref(), file.default_profile.as_deref())
-            .map_err(|m| ConfigError::single(source.error("profile", None, m)))?;
+        Profile::select(opts.profile_flag.as_deref(), opts.profile_env.as_deref(), file_default).map_err(|m| {
+            // Point at default_profile when it is the culprit; a flag/environment conflict has no place in the file.
+            let span = file.default_profile.as_ref().filter(|_| m.starts_with("default_profile")).map(|s| s.span());
+            ConfigError::single(source.error("profile", span, m))
+        })?;
     let overlay = match profile {
         Profile::Dev => file.profiles.dev.take(),
         Profile::Prod => file.profiles.prod.take(),
@@ -114,19 +118,19 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
     if let Some(n) = o.network {
         let base = &mut file.network;
         base.deny = n.deny.or(base.deny.take());
-        base.block_private = n.block_private.or(base.block_private);
+        base.block_private = n.block_private.or(base.block_private.take());
         base.max_request_bytes = n.max_request_bytes.or(base.max_request_bytes);
     }
     if let Some(f) = o.fs {
         file.fs.deny = f.deny.or(file.fs.deny.take());
-        file.fs.protect_credentials = f.protect_credentials.or(file.fs.protect_credentials);
+        file.fs.protect_credentials = f.protect_credentials.or(file.fs.protect_credentials.take());
     }
     if let Some(l) = o.limits {
         file.limits = l.or(&file.limits);
     }
     if let Some(a) = o.audit {
         let base = &mut file.audit;
-        base.fail_closed = a.fail_closed.or(base.fail_closed);
+        base.fail_closed = a.fail_closed.or(base.fail_closed.take());
         base.record_allows = a.record_allows.or(base.record_allows);
         base.checkpoint_every = a.checkpoint_every.or(base.checkpoint_every);
         base.sinks = a.sinks.or(base.sinks.take());

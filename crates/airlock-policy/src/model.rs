@@ -481,19 +481,20 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
     let whole = 0..0;
 
     // Safety switches.
-    let block_private = file.network.block_private.unwrap_or(true);
-    let protect_credentials = file.fs.protect_credentials.unwrap_or(true);
-    let fail_closed = file.audit.fail_closed.unwrap_or(true);
+    let switch = |s: &Option<Spanned<bool>>| s.as_ref().map(|v| (*v.get_ref(), Some(v.span()))).unwrap_or((true, None));
+    let (block_private, bp_span) = switch(&file.network.block_private);
+    let (protect_credentials, pc_span) = switch(&file.fs.protect_credentials);
+    let (fail_closed, fc_span) = switch(&file.audit.fail_closed);
     if !settings.may_disable_safety {
-        for (on, key) in [
-            (block_private, "network.block_private"),
-            (protect_credentials, "fs.protect_credentials"),
-            (fail_closed, "audit.fail_closed"),
+        for (on, span, key) in [
+            (block_private, bp_span, "network.block_private"),
+            (protect_credentials, pc_span, "fs.protect_credentials"),
+            (fail_closed, fc_span, "audit.fail_closed"),
         ] {
             if !on {
                 let d = doc.source.error(
                     "profile-conflict",
-                    None,
+                    span,
                     format!("{key} = false conflicts with profile {}: only dev may turn it off", doc.profile),
                 );
                 b.diags.push(d);

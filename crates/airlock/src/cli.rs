@@ -52,7 +52,7 @@ pub enum PolicyCommand {
         env: PolicyEnvArgs,
     },
     /// Decide one request and show the decision, the policies that made it, and the reason.
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
     /// Print the JSON Schema of airlock.toml.
     Schema,
 }

@@ -15,7 +15,7 @@ use crate::cli::{ExplainArgs, PolicyCommand, PolicyEnvArgs};
 pub fn run(home: &Path, json: bool, c: PolicyCommand) -> Result<(), CliError> {
     match c {
         PolicyCommand::Check { file, env } => check(&config_path(file, home)?, &env, json),
-        PolicyCommand::Explain(a) => explain(home, a, json),
+        PolicyCommand::Explain(a) => explain(home, *a, json),
         PolicyCommand::Schema => {
             print!("{}", airlock_policy::config::json_schema());
             Ok(())

@@ -111,6 +111,7 @@ fn parse_target(input: &str) -> Result<Target, String> {
     if input.bytes().any(|b: u8| b.is_ascii_control() || b == b' ') {
         return Err("URL contains a space or a control character".to_owned());
     }
+    check_raw_path(input)?;
     let parsed: ::url::Url = ::url::Url::parse(input).map_err(describe_url_error)?;
     let scheme: Scheme = match parsed.scheme() {
         "http" => Scheme::Http,
@@ -209,6 +210,39 @@ fn raw_authority_has_at(input: &str) -> bool {
     let authority_and_rest: &str = after_scheme.trim_start_matches(['/', '\\']);
     let end: usize = authority_and_rest.find(['/', '\\', '?', '#']).unwrap_or(authority_and_rest.len());
     authority_and_rest[..end].contains('@')
+}
+
+/// Checks the path as written, before the URL parser resolves dot segments and hides what a server would see:
+/// - `/repos//../admin` resolves to `/repos/admin` here, but a server that merges slashes first reaches `/admin`;
+/// - `/repos/..;/admin` keeps `..;` as a name here, but servlet containers strip `;params` and then resolve `..`.
+///
+/// Both are refused.
+fn check_raw_path(input: &str) -> Result<(), String> {
+    let Some((_, after_scheme)) = input.split_once(':') else {
+        return Ok(());
+    };
+    let rest: &str = after_scheme.trim_start_matches(['/', '\\']);
+    let Some(start) = rest.find(['/', '\\']) else {
+        return Ok(());
+    };
+    let path: &str = &rest[start..];
+    let path: &str = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    let segments: Vec<&str> = path[1..].split(['/', '\\']).collect();
+    let last: usize = segments.len() - 1;
+    for (index, segment) in segments.iter().enumerate() {
+        if segment.is_empty() && index != last {
+            return Err("path has an empty segment (\"//\"); servers disagree on whether to merge it".to_owned());
+        }
+        if let Some((name, _params)) = segment.split_once(';') {
+            let decoded: String = name.to_ascii_lowercase().replace("%2e", ".");
+            if decoded == "." || decoded == ".." {
+                return Err(
+                    "path has a dot segment with parameters (\"..;\"); servers disagree on resolving it".to_owned()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Normalises a path as serialised by the `url` crate (ASCII, dot segments already resolved).
