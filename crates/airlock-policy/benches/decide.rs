@@ -47,6 +47,30 @@ fn config(tools: usize) -> String {
     c
 }
 
+/// Median time for `PolicyStore::reload` after one tool's host changes (parsed policies are reused).
+fn reload_one_changed(dir: &std::path::Path, tools: usize) -> Duration {
+    let path = dir.join(format!("reload-{tools}.toml"));
+    let text = config(tools);
+    std::fs::write(&path, &text).unwrap();
+    let opts = LoadOptions {
+        profile_flag: Some("dev".into()),
+        profile_env: None,
+        workspace: dir.to_path_buf(),
+        home: dir.join("home"),
+    };
+    let store = airlock_policy::PolicyStore::open(&path, opts).unwrap();
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let changed = text.replace("api.service0.example\"", &format!("api.service0-{round}.example\""));
+        std::fs::write(&path, changed).unwrap();
+        let t = Instant::now();
+        store.reload().unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
 fn load(dir: &std::path::Path, tools: usize) -> (Engine, Duration) {
     let path = dir.join(format!("airlock-{tools}.toml"));
     std::fs::write(&path, config(tools)).unwrap();
@@ -86,6 +110,66 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     // `DECIDE_PROFILE=1`: only the uncached loop, long enough for `perf record`.
+    if let Some(n) = std::env::var_os("DECIDE_LOAD") {
+        // Where a reload's time goes, phase by phase.
+        let tools: usize = n.to_str().and_then(|s| s.parse().ok()).unwrap_or(1000);
+        let path = ws.join("phases.toml");
+        std::fs::write(&path, config(tools)).unwrap();
+        let opts = LoadOptions { profile_flag: None, profile_env: None, workspace: ws.clone(), home: ws.join("home") };
+        let t = Instant::now();
+        let doc = airlock_policy::load::load_file(&path, &opts).unwrap();
+        println!("parse   {:?}", t.elapsed());
+        let t = Instant::now();
+        let (model, _) = airlock_policy::model::build(&doc).unwrap();
+        println!("model   {:?}", t.elapsed());
+        let t = Instant::now();
+        let compiled = airlock_policy::compile::compile(model, &doc.source, &doc.cedar, &Default::default()).unwrap();
+        println!("compile {:?}", t.elapsed());
+        let texts: Vec<String> =
+            compiled.all.policies().map(|p| compiled.policy_text(&p.id().to_string()).unwrap().to_string()).collect();
+        let t = Instant::now();
+        for (i, text) in texts.iter().enumerate() {
+            black_box(cedar_policy::Policy::parse(Some(cedar_policy::PolicyId::new(format!("p{i}"))), text).unwrap());
+        }
+        println!("parse one by one {:?}", t.elapsed());
+        let big = texts.join("\n");
+        let t = Instant::now();
+        black_box(big.parse::<cedar_policy::PolicySet>().unwrap());
+        println!("parse as one set {:?}", t.elapsed());
+        let t = Instant::now();
+        let lints = airlock_policy::lint::lint(&compiled.model, &compiled, &doc.source);
+        println!("lint    {:?} ({} findings)", t.elapsed(), lints.len());
+        return;
+    }
+    if let Some(n) = std::env::var_os("DECIDE_MIX") {
+        let tools: usize = n.to_str().and_then(|s| s.parse().ok()).unwrap_or(10);
+        let (engine, _) = load(&ws, tools);
+        let raw: Vec<Request> = (0..256)
+            .map(|i| {
+                let t = (i * 7919) % tools;
+                match i % 4 {
+                    0 => {
+                        Request::http("bench", &format!("t{t}"), "GET", &format!("https://api.service{t}.example/v1/x"))
+                    }
+                    1 => Request::http(
+                        "bench",
+                        &format!("t{t}"),
+                        "DELETE",
+                        &format!("https://api.service{t}.example/v1/x"),
+                    ),
+                    2 => {
+                        Request::http("bench", &format!("t{t}"), "GET", &format!("https://a.cdn{t}.example/v2/items/3"))
+                    }
+                    _ => Request::http("bench", &format!("t{t}"), "GET", "https://unknown.example/"),
+                }
+            })
+            .collect();
+        let normalized: Vec<NormalizedRequest> = raw.iter().map(|r| engine.normalize(r).unwrap()).collect();
+        for i in 0..400_000 {
+            black_box(engine.evaluate(&normalized[i % normalized.len()]).allowed);
+        }
+        return;
+    }
     if std::env::var_os("DECIDE_PROFILE").is_some() {
         let (engine, _) = load(&ws, 10);
         let r = engine.normalize(&Request::http("bench", "t3", "GET", "https://api.service3.example/v1/x")).unwrap();
@@ -186,8 +270,9 @@ fn main() {
             },
             50_000,
         );
+        let reload = reload_one_changed(&ws, tools);
         println!(
-            "| {tools} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {tools} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             engine.compiled().policy_count(),
             fmt_dur(u50),
             fmt_dur(u99),
@@ -195,7 +280,8 @@ fn main() {
             fmt_dur(c99),
             fmt_dur(n50),
             fmt_dur(e50),
-            fmt_dur(load_time)
+            fmt_dur(load_time),
+            fmt_dur(reload)
         );
     }
 }

@@ -58,14 +58,16 @@ pub(crate) fn context(pairs: impl IntoIterator<Item = (&'static str, Value)>) ->
     Context::from(ast::Context::Value(Arc::new(map)))
 }
 
-/// A store of entities whose parent sets are transitively closed; no closure is computed.
-pub(crate) fn store(entities: Vec<ast::Entity>) -> Result<Entities, String> {
-    let core = CoreEntities::from_entities(
-        entities,
-        None::<&NoEntitiesSchema>,
-        TCComputation::AssumeAlreadyComputed,
-        Extensions::all_available(),
-    )
-    .map_err(|e| e.to_string())?;
+/// A store of entities whose parent sets are transitively closed; no closure is computed. Entities are shared,
+/// not copied, so prebuilt agents and cached hosts cost a reference count.
+pub(crate) fn store(entities: Vec<Arc<ast::Entity>>) -> Result<Entities, String> {
+    let core = CoreEntities::new()
+        .add_entities(
+            entities,
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
+        )
+        .map_err(|e| e.to_string())?;
     Ok(Entities::from(core))
 }

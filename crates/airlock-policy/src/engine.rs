@@ -20,6 +20,9 @@ use crate::normalize::{self, HostName, HostPattern, PortSpec, Scheme, Target};
 /// Decisions kept per loaded config; a reload starts a new, empty cache.
 pub const CACHE_ENTRIES: usize = 65_536;
 
+/// Host entities kept per engine.
+pub const HOST_ENTITIES: usize = 4096;
+
 /// What is being asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Action {
@@ -234,6 +237,7 @@ pub struct Outcome {
 pub struct Engine {
     compiled: Compiled,
     cache: quick_cache::sync::Cache<NormalizedRequest, Arc<Decision>>,
+    hosts: quick_cache::sync::Cache<HostName, (EntityUid, Arc<cedar_policy_core::ast::Entity>)>,
     authorizer: Authorizer,
     search_path: Vec<std::path::PathBuf>,
 }
@@ -257,6 +261,7 @@ impl Engine {
         Engine {
             compiled,
             cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
+            hosts: quick_cache::sync::Cache::new(HOST_ENTITIES),
             authorizer: Authorizer::new(),
             search_path,
         }
@@ -441,7 +446,7 @@ impl Engine {
     pub fn cedar_request(&self, n: &NormalizedRequest) -> Result<(CedarRequest, Entities), String> {
         use crate::cedar_input::{boolean, context, entity, entity_ref, long, store, string};
         let agent = self.compiled.agents.get(&n.agent).ok_or_else(|| format!("agent {} is not configured", n.agent))?;
-        let mut entities = vec![agent.clone()];
+        let mut entities: Vec<Arc<cedar_policy_core::ast::Entity>> = vec![agent.clone()];
         let mut ctx = vec![
             ("profile", string(self.compiled.model.profile.as_str())),
             ("run_id", string(&n.run_id)),
@@ -460,7 +465,7 @@ impl Engine {
                 ctx.push(("default_port", boolean(*default_port)));
                 ctx.push(("path", string(path)));
                 ctx.push(("bytes", long(i64::try_from(*bytes).unwrap_or(i64::MAX))));
-                let (u, e) = host_entity(host);
+                let (u, e) = self.host_entity(host);
                 entities.push(e);
                 u
             }
@@ -472,16 +477,16 @@ impl Engine {
                     parents.extend(s.globs.memberships(p));
                 }
                 let u = uid(&TYPES.path, p);
-                entities.push(entity(&u, [("path", string(p))], parents));
+                entities.push(Arc::new(entity(&u, [("path", string(p))], parents)));
                 u
             }
             Resource::Program { path, name } => {
                 let u = uid(&TYPES.program, path);
-                entities.push(entity(&u, [("path", string(path)), ("name", string(name))], []));
+                entities.push(Arc::new(entity(&u, [("path", string(path)), ("name", string(name))], [])));
                 u
             }
             Resource::Secret { name, host, port, default_port } => {
-                let (target, e) = host_entity(host);
+                let (target, e) = self.host_entity(host);
                 ctx.push(("target", entity_ref(&target)));
                 ctx.push(("port", long((*port).into())));
                 ctx.push(("default_port", boolean(*default_port)));
@@ -495,16 +500,27 @@ impl Engine {
                 if let Some(o) = owner {
                     attrs.push(("owner", entity_ref(&uid(&TYPES.agent, o))));
                 }
-                entities.push(entity(&u, attrs, []));
+                entities.push(Arc::new(entity(&u, attrs, [])));
                 u
             }
         };
         let action_entity = ACTIONS.get(n.action.as_str()).ok_or("unknown action")?;
         let action = EntityUid::from(action_entity.uid().clone());
+
         entities.push(action_entity.clone());
         let request = CedarRequest::new(uid(&TYPES.agent, &n.agent), action, resource, context(ctx), None)
             .map_err(|e| e.to_string())?;
         Ok((request, store(entities)?))
+    }
+
+    /// A host's entity, built once per engine: hosts repeat far more than anything else in a request.
+    fn host_entity(&self, host: &HostName) -> (EntityUid, Arc<cedar_policy_core::ast::Entity>) {
+        if let Some(hit) = self.hosts.get(host) {
+            return hit;
+        }
+        let built = build_host_entity(host);
+        self.hosts.insert(host.clone(), built.clone());
+        built
     }
 
     /// A policy's `@reason`, with the request's details filled in.
@@ -691,7 +707,7 @@ fn fs_reason(tool: &str, verb: &str, list: &FsList, path: &str) -> String {
     format!("path {path} is outside tool {tool}'s {verb} paths")
 }
 
-fn host_entity(host: &HostName) -> (EntityUid, cedar_policy_core::ast::Entity) {
+fn build_host_entity(host: &HostName) -> (EntityUid, Arc<cedar_policy_core::ast::Entity>) {
     use crate::cedar_input::{boolean, entity, string};
     let name = host.to_string();
     let (is_ip, private) = match host {
@@ -702,7 +718,7 @@ fn host_entity(host: &HostName) -> (EntityUid, cedar_policy_core::ast::Entity) {
     let parents: Vec<EntityUid> = host.parent_domains().iter().map(|d| uid(&TYPES.domain, d)).collect();
     let u = uid(&TYPES.host, &name);
     let e = entity(&u, [("name", string(&name)), ("is_ip", boolean(is_ip)), ("private_ip", boolean(private))], parents);
-    (u, e)
+    (u, Arc::new(e))
 }
 
 /// Addresses that are never a public destination. Conservative: when in doubt, private. The broker applies

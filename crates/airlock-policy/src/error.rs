@@ -69,16 +69,26 @@ impl std::error::Error for ConfigError {}
 pub struct SourceText {
     pub path: PathBuf,
     pub text: String,
+    /// Byte offset of the start of each line, so positions cost a binary search (a 1,000-tool config asks
+    /// for thousands of them).
+    line_starts: Vec<usize>,
 }
 
 impl SourceText {
     pub fn new(path: &Path, text: String) -> SourceText {
-        SourceText { path: path.to_path_buf(), text }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        SourceText { path: path.to_path_buf(), text, line_starts }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        position_in(&self.text, offset)
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        (line, self.text[start..offset].chars().count() + 1)
     }
 
     pub fn diag(
@@ -115,6 +125,15 @@ pub(crate) fn position_in(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::position_in;
+
+    #[test]
+    fn indexed_positions_agree_with_the_scan() {
+        let t = "a = 1\nbé = 2\n\nlast";
+        let src = super::SourceText::new(std::path::Path::new("x"), t.to_string());
+        for i in 0..=t.len() + 2 {
+            assert_eq!(src.position(i), position_in(t, i), "offset {i}");
+        }
+    }
 
     #[test]
     fn positions_are_one_based_and_count_characters() {

@@ -78,8 +78,13 @@ pub fn load_engine(path: &Path, opts: &LoadOptions) -> Result<Engine, ConfigErro
 
 /// As [`load_engine`], from a parsed document.
 pub fn build_engine(doc: Document) -> Result<Engine, ConfigError> {
+    build_engine_cached(doc, &compile::ParseCache::default())
+}
+
+/// As [`build_engine`], reusing policies parsed by an earlier build (what a reload does).
+pub fn build_engine_cached(doc: Document, cache: &compile::ParseCache) -> Result<Engine, ConfigError> {
     let (model, mut warnings) = model::build(&doc)?;
-    let mut compiled = compile::compile(model, &doc.source, &doc.cedar)?;
+    let mut compiled = compile::compile(model, &doc.source, &doc.cedar, cache)?;
     warnings.extend(lint::lint(&compiled.model, &compiled, &doc.source));
     if warnings.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError { diagnostics: warnings });

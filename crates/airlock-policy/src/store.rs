@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::compile::ParseCache;
 use crate::engine::{Engine, Outcome, Request};
 use crate::error::{ConfigError, Diagnostic};
 use crate::load::LoadOptions;
@@ -20,6 +21,7 @@ pub struct PolicyStore {
     path: PathBuf,
     opts: LoadOptions,
     generation: AtomicU64,
+    parsed: ParseCache,
 }
 
 /// What a successful reload did.
@@ -33,12 +35,14 @@ pub struct Reloaded {
 impl PolicyStore {
     /// Loads `path`; fails if it does not load cleanly.
     pub fn open(path: &Path, opts: LoadOptions) -> Result<PolicyStore, ConfigError> {
-        let engine = crate::load_engine(path, &opts)?;
+        let parsed = ParseCache::default();
+        let engine = crate::build_engine_cached(crate::load::load_file(path, &opts)?, &parsed)?;
         Ok(PolicyStore {
             current: RwLock::new(Arc::new(engine)),
             path: path.to_path_buf(),
             opts,
             generation: AtomicU64::new(1),
+            parsed,
         })
     }
 
@@ -58,7 +62,7 @@ impl PolicyStore {
 
     /// Re-reads the file. On any error the current engine keeps serving and the errors are returned.
     pub fn reload(&self) -> Result<Reloaded, ConfigError> {
-        let engine = crate::load_engine(&self.path, &self.opts)?;
+        let engine = crate::build_engine_cached(crate::load::load_file(&self.path, &self.opts)?, &self.parsed)?;
         let policies = engine.compiled().policy_count();
         let warnings = engine.compiled().warnings.clone();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
