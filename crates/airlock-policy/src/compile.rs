@@ -120,6 +120,9 @@ pub(crate) struct ToolSlice {
     pub globs: GlobIndex,
 }
 
+/// The filesystem actions.
+pub(crate) const FS_ACTIONS: [&str; 3] = ["fs.read", "fs.write", "fs.exec"];
+
 /// The tool actions, in slice order.
 pub(crate) const TOOL_ACTIONS: [&str; 6] = ["http.request", "fs.read", "fs.write", "fs.exec", "exec", "secret.use"];
 
@@ -217,6 +220,28 @@ impl Gen<'_> {
         });
         let text = format!("@id({})\n@reason({})\n{body};", lit(&id), lit(reason));
         self.out.push((id, text, reason.to_string(), origin));
+    }
+
+    /// One policy per action instead of one per action group, with ids `base[action]`. Checking
+    /// `action == Action::"fs.read"` costs Cedar far less than `action in Action::"fs"` (an entity-store lookup),
+    /// and a request is decided against one action's slice anyway. `body` writes the action as `{ACTION}`.
+    fn push_each(
+        &mut self,
+        base: &str,
+        actions: &[&str],
+        reason: &str,
+        span: Option<&std::ops::Range<usize>>,
+        body: &str,
+    ) {
+        for a in actions {
+            let id = format!("{base}[{a}]");
+            self.push(
+                id,
+                reason,
+                span,
+                body.replace("{ACTION}", &format!("Action::{}", lit(a))).replace("{ACTION_NAME}", a),
+            );
+        }
     }
 }
 
@@ -378,11 +403,12 @@ pub fn compile(
     let mut global_glob_entries = Vec::new();
 
     // Built-ins that apply to every tool action.
-    g.push(
-        "airlock.agent-tool-grant".into(),
+    g.push_each(
+        "airlock.agent-tool-grant",
+        &TOOL_ACTIONS,
         "agent {agent} may not use tool {tool}",
         None,
-        "forbid(principal, action in Action::\"tool\", resource)\nunless { principal.all_tools || principal.tools.contains(context.tool) }".into(),
+        "forbid(principal, action == {ACTION}, resource)\nunless { principal in context.tool }",
     );
     // Only emitted when some agent uses them: a policy that can never match still costs time on every request.
     if model.agents.values().any(|a| a.max_risk < 100) {
@@ -433,20 +459,22 @@ pub fn compile(
     let (user_deny, cred_deny): (Vec<_>, Vec<_>) = model.fs_deny.iter().cloned().partition(|p| p.span != (0..0));
     if !user_deny.is_empty() {
         let cond = fs_cond(&user_deny, "global", "deny", &mut global_glob_entries);
-        g.push(
-            "airlock.fs.deny".into(),
+        g.push_each(
+            "airlock.fs.deny",
+            &FS_ACTIONS,
             "path {path} is on the filesystem deny list",
             user_deny.first().map(|p| &p.span),
-            format!("forbid(principal, action in Action::\"fs\", resource)\nwhen {{ {cond} }}"),
+            &format!("forbid(principal, action == {{ACTION}}, resource)\nwhen {{ {cond} }}"),
         );
     }
     if !cred_deny.is_empty() {
         let cond = fs_cond(&cred_deny, "global", "credentials", &mut global_glob_entries);
-        g.push(
-            "airlock.fs.credentials".into(),
+        g.push_each(
+            "airlock.fs.credentials",
+            &FS_ACTIONS,
             "path {path} is a credential store; no tool may touch it (fs.protect_credentials)",
             None,
-            format!("forbid(principal, action in Action::\"fs\", resource)\nwhen {{ {cond} }}"),
+            &format!("forbid(principal, action == {{ACTION}}, resource)\nwhen {{ {cond} }}"),
         );
     }
     if model.settings.confine_fs_to_workspace {
@@ -454,19 +482,20 @@ pub fn compile(
         let system = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/opt", "/etc/ssl", "/etc/alternatives"];
         let dirs: Vec<String> = system.iter().map(|d| ent("Dir", d)).collect();
         let paths: Vec<String> = system.iter().map(|d| ent("Path", d)).collect();
-        g.push(
-            "airlock.fs.ide-confine".into(),
-            "path {path} is outside the workspace; the ide profile confines file access to it",
-            None,
-            format!(
-                "forbid(principal, action in Action::\"fs\", resource)\nunless {{ resource in {} || resource == {} || \
-                 (action != Action::\"fs.write\" && (resource in [{}] || [{}].contains(resource))) }}",
-                ent("Dir", ws),
-                ent("Path", ws),
-                dirs.join(", "),
-                paths.join(", ")
-            ),
-        );
+        let inside = format!("resource in {} || resource == {}", ent("Dir", ws), ent("Path", ws));
+        let system = format!("resource in [{}] || [{}].contains(resource)", dirs.join(", "), paths.join(", "));
+        for (action, allowed) in [
+            ("fs.read", format!("{inside} || {system}")),
+            ("fs.exec", format!("{inside} || {system}")),
+            ("fs.write", inside),
+        ] {
+            g.push(
+                format!("airlock.fs.ide-confine[{action}]"),
+                "path {path} is outside the workspace; the ide profile confines file access to it",
+                None,
+                format!("forbid(principal, action == Action::{}, resource)\nunless {{ {allowed} }}", lit(action)),
+            );
+        }
     }
     if let Some(cond) = program_cond(&model.exec_deny, true) {
         g.push(
@@ -730,6 +759,8 @@ pub fn compile(
     for a in model.agents.values() {
         let mut parents: Vec<EntityUid> = a.roles.iter().map(|r| uid(&TYPES.role, r)).collect();
         parents.extend(a.ancestors.iter().map(|p| uid(&TYPES.agent, p)));
+        // An agent is `in` every tool it may run: the grant check is one ancestor lookup.
+        parents.extend(model.tools.keys().filter(|t| a.tools.allows(t)).map(|t| uid(&TYPES.tool, t)));
         let (all_tools, tool_list) = match &a.tools {
             ToolGrant::All => (true, Vec::new()),
             ToolGrant::Some(s) => (false, s.iter().map(|t| cedar_input::entity_ref(&uid(&TYPES.tool, t))).collect()),

@@ -74,7 +74,7 @@ fn agent_without_the_tool_is_refused_by_the_grant_policy() {
         .decide(&Request::http("researcher", "shell", "GET", "https://api.github.com/repos/a").at(monday_at(10, 0)))
         .decision;
     assert!(!d.allowed);
-    assert_eq!(d.policies, vec!["airlock.agent-tool-grant".to_string()]);
+    assert_eq!(d.policies, vec!["airlock.agent-tool-grant[http.request]".to_string()]);
     assert_eq!(d.reason, "agent researcher may not use tool shell");
 }
 
@@ -107,7 +107,7 @@ fn credential_store_is_denied_even_through_a_symlink_in_the_workspace() {
         )
         .decision;
     assert!(!d.allowed);
-    assert_eq!(d.policies, vec!["airlock.fs.credentials".to_string()]);
+    assert_eq!(d.policies, vec!["airlock.fs.credentials[fs.read]".to_string()]);
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn dangling_link_into_a_credential_store_is_denied_by_the_credential_forbid() {
         [("out/keys", "authorized_keys"), ("out/rel", "authorized_keys2"), ("out/chain", "authorized_keys")]
     {
         let d = write(&e, &s.ws(link));
-        assert_denied_by(&d, "airlock.fs.credentials");
+        assert_denied_by(&d, "airlock.fs.credentials[fs.write]");
         assert!(d.reason.contains(s.home.join(".ssh").join(target).to_str().unwrap()), "{link}: {}", d.reason);
     }
 }

@@ -27,7 +27,7 @@ fn allow_cached_for_one_agent_is_not_served_to_another() {
     assert!(e.decide(&Request::http("orchestrator", "web_fetch", "GET", URL)).cached);
     let other = e.decide(&Request::http("intern", "web_fetch", "GET", URL));
     assert!(!other.cached, "{other:?}");
-    assert_denied_by(&other.decision, "airlock.agent-tool-grant");
+    assert_denied_by(&other.decision, "airlock.agent-tool-grant[http.request]");
     assert_eq!(other.decision.reason, "agent intern may not use tool web_fetch");
 }
 
@@ -35,7 +35,10 @@ fn allow_cached_for_one_agent_is_not_served_to_another() {
 fn deny_cached_for_one_agent_does_not_shadow_anothers_allow() {
     let s = setup();
     let e = s.engine();
-    assert_denied_by(&e.decide(&Request::http("intern", "web_fetch", "GET", URL)).decision, "airlock.agent-tool-grant");
+    assert_denied_by(
+        &e.decide(&Request::http("intern", "web_fetch", "GET", URL)).decision,
+        "airlock.agent-tool-grant[http.request]",
+    );
     let allowed = e.decide(&Request::http("orchestrator", "web_fetch", "GET", URL));
     assert!(!allowed.cached);
     assert_allowed_by(&allowed.decision, "tool.web_fetch.network.0");

@@ -22,12 +22,12 @@ fn dot_dot_out_of_the_workspace_into_a_credential_store_is_denied() {
     assert_allowed_by(&read(&e, &s.ws("src/main.rs")), "tool.shell.fs.read");
     for spelling in ["src/../../home/.ssh/id_ed25519", "src/./../../home/.ssh//id_ed25519", "../home/.ssh/id_ed25519"] {
         let d = read(&e, &s.ws(spelling));
-        assert_denied_by(&d, "airlock.fs.credentials");
+        assert_denied_by(&d, "airlock.fs.credentials[fs.read]");
         let canonical = s.home.join(".ssh/id_ed25519");
         assert!(d.reason.contains(canonical.to_str().unwrap()), "{spelling}: {}", d.reason);
     }
     // A file that does not exist yet is resolved too (textually, past the last existing directory).
-    assert_denied_by(&read(&e, &s.ws("src/../../home/.ssh/new_key")), "airlock.fs.credentials");
+    assert_denied_by(&read(&e, &s.ws("src/../../home/.ssh/new_key")), "airlock.fs.credentials[fs.read]");
 }
 
 #[test]

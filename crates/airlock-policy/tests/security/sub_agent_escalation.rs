@@ -121,5 +121,5 @@ tools = ["web"]
     assert!(ok.allowed, "{ok:?}");
     let no = e.decide(&Request::exec("child", "shell", "ls")).decision;
     assert!(!no.allowed);
-    assert_eq!(no.policies, vec!["airlock.agent-tool-grant".to_string()]);
+    assert_eq!(no.policies, vec!["airlock.agent-tool-grant[exec]".to_string()]);
 }

@@ -23,14 +23,14 @@ fn reading_or_writing_through_a_symlink_to_a_key_is_denied_as_a_credential_store
     assert_allowed_by(&decide("shell", Action::FsRead, &s.ws("main-link.rs")), "tool.shell.fs.read");
     let key = s.home.join(".ssh/id_ed25519");
     let read = decide("shell", Action::FsRead, &s.ws("notes.txt"));
-    assert_denied_by(&read, "airlock.fs.credentials");
+    assert_denied_by(&read, "airlock.fs.credentials[fs.read]");
     assert_eq!(
         read.reason,
         format!("path {} is a credential store; no tool may touch it (fs.protect_credentials)", key.display())
     );
     // `editor` may write anywhere in the workspace, `shell` in out/: neither may write through the links.
-    assert_denied_by(&decide("editor", Action::FsWrite, &s.ws("notes.txt")), "airlock.fs.credentials");
-    assert_denied_by(&decide("shell", Action::FsWrite, &s.ws("out/notes.txt")), "airlock.fs.credentials");
+    assert_denied_by(&decide("editor", Action::FsWrite, &s.ws("notes.txt")), "airlock.fs.credentials[fs.write]");
+    assert_denied_by(&decide("shell", Action::FsWrite, &s.ws("out/notes.txt")), "airlock.fs.credentials[fs.write]");
 }
 
 #[test]
@@ -42,6 +42,6 @@ fn symlinked_directory_into_a_credential_store_is_denied_for_new_files_too() {
     let d = e
         .decide(&Request::fs("orchestrator", "editor", Action::FsWrite, &s.ws("cfg/credentials")).at(monday_at(10, 0)))
         .decision;
-    assert_denied_by(&d, "airlock.fs.credentials");
+    assert_denied_by(&d, "airlock.fs.credentials[fs.write]");
     assert!(d.reason.contains(s.home.join(".aws/credentials").to_str().unwrap()), "{}", d.reason);
 }
