@@ -96,17 +96,31 @@ fn check(path: &Path, env: &PolicyEnvArgs, json: bool) -> Result<(), CliError> {
 /// Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`.
 fn parse_time(s: &str) -> Result<SystemTime, CliError> {
     let bad = || CliError::usage(format!("--at {s:?}: use unix seconds or YYYY-MM-DDTHH:MM:SSZ"));
+    // `checked_add`: a huge number must be a usage error, not an overflow panic.
+    let at = |secs: u64| UNIX_EPOCH.checked_add(Duration::from_secs(secs)).ok_or_else(bad);
     if let Ok(secs) = s.parse::<u64>() {
-        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+        return at(secs);
     }
     let b = s.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
     {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
+    // Digits only: `parse` alone would take a sign ("2026-+1-23...").
+    let num = |r: std::ops::Range<usize>| match &s[r] {
+        t if t.bytes().all(|c| c.is_ascii_digit()) => t.parse::<i64>().map_err(|_| bad()),
+        _ => Err(bad()),
+    };
     let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 || y < 1970 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // Checked per month: 2026-02-30 is refused, not silently read as 2026-03-02.
+    if !(1..=12).contains(&m) || !(1..=month_days).contains(&d) || hh > 23 || mm > 59 || ss > 60 || y < 1970 {
         return Err(bad());
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -117,7 +131,7 @@ fn parse_time(s: &str) -> Result<SystemTime, CliError> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    Ok(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).map_err(|_| bad())?))
+    at(u64::try_from(secs).map_err(|_| bad())?)
 }
 
 fn explain(home: &Path, a: ExplainArgs, json: bool) -> Result<(), CliError> {
