@@ -35,7 +35,12 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{}:{}:{}: {sev}[{}]: {}", self.file.display(), self.line, self.column, self.code, self.message)
+        if self.line == 0 {
+            // A whole-file finding (or one from outside the file, like a profile conflict) has no position.
+            write!(f, "{}: {sev}[{}]: {}", self.file.display(), self.code, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {sev}[{}]: {}", self.file.display(), self.line, self.column, self.code, self.message)
+        }
     }
 }
 

@@ -101,7 +101,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub owner: Option<String>,
     /// Risk score 0-100.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub risk: u8,
     #[arg(long, default_value = "")]
     pub run_id: String,

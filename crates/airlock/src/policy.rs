@@ -135,12 +135,7 @@ fn parse_time(s: &str) -> Result<SystemTime, CliError> {
 }
 
 fn explain(home: &Path, a: ExplainArgs, json: bool) -> Result<(), CliError> {
-    let path = config_path(a.config.clone(), home)?;
-    let opts = load_options(&a.env)?;
-    let engine = airlock_policy::load_engine(&path, &opts).map_err(|e| {
-        let list: Vec<String> = e.diagnostics.iter().map(render).collect();
-        CliError::input(format!("config rejected:\n{}", list.join("\n")))
-    })?;
+    // Arguments first: a usage error is a usage error whether or not a config exists.
     let action = Action::parse(&a.action).map_err(CliError::usage)?;
     let tool = a.tool.as_deref();
     let mut req = match action {
@@ -169,6 +164,12 @@ fn explain(home: &Path, a: ExplainArgs, json: bool) -> Result<(), CliError> {
     if let Some(t) = &a.at {
         req = req.at(parse_time(t)?);
     }
+    let path = config_path(a.config.clone(), home)?;
+    let opts = load_options(&a.env)?;
+    let engine = airlock_policy::load_engine(&path, &opts).map_err(|e| {
+        let list: Vec<String> = e.diagnostics.iter().map(render).collect();
+        CliError::input(format!("config rejected:\n{}", list.join("\n")))
+    })?;
     let normalized = engine.normalize(&req);
     let outcome = engine.decide(&req);
     let d: &Decision = &outcome.decision;
