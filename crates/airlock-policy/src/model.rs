@@ -276,8 +276,9 @@ impl Builder<'_> {
         }
     }
 
-    /// Expands `${WORKSPACE}` and `${HOME}`; any other `${...}` is an error.
-    fn expand(&mut self, s: &Spanned<String>) -> Option<String> {
+    /// Expands `${WORKSPACE}` and `${HOME}`; any other `${...}` is an error. `escape` glob-escapes the values, for
+    /// a pattern that is a glob.
+    fn expand(&mut self, s: &Spanned<String>, escape: bool) -> Option<String> {
         let mut out = String::new();
         let mut rest = s.get_ref().as_str();
         while let Some(pos) = rest.find("${") {
@@ -288,6 +289,8 @@ impl Builder<'_> {
                 return None;
             };
             match &r[..end] {
+                "WORKSPACE" if escape => out.push_str(&globset::escape(&self.workspace)),
+                "HOME" if escape => out.push_str(&globset::escape(&self.home)),
                 "WORKSPACE" => out.push_str(&self.workspace),
                 "HOME" => out.push_str(&self.home),
                 other => {
@@ -312,17 +315,27 @@ impl Builder<'_> {
             Some(b) => (true, Spanned::new(s.span(), b.to_string())),
             None => (false, s.clone()),
         };
-        let expanded = self.expand(&body)?;
+        // Whether an entry is a glob is decided by what the author wrote: a '[' or '*' that arrives through
+        // ${WORKSPACE}, ${HOME} or a symlink's target is part of a name, and read as a glob it would stop the entry
+        // matching the very path it names (a deny that denies nothing).
+        let written = body.get_ref().replace("${WORKSPACE}", "").replace("${HOME}", "");
+        let is_glob = written.contains(['*', '?', '[', ']', '{', '}']);
+        let expanded = self.expand(&body, is_glob)?;
         // `**/x` is a glob relative to nothing: anchor it at the root so it matches at any depth.
         let anchored = if expanded.starts_with("**") { format!("/{expanded}") } else { expanded };
-        let canonical = match normalize::normalize_fs_pattern(&anchored) {
+        let normalized = if is_glob {
+            normalize::normalize_fs_pattern(&anchored)
+        } else {
+            normalize::normalize_fs_literal_pattern(&anchored)
+        };
+        let canonical = match normalized {
             Ok(c) => c,
             Err(e) => {
                 self.err("path-pattern", s.span(), e.to_string());
                 return None;
             }
         };
-        let pattern = if canonical.contains(['*', '?', '[', ']', '{', '}']) {
+        let pattern = if is_glob {
             if let Err(e) = globset::GlobBuilder::new(&canonical).literal_separator(true).build() {
                 self.err("glob", s.span(), format!("invalid glob {:?}: {}", s.get_ref(), e.kind()));
                 return None;

@@ -49,18 +49,16 @@ pub fn normalize_fs_path(input: &str) -> Result<String, NormalizeError> {
 /// [`normalize_fs_path`] when that is possible, so that a pattern written through a symlink names the same files as
 /// a request resolved through it (a pattern `/home/me/link/**` with `link -> /data` becomes `/data/**`). The
 /// filesystem is only read, never written; if the literal part cannot be resolved (permission denied), it is kept
-/// as written.
+/// as written. When glob components follow, glob characters in the resolved part (a symlink to `/mnt/disk[1]`) are
+/// escaped: they name a directory, they are not a character class.
 pub fn normalize_fs_pattern(input: &str) -> Result<String, NormalizeError> {
-    let components: Vec<&str> = split_components(input, "path pattern")?;
-    if components.contains(&"..") {
-        return Err(NormalizeError::new(
-            "path pattern",
-            format!("{input:?} contains \"..\"; write the path it is meant to name"),
-        ));
-    }
+    let components: Vec<&str> = split_pattern_components(input)?;
     let literal_len: usize = components.iter().position(|c: &&str| c.contains(GLOB_CHARS)).unwrap_or(components.len());
     let literal: String = join_absolute(&components[..literal_len]);
     let mut out: String = normalize_fs_path(&literal).unwrap_or(literal);
+    if literal_len < components.len() {
+        out = globset::escape(&out);
+    }
     for component in &components[literal_len..] {
         if !out.ends_with('/') {
             out.push('/');
@@ -68,6 +66,27 @@ pub fn normalize_fs_pattern(input: &str) -> Result<String, NormalizeError> {
         out.push_str(component);
     }
     Ok(out)
+}
+
+/// Canonical form of a path pattern that is not a glob, even if it contains glob characters (a workspace at
+/// `/srv/proj[1]`): the same checks as [`normalize_fs_pattern`], then the whole path is put through
+/// [`normalize_fs_path`] when possible, and kept as written otherwise.
+pub fn normalize_fs_literal_pattern(input: &str) -> Result<String, NormalizeError> {
+    let components: Vec<&str> = split_pattern_components(input)?;
+    let literal: String = join_absolute(&components);
+    Ok(normalize_fs_path(&literal).unwrap_or(literal))
+}
+
+/// Components of a pattern; `..` is refused (configuration must say what it means).
+fn split_pattern_components(input: &str) -> Result<Vec<&str>, NormalizeError> {
+    let components: Vec<&str> = split_components(input, "path pattern")?;
+    if components.contains(&"..") {
+        return Err(NormalizeError::new(
+            "path pattern",
+            format!("{input:?} contains \"..\"; write the path it is meant to name"),
+        ));
+    }
+    Ok(components)
 }
 
 /// Directories that contain `path`, nearest first: `/srv/app/.git/config` gives `/srv/app/.git`, `/srv/app`,

@@ -19,7 +19,7 @@ mod program;
 mod url;
 
 pub use self::url::{Scheme, Target, path_has_prefix};
-pub use fs_path::{dir_ancestors, normalize_fs_path, normalize_fs_pattern};
+pub use fs_path::{dir_ancestors, normalize_fs_literal_pattern, normalize_fs_path, normalize_fs_pattern};
 pub use host::{HostName, HostPattern, HostPatternKind, PortSpec};
 pub use program::{DEFAULT_SEARCH_PATH, resolve_program};
 

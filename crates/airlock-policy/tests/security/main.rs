@@ -14,6 +14,7 @@ mod dot_dot_path_out_of_the_workspace;
 mod erroring_forbid_letting_a_permit_through;
 mod exec_by_relative_path;
 mod exec_through_a_renamed_symlink_or_copy;
+mod glob_characters_in_a_home_or_workspace_name;
 mod http_method_spelling;
 mod ipv4_number_forms_to_reach_loopback_or_metadata;
 mod percent_encoded_traversal_in_a_file_path;
