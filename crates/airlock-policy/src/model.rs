@@ -895,10 +895,11 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
         match normalize::Target::parse(url) {
             Ok(t) if t.scheme == normalize::Scheme::Https => {}
             Ok(t) if matches!(t.host, normalize::HostName::Ipv4(ip) if ip.is_loopback()) => {}
-            Ok(_) => b.err(
+            // Shown without the query, which often carries the sink's key (`Target` never displays it).
+            Ok(t) => b.err(
                 "audit-sink",
                 span.clone(),
-                format!("webhook {url:?} must use https (plain http only to loopback)"),
+                format!("webhook \"{t}\" must use https (plain http only to loopback)"),
             ),
             Err(e) => b.err("audit-sink", span.clone(), format!("webhook url: {e}")),
         }
