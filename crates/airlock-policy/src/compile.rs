@@ -306,8 +306,16 @@ fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> Strin
     if parts.is_empty() { "false".to_string() } else { format!("({})", parts.join(" || ")) }
 }
 
-/// "`resource` is matched by one of these patterns"; globs get `PathSet` ids registered in `globs`.
-fn fs_cond(patterns: &[At<FsPattern>], scope: &str, list: &str, globs: &mut Vec<(String, String)>) -> String {
+/// "`resource` is matched by one of these patterns"; globs get `PathSet` ids registered in `globs`. With `below`
+/// (deny lists and `!` masks), a glob also covers everything under a path it matches, as a plain path does: a deny
+/// of `**/.git` that let `.git/config` through would deny nothing worth denying.
+fn fs_cond(
+    patterns: &[At<FsPattern>],
+    scope: &str,
+    list: &str,
+    below: bool,
+    globs: &mut Vec<(String, String)>,
+) -> String {
     let (mut paths, mut dirs, mut sets) = (Vec::new(), Vec::new(), Vec::new());
     for (i, p) in patterns.iter().enumerate() {
         match &p.value {
@@ -318,6 +326,9 @@ fn fs_cond(patterns: &[At<FsPattern>], scope: &str, list: &str, globs: &mut Vec<
             FsPattern::Glob(g) => {
                 let id = format!("{scope}/{list}/{i}");
                 sets.push(ent("PathSet", &id));
+                if below {
+                    globs.push((id.clone(), format!("{g}/**")));
+                }
                 globs.push((id, g.clone()));
             }
         }
@@ -335,11 +346,11 @@ fn fs_cond(patterns: &[At<FsPattern>], scope: &str, list: &str, globs: &mut Vec<
 }
 
 fn fs_allow_cond(l: &FsList, scope: &str, list: &str, globs: &mut Vec<(String, String)>) -> String {
-    let allow = fs_cond(&l.allow, scope, list, globs);
+    let allow = fs_cond(&l.allow, scope, list, false, globs);
     if l.mask.is_empty() {
         allow
     } else {
-        let mask = fs_cond(&l.mask, scope, &format!("{list}-mask"), globs);
+        let mask = fs_cond(&l.mask, scope, &format!("{list}-mask"), true, globs);
         format!("{allow} && !{mask}")
     }
 }
@@ -458,7 +469,7 @@ pub fn compile(
     }
     let (user_deny, cred_deny): (Vec<_>, Vec<_>) = model.fs_deny.iter().cloned().partition(|p| p.span != (0..0));
     if !user_deny.is_empty() {
-        let cond = fs_cond(&user_deny, "global", "deny", &mut global_glob_entries);
+        let cond = fs_cond(&user_deny, "global", "deny", true, &mut global_glob_entries);
         g.push_each(
             "airlock.fs.deny",
             &FS_ACTIONS,
@@ -468,7 +479,7 @@ pub fn compile(
         );
     }
     if !cred_deny.is_empty() {
-        let cond = fs_cond(&cred_deny, "global", "credentials", &mut global_glob_entries);
+        let cond = fs_cond(&cred_deny, "global", "credentials", true, &mut global_glob_entries);
         g.push_each(
             "airlock.fs.credentials",
             &FS_ACTIONS,
@@ -630,7 +641,7 @@ pub fn compile(
             );
         }
         if !tool.fs_deny.is_empty() {
-            let cond = fs_cond(&tool.fs_deny, t, "deny", globs);
+            let cond = fs_cond(&tool.fs_deny, t, "deny", true, globs);
             g.push(
                 format!("tool.{t}.fs.deny"),
                 &format!("path {{path}} is on tool {t}'s deny list"),

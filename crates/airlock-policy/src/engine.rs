@@ -696,10 +696,13 @@ fn fs_reason(tool: &str, verb: &str, list: &FsList, path: &str) -> String {
     }
     let covers = |p: &FsPattern| match p {
         FsPattern::Subtree(s) => path == s || path.starts_with(&format!("{}/", s.trim_end_matches('/'))),
-        FsPattern::Glob(g) => globset::GlobBuilder::new(g)
-            .literal_separator(true)
-            .build()
-            .is_ok_and(|g| g.compile_matcher().is_match(path)),
+        // Only masks are tested here, and a mask glob covers what is below a match too (see `compile::fs_cond`).
+        FsPattern::Glob(g) => [g.clone(), format!("{g}/**")].iter().any(|g| {
+            globset::GlobBuilder::new(g)
+                .literal_separator(true)
+                .build()
+                .is_ok_and(|g| g.compile_matcher().is_match(path))
+        }),
     };
     if let Some(m) = list.mask.iter().find(|m| covers(&m.value)) {
         return format!("path {path} is excluded from tool {tool}'s {verb} paths by !{}", m.value.text());

@@ -10,6 +10,7 @@ mod allowed_host_on_another_port;
 mod broken_hot_reload_and_stale_cache;
 mod dangling_symlink_in_a_writable_dir;
 mod decision_cache_poisoning_across_agents_and_tools;
+mod deny_glob_naming_a_directory;
 mod dot_dot_path_out_of_the_workspace;
 mod erroring_forbid_letting_a_permit_through;
 mod exec_by_relative_path;
