@@ -14,8 +14,8 @@
 //!   configured, and a bad reload leaves the old policy serving ([`PolicyStore`]).
 //! - **An error that turns into an allow.** Default deny; `forbid` beats `permit`; any evaluation error is a
 //!   deny ([`Engine::decide`]).
-//! - **Sub-agent escalation.** A sub-agent can never be granted a tool its parent lacks, and `max_depth` bounds
-//!   delegation.
+//! - **Sub-agent escalation.** A sub-agent can never be granted a tool or API permission its parent lacks, and
+//!   `max_depth` bounds delegation.
 //!
 //! ## The model
 //! Cedar entities: `Agent` (in its roles and ancestor agents), `Role`, `Tool`, `Host` (in each parent

@@ -713,7 +713,9 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
             }
         }
         if let Some(parent) = chain.first() {
-            let excess = excess_tools(&agents[id].tools, &agents[parent].tools);
+            let excess = excess_tools(&agents[id].tools, &agents[parent].tools).or_else(|| {
+                excess_permission(&permissions_of(&agents[id], &roles), &permissions_of(&agents[parent], &roles))
+            });
             if let Some(t) = excess {
                 b.err(
                     "sub-agent-escalation",
@@ -802,6 +804,30 @@ fn excess_tools(child: &ToolGrant, parent: &ToolGrant) -> Option<String> {
         (ToolGrant::All, ToolGrant::Some(_)) => Some("every tool (\"*\")".to_string()),
         (ToolGrant::Some(c), ToolGrant::Some(p)) => c.difference(p).next().map(|t| format!("tool {t}")),
     }
+}
+
+/// Every API permission an agent holds through its roles.
+fn permissions_of<'a>(agent: &AgentSpec, roles: &'a BTreeMap<String, RoleSpec>) -> Vec<&'a Permission> {
+    agent.roles.iter().filter_map(|r| roles.get(r)).flat_map(|r| r.permissions.iter().map(|p| &p.value)).collect()
+}
+
+/// An API permission the child holds that no permission of the parent covers, if any. Roles are the agent's
+/// own (a child is not `in` its parent's roles), so without this a child could be given `*` under a parent
+/// limited to its own conversations.
+fn excess_permission(child: &[&Permission], parent: &[&Permission]) -> Option<String> {
+    let covers = |p: &Permission, c: &Permission| match (p, c) {
+        (Permission::All, _) => true,
+        (Permission::Kind { .. }, Permission::All) => false,
+        (Permission::Kind { kind: pk, own: po, verb: pv }, Permission::Kind { kind: ck, own: co, verb: cv }) => {
+            pk == ck && (!po || *co) && (pv.is_none() || pv == cv)
+        }
+    };
+    child.iter().find(|c| !parent.iter().any(|p| covers(p, c))).map(|c| match c {
+        Permission::All => "API permission *".to_string(),
+        Permission::Kind { kind, own, verb } => {
+            format!("API permission {kind}:{}{}", if *own { "own:" } else { "" }, verb.as_deref().unwrap_or("*"))
+        }
+    })
 }
 
 /// Headers that frame the HTTP message; injecting into them would let a value rewrite the request.

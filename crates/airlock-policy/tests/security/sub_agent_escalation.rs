@@ -2,8 +2,8 @@
 //! a role, so a delegating agent gains a capability by spawning a child; or delegate deeper than `max_depth`.
 //!
 //! Defence: the model pass refuses the whole config: `sub-agent-escalation` when a child's tools (own and via roles)
-//! exceed its parent's, `max-depth` when an agent sits more levels below an ancestor than that ancestor's
-//! `max_depth` allows. No engine is built. A child with a subset of its parent's tools loads.
+//! or API permissions (via roles) exceed its parent's, `max-depth` when an agent sits more levels below an ancestor
+//! than that ancestor's `max_depth` allows. No engine is built. A child with a subset of its parent's tools loads.
 
 use airlock_policy::{Request, Severity};
 
@@ -122,4 +122,55 @@ tools = ["web"]
     let no = e.decide(&Request::exec("child", "shell", "ls")).decision;
     assert!(!no.allowed);
     assert_eq!(no.policies, vec!["airlock.agent-tool-grant[exec]".to_string()]);
+}
+
+#[test]
+fn child_with_an_api_role_its_parent_lacks_is_refused() {
+    // The child's tools are a subset of its parent's, but its role grants every API call where the parent may only
+    // touch its own conversations: spawning the child would escalate.
+    let agents = r#"
+[roles.admin]
+permissions = ["*"]
+
+[roles.user]
+permissions = ["conversations:own:*"]
+
+[agents.parent]
+roles = ["user"]
+tools = ["web"]
+
+[agents.child]
+parent = "parent"
+roles = ["admin"]
+tools = ["web"]
+"#;
+    let s = setup(agents);
+    let err = s.load_err(None);
+    let d = diag(&err, "sub-agent-escalation");
+    assert!(d.message.contains("permission *"), "{}", d.message);
+}
+
+#[test]
+fn child_with_api_permissions_within_its_parents_loads() {
+    let s = setup(
+        r#"
+[roles.ops]
+permissions = ["jobs:*", "conversations:read"]
+
+[roles.reader]
+permissions = ["jobs:own:read", "conversations:read"]
+
+[agents.parent]
+roles = ["ops"]
+tools = ["web"]
+
+[agents.child]
+parent = "parent"
+roles = ["reader"]
+tools = ["web"]
+"#,
+    );
+    let e = s.engine();
+    let d = e.decide(&Request::api("child", "jobs", "1", "read", Some("child"))).decision;
+    assert!(d.allowed, "{d:?}");
 }
