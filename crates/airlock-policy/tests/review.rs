@@ -19,3 +19,60 @@ url = "http://siem.example/ingest?api_key=hunter2-SECRET"
     assert!(!d.message.contains("hunter2"), "the query carries a key: {}", d.message);
     assert!(d.message.contains("https"), "{}", d.message);
 }
+
+#[test]
+fn quotes_backslashes_and_newlines_in_a_path_stay_inside_the_cedar_string() {
+    // A path entry that tries to close the generated string literal and add its own condition.
+    let s = Setup::with_config(
+        r#"
+version = 1
+[agents.a]
+tools = ["t"]
+[tools.t.fs]
+read = ["${WORKSPACE}"]
+deny = ["${WORKSPACE}/x\" || true || \"\\\n\u2028"]
+exec = ["${WORKSPACE}/q\\\""]
+"#,
+    );
+    let e = s.engine();
+    let read = |p: &str| e.decide(&airlock_policy::Request::fs("a", "t", airlock_policy::Action::FsRead, p)).decision;
+    assert!(read(&s.ws("src/main.rs")).allowed, "the deny must not have become `true`");
+    let d = read(&s.ws("x\" || true || \"\\\n\u{2028}/f"));
+    assert!(!d.allowed && d.policies == ["tool.t.fs.deny"], "{d:?}");
+    let d =
+        e.decide(&airlock_policy::Request::fs("a", "t", airlock_policy::Action::FsExec, &s.ws("q\\\"/bin"))).decision;
+    assert!(d.allowed, "{d:?}");
+}
+
+#[test]
+fn a_star_in_a_path_prefix_is_a_literal_star_in_the_cedar_like_pattern() {
+    let s = Setup::with_config(
+        r#"
+version = 1
+[agents.a]
+tools = ["t"]
+[[tools.t.network]]
+hosts = ["api.example.com"]
+paths = ["/v1/*/public"]
+"#,
+    );
+    let e = s.engine();
+    let get = |u: &str| e.decide(&airlock_policy::Request::http("a", "t", "GET", u)).decision;
+    assert!(get("https://api.example.com/v1/*/public/x").allowed);
+    assert!(!get("https://api.example.com/v1/admin/public/x").allowed);
+    assert!(!get("https://api.example.com/v1/x/y/public").allowed);
+}
+
+/// UNFIXED (design): a secret pinned to `api.github.com` may be used toward `http://api.github.com/` (port 80, the
+/// http default), so the broker would inject the token into a cleartext request. The `secret.use` context has no
+/// scheme, so no policy can tell the two apart.
+#[test]
+fn a_secret_pinned_to_a_host_is_not_released_over_plain_http() {
+    let s = Setup::new();
+    let e = s.engine();
+    let use_toward = |target: &str| {
+        e.decide(&airlock_policy::Request::secret("orchestrator", "web_fetch", "GITHUB_TOKEN", target)).decision
+    };
+    assert!(use_toward("https://api.github.com/user").allowed);
+    assert!(!use_toward("http://api.github.com/user").allowed, "{:?}", use_toward("http://api.github.com/user"));
+}
