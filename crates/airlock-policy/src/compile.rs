@@ -259,8 +259,18 @@ fn any_of(items: &[String], one: impl Fn(&str) -> String, set: impl Fn(&str) -> 
     }
 }
 
-/// For a deny list `any_port` makes a pattern without a port cover every port.
-fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> String {
+/// What a pattern without a port means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NoPort {
+    /// The scheme's default port (allow rules).
+    SchemeDefault,
+    /// Every port (deny rules).
+    Any,
+    /// 443 over https only (secret pins: a credential never goes out in cleartext unless a pin names a port).
+    HttpsOnly,
+}
+
+fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], no_port: NoPort) -> String {
     // (port, exact hosts, parent domains, any host)
     let mut groups: Vec<(PortSpec, Vec<String>, Vec<String>, bool)> = Vec::new();
     for h in hosts {
@@ -279,8 +289,11 @@ fn hosts_cond(subject: &str, hosts: &[At<HostPattern>], any_port: bool) -> Strin
         }
     }
     let port_cond = |p: PortSpec| match p {
-        PortSpec::Default if any_port => "true".to_string(),
-        PortSpec::Default => "context.default_port".to_string(),
+        PortSpec::Default => match no_port {
+            NoPort::SchemeDefault => "context.default_port".to_string(),
+            NoPort::Any => "true".to_string(),
+            NoPort::HttpsOnly => "context.scheme == \"https\" && context.default_port".to_string(),
+        },
         PortSpec::Any => "true".to_string(),
         PortSpec::Exact(n) => format!("context.port == {n}"),
     };
@@ -445,7 +458,7 @@ pub fn compile(
             model.network_deny.first().map(|h| &h.span),
             format!(
                 "forbid(principal, action == Action::\"http.request\", resource)\nwhen {{ {} }}",
-                hosts_cond("resource", &model.network_deny, true)
+                hosts_cond("resource", &model.network_deny, NoPort::Any)
             ),
         );
     }
@@ -582,7 +595,7 @@ pub fn compile(
             );
         }
         for (i, rule) in tool.network.iter().enumerate() {
-            let mut cond = vec![is_tool.clone(), hosts_cond("resource", &rule.hosts, false)];
+            let mut cond = vec![is_tool.clone(), hosts_cond("resource", &rule.hosts, NoPort::SchemeDefault)];
             if !rule.methods.is_empty() {
                 let m: Vec<String> = rule.methods.iter().map(|m| lit(m)).collect();
                 cond.push(any_of(
@@ -678,7 +691,7 @@ pub fn compile(
                 format!(
                     "permit(principal, action == Action::\"secret.use\", resource == {})\nwhen {{ {is_tool} && {} }}",
                     ent("Secret", &s.value),
-                    hosts_cond("context.target", &meta.hosts, false)
+                    hosts_cond("context.target", &meta.hosts, NoPort::HttpsOnly)
                 ),
             );
         }

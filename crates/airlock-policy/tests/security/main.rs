@@ -19,6 +19,7 @@ mod glob_characters_in_a_home_or_workspace_name;
 mod http_method_spelling;
 mod ipv4_number_forms_to_reach_loopback_or_metadata;
 mod percent_encoded_traversal_in_a_file_path;
+mod secret_sent_over_plain_http;
 mod sub_agent_escalation;
 mod trailing_dot_to_dodge_a_deny_rule;
 mod unicode_lookalike_host_spelled_two_ways;
