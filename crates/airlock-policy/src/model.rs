@@ -105,6 +105,11 @@ pub struct Window {
 }
 
 impl Window {
+    /// Every minute of the week this window allows, `outer` allows too.
+    pub fn within(&self, outer: &Window) -> bool {
+        (0..7u8).all(|d| (0..24 * 60u16).all(|m| !self.contains(d, m) || outer.contains(d, m)))
+    }
+
     pub fn contains(&self, weekday: u8, minute: u16) -> bool {
         if self.days & (1 << weekday) == 0 {
             return false;
@@ -729,6 +734,31 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         if let Some(a) = agents.get_mut(id) {
             a.ancestors = chain;
         }
+    }
+    // A sub-agent is bounded by every ancestor: the lowest max_risk applies, an unset schedule is inherited from
+    // the nearest ancestor that has one, and a schedule of its own must lie inside each ancestor's.
+    let own: BTreeMap<String, (u8, Option<Window>)> =
+        agents.iter().map(|(k, a)| (k.clone(), (a.max_risk, a.schedule.clone()))).collect();
+    let mut escalations = Vec::new();
+    for a in agents.values_mut() {
+        for anc in &a.ancestors {
+            let (risk, window) = &own[anc];
+            a.max_risk = a.max_risk.min(*risk);
+            match (&a.schedule, window) {
+                (None, Some(w)) => a.schedule = Some(w.clone()),
+                (Some(mine), Some(theirs)) if !mine.within(theirs) => escalations.push((
+                    a.span.clone(),
+                    format!(
+                        "agent {} is scheduled {}, outside its ancestor {anc}'s {}: a sub-agent cannot exceed its parent",
+                        a.id, mine.text, theirs.text
+                    ),
+                )),
+                _ => {}
+            }
+        }
+    }
+    for (span, m) in escalations {
+        b.err("sub-agent-escalation", span, m);
     }
 
     // Global rules.

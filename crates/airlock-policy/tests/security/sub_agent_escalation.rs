@@ -3,7 +3,9 @@
 //!
 //! Defence: the model pass refuses the whole config: `sub-agent-escalation` when a child's tools (own and via roles)
 //! or API permissions (via roles) exceed its parent's, `max-depth` when an agent sits more levels below an ancestor
-//! than that ancestor's `max_depth` allows. No engine is built. A child with a subset of its parent's tools loads.
+//! than that ancestor's `max_depth` allows, or when a child's own schedule reaches outside an ancestor's. No engine
+//! is built. A child with a subset of its parent's tools loads; it inherits the lowest `max_risk` on its chain and
+//! the nearest ancestor's schedule when it has none.
 
 use airlock_policy::{Request, Severity};
 
@@ -173,4 +175,57 @@ tools = ["web"]
     let e = s.engine();
     let d = e.decide(&Request::api("child", "jobs", "1", "read", Some("child"))).decision;
     assert!(d.allowed, "{d:?}");
+}
+
+#[test]
+fn child_inherits_its_parents_lower_risk_ceiling_and_schedule() {
+    let s = setup(
+        r#"
+[agents.parent]
+tools = ["web"]
+max_risk = 40
+schedule = { days = ["mon"], hours = "09:00-17:00" }
+
+[agents.child]
+parent = "parent"
+tools = ["web"]
+max_risk = 90
+"#,
+    );
+    let e = s.engine();
+    let at = |hour: u64, risk: u8| {
+        e.decide(
+            &Request::http("child", "web", "GET", "https://api.github.com/")
+                .risk(risk)
+                .at(crate::common::monday_at(hour, 0)),
+        )
+        .decision
+    };
+    assert!(at(10, 30).allowed, "{:?}", at(10, 30));
+    let risky = at(10, 50);
+    assert!(!risky.allowed, "the parent's ceiling of 40 applies: {risky:?}");
+    assert!(risky.reason.contains("maximum of 40"), "{}", risky.reason);
+    let late = at(20, 0);
+    assert!(!late.allowed, "the parent's schedule applies: {late:?}");
+}
+
+#[test]
+fn child_scheduled_outside_its_parents_window_is_refused() {
+    let agents = r#"
+[agents.parent]
+tools = ["web"]
+schedule = { days = ["mon", "tue"], hours = "09:00-17:00" }
+
+[agents.child]
+parent = "parent"
+tools = ["web"]
+schedule = { days = ["mon"], hours = "08:00-12:00" }
+"#;
+    let s = setup(agents);
+    let err = s.load_err(None);
+    let d = diag(&err, "sub-agent-escalation");
+    assert!(d.message.contains("outside its ancestor parent's"), "{}", d.message);
+    // Inside the parent's window is fine.
+    let ok = setup(&agents.replace("08:00-12:00", "09:00-12:00"));
+    ok.engine();
 }
