@@ -15,7 +15,8 @@
 //! Diagnostic modes (not part of the table):
 //! - `DECIDE_BREAKDOWN=1`: input building vs Cedar, per policy, and Cedar's floor on trivial policies;
 //! - `DECIDE_PHASES=1000`: where a cold load of N tools spends its time;
-//! - `DECIDE_LOOP=1000`: the uncached loop alone, for `perf record`.
+//! - `DECIDE_LOOP=1000`: the uncached loop alone, for `perf record`;
+//! - `DECIDE_SPREAD=10`: the 1,000-tool engine with requests over only 10 (or N) tools.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -204,6 +205,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let arg = |name: &str| std::env::var(name).ok().map(|v| v.parse::<usize>().unwrap_or(1000));
+    if let Some(spread) = arg("DECIDE_SPREAD") {
+        // The 1,000-tool engine with requests over only `spread` tools: separates work from cache misses.
+        let (engine, _) = load(&ws, 1000);
+        let normalized: Vec<NormalizedRequest> =
+            requests(spread).iter().map(|r| engine.normalize(r).unwrap()).collect();
+        let (u50, u99) = measure(|i| drop(black_box(engine.evaluate(&normalized[i % normalized.len()]))), 20_000);
+        println!("1000 tools, requests over {spread}: uncached p50 {} p99 {}", fmt_dur(u50), fmt_dur(u99));
+        return;
+    }
     if std::env::var_os("DECIDE_BREAKDOWN").is_some() {
         return breakdown(&ws);
     }
