@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cedar_policy::{Authorizer, Entities, EntityUid, PolicySet, Request as CedarRequest};
 
 use crate::compile::{ACTIONS, Compiled, TYPES, tool_action_index, uid};
-use crate::model::{FsList, FsPattern, Permission};
+use crate::model::{FsList, Permission};
 use crate::normalize::{self, HostName, HostPattern, PortSpec, Scheme, Target};
 
 /// Decisions kept per loaded config; a reload starts a new, empty cache.
@@ -239,7 +239,6 @@ pub struct Engine {
     cache: quick_cache::sync::Cache<NormalizedRequest, Arc<Decision>>,
     hosts: quick_cache::sync::Cache<HostName, (EntityUid, Arc<cedar_policy_core::ast::Entity>)>,
     authorizer: Authorizer,
-    search_path: Vec<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Engine {
@@ -250,20 +249,11 @@ impl fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(compiled: Compiled) -> Engine {
-        let search_path = compiled
-            .model
-            .file
-            .exec
-            .search_path
-            .clone()
-            .map(|v| v.into_iter().map(Into::into).collect())
-            .unwrap_or_else(|| normalize::DEFAULT_SEARCH_PATH.iter().map(Into::into).collect());
         Engine {
             compiled,
             cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
             hosts: quick_cache::sync::Cache::new(HOST_ENTITIES),
             authorizer: Authorizer::new(),
-            search_path,
         }
     }
 
@@ -322,7 +312,8 @@ impl Engine {
                 Resource::Path(normalize::normalize_fs_path(&req.resource).map_err(|e| e.to_string())?)
             }
             Action::Exec => {
-                let path = normalize::resolve_program(&req.resource, &self.search_path).map_err(|e| e.to_string())?;
+                let path = normalize::resolve_program(&req.resource, &self.compiled.model.search_path)
+                    .map_err(|e| e.to_string())?;
                 let name = path.rsplit('/').next().unwrap_or(&path).to_string();
                 Resource::Program { path, name }
             }
@@ -701,17 +692,7 @@ fn fs_reason(tool: &str, verb: &str, list: &FsList, path: &str) -> String {
     if list.allow.is_empty() {
         return format!("tool {tool} may not {verb} files");
     }
-    let covers = |p: &FsPattern| match p {
-        FsPattern::Subtree(s) => path == s || path.starts_with(&format!("{}/", s.trim_end_matches('/'))),
-        // Only masks are tested here, and a mask glob covers what is below a match too (see `compile::fs_cond`).
-        FsPattern::Glob(g) => [g.clone(), format!("{g}/**")].iter().any(|g| {
-            globset::GlobBuilder::new(g)
-                .literal_separator(true)
-                .build()
-                .is_ok_and(|g| g.compile_matcher().is_match(path))
-        }),
-    };
-    if let Some(m) = list.mask.iter().find(|m| covers(&m.value)) {
+    if let Some(m) = list.mask.iter().find(|m| m.value.covers(path)) {
         return format!("path {path} is excluded from tool {tool}'s {verb} paths by !{}", m.value.text());
     }
     format!("path {path} is outside tool {tool}'s {verb} paths")

@@ -93,12 +93,12 @@ pub fn lint(model: &Model, compiled: &Compiled, source: &SourceText) -> Vec<Diag
         for (verb, list) in [("read", &tool.fs_read), ("write", &tool.fs_write), ("exec", &tool.fs_exec)] {
             for a in &list.allow {
                 let FsPattern::Subtree(allowed) = &a.value else { continue };
-                let deny = tool.fs_deny.iter().chain(model.fs_deny.iter()).find(|d| match &d.value {
-                    FsPattern::Subtree(d) => {
-                        allowed == d || allowed.starts_with(&format!("{}/", d.trim_end_matches('/')))
-                    }
-                    FsPattern::Glob(_) => false,
-                });
+                // Only literal denies: whether a glob covers a whole subtree is not decidable from one path.
+                let deny = tool
+                    .fs_deny
+                    .iter()
+                    .chain(model.fs_deny.iter())
+                    .find(|d| matches!(d.value, FsPattern::Subtree(_)) && d.value.covers(allowed));
                 if let Some(d) = deny {
                     push(
                         true,

@@ -173,6 +173,20 @@ impl FsPattern {
             FsPattern::Subtree(s) | FsPattern::Glob(s) => s,
         }
     }
+
+    /// Whether this pattern, used as a deny or a `!` mask, covers `path`: a subtree covers itself and everything
+    /// below; a glob covers its matches and everything below them (as `compile::fs_cond` compiles it).
+    pub fn covers(&self, path: &str) -> bool {
+        match self {
+            FsPattern::Subtree(s) => path == s || path.starts_with(&format!("{}/", s.trim_end_matches('/'))),
+            FsPattern::Glob(g) => [g.clone(), format!("{g}/**")].iter().any(|g| {
+                globset::GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
+                    .is_ok_and(|g| g.compile_matcher().is_match(path))
+            }),
+        }
+    }
 }
 
 /// A program as written and as found.
@@ -207,6 +221,8 @@ pub struct Model {
     pub network_deny: Vec<At<HostPattern>>,
     pub fs_deny: Vec<At<FsPattern>>,
     pub exec_deny: Vec<At<Program>>,
+    /// Where bare program names are looked up, for config entries and requests alike.
+    pub search_path: Vec<std::path::PathBuf>,
     pub block_private: bool,
     pub protect_credentials: bool,
     pub max_request_bytes: Option<u64>,
@@ -488,13 +504,13 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         return Err(ConfigError::single(doc.source.error("variables", None, "${WORKSPACE} and ${HOME} must be UTF-8")));
     };
     let file = &doc.file;
-    let search_path = file
+    let search_path: Vec<std::path::PathBuf> = file
         .exec
         .search_path
         .clone()
         .map(|v| v.into_iter().map(Into::into).collect())
         .unwrap_or_else(|| normalize::DEFAULT_SEARCH_PATH.iter().map(Into::into).collect());
-    let mut b = Builder { src: &doc.source, diags: Vec::new(), workspace, home, search_path };
+    let mut b = Builder { src: &doc.source, diags: Vec::new(), workspace, home, search_path: search_path.clone() };
     let settings = doc.settings.clone();
     let whole = 0..0;
 
@@ -807,6 +823,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         network_deny,
         fs_deny,
         exec_deny,
+        search_path,
         block_private,
         protect_credentials,
         max_request_bytes: file.network.max_request_bytes.map(|s| s.0),
