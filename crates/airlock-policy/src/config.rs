@@ -181,7 +181,7 @@ pub struct Audit {
 }
 
 /// One destination for audit records. Which fields apply depends on `type`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSink {
     #[serde(rename = "type")]
@@ -200,6 +200,22 @@ pub struct AuditSink {
     /// `webhook`: bearer token, as a `${secret:NAME}` or `${env:VAR}` reference (resolved late).
     #[schemars(with = "Option<String>")]
     pub token: Option<Spanned<String>>,
+}
+
+/// `Debug` without the token (a literal one is a credential, which the `literal-credential` lint reports) and
+/// without the URL's query string.
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("kind", self.kind.get_ref())
+            .field("path", &self.path)
+            .field("address", &self.address)
+            .field("facility", &self.facility)
+            .field("format", &self.format)
+            .field("url", &self.url.as_deref().map(|u| u.split('?').next().unwrap_or(u)))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -76,3 +76,20 @@ fn addresses_tunnelling_to_private_ipv4_are_private() {
     assert!(!private("2002:808:808::1"));
     assert!(!private("2606:4700:4700::1111"));
 }
+
+#[test]
+fn debug_output_of_a_loaded_config_never_shows_a_webhook_token_or_url_query() {
+    let s = Setup::with_config(
+        r#"
+version = 1
+[[audit.sinks]]
+type = "webhook"
+url = "https://siem.example/ingest?api_key=QUERYKEY123"
+token = "LITERALTOKEN456"
+"#,
+    );
+    let e = s.engine();
+    let dump = format!("{:?}", e.compiled().model);
+    assert!(dump.contains("siem.example/ingest"), "the sink is still described");
+    assert!(!dump.contains("LITERALTOKEN456") && !dump.contains("QUERYKEY123"), "{dump}");
+}
