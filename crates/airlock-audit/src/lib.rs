@@ -1,0 +1,7 @@
+//! # airlock-audit
+//!
+//! (crate docs are written when the crate's public API settles)
+
+pub mod checkpoint;
+pub mod merkle;
+pub mod sink;
