@@ -16,8 +16,10 @@ use crate::{CryptoError, Key32, ct_eq};
 pub mod labels {
     /// MAC over the whole vault file body.
     pub const VAULT_FILE_MAC: &[u8] = b"airlock/vault/file-mac/v1";
-    /// MAC key for the audit log's secret-derived fields (issue 4 takes it from here).
+    /// MAC key for the audit log's sensitive fields (`hmac-sha256:` tags).
     pub const AUDIT_MAC: &[u8] = b"airlock/audit/mac/v1";
+    /// Seed of the Ed25519 key that signs the audit log's checkpoints.
+    pub const AUDIT_CHECKPOINT_SIGNING: &[u8] = b"airlock/audit/checkpoint-signing/v1";
     /// Keyed fingerprints of secret values (for leak detection without storing values).
     pub const SECRET_FINGERPRINT: &[u8] = b"airlock/vault/fingerprint/v1";
     /// A KEK slot's AEAD key and its key-commitment key, both derived from the slot's KEK.

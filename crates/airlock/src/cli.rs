@@ -40,6 +40,128 @@ pub enum Command {
     /// Validate, lint and explain the policy in airlock.toml.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify, read, export and prove the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditLogArg {
+    /// Audit log directory (default: $AIRLOCK_HOME/audit).
+    #[arg(long, value_name = "DIR")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditKeyArg {
+    /// Trust this checkpoint key (`name+id+key`, as `airlock audit key` prints it) instead of deriving it from
+    /// the vault. Never read from the log directory: a forger could replace it there.
+    #[arg(long, value_name = "VKEY")]
+    pub key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check every record, hash and checkpoint signature; exit 10 naming the first bad record.
+    Verify {
+        #[command(flatten)]
+        log: AuditLogArg,
+        #[command(flatten)]
+        key: AuditKeyArg,
+        /// A checkpoint kept elsewhere (a SIEM, a previous run): the log must still contain what it signed.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// After a successful check, write the newest checkpoint here (for the next run's --checkpoint).
+        #[arg(long, value_name = "FILE")]
+        save_checkpoint: Option<PathBuf>,
+        /// Fail if the newest checkpoint is older than this (e.g. `5m`): the heartbeat stopped.
+        #[arg(long, value_name = "DURATION")]
+        max_age: Option<String>,
+    },
+    /// Print the last records, and with -f keep printing new ones.
+    Tail {
+        #[command(flatten)]
+        log: AuditLogArg,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many existing records to show first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+    },
+    /// Print the records that match every filter given.
+    Query {
+        #[command(flatten)]
+        log: AuditLogArg,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Write records as OCSF JSON lines or CEF lines to stdout (for a SIEM, or to replay a sink's gap).
+    Export {
+        #[command(flatten)]
+        log: AuditLogArg,
+        #[arg(long, value_enum, default_value_t = ExportFormatArg::Ocsf)]
+        format: ExportFormatArg,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Print an inclusion proof for record SEQ, or a consistency proof between two tree sizes.
+    Prove {
+        #[command(flatten)]
+        log: AuditLogArg,
+        /// The record to prove.
+        #[arg(required_unless_present = "consistency")]
+        seq: Option<u64>,
+        /// Tree size to prove against (default: the newest checkpoint's).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Prove that the tree of this size is a prefix of the tree of --size.
+        #[arg(long, value_name = "OLD_SIZE", conflicts_with = "seq")]
+        consistency: Option<u64>,
+    },
+    /// Print the keyed hash (`hmac-sha256:…`) of a value read from stdin, to search the log for it.
+    Hash,
+    /// Cut off an incomplete final record left by a crash, recording that it did so.
+    Repair {
+        #[command(flatten)]
+        log: AuditLogArg,
+    },
+    /// Print the checkpoint verifier key, to keep somewhere a forger cannot reach.
+    Key,
+    /// Sign a checkpoint now and print it, to keep off-box (use with `verify --checkpoint`).
+    Checkpoint {
+        #[command(flatten)]
+        log: AuditLogArg,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuditFilterArgs {
+    /// Records at or after this time: RFC 3339 (`2026-11-22T08:00:00Z`) or an age (`90m`, `2h`, `7d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Records before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Event class: api, process, finding, entity, lifecycle (or an OCSF class uid). Repeatable.
+    #[arg(long = "type", value_name = "CLASS")]
+    pub class: Vec<String>,
+    /// The agent that acted.
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long, value_enum)]
+    pub decision: Option<DecisionArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormatArg {
+    Ocsf,
+    Cef,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionArg {
+    Allow,
+    Deny,
 }
 
 #[derive(Subcommand, Debug)]

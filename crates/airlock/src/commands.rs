@@ -26,14 +26,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status => status(&ctx),
         Command::Demo(a) => crate::demo::run(a.ephemeral),
         Command::Policy(c) => crate::policy::run(&ctx.home, ctx.json, c),
+        Command::Audit(c) => crate::audit::run(&ctx, c),
     }
 }
 
-struct Ctx {
-    home: PathBuf,
+pub(crate) struct Ctx {
+    pub(crate) home: PathBuf,
     passphrase_file: Option<PathBuf>,
     keyfile: Option<PathBuf>,
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn home_dir(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
@@ -59,7 +60,7 @@ impl Ctx {
     }
 
     /// Opens and unlocks the vault, trying prompt-free slots before the passphrase.
-    fn open_unlocked(&self) -> Result<Vault, CliError> {
+    pub(crate) fn open_unlocked(&self) -> Result<Vault, CliError> {
         let mut vault = Vault::open(&self.home)?;
         let mut pass = self.unlock_passphrase();
         let available = pass.available();

@@ -15,7 +15,9 @@
 //! | 7 | busy: another Airlock process held the write lock too long |
 //! | 8 | invalid input: bad name, host, value, option, or insecure file permissions; a config that fails `policy check` |
 //! | 9 | denied: `policy explain` decided the request is not allowed |
+//! | 10 | the audit log failed verification (or holds a torn record: run `airlock audit repair`) |
 
+mod audit;
 mod cli;
 mod commands;
 mod demo;

@@ -1,0 +1,193 @@
+//! Reading the log while it is being written: `tail`, `query`, `export` and proofs.
+//!
+//! Why no lock: readers only ever read whole lines. The writer appends complete lines and syncs; a final line
+//! without its newline is a write in progress (or a torn one) and is simply not yet visible. Segments are
+//! created by rename with their header already in place, so a reader never sees half a header.
+//!
+//! Readers do not verify (that is [`crate::verify()`]); a line that does not parse is reported as an error with
+//! its place, never skipped silently.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{AuditError, io_err};
+use crate::event::{self, Class, Decision};
+use crate::merkle::{Frontier, Hash};
+use crate::record::RecordLine;
+use crate::segment::{self, SegmentHeader};
+
+/// One record as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub seq: u64,
+    pub logged_ms: i64,
+    pub leaf: Hash,
+    /// The OCSF event with `metadata.sequence` and `metadata.logged_time` filled in.
+    pub event: Value,
+}
+
+fn parse_line(path: &Path, offset: u64, bytes: &[u8]) -> Result<Stored, AuditError> {
+    let corrupt = |reason: String| AuditError::Corrupt { path: path.to_path_buf(), reason };
+    let rec = RecordLine::parse(bytes).map_err(|e| corrupt(format!("record at offset {offset}: {e}")))?;
+    let event = rec.export_event().map_err(|e| corrupt(format!("record at offset {offset}: {e}")))?;
+    Ok(Stored { seq: rec.seq, logged_ms: rec.logged_ms, leaf: rec.leaf, event })
+}
+
+/// Calls `f` with every complete record in seq order, stopping early if it returns `false`.
+pub fn for_each(dir: &Path, mut f: impl FnMut(Stored) -> bool) -> Result<(), AuditError> {
+    let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+    for (_, path) in &listing.segments {
+        let data = fs::read(path).map_err(io_err(path, "read"))?;
+        let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
+        for line in segment::lines(&data[end + 1..], end as u64 + 1) {
+            if !line.complete {
+                break;
+            }
+            if !f(parse_line(path, line.offset, line.bytes)?) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The leaf hashes of every retained record, with the tree over the records retention removed.
+pub fn leaves(dir: &Path) -> Result<(Frontier, Vec<Hash>), AuditError> {
+    let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+    let mut pruned = None;
+    let mut leaves = Vec::new();
+    for (_, path) in &listing.segments {
+        let data = fs::read(path).map_err(io_err(path, "read"))?;
+        let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
+        let header = SegmentHeader::parse(&data[..end])
+            .map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
+        let pruned = pruned.get_or_insert_with(|| header.frontier.clone());
+        if header.first_seq != pruned.size() + leaves.len() as u64 {
+            return Err(AuditError::Corrupt {
+                path: path.clone(),
+                reason: "segments are not contiguous; run `airlock audit verify`".into(),
+            });
+        }
+        for line in segment::lines(&data[end + 1..], end as u64 + 1) {
+            if !line.complete {
+                break;
+            }
+            leaves.push(crate::merkle::leaf_hash(line.bytes));
+        }
+    }
+    Ok((pruned.unwrap_or_default(), leaves))
+}
+
+/// Which records `query` returns. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Inclusive, milliseconds since the epoch, on the time the log accepted the record.
+    pub since_ms: Option<i64>,
+    /// Exclusive.
+    pub until_ms: Option<i64>,
+    pub classes: Vec<Class>,
+    pub actor: Option<String>,
+    pub decision: Option<Decision>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Stored) -> bool {
+        if self.since_ms.is_some_and(|s| r.logged_ms < s) || self.until_ms.is_some_and(|u| r.logged_ms >= u) {
+            return false;
+        }
+        if !self.classes.is_empty() {
+            let uid = r.event.get("class_uid").and_then(Value::as_u64);
+            if !self.classes.iter().any(|c| Some(u64::from(c.uid())) == uid) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.actor
+            && event::actor_of(&r.event) != Some(a.as_str())
+        {
+            return false;
+        }
+        if let Some(d) = self.decision
+            && event::decision_of(&r.event) != Some(d.as_str())
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Follows the log like `tail -f`: returns records as they become complete, across rotations.
+#[derive(Debug)]
+pub struct Follower {
+    dir: PathBuf,
+    segment: Option<(u64, PathBuf)>,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Follower {
+    /// Starts after the last `backlog` records already in the log.
+    pub fn new(dir: &Path, backlog: usize) -> Result<(Follower, Vec<Stored>), AuditError> {
+        let mut all = std::collections::VecDeque::new();
+        for_each(dir, |r| {
+            if all.len() == backlog {
+                all.pop_front();
+            }
+            if backlog > 0 {
+                all.push_back(r);
+            }
+            true
+        })?;
+        let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+        let mut f = Follower { dir: dir.to_path_buf(), segment: listing.segments.last().cloned(), offset: 0, partial: vec![] };
+        // Position after the complete lines of the newest segment.
+        if let Some((_, path)) = &f.segment {
+            let data = fs::read(path).map_err(io_err(path, "read"))?;
+            f.offset = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
+        }
+        Ok((f, all.into_iter().collect()))
+    }
+
+    /// Records completed since the last call.
+    pub fn poll(&mut self) -> Result<Vec<Stored>, AuditError> {
+        let mut out = Vec::new();
+        loop {
+            let Some((first, path)) = self.segment.clone() else {
+                let listing = segment::list(&self.dir).map_err(io_err(segment::segments_dir(&self.dir), "list"))?;
+                self.segment = listing.segments.first().cloned();
+                self.offset = 0;
+                if self.segment.is_none() {
+                    return Ok(out);
+                }
+                continue;
+            };
+            let mut file = fs::File::open(&path).map_err(io_err(&path, "open"))?;
+            file.seek(SeekFrom::Start(self.offset)).map_err(io_err(&path, "seek"))?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).map_err(io_err(&path, "read"))?;
+            let mut consumed = 0usize;
+            while let Some(n) = data[consumed..].iter().position(|&b| b == b'\n') {
+                let line = &data[consumed..consumed + n];
+                let at = self.offset + consumed as u64;
+                consumed += n + 1;
+                if at == 0 {
+                    continue; // the header
+                }
+                out.push(parse_line(&path, at, line)?);
+            }
+            self.offset += consumed as u64;
+            self.partial = data[consumed..].to_vec();
+            // Move to the next segment once one exists; the writer never appends to an older one again.
+            let listing = segment::list(&self.dir).map_err(io_err(segment::segments_dir(&self.dir), "list"))?;
+            match listing.segments.into_iter().find(|(f, _)| *f > first) {
+                Some(next) if self.partial.is_empty() => {
+                    self.segment = Some(next);
+                    self.offset = 0;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The log directory: segment files, the checkpoint file and the writer's lock.
+//!
+//! ```text
+//! <dir>/lock                          held (flock) by the one writer
+//! <dir>/checkpoints                   signed checkpoint notes, back to back
+//! <dir>/segments/00000000000000000000.jsonl
+//! <dir>/segments/00000000000000120000.jsonl   named by the seq of their first record
+//! ```
+//!
+//! Why segments: rotation and retention work on whole files, so old records can be deleted without rewriting
+//! the rest. Why a header line: each segment starts with the Merkle [`Frontier`] of everything before it and the
+//! previous leaf hash, so after retention deletes the oldest segments the remaining suffix is still verifiable
+//! against the signed checkpoints — the header can be checked (it must reproduce a signed root) but not trusted
+//! alone.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::canonical;
+use crate::merkle::{Frontier, Hash};
+use crate::record::{hash_hex, parse_hash};
+
+pub const SEGMENTS_DIR: &str = "segments";
+pub const CHECKPOINTS_FILE: &str = "checkpoints";
+pub const LOCK_FILE: &str = "lock";
+const SEGMENT_SUFFIX: &str = ".jsonl";
+const FORMAT_VERSION: u64 = 1;
+
+pub fn segments_dir(dir: &Path) -> PathBuf {
+    dir.join(SEGMENTS_DIR)
+}
+
+pub fn checkpoints_path(dir: &Path) -> PathBuf {
+    dir.join(CHECKPOINTS_FILE)
+}
+
+pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    segments_dir(dir).join(format!("{first_seq:020}{SEGMENT_SUFFIX}"))
+}
+
+/// The first seq a segment file name claims, if the name is one of ours.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// What `segments/` holds: our segment files in seq order, and anything else (which verification reports).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub segments: Vec<(u64, PathBuf)>,
+    pub strays: Vec<PathBuf>,
+}
+
+pub fn list(dir: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    let entries = match fs::read_dir(segments_dir(dir)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(listing),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        match entry.file_name().to_str().and_then(parse_segment_name) {
+            Some(first) if entry.file_type()?.is_file() => listing.segments.push((first, path)),
+            _ => listing.strays.push(path),
+        }
+    }
+    listing.segments.sort_by_key(|(first, _)| *first);
+    listing.strays.sort();
+    Ok(listing)
+}
+
+/// The first line of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub first_seq: u64,
+    /// Leaf hash of record `first_seq - 1` ([`crate::record::GENESIS_PREV`] for the first segment).
+    pub prev: Hash,
+    /// The tree over records `[0, first_seq)`.
+    pub frontier: Frontier,
+    pub origin: String,
+    pub created_ms: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderWire {
+    airlock_audit_segment: u64,
+    created: i64,
+    first_seq: u64,
+    frontier: Vec<String>,
+    origin: String,
+    prev: String,
+}
+
+impl SegmentHeader {
+    /// The header line, canonical JSON, without the newline.
+    pub fn encode(&self) -> Vec<u8> {
+        let frontier: Vec<String> = self.frontier.nodes().iter().map(hash_hex).collect();
+        let v = json!({
+            "airlock_audit_segment": FORMAT_VERSION,
+            "created": self.created_ms,
+            "first_seq": self.first_seq,
+            "frontier": frontier,
+            "origin": self.origin,
+            "prev": hash_hex(&self.prev),
+        });
+        canonical::to_vec(&v).expect("header fields are strings and safe integers")
+    }
+
+    pub fn parse(line: &[u8]) -> Result<SegmentHeader, String> {
+        let w: HeaderWire = serde_json::from_slice(line).map_err(|e| format!("not a segment header: {e}"))?;
+        if w.airlock_audit_segment != FORMAT_VERSION {
+            return Err(format!("unsupported segment format version {}", w.airlock_audit_segment));
+        }
+        let prev = parse_hash(&w.prev).ok_or("header `prev` is not 64 lowercase hex digits")?;
+        let nodes = w
+            .frontier
+            .iter()
+            .map(|h| parse_hash(h).ok_or("header `frontier` holds a value that is not 64 lowercase hex digits"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let frontier = Frontier::from_parts(w.first_seq, nodes).map_err(|e| format!("header `frontier`: {e}"))?;
+        let h = SegmentHeader { first_seq: w.first_seq, prev, frontier, origin: w.origin, created_ms: w.created };
+        if h.encode() != line {
+            return Err("segment header is not in canonical form".into());
+        }
+        Ok(h)
+    }
+}
+
+/// One line of a segment body and where it starts in the file.
+#[derive(Debug)]
+pub struct Line<'a> {
+    pub offset: u64,
+    pub bytes: &'a [u8],
+    /// False for a final line without its newline: a write in progress, or one torn by a crash.
+    pub complete: bool,
+}
+
+/// Splits `data` (starting at file offset `base`) into lines.
+pub fn lines(data: &[u8], base: u64) -> impl Iterator<Item = Line<'_>> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        if pos >= data.len() {
+            return None;
+        }
+        let start = pos;
+        match data[pos..].iter().position(|&b| b == b'\n') {
+            Some(n) => {
+                pos += n + 1;
+                Some(Line { offset: base + start as u64, bytes: &data[start..start + n], complete: true })
+            }
+            None => {
+                pos = data.len();
+                Some(Line { offset: base + start as u64, bytes: &data[start..], complete: false })
+            }
+        }
+    })
+}
+
+/// One line of the checkpoint file: `{"note":"<C2SP signed note>"}`.
+///
+/// Why JSON Lines and not bare notes back to back: a crash mid-append must leave something a reader can tell
+/// from a forgery, and "the last line has no newline" is that signal, exactly as for segments.
+pub fn encode_checkpoint_line(note: &str) -> Vec<u8> {
+    let mut line = canonical::to_vec(&json!({ "note": note })).expect("a string is canonical");
+    line.push(b'\n');
+    line
+}
+
+/// A checkpoint line as read back.
+#[derive(Debug)]
+pub struct CheckpointLine {
+    pub offset: u64,
+    pub note: Result<String, String>,
+    pub complete: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointWire {
+    note: String,
+}
+
+/// Reads the checkpoint file (empty if it does not exist).
+pub fn read_checkpoint_file(dir: &Path) -> io::Result<(Vec<CheckpointLine>, u64)> {
+    let data = match fs::read(checkpoints_path(dir)) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let out = lines(&data, 0)
+        .map(|l| {
+            let note = serde_json::from_slice::<CheckpointWire>(l.bytes)
+                .map_err(|e| format!("not a checkpoint line: {e}"))
+                .and_then(|w| {
+                    let mut again = encode_checkpoint_line(&w.note);
+                    again.pop();
+                    if again == l.bytes { Ok(w.note) } else { Err("checkpoint line is not in canonical form".into()) }
+                });
+            CheckpointLine { offset: l.offset, note, complete: l.complete }
+        })
+        .collect();
+    Ok((out, data.len() as u64))
+}

@@ -1,0 +1,506 @@
+//! Verification: is this log exactly what the writer wrote, and is all of it still here?
+//!
+//! Why each check exists (each one catches an attack in `tests/security`):
+//! - **signatures** on every checkpoint, under a key the verifier trusts (not one read from the log
+//!   directory): a forger who rewrites the whole log self-consistently cannot sign it;
+//! - **roots**: every checkpoint's root is recomputed from the records, so any change to a signed record —
+//!   however consistently the forger rewrote the chain after it — shows up;
+//! - **`seq` and `prev`** on every record: a deleted, reordered or edited record is named exactly, not just
+//!   "somewhere before checkpoint N";
+//! - **sizes**: a checkpoint larger than the log means the tail was cut; a trusted checkpoint kept off-box
+//!   (`--checkpoint`) catches a cut that also removed the local checkpoints;
+//! - **segment headers** must continue the records before them, and a missing oldest segment must be explained
+//!   by a retention record;
+//! - **time**: record times never go backwards, and no checkpoint predates the records it signs.
+//!
+//! Records after the newest checkpoint are covered only by the hash chain, which a forger can recompute, so the
+//! report says how many there are. A torn final record (a crash mid-write; never acknowledged) is reported
+//! separately from tampering: `airlock audit repair` removes it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{Checkpoint, NoteVerifier, split_notes};
+use crate::error::{AuditError, io_err};
+use crate::merkle::{Frontier, Hash};
+use crate::record::RecordLine;
+use crate::segment::{self, SegmentHeader};
+
+/// Extra inputs to verification.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Checkpoint notes obtained elsewhere (a SIEM, a previous verify run), trusted if their signature is.
+    pub trusted_notes: Vec<String>,
+    /// Fail if the newest checkpoint is older than this many milliseconds before `now_ms` (a heartbeat is
+    /// missing: the writer stopped, or someone removed its recent checkpoints).
+    pub max_checkpoint_age_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+/// One thing wrong with the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The first record the problem concerns, when it concerns one.
+    pub seq: Option<u64>,
+    pub path: Option<PathBuf>,
+    pub offset: Option<u64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(seq) = self.seq {
+            write!(f, "seq {seq}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(p) = &self.path {
+            write!(f, " ({}", p.display())?;
+            if let Some(o) = self.offset {
+                write!(f, " at offset {o}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// A final record cut short by a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
+    /// The seq the torn record would have had.
+    pub seq: u64,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Seq of the oldest retained record.
+    pub first_seq: u64,
+    /// Records read (the tree size is `first_seq + records`).
+    pub records: u64,
+    pub segments: usize,
+    pub bytes: u64,
+    /// Checkpoints whose root was recomputed from the records and matched.
+    pub checkpoints_matched: usize,
+    /// Checkpoints signed before the oldest retained record: only their signatures could be checked.
+    pub checkpoints_predating: usize,
+    pub latest_checkpoint: Option<Checkpoint>,
+    /// Records after the newest checkpoint (protected by the hash chain only).
+    pub unsigned_records: u64,
+    pub problems: Vec<Problem>,
+    pub torn_tail: Option<TornTail>,
+    /// Files in `segments/` that are not segments.
+    pub strays: Vec<PathBuf>,
+}
+
+impl Report {
+    pub fn tree_size(&self) -> u64 {
+        self.first_seq + self.records
+    }
+
+    /// True when nothing is wrong: no problem and no torn tail.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.torn_tail.is_none()
+    }
+
+    /// The first problem that names a record, else the first problem.
+    pub fn first_bad(&self) -> Option<&Problem> {
+        self.problems.iter().filter(|p| p.seq.is_some()).min_by_key(|p| p.seq).or(self.problems.first())
+    }
+}
+
+/// A checkpoint and where it came from.
+struct Known {
+    cp: Checkpoint,
+    source: String,
+}
+
+/// Verifies the log in `dir` with `verifier`. `Err` only when the directory cannot be read at all; everything
+/// wrong with its contents is a [`Problem`] in the report.
+pub fn verify(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Result<Report, AuditError> {
+    let mut report = Report::default();
+    let mut checkpoints = load_checkpoints(dir, verifier, opts, &mut report)?;
+    checkpoints.sort_by_key(|k| k.cp.size);
+
+    let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+    report.strays = listing.strays.clone();
+    report.segments = listing.segments.len();
+    if listing.segments.is_empty() {
+        report.problems.push(Problem {
+            seq: Some(0),
+            path: Some(segment::segments_dir(dir)),
+            offset: None,
+            message: "the log has no segments".into(),
+        });
+    }
+
+    let mut walk = Walk::new(checkpoints);
+    let last_index = listing.segments.len().saturating_sub(1);
+    for (i, (first, path)) in listing.segments.iter().enumerate() {
+        let data = fs::read(path).map_err(io_err(path, "read"))?;
+        report.bytes += data.len() as u64;
+        walk.segment(&mut report, i == 0, i == last_index, *first, path, &data);
+    }
+    walk.finish(&mut report, opts);
+    Ok(report)
+}
+
+fn load_checkpoints(
+    dir: &Path,
+    verifier: &NoteVerifier,
+    opts: &VerifyOptions,
+    report: &mut Report,
+) -> Result<Vec<Known>, AuditError> {
+    let path = segment::checkpoints_path(dir);
+    let (lines, _) = segment::read_checkpoint_file(dir).map_err(io_err(&path, "read"))?;
+    let mut out: Vec<Known> = Vec::new();
+    let mut previous: Option<Checkpoint> = None;
+    let count = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let problem = |message: String| Problem { seq: None, path: Some(path.clone()), offset: Some(line.offset), message };
+        if !line.complete && i + 1 == count {
+            // A crash while appending a checkpoint: harmless, and the writer cuts it off on open.
+            report.problems.push(problem("incomplete checkpoint at the end of the file (torn write)".into()));
+            continue;
+        }
+        let note = match &line.note {
+            Ok(n) => n,
+            Err(reason) => {
+                report.problems.push(problem(reason.clone()));
+                continue;
+            }
+        };
+        match Checkpoint::open(note, verifier) {
+            Ok(cp) => {
+                if let Some(prev) = &previous {
+                    if cp.size < prev.size {
+                        report.problems.push(problem(format!(
+                            "checkpoint for {} records follows one for {}: the checkpoint file was rewritten",
+                            cp.size, prev.size
+                        )));
+                    }
+                    if cp.time_ms < prev.time_ms {
+                        report.problems.push(problem("checkpoint time goes backwards".into()));
+                    }
+                }
+                previous = Some(cp.clone());
+                out.push(Known { cp, source: format!("{} offset {}", path.display(), line.offset) });
+            }
+            Err(e) => report.problems.push(problem(format!("checkpoint rejected: {e}"))),
+        }
+    }
+    for (n, text) in opts.trusted_notes.iter().enumerate() {
+        let notes = match split_notes(text) {
+            Ok(notes) => notes,
+            Err(e) => {
+                report.problems.push(Problem {
+                    seq: None,
+                    path: None,
+                    offset: None,
+                    message: format!("trusted checkpoint #{}: {e}", n + 1),
+                });
+                continue;
+            }
+        };
+        for note in notes {
+            match Checkpoint::open(note, verifier) {
+                Ok(cp) => out.push(Known { cp, source: format!("trusted checkpoint #{}", n + 1) }),
+                Err(e) => report.problems.push(Problem {
+                    seq: None,
+                    path: None,
+                    offset: None,
+                    message: format!("trusted checkpoint #{} rejected: {e}", n + 1),
+                }),
+            }
+        }
+    }
+    report.latest_checkpoint = out.iter().map(|k| &k.cp).max_by_key(|c| (c.size, c.time_ms)).cloned();
+    Ok(out)
+}
+
+/// A record whose `prev` did not match, waiting for the next record to tell which of the two was changed.
+struct ChainBreak {
+    seq: u64,
+    leaf: Hash,
+    path: PathBuf,
+    offset: u64,
+}
+
+/// State carried across segments.
+struct Walk {
+    checkpoints: Vec<Known>,
+    next_cp: usize,
+    started: bool,
+    expected: u64,
+    prev: Hash,
+    frontier: Frontier,
+    last_logged: i64,
+    retention_before: u64,
+    chain_break: Option<ChainBreak>,
+    done: bool,
+}
+
+impl Walk {
+    fn new(checkpoints: Vec<Known>) -> Walk {
+        Walk {
+            checkpoints,
+            next_cp: 0,
+            started: false,
+            expected: 0,
+            prev: [0; 32],
+            frontier: Frontier::new(),
+            last_logged: i64::MIN,
+            retention_before: 0,
+            chain_break: None,
+            done: false,
+        }
+    }
+
+    fn segment(&mut self, report: &mut Report, first: bool, last: bool, name_seq: u64, path: &Path, data: &[u8]) {
+        if self.done {
+            return;
+        }
+        let problem = |seq: Option<u64>, offset: Option<u64>, message: String| Problem {
+            seq,
+            path: Some(path.to_path_buf()),
+            offset,
+            message,
+        };
+        let Some(header_end) = data.iter().position(|&b| b == b'\n') else {
+            report.problems.push(problem(Some(name_seq), Some(0), "segment has no header".into()));
+            return;
+        };
+        let header = match SegmentHeader::parse(&data[..header_end]) {
+            Ok(h) => h,
+            Err(reason) => {
+                report.problems.push(problem(Some(name_seq), Some(0), reason));
+                return;
+            }
+        };
+        if header.first_seq != name_seq {
+            report.problems.push(problem(
+                Some(name_seq.min(header.first_seq)),
+                Some(0),
+                format!("header says the segment starts at seq {}, its name says {name_seq}", header.first_seq),
+            ));
+        }
+        if first {
+            self.started = true;
+            report.first_seq = header.first_seq;
+            self.expected = header.first_seq;
+            self.prev = header.prev;
+            self.frontier = header.frontier.clone();
+            if header.first_seq == 0 && (header.prev != [0; 32] || header.frontier.size() != 0) {
+                report.problems.push(problem(Some(0), Some(0), "first segment header is not the genesis".into()));
+            }
+            // Checkpoints older than what retention kept: only their signatures could be checked.
+            while self.next_cp < self.checkpoints.len() && self.checkpoints[self.next_cp].cp.size < header.first_seq {
+                report.checkpoints_predating += 1;
+                self.next_cp += 1;
+            }
+            self.check_checkpoints(report, path, Some(0));
+        } else if header.first_seq != self.expected {
+            let (lo, hi) = (self.expected, header.first_seq);
+            let message = if hi > lo {
+                format!("records {lo}..{} are missing: a segment was deleted", hi - 1)
+            } else {
+                format!("segment overlaps the previous one (starts at {hi}, expected {lo})")
+            };
+            report.problems.push(problem(Some(lo.min(hi)), Some(0), message));
+            // Carry on from this segment's own header, so that problems further on are still found.
+            self.expected = header.first_seq;
+            self.prev = header.prev;
+            self.frontier = header.frontier.clone();
+        } else if header.frontier != self.frontier || header.prev != self.prev {
+            report.problems.push(problem(
+                Some(header.first_seq),
+                Some(0),
+                "segment header does not continue the records before it".into(),
+            ));
+        }
+
+        let body = &data[header_end + 1..];
+        let mut lines = segment::lines(body, header_end as u64 + 1).peekable();
+        while let Some(line) = lines.next() {
+            let seq = self.expected;
+            if !line.complete {
+                if last && lines.peek().is_none() {
+                    report.torn_tail =
+                        Some(TornTail { path: path.to_path_buf(), offset: line.offset, bytes: line.bytes.len() as u64, seq });
+                } else {
+                    report.problems.push(problem(Some(seq), Some(line.offset), "incomplete record".into()));
+                }
+                break;
+            }
+            report.records += 1;
+            let leaf = match RecordLine::parse(line.bytes) {
+                Ok(rec) => {
+                    if rec.seq != seq {
+                        report.problems.push(problem(
+                            Some(seq),
+                            Some(line.offset),
+                            format!("record says seq {}, expected {seq}: records deleted, duplicated or reordered", rec.seq),
+                        ));
+                    }
+                    if let Some(b) = self.chain_break.take() {
+                        // The record before this one had a bad `prev`. If this record links to it, that record is
+                        // intact and the one before it was changed; otherwise that record itself was changed.
+                        let bad = if rec.prev == b.leaf { b.seq.saturating_sub(1) } else { b.seq };
+                        report.problems.push(Problem {
+                            seq: Some(bad),
+                            path: Some(b.path),
+                            offset: Some(b.offset),
+                            message: "record was changed: the hash chain breaks here".into(),
+                        });
+                    }
+                    if rec.prev != self.prev {
+                        self.chain_break =
+                            Some(ChainBreak { seq, leaf: rec.leaf, path: path.to_path_buf(), offset: line.offset });
+                    }
+                    if rec.logged_ms < self.last_logged {
+                        report.problems.push(problem(
+                            Some(seq),
+                            Some(line.offset),
+                            format!("record time goes backwards ({} ms before the previous record)", self.last_logged - rec.logged_ms),
+                        ));
+                    }
+                    self.last_logged = self.last_logged.max(rec.logged_ms);
+                    if rec.event.get().contains("retention_removed_before")
+                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(rec.event.get())
+                        && let Some(n) = crate::event::get_path(&v, "unmapped.airlock.retention_removed_before")
+                            .and_then(|n| n.as_u64())
+                    {
+                        self.retention_before = self.retention_before.max(n);
+                    }
+                    rec.leaf
+                }
+                Err(e) => {
+                    if let Some(b) = self.chain_break.take() {
+                        report.problems.push(Problem {
+                            seq: Some(b.seq.saturating_sub(1)),
+                            path: Some(b.path),
+                            offset: Some(b.offset),
+                            message: "record was changed: the hash chain breaks here".into(),
+                        });
+                    }
+                    report.problems.push(problem(Some(seq), Some(line.offset), format!("record is damaged: {e}")));
+                    // The leaf is still the hash of these bytes; keep walking so later problems are found too.
+                    crate::merkle::leaf_hash(line.bytes)
+                }
+            };
+            self.prev = leaf;
+            self.frontier.push(leaf);
+            self.expected += 1;
+            self.check_checkpoints(report, path, Some(line.offset));
+        }
+    }
+
+    /// Compares every checkpoint signed at the current tree size with the recomputed root.
+    fn check_checkpoints(&mut self, report: &mut Report, path: &Path, offset: Option<u64>) {
+        let size = self.frontier.size();
+        while self.next_cp < self.checkpoints.len() && self.checkpoints[self.next_cp].cp.size <= size {
+            let k = &self.checkpoints[self.next_cp];
+            self.next_cp += 1;
+            if k.cp.size < size {
+                // Only possible after a gap moved us past it; the gap is already reported.
+                continue;
+            }
+            if k.cp.root != self.frontier.root() {
+                report.problems.push(Problem {
+                    seq: Some(size.saturating_sub(1)),
+                    path: Some(path.to_path_buf()),
+                    offset,
+                    message: format!(
+                        "records do not match the checkpoint signed for {} records ({}): records up to here were \
+                         changed or replaced",
+                        k.cp.size, k.source
+                    ),
+                });
+            } else if k.cp.time_ms < self.last_logged && size > 0 {
+                report.problems.push(Problem {
+                    seq: Some(size - 1),
+                    path: Some(path.to_path_buf()),
+                    offset,
+                    message: format!("checkpoint for {} records is dated before the records it signs", k.cp.size),
+                });
+            } else {
+                report.checkpoints_matched += 1;
+            }
+        }
+    }
+
+    fn finish(&mut self, report: &mut Report, opts: &VerifyOptions) {
+        if let Some(b) = self.chain_break.take() {
+            report.problems.push(Problem {
+                seq: Some(b.seq.saturating_sub(1)),
+                path: Some(b.path),
+                offset: Some(b.offset),
+                message: format!("record {} or {} was changed: the hash chain breaks here", b.seq.saturating_sub(1), b.seq),
+            });
+        }
+        let size = self.frontier.size();
+        // Deduplicate: several checkpoints may claim sizes beyond the end; report the largest once per source.
+        let mut beyond: BTreeMap<u64, &str> = BTreeMap::new();
+        for k in &self.checkpoints[self.next_cp..] {
+            if k.cp.size > size {
+                beyond.insert(k.cp.size, &k.source);
+            }
+        }
+        if let Some((&claimed, source)) = beyond.iter().next_back() {
+            report.problems.push(Problem {
+                seq: Some(size),
+                path: None,
+                offset: None,
+                message: format!(
+                    "the log ends after {size} records but a checkpoint ({source}) was signed for {claimed}: records \
+                     {size}..{} were removed",
+                    claimed - 1
+                ),
+            });
+        }
+        if self.started && report.first_seq > 0 && self.retention_before < report.first_seq {
+            report.problems.push(Problem {
+                seq: Some(0),
+                path: None,
+                offset: None,
+                message: format!(
+                    "records 0..{} are missing and no retention record accounts for them: the oldest segment(s) \
+                     were deleted",
+                    report.first_seq - 1
+                ),
+            });
+        }
+        let latest = report.latest_checkpoint.as_ref().map_or(0, |c| c.size);
+        report.unsigned_records = size.saturating_sub(latest);
+        if let (Some(max), Some(cp)) = (opts.max_checkpoint_age_ms, &report.latest_checkpoint)
+            && opts.now_ms - cp.time_ms > max
+        {
+            report.problems.push(Problem {
+                seq: None,
+                path: None,
+                offset: None,
+                message: format!(
+                    "the newest checkpoint is {} s old (limit {} s): the writer stopped, or recent checkpoints were \
+                     removed",
+                    (opts.now_ms - cp.time_ms) / 1000,
+                    max / 1000
+                ),
+            });
+        }
+        if report.latest_checkpoint.is_none() && size > 0 {
+            report.problems.push(Problem {
+                seq: None,
+                path: None,
+                offset: None,
+                message: "no valid checkpoint signs this log, so nothing in it can be authenticated (the writer signs \
+                          one as soon as it opens)"
+                    .into(),
+            });
+        }
+        self.done = true;
+    }
+}

@@ -1,0 +1,408 @@
+//! `airlock audit …`: verify, read, export and prove the audit log, and the vault-held keys it needs.
+//!
+//! The checkpoint signing key and the MAC key for sensitive fields are both derived from the vault, so the
+//! commands that need them (`verify` without `--key`, `hash`, `repair`, `key`, `checkpoint`) unlock it. Reading
+//! commands (`tail`, `query`, `export`, `prove`) need no key: they never vouch for what they print; `verify`
+//! does that.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use airlock_audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use airlock_audit::merkle::{self, TreeView};
+use airlock_audit::reader::{self, Filter, Follower, Stored};
+use airlock_audit::sink::cef::to_cef;
+use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, VerifyOptions};
+use airlock_crypto::kdf::labels;
+use airlock_crypto::sign::SigningKey;
+use airlock_vault::Vault;
+use serde_json::json;
+
+use crate::CliError;
+use crate::cli::{AuditCommand, AuditFilterArgs, AuditKeyArg, AuditLogArg, DecisionArg, ExportFormatArg};
+use crate::commands::Ctx;
+
+/// Exit code for a log that fails verification (also in README.md).
+pub const EXIT_VERIFY_FAILED: u8 = 10;
+
+pub fn run(ctx: &Ctx, c: AuditCommand) -> Result<(), CliError> {
+    match c {
+        AuditCommand::Verify { log, key, checkpoint, save_checkpoint, max_age } => {
+            verify(ctx, &log_dir(ctx, &log), &key, &checkpoint, save_checkpoint.as_deref(), max_age.as_deref())
+        }
+        AuditCommand::Tail { log, follow, lines } => tail(ctx, &log_dir(ctx, &log), follow, lines),
+        AuditCommand::Query { log, filter } => {
+            let filter = parse_filter(&filter)?;
+            let mut out = std::io::stdout().lock();
+            reader::for_each(&log_dir(ctx, &log), |r| {
+                !filter.matches(&r) || print_record(&mut out, ctx.json, &r).is_ok()
+            })
+            .map_err(audit_err)
+        }
+        AuditCommand::Export { log, format, filter } => {
+            let filter = parse_filter(&filter)?;
+            let mut out = std::io::stdout().lock();
+            reader::for_each(&log_dir(ctx, &log), |r| {
+                if !filter.matches(&r) {
+                    return true;
+                }
+                let line = match format {
+                    ExportFormatArg::Ocsf => r.event.to_string(),
+                    ExportFormatArg::Cef => to_cef(&r.event),
+                };
+                writeln!(out, "{line}").is_ok()
+            })
+            .map_err(audit_err)
+        }
+        AuditCommand::Prove { log, seq, size, consistency } => prove(ctx, &log_dir(ctx, &log), seq, size, consistency),
+        AuditCommand::Hash => {
+            let value = crate::input::read_value(false)?;
+            let mut vault = ctx.open_unlocked()?;
+            let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
+            println!("{}", mac.tag(value.expose()));
+            Ok(())
+        }
+        AuditCommand::Repair { log } => {
+            let dir = log_dir(ctx, &log);
+            let signer = signer(&mut ctx.open_unlocked()?)?;
+            let before = airlock_audit::verify(&dir, &signer.verifier(), &VerifyOptions::default()).map_err(audit_err)?;
+            let opts = Options { repair_torn_tail: true, ..Options::default() };
+            let cp = AuditLog::open(&dir, signer, opts, vec![]).and_then(AuditLog::close).map_err(audit_err)?;
+            match before.torn_tail {
+                Some(t) => println!(
+                    "removed an incomplete record ({} bytes at offset {} of {}); the log now holds {} records",
+                    t.bytes,
+                    t.offset,
+                    t.path.display(),
+                    cp.checkpoint.size
+                ),
+                None => println!("nothing to repair; the log holds {} records", cp.checkpoint.size),
+            }
+            Ok(())
+        }
+        AuditCommand::Key => {
+            let signer = signer(&mut ctx.open_unlocked()?)?;
+            println!("{}", signer.verifier().to_vkey());
+            Ok(())
+        }
+        AuditCommand::Checkpoint { log } => {
+            let signer = signer(&mut ctx.open_unlocked()?)?;
+            let dir = log_dir(ctx, &log);
+            let log = AuditLog::open(&dir, signer, Options::default(), vec![]).map_err(audit_err)?;
+            print!("{}", log.close().map_err(audit_err)?.note);
+            Ok(())
+        }
+    }
+}
+
+/// The log directory: `--log`, else `$AIRLOCK_HOME/audit`.
+pub fn log_dir(ctx: &Ctx, arg: &AuditLogArg) -> PathBuf {
+    arg.log.clone().unwrap_or_else(|| default_dir(&ctx.home))
+}
+
+pub fn default_dir(home: &Path) -> PathBuf {
+    home.join("audit")
+}
+
+/// The checkpoint signer, derived from the vault. Its name (the checkpoints' origin) names the vault.
+pub fn signer(vault: &mut Vault) -> Result<NoteSigner, CliError> {
+    let seed = vault.subkey(labels::AUDIT_CHECKPOINT_SIGNING)?;
+    let origin = format!("airlock/audit/{}", vault.vault_id());
+    NoteSigner::new(&origin, SigningKey::from_seed(&seed)).map_err(|e| CliError::input(e.to_string()))
+}
+
+fn local_verifier(ctx: &Ctx) -> Result<NoteVerifier, CliError> {
+    Ok(signer(&mut ctx.open_unlocked()?)?.verifier())
+}
+
+fn audit_err(e: AuditError) -> CliError {
+    let code = match &e {
+        AuditError::Locked { .. } => 7,
+        AuditError::Corrupt { .. } | AuditError::TornTail { .. } | AuditError::Truncated { .. } => EXIT_VERIFY_FAILED,
+        AuditError::InvalidOption(_) => 8,
+        _ => 1,
+    };
+    CliError { code, message: e.to_string() }
+}
+
+fn verify(
+    ctx: &Ctx,
+    dir: &Path,
+    key: &AuditKeyArg,
+    checkpoints: &[PathBuf],
+    save: Option<&Path>,
+    max_age: Option<&str>,
+) -> Result<(), CliError> {
+    if !dir.join(airlock_audit::segment::SEGMENTS_DIR).is_dir() {
+        return Err(CliError { code: 4, message: format!("no audit log at {}", dir.display()) });
+    }
+    let (verifier, key_source) = match &key.key {
+        Some(k) => (NoteVerifier::parse_vkey(k).map_err(|e| CliError::input(format!("--key: {e}")))?, "--key"),
+        None => (local_verifier(ctx)?, "the vault"),
+    };
+    let mut trusted = Vec::new();
+    for path in checkpoints {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::input(format!("--checkpoint {}: {e}", path.display())))?;
+        trusted.push(text);
+    }
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let max_checkpoint_age_ms = max_age.map(|s| parse_age_ms(s, "--max-age")).transpose()?;
+    let opts = VerifyOptions { trusted_notes: trusted, max_checkpoint_age_ms, now_ms };
+    let report = airlock_audit::verify(dir, &verifier, &opts).map_err(audit_err)?;
+
+    if ctx.json {
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| json!({"seq": p.seq, "path": p.path, "offset": p.offset, "message": p.message}))
+            .collect();
+        let v = json!({
+            "ok": report.ok(),
+            "log": dir,
+            "key": verifier.to_vkey(),
+            "key_source": key_source,
+            "first_seq": report.first_seq,
+            "tree_size": report.tree_size(),
+            "records": report.records,
+            "segments": report.segments,
+            "bytes": report.bytes,
+            "checkpoints_matched": report.checkpoints_matched,
+            "checkpoints_predating_retention": report.checkpoints_predating,
+            "latest_checkpoint": report.latest_checkpoint.as_ref().map(|c| json!({"size": c.size, "time_ms": c.time_ms})),
+            "unsigned_records": report.unsigned_records,
+            "first_bad": report.first_bad().map(|p| p.to_string()),
+            "problems": problems,
+            "torn_tail": report.torn_tail.as_ref().map(|t| json!({"path": t.path, "offset": t.offset, "bytes": t.bytes, "seq": t.seq})),
+            "strays": report.strays,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+    } else {
+        println!(
+            "audit log {}: {} records (seq {}..{}) in {} segment(s), {} bytes",
+            dir.display(),
+            report.records,
+            report.first_seq,
+            report.tree_size().saturating_sub(1),
+            report.segments,
+            report.bytes
+        );
+        println!("key: {} (from {key_source})", verifier.to_vkey());
+        match &report.latest_checkpoint {
+            Some(c) => println!(
+                "checkpoints: {} matched the records; newest signs {} records at {} ({} record(s) after it, covered by \
+                 the hash chain only)",
+                report.checkpoints_matched,
+                c.size,
+                format_ms(c.time_ms),
+                report.unsigned_records
+            ),
+            None => println!("checkpoints: none"),
+        }
+        if report.checkpoints_predating > 0 {
+            println!("{} checkpoint(s) predate retained records: signature checked only", report.checkpoints_predating);
+        }
+        for s in &report.strays {
+            println!("warning: unexpected file {}", s.display());
+        }
+    }
+    if report.ok() {
+        if !ctx.json {
+            println!("OK");
+        }
+        if let (Some(path), Some(latest)) = (save, &report.latest_checkpoint) {
+            save_checkpoint(dir, &verifier, latest, path)?;
+        }
+        return Ok(());
+    }
+    if !ctx.json {
+        if let Some(first) = report.first_bad() {
+            eprintln!("FAILED: first bad record: {first}");
+        }
+        for p in &report.problems {
+            eprintln!("  problem: {p}");
+        }
+        if let Some(t) = &report.torn_tail {
+            eprintln!(
+                "  torn tail: seq {} was being written when the writer stopped ({} bytes at offset {} of {}); it was \
+                 never acknowledged. Run `airlock audit repair` to remove it.",
+                t.seq,
+                t.bytes,
+                t.offset,
+                t.path.display()
+            );
+        }
+    }
+    Err(CliError { code: EXIT_VERIFY_FAILED, message: String::new() })
+}
+
+/// Writes the note of `latest` (found again in the checkpoint file) to `path`, atomically.
+fn save_checkpoint(dir: &Path, verifier: &NoteVerifier, latest: &Checkpoint, path: &Path) -> Result<(), CliError> {
+    let (lines, _) = airlock_audit::segment::read_checkpoint_file(dir)
+        .map_err(|e| CliError { code: 1, message: format!("reading checkpoints: {e}") })?;
+    let note = lines
+        .into_iter()
+        .filter_map(|l| l.note.ok())
+        .find(|n| Checkpoint::open(n, verifier).is_ok_and(|c| &c == latest));
+    let Some(note) = note else {
+        // The newest checkpoint came from --checkpoint itself: nothing newer to save.
+        return Ok(());
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, note.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| CliError { code: 1, message: format!("--save-checkpoint {}: {e}", path.display()) })
+}
+
+fn tail(ctx: &Ctx, dir: &Path, follow: bool, lines: usize) -> Result<(), CliError> {
+    let (mut follower, backlog) = Follower::new(dir, lines).map_err(audit_err)?;
+    let mut out = std::io::stdout().lock();
+    for r in &backlog {
+        print_record(&mut out, ctx.json, r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+    }
+    while follow {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for r in follower.poll().map_err(audit_err)? {
+            print_record(&mut out, ctx.json, &r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}
+
+fn print_record(out: &mut impl Write, json: bool, r: &Stored) -> std::io::Result<()> {
+    if json {
+        return writeln!(out, "{}", r.event);
+    }
+    let s = |path: &str| airlock_audit::event::get_path(&r.event, path).and_then(|v| v.as_str()).unwrap_or("-");
+    writeln!(
+        out,
+        "{}  #{:<6} {:<36} {:<16} {:<5} {}",
+        format_ms(r.logged_ms),
+        r.seq,
+        s("type_name"),
+        s("actor.user.name"),
+        airlock_audit::event::decision_of(&r.event).unwrap_or("-"),
+        s("message")
+    )
+}
+
+fn prove(ctx: &Ctx, dir: &Path, seq: Option<u64>, size: Option<u64>, consistency: Option<u64>) -> Result<(), CliError> {
+    let (pruned, leaves) = reader::leaves(dir).map_err(audit_err)?;
+    let view = TreeView::new(&pruned, &leaves);
+    // The newest checkpoint on disk, unverified: whoever checks the proof checks the note's signature too.
+    let (lines, _) = airlock_audit::segment::read_checkpoint_file(dir)
+        .map_err(|e| CliError { code: 1, message: format!("reading checkpoints: {e}") })?;
+    let latest_note = lines.into_iter().rev().find_map(|l| l.note.ok().filter(|_| l.complete));
+    let latest = latest_note.as_deref().and_then(|n| Checkpoint::parse_text(n.split("\n\n").next()?).ok());
+    let size = match (size, &latest) {
+        (Some(s), _) => s,
+        (None, Some(c)) => c.size,
+        (None, None) => view.size(),
+    };
+    if size > view.size() {
+        return Err(CliError::input(format!("--size {size} is beyond the log ({} records)", view.size())));
+    }
+    let note = latest_note.filter(|_| latest.as_ref().is_some_and(|c| c.size == size));
+    let root = view.root_at(size).map_err(|e| CliError::input(e.to_string()))?;
+    let hexes = |v: &[merkle::Hash]| v.iter().map(hex::encode).collect::<Vec<_>>();
+    let value = if let Some(old) = consistency {
+        let proof = view.consistency_proof(old, size).map_err(|e| CliError::input(e.to_string()))?;
+        let old_root = view.root_at(old).map_err(|e| CliError::input(e.to_string()))?;
+        merkle::verify_consistency(old, size, &old_root, &root, &proof)
+            .map_err(|e| CliError { code: 1, message: format!("self-check failed: {e}") })?;
+        json!({"type": "consistency", "old_size": old, "old_root": hex::encode(old_root), "size": size,
+               "root": hex::encode(root), "proof": hexes(&proof), "checkpoint": note})
+    } else {
+        let seq = seq.expect("clap requires SEQ without --consistency");
+        if seq >= size {
+            return Err(CliError::input(format!(
+                "record {seq} is not in the tree of size {size}{}",
+                if size == latest.as_ref().map_or(u64::MAX, |c| c.size) {
+                    " (the newest checkpoint); wait for the next checkpoint or pass --size"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let proof = view.inclusion_proof(seq, size).map_err(|e| CliError::input(e.to_string()))?;
+        let leaf = leaves
+            .get((seq - pruned.size()) as usize)
+            .copied()
+            .ok_or_else(|| CliError::input(format!("record {seq} was removed by retention")))?;
+        merkle::verify_inclusion(&leaf, seq, size, &proof, &root)
+            .map_err(|e| CliError { code: 1, message: format!("self-check failed: {e}") })?;
+        json!({"type": "inclusion", "seq": seq, "leaf_hash": hex::encode(leaf), "size": size,
+               "root": hex::encode(root), "proof": hexes(&proof), "checkpoint": note})
+    };
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
+    } else {
+        for (k, v) in value.as_object().expect("object") {
+            match v {
+                serde_json::Value::Array(items) => {
+                    println!("{k}:");
+                    for i in items {
+                        println!("  {}", i.as_str().unwrap_or_default());
+                    }
+                }
+                serde_json::Value::String(s) if k == "checkpoint" => print!("checkpoint:\n{s}"),
+                serde_json::Value::String(s) => println!("{k}: {s}"),
+                serde_json::Value::Null => {}
+                other => println!("{k}: {other}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_filter(a: &AuditFilterArgs) -> Result<Filter, CliError> {
+    let classes = a
+        .class
+        .iter()
+        .map(|c| {
+            Class::parse(c).ok_or_else(|| {
+                CliError::usage(format!("--type {c:?}: use api, process, finding, entity, lifecycle or a class uid"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Filter {
+        since_ms: a.since.as_deref().map(|s| parse_time_ms(s, "--since")).transpose()?,
+        until_ms: a.until.as_deref().map(|s| parse_time_ms(s, "--until")).transpose()?,
+        classes,
+        actor: a.actor.clone(),
+        decision: a.decision.map(|d| match d {
+            DecisionArg::Allow => Decision::Allow,
+            DecisionArg::Deny => Decision::Deny,
+        }),
+    })
+}
+
+/// An RFC 3339 time, or an age before now (`90m`, `2h`, `7d`).
+fn parse_time_ms(s: &str, flag: &str) -> Result<i64, CliError> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let age = parse_age_ms(s, flag)
+        .map_err(|_| CliError::usage(format!("{flag} {s:?}: use RFC 3339 (2026-11-22T08:00:00Z) or an age (90m, 2h, 7d)")))?;
+    Ok(jiff::Timestamp::now().as_millisecond() - age)
+}
+
+/// `30s`, `90m`, `2h`, `7d`.
+fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
+    let bad = || CliError::usage(format!("{flag} {s:?}: use a number and a unit: s, m, h or d (e.g. 90m)"));
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(per).ok_or_else(bad)
+}
+
+fn format_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_else(|_| ms.to_string())
+}
