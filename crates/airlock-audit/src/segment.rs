@@ -78,7 +78,9 @@ pub fn list(dir: &Path) -> io::Result<Listing> {
     Ok(listing)
 }
 
-/// The first line of a segment.
+/// The first line of a segment. Every field is checked by verification: `first_seq` against the file name and
+/// the records, `prev` and `frontier` against the records before (or the signed roots after), `origin` against
+/// the verifier's key name. Nothing unchecked (such as a creation time) belongs here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeader {
     pub first_seq: u64,
@@ -87,14 +89,12 @@ pub struct SegmentHeader {
     /// The tree over records `[0, first_seq)`.
     pub frontier: Frontier,
     pub origin: String,
-    pub created_ms: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HeaderWire {
     airlock_audit_segment: u64,
-    created: i64,
     first_seq: u64,
     frontier: Vec<String>,
     origin: String,
@@ -107,7 +107,6 @@ impl SegmentHeader {
         let frontier: Vec<String> = self.frontier.nodes().iter().map(hash_hex).collect();
         let v = json!({
             "airlock_audit_segment": FORMAT_VERSION,
-            "created": self.created_ms,
             "first_seq": self.first_seq,
             "frontier": frontier,
             "origin": self.origin,
@@ -128,7 +127,7 @@ impl SegmentHeader {
             .map(|h| parse_hash(h).ok_or("header `frontier` holds a value that is not 64 lowercase hex digits"))
             .collect::<Result<Vec<_>, _>>()?;
         let frontier = Frontier::from_parts(w.first_seq, nodes).map_err(|e| format!("header `frontier`: {e}"))?;
-        let h = SegmentHeader { first_seq: w.first_seq, prev, frontier, origin: w.origin, created_ms: w.created };
+        let h = SegmentHeader { first_seq: w.first_seq, prev, frontier, origin: w.origin };
         if h.encode() != line {
             return Err("segment header is not in canonical form".into());
         }

@@ -93,6 +93,8 @@ pub struct Report {
     pub unsigned_records: u64,
     pub problems: Vec<Problem>,
     pub torn_tail: Option<TornTail>,
+    /// Offset of an incomplete final line in the checkpoint file (a crash while signing).
+    pub torn_checkpoint: Option<u64>,
     /// Files in `segments/` that are not segments.
     pub strays: Vec<PathBuf>,
 }
@@ -102,9 +104,9 @@ impl Report {
         self.first_seq + self.records
     }
 
-    /// True when nothing is wrong: no problem and no torn tail.
+    /// True when nothing is wrong: no problem and nothing torn.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.torn_tail.is_none()
+        self.problems.is_empty() && self.torn_tail.is_none() && self.torn_checkpoint.is_none()
     }
 
     /// The first problem that names a record, else the first problem.
@@ -138,7 +140,7 @@ pub fn verify(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Resu
         });
     }
 
-    let mut walk = Walk::new(checkpoints);
+    let mut walk = Walk::new(checkpoints, verifier.name());
     let last_index = listing.segments.len().saturating_sub(1);
     for (i, (first, path)) in listing.segments.iter().enumerate() {
         let data = fs::read(path).map_err(io_err(path, "read"))?;
@@ -163,8 +165,8 @@ fn load_checkpoints(
     for (i, line) in lines.into_iter().enumerate() {
         let problem = |message: String| Problem { seq: None, path: Some(path.clone()), offset: Some(line.offset), message };
         if !line.complete && i + 1 == count {
-            // A crash while appending a checkpoint: harmless, and the writer cuts it off on open.
-            report.problems.push(problem("incomplete checkpoint at the end of the file (torn write)".into()));
+            // A crash while appending a checkpoint: it signed nothing yet, and the writer cuts it off on open.
+            report.torn_checkpoint = Some(line.offset);
             continue;
         }
         let note = match &line.note {
@@ -232,7 +234,10 @@ struct ChainBreak {
 
 /// State carried across segments.
 struct Walk {
+    origin: String,
     checkpoints: Vec<Known>,
+    /// `seq` minus position, as last seen: a change is reported once, not at every later record.
+    seq_shift: i128,
     next_cp: usize,
     started: bool,
     expected: u64,
@@ -245,9 +250,11 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(checkpoints: Vec<Known>) -> Walk {
+    fn new(checkpoints: Vec<Known>, origin: &str) -> Walk {
         Walk {
+            origin: origin.to_owned(),
             checkpoints,
+            seq_shift: 0,
             next_cp: 0,
             started: false,
             expected: 0,
@@ -281,6 +288,13 @@ impl Walk {
                 return;
             }
         };
+        if header.origin != self.origin {
+            report.problems.push(problem(
+                Some(name_seq),
+                Some(0),
+                format!("segment belongs to log {:?}, not {:?}", header.origin, self.origin),
+            ));
+        }
         if header.first_seq != name_seq {
             report.problems.push(problem(
                 Some(name_seq.min(header.first_seq)),
@@ -339,7 +353,9 @@ impl Walk {
             report.records += 1;
             let leaf = match RecordLine::parse(line.bytes) {
                 Ok(rec) => {
-                    if rec.seq != seq {
+                    let shift = i128::from(rec.seq) - i128::from(seq);
+                    if shift != self.seq_shift {
+                        self.seq_shift = shift;
                         report.problems.push(problem(
                             Some(seq),
                             Some(line.offset),
@@ -357,7 +373,8 @@ impl Walk {
                             message: "record was changed: the hash chain breaks here".into(),
                         });
                     }
-                    if rec.prev != self.prev {
+                    // A record out of place breaks the chain too; its seq problem already names it.
+                    if rec.prev != self.prev && shift == 0 {
                         self.chain_break =
                             Some(ChainBreak { seq, leaf: rec.leaf, path: path.to_path_buf(), offset: line.offset });
                     }

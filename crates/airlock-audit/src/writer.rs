@@ -281,6 +281,11 @@ impl AuditLog {
             _lock: lock_file,
         });
         let log = AuditLog { inner: Arc::clone(&inner), background: Mutex::new(None) };
+        if !recovered.had_checkpoint {
+            // A new log: sign the empty tree before the first record, so that from the first record on, the log
+            // always has a checkpoint (and a log with records but none has lost its checkpoint file).
+            log.inner.write_checkpoint()?;
+        }
         if let Some(torn) = recovered.torn {
             log.append(
                 Event::lifecycle(now, activity::UPDATE, torn)
@@ -550,7 +555,7 @@ impl Inner {
         let too_old = self.opts.segment_max_age.is_some_and(|age| now - io.seg_created_ms >= age.as_millis() as i64);
         if has_records && (too_big || too_old) {
             let path = segment::segment_path(&self.dir, start.next_seq);
-            let (file, len) = create_segment(&self.dir, start, self.signer.verifier().name(), now)
+            let (file, len) = create_segment(&self.dir, start, self.signer.verifier().name())
                 .map_err(failed(&path, "create segment"))?;
             io.file = file;
             io.seg_path = path;
@@ -625,10 +630,10 @@ impl Inner {
         }
         if let Some(age) = r.max_age {
             let cutoff = now - age.as_millis() as i64;
-            // A segment's newest record is no newer than the next segment's creation.
+            // A segment's newest record is no newer than the next segment's first record.
             for i in 0..segs.len() - 1 {
-                let next_created = read_header(&segs[i + 1].1).map(|h| h.created_ms).unwrap_or(i64::MAX);
-                if next_created < cutoff {
+                let next_start = first_record_time(&segs[i + 1].1).unwrap_or(i64::MAX);
+                if next_start < cutoff {
                     keep_from = keep_from.max(i + 1);
                 }
             }
@@ -704,6 +709,7 @@ struct Recovered {
     io: Io,
     last_time: i64,
     checkpoint_size: u64,
+    had_checkpoint: bool,
     /// A description of a torn tail that was cut off, to be recorded.
     torn: Option<String>,
 }
@@ -750,7 +756,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             return Err(AuditError::Truncated { records: 0, checkpoint_size: cp.size });
         }
         let genesis = Tip { next_seq: 0, frontier: Frontier::new(), prev: GENESIS_PREV };
-        let (file, len) = create_segment(dir, &genesis, verifier.name(), now)
+        let (file, len) = create_segment(dir, &genesis, verifier.name())
             .map_err(io_err(segment::segment_path(dir, 0), "create segment"))?;
         return Ok(Recovered {
             tip: genesis,
@@ -764,8 +770,9 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
                 checkpoints,
                 checkpoints_len: cp_len,
             },
-            last_time: last_cp.map_or(now, |c| c.time_ms),
+            last_time: last_cp.as_ref().map_or(now, |c| c.time_ms),
             checkpoint_size: 0,
+            had_checkpoint: last_cp.is_some(),
             torn: None,
         });
     };
@@ -778,7 +785,8 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         return Err(corrupt(format!("header says first seq {}, file name says {first}", header.first_seq)));
     }
     let mut tip = Tip { next_seq: header.first_seq, frontier: header.frontier.clone(), prev: header.prev };
-    let mut last_time = header.created_ms;
+    let mut last_time = i64::MIN;
+    let mut first_logged = None;
     let mut valid_len = header_end as u64 + 1;
     let mut torn = None;
     let check_cp = |tip: &Tip| -> Result<(), AuditError> {
@@ -809,6 +817,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         tip.prev = rec.leaf;
         tip.next_seq += 1;
         last_time = last_time.max(rec.logged_ms);
+        first_logged.get_or_insert(rec.logged_ms);
         valid_len = line.offset + line.bytes.len() as u64 + 1;
         check_cp(&tip)?;
     }
@@ -816,6 +825,14 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         && cp.size > tip.next_seq
     {
         return Err(AuditError::Truncated { records: tip.next_seq, checkpoint_size: cp.size });
+    }
+    if last_cp.is_none() && tip.next_seq > 0 {
+        return Err(AuditError::Corrupt {
+            path: cp_path,
+            reason: "the log holds records but no checkpoint: the checkpoint file was removed or emptied (run \
+                     `airlock audit verify`)"
+                .into(),
+        });
     }
     let mut file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path, "open"))?;
     let mut torn_note = None;
@@ -837,13 +854,15 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             seg_path: path,
             seg_first: first,
             seg_len: valid_len,
-            seg_created_ms: header.created_ms,
+            // The segment's age counts from its first record (or from now, for an empty one).
+            seg_created_ms: first_logged.unwrap_or(now),
             dirty: false,
             checkpoints,
             checkpoints_len: cp_len,
         },
-        last_time: last_time.max(last_cp.as_ref().map_or(i64::MIN, |c| c.time_ms)),
-        checkpoint_size: last_cp.map_or(0, |c| c.size),
+        last_time: last_time.max(last_cp.as_ref().map_or(now, |c| c.time_ms)),
+        checkpoint_size: last_cp.as_ref().map_or(0, |c| c.size),
+        had_checkpoint: last_cp.is_some(),
         tip,
         torn: torn_note,
     })
@@ -851,13 +870,12 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
 
 /// Creates the segment that starts after `tip`: header written to a temporary file, synced, then renamed into
 /// place, so a segment file never exists without its header.
-fn create_segment(dir: &Path, tip: &Tip, origin: &str, now: i64) -> io::Result<(File, u64)> {
+fn create_segment(dir: &Path, tip: &Tip, origin: &str) -> io::Result<(File, u64)> {
     let header = SegmentHeader {
         first_seq: tip.next_seq,
         prev: tip.prev,
         frontier: tip.frontier.clone(),
         origin: origin.to_owned(),
-        created_ms: now,
     };
     let mut line = header.encode();
     line.push(b'\n');
@@ -877,14 +895,18 @@ fn create_segment(dir: &Path, tip: &Tip, origin: &str, now: i64) -> io::Result<(
     Ok((file, line.len() as u64))
 }
 
-fn read_header(path: &Path) -> Option<SegmentHeader> {
+/// The time of a segment's first record, if it has one.
+fn first_record_time(path: &Path) -> Option<i64> {
     use std::io::BufRead;
+    let mut r = io::BufReader::new(File::open(path).ok()?);
     let mut line = Vec::new();
-    io::BufReader::new(File::open(path).ok()?).read_until(b'\n', &mut line).ok()?;
+    r.read_until(b'\n', &mut line).ok()?; // the header
+    line.clear();
+    r.read_until(b'\n', &mut line).ok()?;
     if line.pop() != Some(b'\n') {
         return None;
     }
-    SegmentHeader::parse(&line).ok()
+    RecordLine::parse(&line).ok().map(|rec| rec.logged_ms)
 }
 
 fn cut_back(io: &mut Io) -> io::Result<()> {

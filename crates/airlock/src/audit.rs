@@ -173,6 +173,7 @@ fn verify(
             "unsigned_records": report.unsigned_records,
             "first_bad": report.first_bad().map(|p| p.to_string()),
             "problems": problems,
+            "torn_checkpoint_offset": report.torn_checkpoint,
             "torn_tail": report.torn_tail.as_ref().map(|t| json!({"path": t.path, "offset": t.offset, "bytes": t.bytes, "seq": t.seq})),
             "strays": report.strays,
         });
@@ -230,6 +231,12 @@ fn verify(
                 t.bytes,
                 t.offset,
                 t.path.display()
+            );
+        }
+        if let Some(offset) = report.torn_checkpoint {
+            eprintln!(
+                "  torn checkpoint: the checkpoint file ends in an incomplete line at offset {offset} (a crash while \
+                 signing). Run `airlock audit repair` to remove it."
             );
         }
     }
