@@ -25,36 +25,27 @@ pub enum CanonicalError {
 
 /// Serialises `value` in canonical form.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
-    let mut out = Vec::with_capacity(512);
-    write(value, &mut out, &mut String::from("$"))?;
+    let mut out = Vec::with_capacity(1024);
+    write_into(value, &mut out)?;
     Ok(out)
 }
 
-/// Appends `value` in canonical form to `out`.
+/// Appends `value` in canonical form to `out`. On error `out` may hold a partial value.
 pub fn write_into(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    write(value, out, &mut String::from("$"))
+    write(value, out).map_err(|()| locate(value, &mut String::from("$")).expect("write failed, so locate finds it"))
 }
 
-fn write(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<(), CanonicalError> {
+/// The fast path: no error detail (the slow [`locate`] walk finds it when needed).
+fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), ()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                if u > MAX_SAFE_INTEGER {
-                    return Err(CanonicalError::IntegerRange { path: path.clone() });
-                }
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else if let Some(i) = n.as_i64() {
-                if i.unsigned_abs() > MAX_SAFE_INTEGER {
-                    return Err(CanonicalError::IntegerRange { path: path.clone() });
-                }
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else {
-                return Err(CanonicalError::Fraction { path: path.clone() });
-            }
-        }
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) if u <= MAX_SAFE_INTEGER => write_int(out, u, false),
+            (None, Some(i)) if i.unsigned_abs() <= MAX_SAFE_INTEGER => write_int(out, i.unsigned_abs(), i < 0),
+            _ => return Err(()),
+        },
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -62,39 +53,96 @@ fn write(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<(), Cano
                 if i > 0 {
                     out.push(b',');
                 }
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                write(item, out, path)?;
-                path.truncate(len);
+                write(item, out)?;
             }
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            // UTF-16 order differs from UTF-8 byte order only when a key holds characters above U+FFFF next to
-            // ones in U+E000..U+FFFF; sorting by the UTF-16 encoding is right for every key.
-            if members.iter().all(|(k, _)| k.is_ascii()) {
-                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            } else {
-                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            }
             out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
+            // Maps usually arrive sorted already (serde_json's default map is ordered by bytes, which is UTF-16
+            // order for ASCII keys); sort only when they are not.
+            let ascii_sorted =
+                map.keys().all(|k| k.is_ascii()) && map.keys().zip(map.keys().skip(1)).all(|(a, b)| a < b);
+            let mut first = true;
+            let mut member = |k: &String, v: &Value, out: &mut Vec<u8>| -> Result<(), ()> {
+                if !std::mem::take(&mut first) {
                     out.push(b',');
                 }
                 write_string(k, out);
                 out.push(b':');
-                let len = path.len();
-                path.push('.');
-                path.push_str(k);
-                write(v, out, path)?;
-                path.truncate(len);
+                write(v, out)
+            };
+            if ascii_sorted {
+                for (k, v) in map {
+                    member(k, v, out)?;
+                }
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                // UTF-16 order differs from UTF-8 byte order only for keys with characters above U+FFFF next to
+                // ones in U+E000..U+FFFF; sorting by the UTF-16 encoding is right for every key.
+                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                for (k, v) in members {
+                    member(k, v, out)?;
+                }
             }
             out.push(b'}');
         }
     }
     Ok(())
+}
+
+/// Writes a decimal integer (as JSON and JCS spell it) without allocating.
+pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
+    write_int(out, n.unsigned_abs(), n < 0)
+}
+
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    write_int(out, n, false)
+}
+
+fn write_int(out: &mut Vec<u8>, mut n: u64, negative: bool) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Finds the first value [`write`] refuses, with its path.
+fn locate(value: &Value, path: &mut String) -> Option<CanonicalError> {
+    match value {
+        Value::Number(n) if n.as_u64().is_none() && n.as_i64().is_none() => {
+            Some(CanonicalError::Fraction { path: path.clone() })
+        }
+        Value::Number(n) if n.as_u64().map_or_else(|| n.as_i64().unwrap().unsigned_abs(), |u| u) > MAX_SAFE_INTEGER => {
+            Some(CanonicalError::IntegerRange { path: path.clone() })
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let r = locate(item, path);
+            path.truncate(len);
+            r
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            let r = locate(v, path);
+            path.truncate(len);
+            r
+        }),
+        _ => None,
+    }
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {

@@ -45,12 +45,16 @@ pub const MAX_SIGNATURES: usize = 100;
 /// Em dash (U+2014) and a space: how every signature line starts.
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
+/// The latest checkpoint time, 9999-12-30T22:00:00.000Z in Unix milliseconds: the last millisecond the time
+/// library takes (its range stops short of the end of year 9999). Times before 1970 are refused too.
+pub const MAX_TIME_MS: i64 = 253_402_207_200_000;
+
 /// The signed-note signature type of Ed25519.
 const ALG_ED25519: u8 = 0x01;
 
 /// Everything that can go wrong with keys, notes and checkpoints. Messages say which line or part is wrong and
 /// why. They name keys by name and key ID only, never by key material.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NoteError {
     #[error("invalid key name: it {reason}")]
     InvalidKeyName { reason: &'static str },
@@ -100,6 +104,8 @@ pub enum NoteError {
     MissingLine { line: usize, what: &'static str },
     #[error("checkpoint line 1 (origin) is empty")]
     EmptyOrigin,
+    #[error("checkpoint origin contains a newline or another control character")]
+    OriginControlCharacter,
     #[error("checkpoint line 2 (tree size) {reason}")]
     BadTreeSize { reason: &'static str },
     #[error("checkpoint line 3 (root hash) is not padded standard base64")]
@@ -116,7 +122,7 @@ pub enum NoteError {
     DuplicateTime { line: usize },
     #[error("checkpoint line {line} (time) {reason}")]
     BadTime { line: usize, reason: &'static str },
-    #[error("checkpoint time {time_ms} ms is outside 1970-01-01 to 9999-12-30")]
+    #[error("checkpoint time {time_ms} ms is outside 1970-01-01T00:00:00.000Z to 9999-12-30T22:00:00.000Z")]
     TimeOutOfRange { time_ms: i64 },
     #[error("checkpoint origin {origin:?} is not the key name {key_name:?}")]
     OriginMismatch { origin: String, key_name: String },
@@ -395,13 +401,13 @@ pub struct Checkpoint {
     pub origin: String,
     pub size: u64,
     pub root: Hash,
-    /// Milliseconds since the Unix epoch, UTC. Must be from 1970 on.
+    /// Milliseconds since the Unix epoch, UTC, from 0 to [`MAX_TIME_MS`].
     pub time_ms: i64,
 }
 
 /// `time_ms` as RFC 3339 UTC with exactly three fractional digits and `Z`, e.g. `2025-01-02T03:04:05.006Z`.
 fn format_time(time_ms: i64) -> Result<String, NoteError> {
-    if time_ms < 0 {
+    if !(0..=MAX_TIME_MS).contains(&time_ms) {
         return Err(NoteError::TimeOutOfRange { time_ms });
     }
     let ts = jiff::Timestamp::from_millisecond(time_ms).map_err(|_| NoteError::TimeOutOfRange { time_ms })?;
@@ -411,7 +417,7 @@ fn format_time(time_ms: i64) -> Result<String, NoteError> {
 /// Reads a `time` value; only the exact form [`format_time`] writes is accepted.
 fn parse_time(value: &str, line: usize) -> Result<i64, NoteError> {
     let ts: jiff::Timestamp =
-        value.parse().map_err(|_| NoteError::BadTime { line, reason: "is not an RFC 3339 timestamp" })?;
+        value.parse().map_err(|_| NoteError::BadTime { line, reason: "is not an RFC 3339 timestamp in the supported range" })?;
     let time_ms = ts.as_millisecond();
     // Printing it back must give the same bytes: that rules out offsets other than Z, other precisions and
     // sub-millisecond digits, lower-case letters and every other variant RFC 3339 or the parser allows.
@@ -441,12 +447,15 @@ fn parse_size(s: &str) -> Result<u64, NoteError> {
 
 impl Checkpoint {
     /// The checkpoint text: origin, size, base64 root, then the `time` line. Fails for an empty origin, one with
-    /// control characters (a newline would change the lines), or a time before 1970 or beyond jiff's range.
+    /// control characters (a newline would change the lines), or a time outside `0..=MAX_TIME_MS`.
     pub fn to_text(&self) -> Result<String, NoteError> {
         if self.origin.is_empty() {
             return Err(NoteError::EmptyOrigin);
         }
-        check_no_control(&self.origin)?;
+        // A newline would split the origin over two lines; other control characters no note may hold.
+        if self.origin.chars().any(char::is_control) {
+            return Err(NoteError::OriginControlCharacter);
+        }
         let time = format_time(self.time_ms)?;
         Ok(format!("{}\n{}\n{}\ntime {time}\n", self.origin, self.size, B64.encode(self.root)))
     }

@@ -52,7 +52,7 @@ pub fn empty_root() -> Hash {
 }
 
 /// Everything that can go wrong building or checking a proof. Messages name the sizes involved, never hashes.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MerkleError {
     #[error("leaf index {index} is out of range for a tree of size {size}")]
     IndexOutOfRange { index: u64, size: u64 },

@@ -23,13 +23,13 @@ pub fn encode_into(seq: u64, logged_ms: i64, prev: &Hash, event_json: &[u8], out
     out.extend_from_slice(b"{\"event\":");
     out.extend_from_slice(event_json);
     out.extend_from_slice(b",\"logged\":");
-    out.extend_from_slice(logged_ms.to_string().as_bytes());
+    crate::canonical::write_i64(out, logged_ms);
     out.extend_from_slice(b",\"prev\":\"");
     let mut hex_buf = [0u8; 64];
     hex::encode_to_slice(prev, &mut hex_buf).expect("64 bytes for 32");
     out.extend_from_slice(&hex_buf);
     out.extend_from_slice(b"\",\"seq\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    crate::canonical::write_u64(out, seq);
     out.push(b'}');
 }
 

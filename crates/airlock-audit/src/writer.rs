@@ -12,7 +12,8 @@
 //! [`AuditError::WriteFailed`] — which the broker turns into a deny. The next append tries again from a clean
 //! state (so the log recovers when disk space returns) and first records what was lost.
 //!
-//! A background thread flushes buffered (non-durable) appends, signs checkpoints every N records or T seconds,
+//! Buffered appends skip the wait: the background thread writes them without a sync and syncs at most a second
+//! later (a durable append or a checkpoint syncs them sooner). It also signs checkpoints every N records or T seconds,
 //! writes a heartbeat checkpoint when idle (so a silent log is visibly alive), and applies retention.
 
 use std::fs::{self, File, OpenOptions};
@@ -51,6 +52,8 @@ impl Clock for SystemClock {
 
 /// How much the clock may step back before the log records that it did (NTP slews are smaller than this).
 const CLOCK_STEP_REPORT_MS: i64 = 1_000;
+/// How long a buffered record may stay written but not synced.
+const BUFFERED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Pending bytes beyond which appenders wait for a flush, so a stalled disk cannot eat all memory.
 const MAX_PENDING_BYTES: usize = 32 << 20;
 
@@ -142,11 +145,16 @@ struct Tip {
 struct State {
     /// After the last record handed out (possibly not yet written).
     tip: Tip,
-    /// After the last record known to be on disk.
+    /// After the last record handed to the kernel (`write`), which survives a crash of this process.
+    written: Tip,
+    /// After the last record known to be on disk (`fdatasync`ed), which survives a power cut.
     durable: Tip,
-    /// Serialised records `durable.next_seq..tip.next_seq`, each ending in a newline.
+    /// Serialised records `written.next_seq..tip.next_seq`, each ending in a newline.
     pending: Vec<u8>,
     pending_exports: Vec<Arc<ExportItem>>,
+    /// Exports of records written but not yet durable: sinks get a record only once the local log keeps it.
+    unsynced_exports: Vec<Arc<ExportItem>>,
+    last_sync: Instant,
     flushing: bool,
     /// Bumped whenever pending records are thrown away after a failed write.
     generation: u64,
@@ -166,8 +174,10 @@ struct Io {
     file: File,
     seg_path: PathBuf,
     seg_first: u64,
-    /// Durable length of the segment.
+    /// Length of the segment as written.
     seg_len: u64,
+    /// Length of the segment known to be on disk; a failed write is cut back to this.
+    synced_len: u64,
     seg_created_ms: i64,
     /// Set when a failed write could not be cut back: nothing more may be appended until it is.
     dirty: bool,
@@ -255,9 +265,12 @@ impl AuditLog {
         let sinks = sinks.into_iter().map(|(s, o)| SinkWorker::start(s, o)).collect();
         let state = State {
             tip: recovered.tip.clone(),
+            written: recovered.tip.clone(),
             durable: recovered.tip.clone(),
             pending: Vec::new(),
             pending_exports: Vec::new(),
+            unsynced_exports: Vec::new(),
+            last_sync: Instant::now(),
             flushing: false,
             generation: 0,
             last_failure: None,
@@ -317,8 +330,10 @@ impl AuditLog {
         Ok(receipt)
     }
 
-    /// Appends `event` without waiting for the disk: the record is written within `flush_interval`, and a crash
-    /// before then loses it. For records whose loss is acceptable (`record_allows` in the `dev` profile).
+    /// Appends `event` without waiting for the disk. The record is written to the file within `flush_interval`
+    /// (from then on it survives this process crashing) and synced within a second (from then on it survives a
+    /// power cut); a failure in between loses it, and the log records the loss. For records whose loss is
+    /// acceptable, such as allows when `record_allows` is not required to be durable.
     pub fn append_buffered(&self, event: Event) -> Result<Receipt, AuditError> {
         Ok(self.inner.enqueue(event)?.0)
     }
@@ -484,53 +499,65 @@ impl Inner {
             if st.durable.next_seq > seq {
                 return Ok(());
             }
-            if !st.flushing && !st.pending.is_empty() {
-                st = self.flush_locked(st);
+            if !st.flushing {
+                st = self.flush_locked(st, true);
                 continue;
             }
             st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// Becomes the flush leader: writes and syncs everything pending, then wakes the callers it covered.
-    fn flush_locked<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Becomes the flush leader: writes everything pending (and with `sync`, makes everything written durable),
+    /// then wakes the callers it covered.
+    fn flush_locked<'a>(&'a self, mut st: MutexGuard<'a, State>, sync: bool) -> MutexGuard<'a, State> {
         st.flushing = true;
-        let batch = std::mem::take(&mut st.pending);
+        // The next batch will likely be about this size: give it the room now rather than grow it by copying.
+        let room = st.pending.len();
+        let batch = std::mem::replace(&mut st.pending, Vec::with_capacity(room));
         let exports = std::mem::take(&mut st.pending_exports);
-        let start = st.durable.clone();
+        let start = st.written.clone();
         let end = st.tip.clone();
         let now = st.last_time;
         drop(st);
 
         let result = {
             let mut io = lock(&self.io);
-            self.write_batch(&mut io, &start, &batch, now)
+            self.write_batch(&mut io, &start, &batch, now, sync)
         };
 
         let mut st = lock(&self.state);
         st.flushing = false;
         match result {
             Ok(()) => {
-                st.durable = end;
-                let due = st.durable.next_seq - st.checkpoint_size >= self.opts.checkpoint_every;
-                for sink in &self.sinks {
-                    sink.offer(&exports);
-                }
-                if due {
-                    self.wake.notify_all();
+                st.written = end;
+                st.unsynced_exports.extend(exports);
+                if sync {
+                    st.durable = st.written.clone();
+                    st.last_sync = Instant::now();
+                    let exports = std::mem::take(&mut st.unsynced_exports);
+                    for sink in &self.sinks {
+                        sink.offer(&exports);
+                    }
+                    if st.durable.next_seq - st.checkpoint_size >= self.opts.checkpoint_every {
+                        self.wake.notify_all();
+                    }
                 }
             }
             Err(AuditError::WriteFailed { path, op, source }) => {
-                let lost = st.tip.next_seq - start.next_seq;
+                // Everything after the last durable record is gone from the file: forget it here too.
+                let first = st.durable.next_seq;
+                let lost = st.tip.next_seq - first;
                 let why = format!("{op} {}: {source}", path.display());
                 st.lost = Some(match st.lost.take() {
-                    Some((first, count, _)) => (first, count + lost, why),
-                    None => (start.next_seq, lost, why),
+                    Some((f, count, _)) => (f, count + lost, why),
+                    None => (first, lost, why),
                 });
                 st.last_failure = Some((op, path, source.kind(), source.to_string()));
-                st.tip = start;
+                st.tip = st.durable.clone();
+                st.written = st.durable.clone();
                 st.pending.clear();
                 st.pending_exports.clear();
+                st.unsynced_exports.clear();
                 st.generation += 1;
             }
             Err(other) => {
@@ -542,7 +569,16 @@ impl Inner {
         st
     }
 
-    fn write_batch(&self, io: &mut Io, start: &Tip, batch: &[u8], now: i64) -> Result<(), AuditError> {
+    fn write_batch(&self, io: &mut Io, start: &Tip, batch: &[u8], now: i64, sync: bool) -> Result<(), AuditError> {
+        let result = self.write_batch_inner(io, start, batch, now, sync);
+        if result.is_err() {
+            io.dirty = true;
+            let _ = cut_back(io);
+        }
+        result
+    }
+
+    fn write_batch_inner(&self, io: &mut Io, start: &Tip, batch: &[u8], now: i64, sync: bool) -> Result<(), AuditError> {
         let failed = |path: &Path, op: &'static str| {
             let path = path.to_path_buf();
             move |source| AuditError::WriteFailed { path, op, source }
@@ -553,7 +589,12 @@ impl Inner {
         let has_records = start.next_seq > io.seg_first;
         let too_big = io.seg_len + batch.len() as u64 > self.opts.segment_max_bytes;
         let too_old = self.opts.segment_max_age.is_some_and(|age| now - io.seg_created_ms >= age.as_millis() as i64);
-        if has_records && (too_big || too_old) {
+        if !batch.is_empty() && has_records && (too_big || too_old) {
+            // Finish the old segment first, so unsynced records never straddle two files.
+            if io.synced_len < io.seg_len {
+                io.file.sync_data().map_err(failed(&io.seg_path, "sync"))?;
+                io.synced_len = io.seg_len;
+            }
             let path = segment::segment_path(&self.dir, start.next_seq);
             let (file, len) = create_segment(&self.dir, start, self.signer.verifier().name())
                 .map_err(failed(&path, "create segment"))?;
@@ -561,17 +602,18 @@ impl Inner {
             io.seg_path = path;
             io.seg_first = start.next_seq;
             io.seg_len = len;
+            io.synced_len = len;
             io.seg_created_ms = now;
             self.wake.notify_all(); // retention may now have something to do
         }
-        let write = io.file.write_all(batch).and_then(|()| io.file.sync_data());
-        if let Err(source) = write {
-            io.dirty = true;
-            let op = "write and sync";
-            let _ = cut_back(io);
-            return Err(AuditError::WriteFailed { path: io.seg_path.clone(), op, source });
+        if !batch.is_empty() {
+            io.file.write_all(batch).map_err(failed(&io.seg_path, "write"))?;
+            io.seg_len += batch.len() as u64;
         }
-        io.seg_len += batch.len() as u64;
+        if sync && io.synced_len < io.seg_len {
+            io.file.sync_data().map_err(failed(&io.seg_path, "sync"))?;
+            io.synced_len = io.seg_len;
+        }
         Ok(())
     }
 
@@ -670,7 +712,7 @@ fn background(inner: &Inner) {
             return;
         }
         let since_cp = st.checkpoint_at.elapsed();
-        let new_records = st.durable.next_seq > st.checkpoint_size;
+        let new_records = st.written.next_seq > st.checkpoint_size;
         let mut wait = opts.heartbeat.saturating_sub(since_cp);
         if new_records {
             wait = wait.min(opts.checkpoint_interval.saturating_sub(since_cp));
@@ -684,13 +726,18 @@ fn background(inner: &Inner) {
             return;
         }
         if !st.pending.is_empty() && !st.flushing {
-            st = inner.flush_locked(st);
+            st = inner.flush_locked(st, false);
         }
         let since_cp = st.checkpoint_at.elapsed();
-        let unsigned = st.durable.next_seq - st.checkpoint_size.min(st.durable.next_seq);
+        let unsigned = st.written.next_seq - st.checkpoint_size.min(st.written.next_seq);
         let due = unsigned >= opts.checkpoint_every
             || (unsigned > 0 && since_cp >= opts.checkpoint_interval)
             || since_cp >= opts.heartbeat;
+        // Buffered records become durable within a second, and always before a checkpoint signs them.
+        let unsynced = st.written.next_seq > st.durable.next_seq;
+        if unsynced && !st.flushing && (due || st.last_sync.elapsed() >= BUFFERED_SYNC_INTERVAL) {
+            st = inner.flush_locked(st, true);
+        }
         drop(st);
         if due {
             // A failure here is visible to `verify` (an old last checkpoint) and retried on the next round.
@@ -765,6 +812,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
                 seg_path: segment::segment_path(dir, 0),
                 seg_first: 0,
                 seg_len: len,
+                synced_len: len,
                 seg_created_ms: now,
                 dirty: false,
                 checkpoints,
@@ -854,6 +902,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             seg_path: path,
             seg_first: first,
             seg_len: valid_len,
+            synced_len: valid_len,
             // The segment's age counts from its first record (or from now, for an empty one).
             seg_created_ms: first_logged.unwrap_or(now),
             dirty: false,
@@ -910,8 +959,9 @@ fn first_record_time(path: &Path) -> Option<i64> {
 }
 
 fn cut_back(io: &mut Io) -> io::Result<()> {
-    io.file.set_len(io.seg_len)?;
+    io.file.set_len(io.synced_len)?;
     io.file.sync_data()?;
+    io.seg_len = io.synced_len;
     io.dirty = false;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Tests for signed notes and checkpoints: published vectors from Go's `sumdb/note`, the C2SP spec and the live
 //! Go checksum database, then round trips, tampering, and each malformed input refused with its own error.
 
-use airlock_audit::checkpoint::{Checkpoint, MAX_SIGNATURES, NoteError, NoteSigner, NoteVerifier, open_note, split_notes};
+use airlock_audit::checkpoint::{Checkpoint, MAX_SIGNATURES, MAX_TIME_MS, NoteError, NoteSigner, NoteVerifier, open_note, split_notes};
 use airlock_audit::merkle::leaf_hash;
 use airlock_crypto::Key32;
 use airlock_crypto::sign::SigningKey;
@@ -321,7 +321,9 @@ fn checkpoint_text_is_exact() {
 fn checkpoint_round_trips() {
     let signer = log_signer();
     let verifier = signer.verifier();
-    let max_ms = jiff::Timestamp::MAX.as_millisecond();
+    let max_ms = MAX_TIME_MS;
+    let latest = Checkpoint { time_ms: max_ms, ..checkpoint() }.to_text().unwrap();
+    assert!(latest.ends_with("\ntime 9999-12-30T22:00:00.000Z\n"), "{latest}");
     for (size, time_ms) in [(0, 0), (1, 1), (12345, 1_700_000_000_123), (u64::MAX, max_ms), (1 << 40, 999)] {
         let cp = Checkpoint { size, time_ms, ..checkpoint() };
         let text = cp.to_text().unwrap();
@@ -339,7 +341,9 @@ fn checkpoint_round_trips() {
     let no_origin = Checkpoint { origin: String::new(), ..checkpoint() };
     assert_eq!(no_origin.to_text(), Err(NoteError::EmptyOrigin));
     let two_lines = Checkpoint { origin: "a\nb".into(), ..checkpoint() };
-    assert_eq!(two_lines.to_text(), Err(NoteError::ControlCharacter { offset: 1 }));
+    assert_eq!(two_lines.to_text(), Err(NoteError::OriginControlCharacter));
+    let tab = Checkpoint { origin: "a\tb".into(), ..checkpoint() };
+    assert_eq!(tab.to_text(), Err(NoteError::OriginControlCharacter));
 }
 
 #[test]
@@ -472,7 +476,10 @@ fn malformed_checkpoint_texts_are_each_refused_with_their_own_error() {
         (format!("{ORIGIN}\n1\n{root31}\n{time}\n"), NoteError::RootHashLength { len: 31 }),
         (format!("{ORIGIN}\n1\n{root33}\n{time}\n"), NoteError::RootHashLength { len: 33 }),
         (format!("{ORIGIN}\n1\n{unpadded}\n{time}\n"), NoteError::BadRootHash),
-        (format!("{ORIGIN}\n1\n{}\n{time}\n", hex::encode(leaf_hash(b"root"))), NoteError::BadRootHash),
+        // 64 hex digits happen to be valid base64, of 48 bytes.
+        (format!("{ORIGIN}\n1\n{}\n{time}\n", hex::encode(leaf_hash(b"root"))), NoteError::RootHashLength { len: 48 }),
+        (format!("{ORIGIN}\n1\n{}\n{time}\n", B64.encode([7u8; 32]).replace('=', "")), NoteError::BadRootHash),
+        (format!("{ORIGIN}\n1\n{}\n{time}\n", B64.encode([0xfbu8; 32]).replace('+', "-").replace('/', "_")), NoteError::BadRootHash),
         (format!("{ORIGIN}\n1\n\n{time}\n"), NoteError::RootHashLength { len: 0 }),
         // Time.
         (format!("{ORIGIN}\n1\n{root}\n"), NoteError::MissingTime),
@@ -502,12 +509,28 @@ fn malformed_checkpoint_texts_are_each_refused_with_their_own_error() {
             NoteError::BadTime { line: 4, reason: non_canonical },
         ),
         (
+            format!("{ORIGIN}\n1\n{root}\ntime 2023-11-14t22:13:20.123z\n"),
+            NoteError::BadTime { line: 4, reason: non_canonical },
+        ),
+        (
+            format!("{ORIGIN}\n1\n{root}\ntime 2023-11-14T22:13:20,123Z\n"),
+            NoteError::BadTime { line: 4, reason: non_canonical },
+        ),
+        (
+            format!("{ORIGIN}\n1\n{root}\ntime 2023-11-14T22:13:20.123Z[UTC]\n"),
+            NoteError::BadTime { line: 4, reason: non_canonical },
+        ),
+        (
+            format!("{ORIGIN}\n1\n{root}\ntime 9999-12-31T00:00:00.000Z\n"),
+            NoteError::BadTime { line: 4, reason: "is not an RFC 3339 timestamp in the supported range" },
+        ),
+        (
             format!("{ORIGIN}\n1\n{root}\ntime yesterday\n"),
-            NoteError::BadTime { line: 4, reason: "is not an RFC 3339 timestamp" },
+            NoteError::BadTime { line: 4, reason: "is not an RFC 3339 timestamp in the supported range" },
         ),
         (
             format!("{ORIGIN}\n1\n{root}\ntime  2023-11-14T22:13:20.123Z\n"),
-            NoteError::BadTime { line: 4, reason: "is not an RFC 3339 timestamp" },
+            NoteError::BadTime { line: 4, reason: "is not an RFC 3339 timestamp in the supported range" },
         ),
         (format!("{ORIGIN}\n1\n{root}\ntime 1969-12-31T23:59:59.999Z\n"), NoteError::TimeOutOfRange { time_ms: -1 }),
         (format!("{ORIGIN}\n1\n{root}\nTime 2023-11-14T22:13:20.123Z\n"), NoteError::UnexpectedLine { line: 4 }),

@@ -548,8 +548,7 @@ fn a_server_certificate_from_another_ca_is_refused() {
     assert!(err.0.contains("TLS") || err.0.to_lowercase().contains("certificate"), "{err}");
 
     // The built-in roots (no ca_pem) do not include the test CA either.
-    let mut public_roots =
-        WebhookSink::new(&url, token(), WebhookOptions { ca_pem: None, ..pki.options() }).unwrap();
+    let mut public_roots = WebhookSink::new(&url, token(), WebhookOptions { ca_pem: None, ..pki.options() }).unwrap();
     public_roots.deliver(&records([1])).unwrap_err();
 
     assert!(server.requests().is_empty(), "no request was sent over an unverified connection");
@@ -597,10 +596,8 @@ fn url_rules_are_enforced_at_construction() {
 #[test]
 fn bad_tokens_and_ca_files_are_refused_without_echoing_them() {
     for bad in ["tok\r\nX-Injected: 1-canary", "with space canary", ""] {
-        let err = WebhookSink::new("https://siem.example/", Some(SecretBytes::copy_from(bad.as_bytes())), {
-            WebhookOptions::default()
-        })
-        .unwrap_err();
+        let token = Some(SecretBytes::copy_from(bad.as_bytes()));
+        let err = WebhookSink::new("https://siem.example/", token, WebhookOptions::default()).unwrap_err();
         assert!(err.0.contains("token"), "{err}");
         assert!(!err.0.contains("canary") && !err.0.contains("Injected"), "{err}");
     }
@@ -617,9 +614,12 @@ fn bad_tokens_and_ca_files_are_refused_without_echoing_them() {
 
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "no certificates here\n").unwrap();
-    let err =
-        WebhookSink::new("https://siem.example/", None, WebhookOptions { ca_pem: Some(empty), ..WebhookOptions::default() })
-            .unwrap_err();
+    let err = WebhookSink::new(
+        "https://siem.example/",
+        None,
+        WebhookOptions { ca_pem: Some(empty), ..WebhookOptions::default() },
+    )
+    .unwrap_err();
     assert!(err.0.contains("no certificate"), "{err}");
 }
 

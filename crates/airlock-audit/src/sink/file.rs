@@ -140,7 +140,9 @@ fn open_checked(path: &Path) -> Result<OpenFile, SinkError> {
     let err = |what: &str, e: std::io::Error| {
         let why = match e.raw_os_error() {
             Some(code) if code == nix::errno::Errno::ELOOP as i32 => "it is a symlink; refusing to follow it".into(),
-            Some(code) if code == nix::errno::Errno::ENXIO as i32 => "it is a FIFO or socket, not a regular file".into(),
+            Some(code) if code == nix::errno::Errno::ENXIO as i32 => {
+                "it is a FIFO or socket, not a regular file".into()
+            }
             _ => e.to_string(),
         };
         SinkError(format!("file {shown}: {what}: {why}"))
