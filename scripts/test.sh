@@ -5,8 +5,9 @@
 #
 # Works as root (CI, containers; no terminal or stdin needed) and as a normal user (apt packages are installed
 # with sudo, and only if some are missing). Steps:
-#   1. apt packages: gnome-keyring (a Secret Service for the OS-keyring tests) and dbus-daemon
-#      (dbus-run-session). Skipped entirely when already installed.
+#   1. apt packages: gnome-keyring (a Secret Service for the OS-keyring tests), dbus-daemon
+#      (dbus-run-session), and rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests).
+#      Skipped entirely when already installed.
 #   2. rustfmt/clippy components (via rustup, if missing) and cargo-deny, pinned.
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans, sources).
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
@@ -21,7 +22,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CARGO_DENY_VERSION=0.20.2
 # gnome-keyring: gnome-keyring-daemon, the Secret Service the OS-keyring tests talk to.
 # dbus-daemon:   dbus-run-session, a private session bus for it (pulls in dbus-bin for dbus-send).
-APT_PACKAGES=(gnome-keyring dbus-daemon)
+# rsyslog:       rsyslogd, the real receiver the syslog export tests start on loopback (own config, own ports).
+# rsyslog-gnutls: its TLS driver (gtls), for the syslog-over-TLS tests.
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls)
 
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
@@ -95,8 +98,10 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
     echo "no dpkg here; checking for the programs instead"
 fi
-for prog in gnome-keyring-daemon dbus-run-session dbus-send; do
-    command -v "$prog" >/dev/null 2>&1 || die "$prog not found (install gnome-keyring and dbus)"
+# rsyslogd is in /usr/sbin, which a normal user's PATH often lacks (the tests look there too).
+for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd; do
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 ||
+        die "$prog not found (install the apt packages: ${APT_PACKAGES[*]})"
 done
 
 section "prerequisites: Rust tools"

@@ -188,11 +188,7 @@ fn main() {
     let size = view.size();
     let inclusion = view.inclusion_proof(size / 3, size).unwrap();
     let consistency = view.consistency_proof(size / 3, size).unwrap();
-    println!(
-        "| inclusion proof at tree size {size} | {} hashes = {} bytes |",
-        inclusion.len(),
-        inclusion.len() * 32
-    );
+    println!("| inclusion proof at tree size {size} | {} hashes = {} bytes |", inclusion.len(), inclusion.len() * 32);
     println!(
         "| consistency proof {} -> {size} | {} hashes = {} bytes |",
         size / 3,

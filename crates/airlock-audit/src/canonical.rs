@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn sorts_members_and_drops_whitespace() {
-        assert_eq!(canon(json!({"b": 1, "a": [true, null, "x"], "A": {"z": -3, "y": 0}})), r#"{"A":{"y":0,"z":-3},"a":[true,null,"x"],"b":1}"#);
+        assert_eq!(
+            canon(json!({"b": 1, "a": [true, null, "x"], "A": {"z": -3, "y": 0}})),
+            r#"{"A":{"y":0,"z":-3},"a":[true,null,"x"],"b":1}"#
+        );
     }
 
     #[test]

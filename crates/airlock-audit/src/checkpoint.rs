@@ -313,7 +313,8 @@ fn parse_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
             return Err(NoteError::TooManySignatures { max: MAX_SIGNATURES });
         }
         let malformed = |reason| NoteError::MalformedSignatureLine { line: first_line + i, reason };
-        let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed("it does not start with an em dash and a space"))?;
+        let rest =
+            line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed("it does not start with an em dash and a space"))?;
         let (name, b64) = rest.split_once(' ').ok_or(malformed("no space between key name and signature"))?;
         check_key_name(name).map_err(|_| malformed("invalid key name"))?;
         let blob = B64.decode(b64).map_err(|_| malformed("signature is not padded standard base64"))?;
@@ -346,6 +347,12 @@ pub fn open_note<'a>(note: &'a str, verifier: &NoteVerifier) -> Result<&'a str, 
         return Err(NoteError::NoVerifiedSignature { key: verifier.label() });
     }
     Ok(text)
+}
+
+/// The text of a well-formed note (including its final newline) without checking any signature: for showing
+/// what a note claims, never for trusting it. [`open_note`] and [`Checkpoint::open`] are the checked forms.
+pub fn unverified_text(note: &str) -> Result<&str, NoteError> {
+    parse_note(note).map(|(text, _)| text)
 }
 
 /// Splits a file of notes written back to back into the notes, each checked for syntax (not signatures).
@@ -416,8 +423,9 @@ fn format_time(time_ms: i64) -> Result<String, NoteError> {
 
 /// Reads a `time` value; only the exact form [`format_time`] writes is accepted.
 fn parse_time(value: &str, line: usize) -> Result<i64, NoteError> {
-    let ts: jiff::Timestamp =
-        value.parse().map_err(|_| NoteError::BadTime { line, reason: "is not an RFC 3339 timestamp in the supported range" })?;
+    let ts: jiff::Timestamp = value
+        .parse()
+        .map_err(|_| NoteError::BadTime { line, reason: "is not an RFC 3339 timestamp in the supported range" })?;
     let time_ms = ts.as_millisecond();
     // Printing it back must give the same bytes: that rules out offsets other than Z, other precisions and
     // sub-millisecond digits, lower-case letters and every other variant RFC 3339 or the parser allows.

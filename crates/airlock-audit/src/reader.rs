@@ -62,8 +62,8 @@ pub fn leaves(dir: &Path) -> Result<(Frontier, Vec<Hash>), AuditError> {
     for (_, path) in &listing.segments {
         let data = fs::read(path).map_err(io_err(path, "read"))?;
         let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
-        let header = SegmentHeader::parse(&data[..end])
-            .map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
+        let header =
+            SegmentHeader::parse(&data[..end]).map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
         let pruned = pruned.get_or_insert_with(|| header.frontier.clone());
         if header.first_seq != pruned.size() + leaves.len() as u64 {
             return Err(AuditError::Corrupt {
@@ -141,7 +141,8 @@ impl Follower {
             true
         })?;
         let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
-        let mut f = Follower { dir: dir.to_path_buf(), segment: listing.segments.last().cloned(), offset: 0, partial: vec![] };
+        let mut f =
+            Follower { dir: dir.to_path_buf(), segment: listing.segments.last().cloned(), offset: 0, partial: vec![] };
         // Position after the complete lines of the newest segment.
         if let Some((_, path)) = &f.segment {
             let data = fs::read(path).map_err(io_err(path, "read"))?;

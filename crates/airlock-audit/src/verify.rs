@@ -157,7 +157,8 @@ fn load_checkpoints(
     let mut previous: Option<Checkpoint> = None;
     let count = lines.len();
     for (i, line) in lines.into_iter().enumerate() {
-        let problem = |message: String| Problem { seq: None, path: Some(path.clone()), offset: Some(line.offset), message };
+        let problem =
+            |message: String| Problem { seq: None, path: Some(path.clone()), offset: Some(line.offset), message };
         if !line.complete && i + 1 == count {
             // A crash while appending a checkpoint: it signed nothing yet, and the writer cuts it off on open.
             report.torn_checkpoint = Some(line.offset);
@@ -337,8 +338,12 @@ impl Walk {
             let seq = self.expected;
             if !line.complete {
                 if last && lines.peek().is_none() {
-                    report.torn_tail =
-                        Some(TornTail { path: path.to_path_buf(), offset: line.offset, bytes: line.bytes.len() as u64, seq });
+                    report.torn_tail = Some(TornTail {
+                        path: path.to_path_buf(),
+                        offset: line.offset,
+                        bytes: line.bytes.len() as u64,
+                        seq,
+                    });
                 } else {
                     report.problems.push(problem(Some(seq), Some(line.offset), "incomplete record".into()));
                 }
@@ -353,7 +358,10 @@ impl Walk {
                         report.problems.push(problem(
                             Some(seq),
                             Some(line.offset),
-                            format!("record says seq {}, expected {seq}: records deleted, duplicated or reordered", rec.seq),
+                            format!(
+                                "record says seq {}, expected {seq}: records deleted, duplicated or reordered",
+                                rec.seq
+                            ),
                         ));
                     }
                     if let Some(b) = self.chain_break.take() {
@@ -376,7 +384,10 @@ impl Walk {
                         report.problems.push(problem(
                             Some(seq),
                             Some(line.offset),
-                            format!("record time goes backwards ({} ms before the previous record)", self.last_logged - rec.logged_ms),
+                            format!(
+                                "record time goes backwards ({} ms before the previous record)",
+                                self.last_logged - rec.logged_ms
+                            ),
                         ));
                     }
                     self.last_logged = self.last_logged.max(rec.logged_ms);
@@ -450,7 +461,11 @@ impl Walk {
                 seq: Some(b.seq.saturating_sub(1)),
                 path: Some(b.path),
                 offset: Some(b.offset),
-                message: format!("record {} or {} was changed: the hash chain breaks here", b.seq.saturating_sub(1), b.seq),
+                message: format!(
+                    "record {} or {} was changed: the hash chain breaks here",
+                    b.seq.saturating_sub(1),
+                    b.seq
+                ),
             });
         }
         let size = self.frontier.size();

@@ -578,7 +578,14 @@ impl Inner {
         result
     }
 
-    fn write_batch_inner(&self, io: &mut Io, start: &Tip, batch: &[u8], now: i64, sync: bool) -> Result<(), AuditError> {
+    fn write_batch_inner(
+        &self,
+        io: &mut Io,
+        start: &Tip,
+        batch: &[u8],
+        now: i64,
+        sync: bool,
+    ) -> Result<(), AuditError> {
         let failed = |path: &Path, op: &'static str| {
             let path = path.to_path_buf();
             move |source| AuditError::WriteFailed { path, op, source }
@@ -783,12 +790,8 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         })?;
         last_cp = Some(cp);
     }
-    let mut checkpoints = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&cp_path)
-        .map_err(io_err(&cp_path, "open"))?;
+    let mut checkpoints =
+        OpenOptions::new().create(true).append(true).mode(0o600).open(&cp_path).map_err(io_err(&cp_path, "open"))?;
     if let Some(offset) = cp_torn {
         checkpoints.set_len(offset).and_then(|()| checkpoints.sync_data()).map_err(io_err(&cp_path, "truncate"))?;
         cp_len = offset;

@@ -1,7 +1,9 @@
 //! Tests for signed notes and checkpoints: published vectors from Go's `sumdb/note`, the C2SP spec and the live
 //! Go checksum database, then round trips, tampering, and each malformed input refused with its own error.
 
-use airlock_audit::checkpoint::{Checkpoint, MAX_SIGNATURES, MAX_TIME_MS, NoteError, NoteSigner, NoteVerifier, open_note, split_notes};
+use airlock_audit::checkpoint::{
+    Checkpoint, MAX_SIGNATURES, MAX_TIME_MS, NoteError, NoteSigner, NoteVerifier, open_note, split_notes,
+};
 use airlock_audit::merkle::leaf_hash;
 use airlock_crypto::Key32;
 use airlock_crypto::sign::SigningKey;
@@ -17,9 +19,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
 const ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
-const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-const PETER_SIG: &str =
-    "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+const GO_TEXT: &str =
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+const PETER_SIG: &str = "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 const ENOCH_SIG: &str =
     "\u{2014} EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
 
@@ -112,29 +114,36 @@ fn go_open_rejections() {
         (format!("{text}\n{}", &PETER_SIG[..PETER_SIG.len() - 1]), NoteError::MissingFinalNewline),
         (format!("\x01{text}\n{PETER_SIG}"), NoteError::ControlCharacter { offset: 0 }),
         (
-            format!("{text}\n\u{2014} Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"),
+            format!(
+                "{text}\n\u{2014} Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+            ),
             NoteError::MalformedSignatureLine { line: 4, reason: "signature is not padded standard base64" },
         ),
         (
             format!("{text}\n{PETER_SIG}Unexpected line.\n"),
             NoteError::MalformedSignatureLine { line: 5, reason: "it does not start with an em dash and a space" },
         ),
-        (format!("{text}\n- PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxV=\n"), NoteError::MalformedSignatureLine {
-            line: 4,
-            reason: "it does not start with an em dash and a space",
-        }),
-        (format!("{text}\n\u{2014} PeterNeumann\n"), NoteError::MalformedSignatureLine {
-            line: 4,
-            reason: "no space between key name and signature",
-        }),
-        (format!("{text}\n\u{2014} PeterNeumann AAAA\n"), NoteError::MalformedSignatureLine {
-            line: 4,
-            reason: "signature is too short to hold a key ID and a signature",
-        }),
-        (format!("{text}\n\u{2014} a+b x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"), NoteError::MalformedSignatureLine {
-            line: 4,
-            reason: "invalid key name",
-        }),
+        (
+            format!("{text}\n- PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxV=\n"),
+            NoteError::MalformedSignatureLine { line: 4, reason: "it does not start with an em dash and a space" },
+        ),
+        (
+            format!("{text}\n\u{2014} PeterNeumann\n"),
+            NoteError::MalformedSignatureLine { line: 4, reason: "no space between key name and signature" },
+        ),
+        (
+            format!("{text}\n\u{2014} PeterNeumann AAAA\n"),
+            NoteError::MalformedSignatureLine {
+                line: 4,
+                reason: "signature is too short to hold a key ID and a signature",
+            },
+        ),
+        (
+            format!(
+                "{text}\n\u{2014} a+b x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+            ),
+            NoteError::MalformedSignatureLine { line: 4, reason: "invalid key name" },
+        ),
         (format!("{text}\r\n{PETER_SIG}"), NoteError::ControlCharacter { offset: text.len() }),
     ];
     for (msg, want) in cases {
@@ -142,9 +151,15 @@ fn go_open_rejections() {
     }
     // Another name, or another key ID, is somebody else's signature: ignored, so nothing verifies.
     let misnamed = go_note().replace("PeterNeumann", "CarmenSandiego");
-    assert_eq!(open_note(&misnamed, &peter), Err(NoteError::NoVerifiedSignature { key: "PeterNeumann+c74f20a3".into() }));
+    assert_eq!(
+        open_note(&misnamed, &peter),
+        Err(NoteError::NoVerifiedSignature { key: "PeterNeumann+c74f20a3".into() })
+    );
     let wrong_id = go_note().replace("x08g", "xxxx");
-    assert_eq!(open_note(&wrong_id, &peter), Err(NoteError::NoVerifiedSignature { key: "PeterNeumann+c74f20a3".into() }));
+    assert_eq!(
+        open_note(&wrong_id, &peter),
+        Err(NoteError::NoVerifiedSignature { key: "PeterNeumann+c74f20a3".into() })
+    );
 }
 
 #[test]
@@ -378,6 +393,17 @@ fn every_single_byte_change_of_a_signed_checkpoint_is_refused() {
 }
 
 #[test]
+fn unverified_text_reads_without_trusting() {
+    let note = checkpoint().sign(&log_signer()).unwrap();
+    let text = unverified_text(&note).unwrap();
+    assert_eq!(text, checkpoint().to_text().unwrap());
+    assert_eq!(Checkpoint::parse_text(text), Ok(checkpoint()));
+    // No key is consulted: a note signed by anyone reads the same. Syntax is still checked.
+    assert_eq!(unverified_text(&format!("{GO_TEXT}\n{PETER_SIG}{ENOCH_SIG}")), Ok(GO_TEXT));
+    assert_eq!(unverified_text(GO_TEXT), Err(NoteError::MissingSignatureBlock));
+}
+
+#[test]
 fn the_wrong_verifier_is_refused() {
     let signer = log_signer();
     let note = checkpoint().sign(&signer).unwrap();
@@ -396,8 +422,7 @@ fn the_wrong_verifier_is_refused() {
 fn origin_must_be_the_key_name() {
     let signer = log_signer();
     let elsewhere = Checkpoint { origin: "elsewhere.example/log".into(), ..checkpoint() };
-    let mismatch =
-        NoteError::OriginMismatch { origin: "elsewhere.example/log".into(), key_name: ORIGIN.to_string() };
+    let mismatch = NoteError::OriginMismatch { origin: "elsewhere.example/log".into(), key_name: ORIGIN.to_string() };
     assert_eq!(elsewhere.sign(&signer), Err(mismatch.clone()));
     // Signed anyway, as a plain note: the signature is good, but the checkpoint is not this log's.
     let note = signer.sign(&elsewhere.to_text().unwrap()).unwrap();
@@ -479,7 +504,10 @@ fn malformed_checkpoint_texts_are_each_refused_with_their_own_error() {
         // 64 hex digits happen to be valid base64, of 48 bytes.
         (format!("{ORIGIN}\n1\n{}\n{time}\n", hex::encode(leaf_hash(b"root"))), NoteError::RootHashLength { len: 48 }),
         (format!("{ORIGIN}\n1\n{}\n{time}\n", B64.encode([7u8; 32]).replace('=', "")), NoteError::BadRootHash),
-        (format!("{ORIGIN}\n1\n{}\n{time}\n", B64.encode([0xfbu8; 32]).replace('+', "-").replace('/', "_")), NoteError::BadRootHash),
+        (
+            format!("{ORIGIN}\n1\n{}\n{time}\n", B64.encode([0xfbu8; 32]).replace('+', "-").replace('/', "_")),
+            NoteError::BadRootHash,
+        ),
         (format!("{ORIGIN}\n1\n\n{time}\n"), NoteError::RootHashLength { len: 0 }),
         // Time.
         (format!("{ORIGIN}\n1\n{root}\n"), NoteError::MissingTime),

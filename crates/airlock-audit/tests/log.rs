@@ -120,11 +120,8 @@ fn rotation_splits_segments_and_the_whole_still_verifies() {
 #[test]
 fn retention_removes_old_segments_without_breaking_verification() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options {
-        segment_max_bytes: 8192,
-        retention: Retention { max_segments: Some(3), max_age: None },
-        ..opts()
-    };
+    let o =
+        Options { segment_max_bytes: 8192, retention: Retention { max_segments: Some(3), max_age: None }, ..opts() };
     let log = AuditLog::open(dir.path(), signer(), o, vec![]).unwrap();
     for i in 0..300 {
         log.append(event(i)).unwrap();
@@ -258,8 +255,8 @@ impl Sink for MemorySink {
 fn sinks_receive_records_and_checkpoints_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let sink = MemorySink::default();
-    let log = AuditLog::open(dir.path(), signer(), opts(), vec![(Box::new(sink.clone()), SinkOptions::default())])
-        .unwrap();
+    let log =
+        AuditLog::open(dir.path(), signer(), opts(), vec![(Box::new(sink.clone()), SinkOptions::default())]).unwrap();
     for i in 0..30 {
         log.append(event(i)).unwrap();
     }

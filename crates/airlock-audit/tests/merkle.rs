@@ -453,7 +453,10 @@ fn every_inclusion_proof_up_to_70_matches_reference_verifies_and_resists_tamperi
                 for byte in 0..32 {
                     let mut bad = proof.clone();
                     bad[i][byte] ^= 0x01;
-                    assert!(verify_inclusion(&leaf, index, size, &bad, &root).is_err(), "({index}, {size}) [{i}][{byte}]");
+                    assert!(
+                        verify_inclusion(&leaf, index, size, &bad, &root).is_err(),
+                        "({index}, {size}) [{i}][{byte}]"
+                    );
                 }
             }
             // Any other index fails.
@@ -695,7 +698,10 @@ fn argument_errors() {
     assert_eq!(view.consistency_proof(0, 0), Err(MerkleError::OldSizeZero));
     assert_eq!(view.consistency_proof(2, 6), Err(MerkleError::SizeBeyondTree { size: 6, available: 5 }));
 
-    assert_eq!(verify_inclusion(&all[0], 0, 0, &[], &empty_root()), Err(MerkleError::IndexOutOfRange { index: 0, size: 0 }));
+    assert_eq!(
+        verify_inclusion(&all[0], 0, 0, &[], &empty_root()),
+        Err(MerkleError::IndexOutOfRange { index: 0, size: 0 })
+    );
     assert_eq!(verify_inclusion(&all[0], 0, 5, &[], &root), Err(MerkleError::ProofLength { expected: 3, actual: 0 }));
     assert_eq!(verify_consistency(0, 5, &empty_root(), &root, &[]), Err(MerkleError::OldSizeZero));
     assert_eq!(
@@ -705,15 +711,24 @@ fn argument_errors() {
     // Equal sizes: the empty proof, and only for equal roots.
     assert_eq!(verify_consistency(5, 5, &root, &root, &[]), Ok(()));
     assert_eq!(verify_consistency(5, 5, &root, &all[0], &[]), Err(MerkleError::RootMismatch));
-    assert_eq!(verify_consistency(5, 5, &root, &root, &[root]), Err(MerkleError::ProofLength { expected: 0, actual: 1 }));
+    assert_eq!(
+        verify_consistency(5, 5, &root, &root, &[root]),
+        Err(MerkleError::ProofLength { expected: 0, actual: 1 })
+    );
     assert_eq!(view.consistency_proof(5, 5), Ok(vec![]));
 
     assert_eq!(
         Frontier::from_parts(5, vec![all[0]]),
         Err(MerkleError::FrontierShape { size: 5, expected: 2, actual: 1 })
     );
-    assert_eq!(Frontier::from_parts(0, vec![all[0]]), Err(MerkleError::FrontierShape { size: 0, expected: 0, actual: 1 }));
-    assert_eq!(Frontier::from_parts(MAX_TREE_SIZE + 1, vec![all[0]; 2]), Err(MerkleError::TooLarge { size: MAX_TREE_SIZE + 1 }));
+    assert_eq!(
+        Frontier::from_parts(0, vec![all[0]]),
+        Err(MerkleError::FrontierShape { size: 0, expected: 0, actual: 1 })
+    );
+    assert_eq!(
+        Frontier::from_parts(MAX_TREE_SIZE + 1, vec![all[0]; 2]),
+        Err(MerkleError::TooLarge { size: MAX_TREE_SIZE + 1 })
+    );
     assert!(Frontier::from_parts(MAX_TREE_SIZE, vec![all[0]]).is_ok());
 }
 

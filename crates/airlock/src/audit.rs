@@ -301,7 +301,8 @@ fn prove(ctx: &Ctx, dir: &Path, seq: Option<u64>, size: Option<u64>, consistency
     let (lines, _) = airlock_audit::segment::read_checkpoint_file(dir)
         .map_err(|e| CliError { code: 1, message: format!("reading checkpoints: {e}") })?;
     let latest_note = lines.into_iter().rev().find_map(|l| l.note.ok().filter(|_| l.complete));
-    let latest = latest_note.as_deref().and_then(|n| Checkpoint::parse_text(n.split("\n\n").next()?).ok());
+    // The note's text is everything up to the blank line before the signatures (keeping its final newline).
+    let latest = latest_note.as_deref().and_then(|n| Checkpoint::parse_text(&n[..n.find("\n\n")? + 1]).ok());
     let size = match (size, &latest) {
         (Some(s), _) => s,
         (None, Some(c)) => c.size,
@@ -412,4 +413,30 @@ fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
 
 fn format_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_else(|_| ms.to_string())
+}
+
+/// The audit log of a CLI command that changes the vault. Opened *before* the change, so that a log that cannot
+/// be written (locked, unwritable, full) stops the change before it happens: fail closed.
+pub struct ChangeLog(AuditLog);
+
+impl ChangeLog {
+    pub fn open(ctx: &Ctx, vault: &mut Vault) -> Result<ChangeLog, CliError> {
+        let signer = signer(vault)?;
+        AuditLog::open(&default_dir(&ctx.home), signer, Options::default(), vec![]).map(ChangeLog).map_err(audit_err)
+    }
+
+    /// Records the change (already made) and closes the log, which signs a checkpoint over it.
+    pub fn record(self, activity: u8, kind: &str, name: &str, message: String) -> Result<(), CliError> {
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let event = airlock_audit::Event::entity_change(jiff::Timestamp::now().as_millisecond(), activity, kind, name)
+            .set("actor.user", json!({"name": user, "type": "user"}))
+            .set("actor.app_name", json!("airlock-cli"))
+            .status(true)
+            .message(message);
+        let done = self.0.append(event).and_then(|_| self.0.close().map(drop));
+        done.map_err(|e| CliError {
+            code: 1,
+            message: format!("the change was made but could not be recorded in the audit log: {e}"),
+        })
+    }
 }

@@ -9,6 +9,8 @@ use airlock_vault::formats::check_value_format;
 use airlock_vault::{DEFAULT_WORKSPACE, Exposure, InitOptions, Injection, NewSecret, SecretId, SecretInfo, Vault};
 
 use crate::CliError;
+use crate::audit::ChangeLog;
+use airlock_audit::event::activity;
 use crate::cli::*;
 use crate::input::{self, PassphraseSource};
 
@@ -145,6 +147,8 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
     };
     let mut inputs = KekInputs { passphrase: Some(&mut ask), keyfile_override: None };
     let mut vault = Vault::init(&ctx.home, &specs, &opts, &mut inputs)?;
+    let audit = ChangeLog::open(ctx, &mut vault)?;
+    audit.record(activity::CREATE, "vault", vault.vault_id(), "vault initialised".into())?;
     let st = vault.status();
     ctx.print(&st, || {
         let mut s = format!(
@@ -208,7 +212,9 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
                     a.name
                 );
             }
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             let info = vault.set(&id, opts, value)?;
+            audit.record(activity::CREATE, "secret", &id.to_string(), format!("secret {id} stored"))?;
             ctx.print(&info, || format!("Stored {id} (version {}; the value is never shown)\n", info.current_version));
         }
         SecretCommand::List { workspace } => {
@@ -231,7 +237,14 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
                     "the new value of {id} is the same as the current one; nothing changed"
                 )));
             }
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             let info = vault.rotate(&id, value)?;
+            audit.record(
+                activity::UPDATE,
+                "secret",
+                &id.to_string(),
+                format!("secret {id} rotated to version {}", info.current_version),
+            )?;
             ctx.print(&info, || {
                 format!("Rotated {id}: now version {}, keeping versions {:?}\n", info.current_version, info.versions)
             });
@@ -239,17 +252,22 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
         SecretCommand::Rm { name, workspace } => {
             let id = id_of(&name, &workspace)?;
             let mut vault = ctx.open_unlocked()?;
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             vault.remove(&id)?;
+            audit.record(activity::DELETE, "secret", &id.to_string(), format!("secret {id} removed"))?;
             ctx.print(&serde_json::json!({ "removed": id.to_string() }), || format!("Removed {id}\n"));
         }
         SecretCommand::Pin { name, hosts, workspace } => {
             let id = id_of(&name, &workspace)?;
             let mut vault = ctx.open_unlocked()?;
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             let mut info = None;
             for h in &hosts {
                 info = Some(vault.pin(&id, h)?);
             }
             let info = info.expect("clap requires one --host");
+            let pins = info.hosts.join(", ");
+            audit.record(activity::UPDATE, "secret", &id.to_string(), format!("secret {id} pinned to {pins}"))?;
             ctx.print(&info, || format!("{id} is pinned to: {}\n", info.hosts.join(", ")));
         }
     }
@@ -303,7 +321,10 @@ fn key(ctx: &Ctx, c: KeyCommand) -> Result<(), CliError> {
     match c {
         KeyCommand::Rotate { rewrap } => {
             let mut vault = ctx.open_unlocked()?;
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             let term = vault.rotate_key(rewrap)?;
+            let how = if rewrap { "; every secret re-encrypted" } else { "" };
+            audit.record(activity::UPDATE, "key", "data-key", format!("data key rotated to term {term}{how}"))?;
             let st = vault.status();
             ctx.print(&st, || {
                 let terms = st
@@ -329,7 +350,10 @@ fn key(ctx: &Ctx, c: KeyCommand) -> Result<(), CliError> {
                 Ok(p)
             };
             let mut inputs = KekInputs { passphrase: Some(&mut ask), keyfile_override: None };
+            let audit = ChangeLog::open(ctx, &mut vault)?;
             let report = vault.rekey(&specs, argon2, &mut inputs)?;
+            let slots = report.slots.iter().map(|s| s.description.clone()).collect::<Vec<_>>().join(", ");
+            audit.record(activity::UPDATE, "key", "root-key", format!("vault rekeyed; unlocks with: {slots}"))?;
             for e in &report.cleanup_errors {
                 eprintln!("airlock: warning: could not delete the old OS-keyring entry of {e}; delete it by hand");
             }

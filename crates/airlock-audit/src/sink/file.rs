@@ -116,15 +116,20 @@ impl Sink for FileSink {
             lines.insert(0, b'\n');
         }
         let open = self.open.as_mut().expect("ensure_open() opened it");
-        // One write in append mode, so lines from one batch are contiguous; then on disk before we report success.
-        let result = open.file.write_all(&lines).and_then(|()| open.file.sync_data());
-        if let Err(e) = result {
-            // Unknown how much reached the file: the retry starts on a fresh line, on a freshly opened handle.
+        // One write in append mode, so lines from one batch are contiguous.
+        if let Err(e) = open.file.write_all(&lines) {
+            // Unknown how much reached the file: the retry starts on a fresh line (at worst leaving an empty line),
+            // on a freshly opened handle.
             self.torn = Some((open.dev, open.ino));
             self.open = None;
             return Err(self.error("write failed", &e));
         }
         self.torn = None;
+        // On disk before we report success. If this fails the batch is written again: a duplicate, not a loss.
+        if let Err(e) = open.file.sync_data() {
+            self.open = None;
+            return Err(self.error("fdatasync failed", &e));
+        }
         Ok(())
     }
 

@@ -30,7 +30,10 @@ pub struct ExportRecord {
 pub enum ExportItem {
     Record(ExportRecord),
     /// A signed checkpoint in C2SP note form, for sinks that want them (see [`Sink::wants_checkpoints`]).
-    Checkpoint { size: u64, note: String },
+    Checkpoint {
+        size: u64,
+        note: String,
+    },
 }
 
 /// Why a delivery failed. The message is shown to operators: it must never hold a credential (a webhook token,

@@ -78,7 +78,11 @@ pub enum Transport {
     Tcp(SocketAddr),
     /// `server_name` is what the server's certificate must be valid for (a DNS name or an IP address);
     /// `ca_pem` holds the trusted CA certificates, `None` for [`SYSTEM_CA_BUNDLE`].
-    Tls { addr: SocketAddr, server_name: String, ca_pem: Option<PathBuf> },
+    Tls {
+        addr: SocketAddr,
+        server_name: String,
+        ca_pem: Option<PathBuf>,
+    },
 }
 
 /// What MSG holds.
@@ -397,6 +401,22 @@ impl Conn {
     }
 }
 
+impl Drop for Conn {
+    /// Ends a TLS session with close_notify, so the receiver can tell a clean close from a cut connection. Best
+    /// effort, with a short timeout: the connection may already be dead.
+    fn drop(&mut self) {
+        if let Conn::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            let _ = tls.sock.set_write_timeout(Some(Duration::from_millis(200)));
+            for _ in 0..4 {
+                if !tls.conn.wants_write() || tls.conn.write_tls(&mut tls.sock).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Runs `check` with the socket non-blocking; a socket whose mode cannot be set is treated as broken.
 fn with_nonblocking(sock: &mut TcpStream, check: impl FnOnce(&mut TcpStream) -> bool) -> bool {
     if sock.set_nonblocking(true).is_err() {
@@ -497,6 +517,8 @@ mod tests {
     use super::*;
     use crate::sink::ExportRecord;
     use serde_json::json;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn record(seq: u64, event: serde_json::Value) -> ExportItem {
         ExportItem::Record(ExportRecord { seq, logged_ms: 1_767_225_600_123, event })
@@ -641,6 +663,136 @@ mod tests {
             assert_eq!(s.describe(), "syslog tcp+tls://127.0.0.1:6514 (cef)");
             let err = SyslogSink::new(tls(Path::new(SYSTEM_CA_BUNDLE), "bad name!"), Format::Cef, 4, false);
             assert!(err.unwrap_err().0.contains("server name"));
+        }
+    }
+
+    /// A loopback receiver (plain TCP or TLS) that records what it is sent and how many connections it took; with
+    /// `hang_up`, it closes each connection (TLS: close_notify first) once it has read one whole message.
+    struct Receiver {
+        addr: SocketAddr,
+        accepts: Arc<AtomicUsize>,
+        hung_up: Arc<AtomicUsize>,
+        received: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Receiver {
+        fn start(tls: Option<Arc<rustls::ServerConfig>>, hang_up: bool) -> Receiver {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let r = Receiver {
+                addr: listener.local_addr().unwrap(),
+                accepts: Arc::default(),
+                hung_up: Arc::default(),
+                received: Arc::default(),
+            };
+            let (accepts, hung_up, received) =
+                (Arc::clone(&r.accepts), Arc::clone(&r.hung_up), Arc::clone(&r.received));
+            // The accept loop ends with the test process; each connection is read on its own thread.
+            std::thread::spawn(move || {
+                for sock in listener.incoming() {
+                    let sock = sock.unwrap();
+                    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    accepts.fetch_add(1, Ordering::SeqCst);
+                    let (tls, hung_up, received) = (tls.clone(), Arc::clone(&hung_up), Arc::clone(&received));
+                    std::thread::spawn(move || {
+                        let mut stream: Box<dyn Read> = match tls {
+                            Some(config) => {
+                                Box::new(StreamOwned::new(rustls::ServerConnection::new(config).unwrap(), sock))
+                            }
+                            None => Box::new(sock),
+                        };
+                        let mut buf = [0u8; 4096];
+                        let mut mine = Vec::new();
+                        while let Ok(n) = stream.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            mine.extend_from_slice(&buf[..n]);
+                            received.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if hang_up && mine.ends_with(b"}") {
+                                break;
+                            }
+                        }
+                        drop(stream);
+                        hung_up.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            r
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+        }
+    }
+
+    fn wait_until(cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A CA file and a server config with a certificate for 127.0.0.1 signed by it.
+    fn tls_server(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &Issuer::new(ca_params, ca_key))
+            .unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+        (ca_file, Arc::new(config))
+    }
+
+    fn ocsf(seq: u64, marker: &str) -> Arc<ExportItem> {
+        Arc::new(record(seq, json!({ "m": marker })))
+    }
+
+    /// The stream is reused while the peer keeps it open, and replaced when the peer has closed it: a write into
+    /// a closed stream would be accepted by the kernel and lost.
+    #[test]
+    fn streams_are_reused_and_reopened_after_the_peer_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, server_config) = tls_server(dir.path());
+        for tls in [false, true] {
+            let transport = |addr| match tls {
+                true => Transport::Tls { addr, server_name: "127.0.0.1".into(), ca_pem: Some(ca.clone()) },
+                false => Transport::Tcp(addr),
+            };
+            let config = tls.then(|| Arc::clone(&server_config));
+
+            let keep = Receiver::start(config.clone(), false);
+            let mut s = sink(transport(keep.addr), Format::Ocsf);
+            s.deliver(&[ocsf(1, "one")]).unwrap();
+            // Time for whatever the server sends after the handshake (TLS 1.3 session tickets) to arrive.
+            std::thread::sleep(Duration::from_millis(100));
+            s.deliver(&[ocsf(2, "two")]).unwrap();
+            wait_until(|| keep.text().contains("two"));
+            assert_eq!(keep.accepts.load(Ordering::SeqCst), 1, "tls={tls}: one connection for both");
+            drop(s);
+
+            let hang = Receiver::start(config, true);
+            let mut s = sink(transport(hang.addr), Format::Ocsf);
+            s.deliver(&[ocsf(1, "one")]).unwrap();
+            wait_until(|| hang.hung_up.load(Ordering::SeqCst) == 1);
+            s.deliver(&[ocsf(2, "two")]).unwrap();
+            wait_until(|| hang.text().contains("two"));
+            assert_eq!(hang.accepts.load(Ordering::SeqCst), 2, "tls={tls}: reconnected");
+            let text = hang.text();
+            assert!(text.contains(r#"seq="1"] {"m":"one"}"#) && text.contains(r#"seq="2"] {"m":"two"}"#), "{text}");
         }
     }
 

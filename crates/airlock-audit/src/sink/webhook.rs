@@ -184,8 +184,8 @@ impl WebhookSink {
     fn post(&self, body: &[u8]) -> Result<(), SinkError> {
         let mut request = self.agent.post(self.uri.clone()).header(CONTENT_TYPE, "application/json");
         if let Some(token) = &self.token {
-            // Our copy is zeroized; the header value and the TLS buffers inside the HTTP stack are not (see the
-            // crate's notes). `set_sensitive` keeps it out of `Debug` and HPACK tables.
+            // Our copies are zeroized; the header value and the buffers inside the HTTP and TLS stack are not, and
+            // cannot be from here. `set_sensitive` keeps the value out of `Debug` output.
             let mut bearer = Zeroizing::new(Vec::with_capacity(7 + token.len()));
             bearer.extend_from_slice(b"Bearer ");
             bearer.extend_from_slice(token.expose());

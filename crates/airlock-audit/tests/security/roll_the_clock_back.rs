@@ -11,9 +11,13 @@ use crate::common::*;
 fn a_clock_rolled_back_under_the_writer_cannot_back_date_records() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_763_800_000_000);
-    let log =
-        airlock_audit::AuditLog::open(dir.path(), signer(), Options { clock: Arc::new(clock.clone()), ..opts() }, vec![])
-            .unwrap();
+    let log = airlock_audit::AuditLog::open(
+        dir.path(),
+        signer(),
+        Options { clock: Arc::new(clock.clone()), ..opts() },
+        vec![],
+    )
+    .unwrap();
     let before = log.append(event(1)).unwrap();
     clock.set(1_763_800_000_000 - 86_400_000);
     let after = log.append(event(2)).unwrap();
