@@ -3,6 +3,7 @@
 
 use airlock_audit::checkpoint::{
     Checkpoint, MAX_SIGNATURES, MAX_TIME_MS, NoteError, NoteSigner, NoteVerifier, open_note, split_notes,
+    unverified_text,
 };
 use airlock_audit::merkle::leaf_hash;
 use airlock_crypto::Key32;
