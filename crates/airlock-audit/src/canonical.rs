@@ -123,7 +123,9 @@ fn locate(value: &Value, path: &mut String) -> Option<CanonicalError> {
         Value::Number(n) if n.as_u64().is_none() && n.as_i64().is_none() => {
             Some(CanonicalError::Fraction { path: path.clone() })
         }
-        Value::Number(n) if n.as_u64().map_or_else(|| n.as_i64().unwrap().unsigned_abs(), |u| u) > MAX_SAFE_INTEGER => {
+        Value::Number(n)
+            if n.as_u64().unwrap_or_else(|| n.as_i64().map_or(0, i64::unsigned_abs)) > MAX_SAFE_INTEGER =>
+        {
             Some(CanonicalError::IntegerRange { path: path.clone() })
         }
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {

@@ -230,7 +230,10 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="airlock"
 
     fn all_lines(&self) -> Vec<Line> {
         let text = std::fs::read_to_string(self.dir.path().join("out.log")).unwrap_or_default();
-        text.lines()
+        // Only whole lines: rsyslog may be halfway through writing the last one.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .map(|l| {
                 let f: Vec<&str> = l.splitn(8, '\t').collect();
                 assert_eq!(f.len(), 8, "unexpected output line {l:?}");

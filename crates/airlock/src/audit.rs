@@ -65,7 +65,8 @@ pub fn run(ctx: &Ctx, c: AuditCommand) -> Result<(), CliError> {
         AuditCommand::Repair { log } => {
             let dir = log_dir(ctx, &log);
             let signer = signer(&mut ctx.open_unlocked()?)?;
-            let before = airlock_audit::verify(&dir, &signer.verifier(), &VerifyOptions::default()).map_err(audit_err)?;
+            let before =
+                airlock_audit::verify(&dir, &signer.verifier(), &VerifyOptions::default()).map_err(audit_err)?;
             let opts = Options { repair_torn_tail: true, ..Options::default() };
             let cp = AuditLog::open(&dir, signer, opts, vec![]).and_then(AuditLog::close).map_err(audit_err)?;
             match before.torn_tail {
@@ -267,14 +268,16 @@ fn tail(ctx: &Ctx, dir: &Path, follow: bool, lines: usize) -> Result<(), CliErro
     for r in &backlog {
         print_record(&mut out, ctx.json, r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         std::thread::sleep(std::time::Duration::from_millis(200));
         for r in follower.poll().map_err(audit_err)? {
             print_record(&mut out, ctx.json, &r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
         }
         let _ = out.flush();
     }
-    Ok(())
 }
 
 fn print_record(out: &mut impl Write, json: bool, r: &Stored) -> std::io::Result<()> {
@@ -301,8 +304,10 @@ fn prove(ctx: &Ctx, dir: &Path, seq: Option<u64>, size: Option<u64>, consistency
     let (lines, _) = airlock_audit::segment::read_checkpoint_file(dir)
         .map_err(|e| CliError { code: 1, message: format!("reading checkpoints: {e}") })?;
     let latest_note = lines.into_iter().rev().find_map(|l| l.note.ok().filter(|_| l.complete));
-    // The note's text is everything up to the blank line before the signatures (keeping its final newline).
-    let latest = latest_note.as_deref().and_then(|n| Checkpoint::parse_text(&n[..n.find("\n\n")? + 1]).ok());
+    let latest = latest_note
+        .as_deref()
+        .and_then(|n| airlock_audit::checkpoint::unverified_text(n).ok())
+        .and_then(|t| Checkpoint::parse_text(t).ok());
     let size = match (size, &latest) {
         (Some(s), _) => s,
         (None, Some(c)) => c.size,
@@ -391,8 +396,9 @@ fn parse_time_ms(s: &str, flag: &str) -> Result<i64, CliError> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond());
     }
-    let age = parse_age_ms(s, flag)
-        .map_err(|_| CliError::usage(format!("{flag} {s:?}: use RFC 3339 (2026-11-22T08:00:00Z) or an age (90m, 2h, 7d)")))?;
+    let age = parse_age_ms(s, flag).map_err(|_| {
+        CliError::usage(format!("{flag} {s:?}: use RFC 3339 (2026-11-22T08:00:00Z) or an age (90m, 2h, 7d)"))
+    })?;
     Ok(jiff::Timestamp::now().as_millisecond() - age)
 }
 

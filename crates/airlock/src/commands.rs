@@ -10,9 +10,9 @@ use airlock_vault::{DEFAULT_WORKSPACE, Exposure, InitOptions, Injection, NewSecr
 
 use crate::CliError;
 use crate::audit::ChangeLog;
-use airlock_audit::event::activity;
 use crate::cli::*;
 use crate::input::{self, PassphraseSource};
+use airlock_audit::event::activity;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let ctx = Ctx {

@@ -99,7 +99,8 @@ fn prove_prints_a_proof_the_library_accepts() {
     let al = setup();
     let vkey = NoteVerifier::parse_vkey(al.call(["audit", "key"]).expect(0).out().trim()).unwrap();
     let p = al.call(["--json", "audit", "prove", "4"]).expect(0).json();
-    let hex32 = |v: &serde_json::Value| -> merkle::Hash { hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap() };
+    let hex32 =
+        |v: &serde_json::Value| -> merkle::Hash { hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap() };
     let proof: Vec<merkle::Hash> = p["proof"].as_array().unwrap().iter().map(hex32).collect();
     let size = p["size"].as_u64().unwrap();
     let cp = Checkpoint::open(p["checkpoint"].as_str().unwrap(), &vkey).unwrap();

@@ -259,11 +259,20 @@ fn run(mut sink: Box<dyn Sink>, shared: &Shared) {
                 shared.health.failures.fetch_add(1, Ordering::Relaxed);
                 shared.health.unhealthy.store(true, Ordering::Release);
                 set_error(&shared.health, e.0);
-                let q = lock(&shared.queue);
-                if q.closing {
-                    return;
+                // Wait out the whole backoff: new records arriving (which notify) must not turn it into a tight
+                // retry loop against a dead peer. Only shutdown cuts it short.
+                let deadline = Instant::now() + backoff;
+                let mut q = lock(&shared.queue);
+                loop {
+                    if q.closing {
+                        return;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    q = shared.wake.wait_timeout(q, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
-                let _ = shared.wake.wait_timeout(q, backoff);
                 backoff = (backoff * 2).min(opts.retry_max);
             }
         }

@@ -38,7 +38,7 @@ pub fn opts() -> Options {
 }
 
 pub fn event(i: u64) -> Event {
-    let decision = if i % 3 == 0 { Decision::Deny } else { Decision::Allow };
+    let decision = if i.is_multiple_of(3) { Decision::Deny } else { Decision::Allow };
     let agent = format!("agent-{}", i % 4);
     Event::request(1_763_800_000_000 + i as i64, &agent, Some("fetch"), decision, &["airlock.tool.fetch"])
         .message(format!("request {i}"))
