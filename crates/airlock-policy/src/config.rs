@@ -174,23 +174,41 @@ pub struct Audit {
     pub fail_closed: Option<Spanned<bool>>,
     /// Record allows as well as denies. Defaults to true.
     pub record_allows: Option<bool>,
-    /// Emit a checkpoint every this many records.
+    /// Sign a checkpoint every this many records (default 1000).
     pub checkpoint_every: Option<u64>,
+    /// Sign a checkpoint at least this often while records arrive (default `"10s"`).
+    pub checkpoint_interval: Option<Interval>,
+    /// Sign a checkpoint this often even when nothing happens, so a silent log is visibly alive (default `"60s"`).
+    pub heartbeat: Option<Interval>,
+    /// Directory of the log (default: `$AIRLOCK_HOME/audit`).
+    pub dir: Option<String>,
+    /// Start a new segment file beyond this size (default `"64MiB"`).
+    pub segment_max_size: Option<Size>,
+    /// Start a new segment file after this long (default `"24h"`).
+    pub segment_max_age: Option<Interval>,
+    /// Delete segment files whose newest record is older than this (default: keep everything).
+    pub retain_for: Option<Interval>,
+    /// Keep at most this many segment files (default: keep everything).
+    pub retain_segments: Option<u32>,
     #[serde(default)]
     pub sinks: Option<Vec<AuditSink>>,
 }
 
-/// One destination for audit records. Which fields apply depends on `type`.
+/// One destination for copies of the audit records (the log itself is always kept locally, in `[audit] dir`).
+/// Which fields apply depends on `type`.
 #[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSink {
     #[serde(rename = "type")]
     #[schemars(with = "SinkKind")]
     pub kind: Spanned<SinkKind>,
-    /// `file`: the append-only log (the Merkle-tree log).
+    /// `file`: OCSF JSON Lines written here (for a log shipper such as Filebeat or Fluent Bit).
     pub path: Option<String>,
-    /// `syslog`: `unix:/dev/log`, `udp://127.0.0.1:514` or `tcp://127.0.0.1:514` (RFC 5424).
+    /// `syslog`: `udp://HOST:PORT`, `tcp://HOST:PORT` (RFC 6587 octet counting) or `tls://HOST:PORT` (RFC 5425).
+    /// HOST is an IP address.
     pub address: Option<String>,
+    /// `syslog` over `tls://`: the name the collector's certificate must be valid for (default: the address's IP).
+    pub server_name: Option<String>,
     /// `syslog`: `auth`, `daemon`, `local0`..`local7`, ...
     pub facility: Option<String>,
     /// `syslog`: record format.
@@ -200,6 +218,16 @@ pub struct AuditSink {
     /// `webhook`: bearer token, as a `${secret:NAME}` or `${env:VAR}` reference (resolved late).
     #[schemars(with = "Option<String>")]
     pub token: Option<Spanned<String>>,
+    /// `syslog` over `tls://` and `webhook`: a PEM file of the CA certificates to trust (instead of the system's
+    /// for syslog, of the built-in Mozilla roots for webhooks).
+    pub ca: Option<String>,
+    /// Refuse new records (so every decision is denied) while this sink is failing. Default false: failures are
+    /// reported and retried, and the local log carries on.
+    pub fail_closed: Option<bool>,
+    /// Also send the signed checkpoints. Default false.
+    pub checkpoints: Option<bool>,
+    /// Items held while the sink is down; beyond this the oldest are dropped, counted and reported (default 65536).
+    pub queue: Option<u32>,
 }
 
 /// `Debug` without the token (a literal one is a credential, which the `literal-credential` lint reports) and
@@ -214,6 +242,11 @@ impl std::fmt::Debug for AuditSink {
             .field("format", &self.format)
             .field("url", &self.url.as_deref().map(|u| u.split('?').next().unwrap_or(u)))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("server_name", &self.server_name)
+            .field("ca", &self.ca)
+            .field("fail_closed", &self.fail_closed)
+            .field("checkpoints", &self.checkpoints)
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -462,6 +495,59 @@ impl<'de> Deserialize<'de> for Size {
             Raw::Int(_) => Err(serde::de::Error::custom("a size cannot be negative")),
             Raw::Text(t) => Size::parse(&t).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// A length of time: `"500ms"`, `"10s"`, `"5m"`, `"2h"` or `"7d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Interval(pub std::time::Duration);
+
+impl JsonSchema for Interval {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Interval".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A length of time: a number and a unit, ms, s, m, h or d (e.g. \"10s\", \"24h\").",
+            "type": "string",
+            "pattern": "^[0-9]+(ms|s|m|h|d)$"
+        })
+    }
+}
+
+impl Interval {
+    pub fn parse(s: &str) -> Result<Interval, String> {
+        let bad = || format!("duration {s:?}: use a number and a unit: ms, s, m, h or d (e.g. \"10s\")");
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let ms: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        let total = n.checked_mul(ms).ok_or_else(bad)?;
+        if total == 0 {
+            return Err(format!("duration {s:?} must be more than zero"));
+        }
+        Ok(Interval(std::time::Duration::from_millis(total)))
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Interval, D::Error> {
+        let text = String::deserialize(d)?;
+        Interval::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

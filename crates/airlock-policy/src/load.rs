@@ -133,6 +133,13 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.fail_closed = a.fail_closed.or(base.fail_closed.take());
         base.record_allows = a.record_allows.or(base.record_allows);
         base.checkpoint_every = a.checkpoint_every.or(base.checkpoint_every);
+        base.checkpoint_interval = a.checkpoint_interval.or(base.checkpoint_interval);
+        base.heartbeat = a.heartbeat.or(base.heartbeat);
+        base.dir = a.dir.or(base.dir.take());
+        base.segment_max_size = a.segment_max_size.or(base.segment_max_size);
+        base.segment_max_age = a.segment_max_age.or(base.segment_max_age);
+        base.retain_for = a.retain_for.or(base.retain_for);
+        base.retain_segments = a.retain_segments.or(base.retain_segments);
         base.sinks = a.sinks.or(base.sinks.take());
     }
     if let Some(r) = o.rate_limits {

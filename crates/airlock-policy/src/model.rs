@@ -803,6 +803,9 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
     for k in file.rate_limits.hosts.keys() {
         b.host_pattern(k);
     }
+    if file.audit.checkpoint_every == Some(0) {
+        b.err("audit", whole.clone(), "audit.checkpoint_every must be at least 1");
+    }
     for sink in file.audit.sinks.iter().flatten() {
         check_sink(&mut b, sink, &secrets);
     }
@@ -926,8 +929,8 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
     }
     let allowed: &[&str] = match kind {
         SinkKind::File => &["path"],
-        SinkKind::Syslog => &["address", "facility", "format"],
-        SinkKind::Webhook => &["url", "token"],
+        SinkKind::Syslog => &["address", "facility", "format", "server_name", "ca"],
+        SinkKind::Webhook => &["url", "token", "ca"],
     };
     for (field, present) in [
         ("path", sink.path.is_some()),
@@ -936,6 +939,8 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
         ("format", sink.format.is_some()),
         ("url", sink.url.is_some()),
         ("token", sink.token.is_some()),
+        ("server_name", sink.server_name.is_some()),
+        ("ca", sink.ca.is_some()),
     ] {
         if present && !allowed.contains(&field) {
             b.err(
@@ -946,15 +951,17 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
         }
     }
     if let Some(address) = &sink.address {
-        let ok = address.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
-            || ["udp://", "tcp://"].iter().any(|s| address.starts_with(s));
-        if !ok {
-            b.err(
-                "audit-sink",
-                span.clone(),
-                format!("syslog address {address:?}: use unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT"),
-            );
+        match parse_syslog_address(address) {
+            Ok((scheme, _)) => {
+                if scheme != "tls" && (sink.server_name.is_some() || sink.ca.is_some()) {
+                    b.err("audit-sink", span.clone(), "`server_name` and `ca` apply only to a tls:// syslog address");
+                }
+            }
+            Err(m) => b.err("audit-sink", span.clone(), m),
         }
+    }
+    if sink.queue == Some(0) {
+        b.err("audit-sink", span.clone(), "`queue` must be at least 1");
     }
     if let Some(f) = &sink.facility {
         let known =
@@ -995,6 +1002,20 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
             }
         }
     }
+}
+
+/// Splits a syslog sink address into its scheme (`udp`, `tcp` or `tls`) and socket address.
+pub fn parse_syslog_address(address: &str) -> Result<(&str, std::net::SocketAddr), String> {
+    let bad = || format!("syslog address {address:?}: use udp://IP:PORT, tcp://IP:PORT or tls://IP:PORT");
+    let (scheme, rest) = address.split_once("://").ok_or_else(bad)?;
+    if !["udp", "tcp", "tls"].contains(&scheme) {
+        return Err(bad());
+    }
+    let addr: std::net::SocketAddr = rest.parse().map_err(|_| bad())?;
+    if addr.port() == 0 {
+        return Err(bad());
+    }
+    Ok((scheme, addr))
 }
 
 /// True when a pattern covers every host (`*`) or a whole top-level domain (`*.com`).

@@ -445,3 +445,32 @@ fn wildcard_over_a_whole_tld_is_fatal_in_prod_and_a_warning_in_dev() {
 fn wildcard_subdomain_host_is_fatal_in_prod_and_a_warning_in_dev() {
     assert_wildcard_fatal_in_prod_and_a_warning_in_dev("*.example.com");
 }
+
+#[test]
+fn audit_sink_addresses_and_options_are_checked() {
+    for (sink, says) in [
+        ("type = \"syslog\"\naddress = \"unix:/dev/log\"", "use udp://IP:PORT, tcp://IP:PORT or tls://IP:PORT"),
+        ("type = \"syslog\"\naddress = \"tcp://siem.example:514\"", "use udp://IP:PORT"),
+        ("type = \"syslog\"\naddress = \"udp://127.0.0.1:0\"", "use udp://IP:PORT"),
+        ("type = \"syslog\"\naddress = \"udp://127.0.0.1:514\"\nca = \"ca.pem\"", "apply only to a tls://"),
+        ("type = \"file\"\npath = \"x\"\nca = \"ca.pem\"", "`ca` does not apply to a file sink"),
+        ("type = \"file\"\npath = \"x\"\nqueue = 0", "`queue` must be at least 1"),
+    ] {
+        let text = format!("version = 1\n[[audit.sinks]]\n{sink}\n");
+        let (_, d) = refused_with(&text, None, "audit-sink");
+        assert_says(&d, says);
+    }
+}
+
+#[test]
+fn audit_intervals_must_have_a_unit_and_be_positive() {
+    for (value, says) in
+        [("\"10 s\"", "use a number and a unit"), ("\"0s\"", "more than zero"), ("\"1w\"", "use a number")]
+    {
+        let text = format!("version = 1\n[audit]\nheartbeat = {value}\n");
+        let (_, d) = refused_with(&text, None, "toml");
+        assert_says(&d, says);
+    }
+    let (_, d) = refused_with("version = 1\n[audit]\ncheckpoint_every = 0\n", None, "audit");
+    assert_says(&d, "at least 1");
+}
