@@ -12,8 +12,14 @@ use airlock_audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use airlock_audit::merkle::{self, TreeView};
 use airlock_audit::reader::{self, Filter, Follower, Stored};
 use airlock_audit::sink::cef::to_cef;
-use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, VerifyOptions};
+use airlock_audit::sink::file::{FileSink, FileSinkOptions};
+use airlock_audit::sink::syslog::{Format as SyslogFormat, SyslogSink, Transport, parse_facility};
+use airlock_audit::sink::webhook::{WebhookOptions, WebhookSink};
+use airlock_audit::sink::{Sink, SinkOptions};
+use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, Retention, VerifyOptions};
+use airlock_crypto::SecretBytes;
 use airlock_crypto::kdf::labels;
+use airlock_policy::config::{self, SinkKind};
 use airlock_crypto::sign::SigningKey;
 use airlock_vault::Vault;
 use serde_json::json;
@@ -96,9 +102,26 @@ pub fn run(ctx: &Ctx, c: AuditCommand) -> Result<(), CliError> {
     }
 }
 
-/// The log directory: `--log`, else `$AIRLOCK_HOME/audit`.
+/// The log directory: `--log`, else `[audit] dir` of `$AIRLOCK_HOME/airlock.toml`, else `$AIRLOCK_HOME/audit`.
+/// A config that does not load is reported and the default used: reading a log must not depend on it.
 pub fn log_dir(ctx: &Ctx, arg: &AuditLogArg) -> PathBuf {
-    arg.log.clone().unwrap_or_else(|| default_dir(&ctx.home))
+    if let Some(dir) = &arg.log {
+        return dir.clone();
+    }
+    match configured_audit(&ctx.home) {
+        Ok(Some(config::Audit { dir: Some(d), .. })) => {
+            if Path::new(&d).is_absolute() {
+                PathBuf::from(d)
+            } else {
+                ctx.home.join(d)
+            }
+        }
+        Ok(_) => default_dir(&ctx.home),
+        Err(e) => {
+            eprintln!("airlock: warning: {}; using {}", e.message, default_dir(&ctx.home).display());
+            default_dir(&ctx.home)
+        }
+    }
 }
 
 pub fn default_dir(home: &Path) -> PathBuf {
@@ -427,8 +450,9 @@ pub struct ChangeLog(AuditLog);
 
 impl ChangeLog {
     pub fn open(ctx: &Ctx, vault: &mut Vault) -> Result<ChangeLog, CliError> {
+        let setup = log_setup(&ctx.home, vault)?;
         let signer = signer(vault)?;
-        AuditLog::open(&default_dir(&ctx.home), signer, Options::default(), vec![]).map(ChangeLog).map_err(audit_err)
+        AuditLog::open(&setup.dir, signer, setup.options, setup.sinks).map(ChangeLog).map_err(audit_err)
     }
 
     /// Records the change (already made) and closes the log, which signs a checkpoint over it.
@@ -445,4 +469,115 @@ impl ChangeLog {
             message: format!("the change was made but could not be recorded in the audit log: {e}"),
         })
     }
+}
+
+/// Where the log lives, how it runs and where copies go.
+pub struct LogSetup {
+    pub dir: PathBuf,
+    pub options: Options,
+    pub sinks: Vec<(Box<dyn Sink>, SinkOptions)>,
+}
+
+/// The `[audit]` section of `$AIRLOCK_HOME/airlock.toml` when there is one (validated as `policy check` does),
+/// else the defaults. The installation's own config, not `./airlock.toml`: where vault changes are recorded must
+/// not depend on the directory a command runs in.
+pub fn log_setup(home: &Path, vault: &mut Vault) -> Result<LogSetup, CliError> {
+    match configured_audit(home)? {
+        Some(a) => setup_from_config(&a, home, vault),
+        None => Ok(LogSetup { dir: default_dir(home), options: Options::default(), sinks: vec![] }),
+    }
+}
+
+/// `[audit]` of `$AIRLOCK_HOME/airlock.toml`, validated; `None` without that file.
+fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
+    let path = home.join("airlock.toml");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bad = |e: airlock_policy::error::ConfigError| {
+        CliError::input(format!("{e} (its [audit] section says where and how the audit log is kept)"))
+    };
+    let opts = airlock_policy::load::LoadOptions::from_env(None, home.to_path_buf());
+    let doc = airlock_policy::load::load_file(&path, &opts).map_err(bad)?;
+    let (model, _warnings) = airlock_policy::model::build(&doc).map_err(bad)?;
+    Ok(Some(model.file.audit.clone()))
+}
+
+/// Turns `[audit]` settings into log options and started-ready sinks. Relative paths are taken from `home`;
+/// webhook tokens (`${secret:…}` / `${env:…}`) are resolved here, at the point of use, never earlier.
+pub fn setup_from_config(a: &config::Audit, home: &Path, vault: &mut Vault) -> Result<LogSetup, CliError> {
+    let defaults = Options::default();
+    let options = Options {
+        checkpoint_every: a.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+        checkpoint_interval: a.checkpoint_interval.map_or(defaults.checkpoint_interval, |i| i.0),
+        heartbeat: a.heartbeat.map_or(defaults.heartbeat, |i| i.0),
+        segment_max_bytes: a.segment_max_size.map_or(defaults.segment_max_bytes, |s| s.0),
+        segment_max_age: a.segment_max_age.map(|i| i.0).or(defaults.segment_max_age),
+        retention: Retention {
+            max_age: a.retain_for.map(|i| i.0),
+            max_segments: a.retain_segments.map(|n| n as usize),
+        },
+        ..defaults
+    };
+    let rel = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { home.join(p) };
+    let dir = a.dir.as_deref().map_or_else(|| default_dir(home), rel);
+    let mut sinks: Vec<(Box<dyn Sink>, SinkOptions)> = Vec::new();
+    for s in a.sinks.iter().flatten() {
+        let sink_opts = SinkOptions {
+            queue_capacity: s.queue.map_or(SinkOptions::default().queue_capacity, |q| q as usize),
+            fail_closed: s.fail_closed.unwrap_or(false),
+            ..SinkOptions::default()
+        };
+        let checkpoints = s.checkpoints.unwrap_or(false);
+        let sink_err = |e: airlock_audit::sink::SinkError| CliError::input(format!("audit sink: {e}"));
+        let sink: Box<dyn Sink> = match s.kind.get_ref() {
+            SinkKind::File => {
+                let path = rel(s.path.as_deref().unwrap_or_default());
+                Box::new(FileSink::open(path, FileSinkOptions { wants_checkpoints: checkpoints }).map_err(sink_err)?)
+            }
+            SinkKind::Syslog => {
+                let address = s.address.as_deref().unwrap_or_default();
+                let (scheme, addr) = airlock_policy::model::parse_syslog_address(address).map_err(CliError::input)?;
+                let transport = match scheme {
+                    "udp" => Transport::Udp(addr),
+                    "tcp" => Transport::Tcp(addr),
+                    _ => Transport::Tls {
+                        addr,
+                        server_name: s.server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
+                        ca_pem: s.ca.as_deref().map(rel),
+                    },
+                };
+                let format = match s.format {
+                    Some(config::SinkFormat::Ocsf) => SyslogFormat::Ocsf,
+                    _ => SyslogFormat::Cef,
+                };
+                let facility = parse_facility(s.facility.as_deref().unwrap_or("auth")).map_err(sink_err)?;
+                Box::new(SyslogSink::new(transport, format, facility, checkpoints).map_err(sink_err)?)
+            }
+            SinkKind::Webhook => {
+                let token = match &s.token {
+                    Some(t) => {
+                        let ws = airlock_vault::DEFAULT_WORKSPACE;
+                        let text = airlock_vault::reference::interpolate(
+                            t.get_ref(),
+                            ws,
+                            |id| Ok(zeroize::Zeroizing::new(vault.resolve(id)?.expose().to_vec())),
+                            |var| std::env::var(var).ok(),
+                        )?;
+                        Some(SecretBytes::copy_from(text.as_bytes()))
+                    }
+                    None => None,
+                };
+                let opts = WebhookOptions {
+                    ca_pem: s.ca.as_deref().map(rel),
+                    wants_checkpoints: checkpoints,
+                    ..WebhookOptions::default()
+                };
+                let url = s.url.as_deref().unwrap_or_default();
+                Box::new(WebhookSink::new(url, token, opts).map_err(sink_err)?)
+            }
+        };
+        sinks.push((sink, sink_opts));
+    }
+    Ok(LogSetup { dir, options, sinks })
 }

@@ -161,3 +161,38 @@ fn bad_filters_and_missing_logs_are_clear_errors() {
     al.call(["audit", "verify", "--key", "not-a-key"]).expect(8).err_has("--key");
     al.call(["audit", "prove", "999"]).expect(8).err_has("not in the tree").err_lacks("panicked");
 }
+
+#[test]
+fn audit_settings_in_the_installation_config_are_used() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    std::fs::create_dir_all(al.home.join("export")).unwrap();
+    std::fs::write(
+        al.home.join("airlock.toml"),
+        "version = 1\n[audit]\ndir = \"logs/audit\"\ncheckpoint_every = 5\n\
+         [[audit.sinks]]\ntype = \"file\"\npath = \"export/audit.jsonl\"\ncheckpoints = true\n",
+    )
+    .unwrap();
+    al.set("gh", CANARY);
+    let copy = std::fs::read_to_string(al.home.join("export/audit.jsonl")).unwrap();
+    assert!(copy.lines().any(|l| l.contains("\"secret default/gh stored\"")), "{copy}");
+    assert!(copy.lines().any(|l| l.contains("airlock_checkpoint")), "{copy}");
+    assert!(!copy.contains("AUDITCANARY"));
+    // The log itself moved to [audit] dir, and every command finds it there.
+    assert!(al.home.join("logs/audit/segments").is_dir());
+    al.call(["audit", "verify"]).expect(0).out_has("logs/audit");
+    al.call(["audit", "query", "--type", "entity"]).expect(0).out_has("secret default/gh stored");
+}
+
+#[test]
+fn a_broken_audit_config_stops_vault_changes_before_they_happen() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    std::fs::write(
+        al.home.join("airlock.toml"),
+        "version = 1\n[[audit.sinks]]\ntype = \"syslog\"\naddress = \"udp://nowhere:514\"\n",
+    )
+    .unwrap();
+    al.call(["secret", "set", "gh", "--raw"]).stdin(CANARY).expect(8).err_has("syslog address");
+    assert!(al.names().is_empty(), "nothing was stored");
+}
