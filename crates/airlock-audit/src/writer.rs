@@ -52,6 +52,8 @@ impl Clock for SystemClock {
 
 /// How much the clock may step back before the log records that it did (NTP slews are smaller than this).
 const CLOCK_STEP_REPORT_MS: i64 = 1_000;
+/// Longest a flush leader waits for other writers' records before syncing (see `Inner::gather`).
+const MAX_GATHER: Duration = Duration::from_millis(2);
 /// How long a buffered record may stay written but not synced.
 const BUFFERED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Pending bytes beyond which appenders wait for a flush, so a stalled disk cannot eat all memory.
@@ -167,6 +169,12 @@ struct State {
     checkpoint_at: Instant,
     closing: bool,
     closed: bool,
+    /// Records in the last synced batch: how many writers are likely to append again right away.
+    last_batch: u64,
+    /// Moving average of how long a write + sync takes.
+    sync_time: Duration,
+    /// A leader is waiting for more records before it syncs (appenders then signal `arrived`).
+    gathering: bool,
 }
 
 /// The open segment and checkpoint files; only the flush leader and checkpoint writer touch them.
@@ -194,6 +202,8 @@ struct Inner {
     changed: Condvar,
     /// Wakes the background thread.
     wake: Condvar,
+    /// A record arrived while a leader was gathering.
+    arrived: Condvar,
     io: Mutex<Io>,
     sinks: Vec<SinkWorker>,
     _lock: File,
@@ -281,6 +291,9 @@ impl AuditLog {
             checkpoint_at: Instant::now(),
             closing: false,
             closed: false,
+            last_batch: 0,
+            sync_time: Duration::ZERO,
+            gathering: false,
         };
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -289,6 +302,7 @@ impl AuditLog {
             state: Mutex::new(state),
             changed: Condvar::new(),
             wake: Condvar::new(),
+            arrived: Condvar::new(),
             io: Mutex::new(recovered.io),
             sinks,
             _lock: lock_file,
@@ -435,6 +449,9 @@ impl Inner {
         }
         let seq = st.tip.next_seq;
         self.push_canonical(&mut st, &json, &mut value, now);
+        if st.gathering {
+            self.arrived.notify_one();
+        }
         Ok((Receipt { seq, logged_ms: now }, st.generation))
     }
 
@@ -500,11 +517,34 @@ impl Inner {
                 return Ok(());
             }
             if !st.flushing {
+                st.flushing = true; // this caller is the leader from here on
+                st = self.gather(st, generation);
                 st = self.flush_locked(st, true);
                 continue;
             }
             st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Group commit's one wait: when the last batch showed several writers at work, the leader gives them a moment
+    /// (at most half a sync, at most [`MAX_GATHER`]) to add their next records, so one sync covers them all instead
+    /// of the first arrival paying a sync alone while the rest queue behind it. A lone writer never waits.
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>, generation: u64) -> MutexGuard<'a, State> {
+        let target = st.last_batch;
+        if target <= 1 {
+            return st;
+        }
+        let deadline = Instant::now() + (st.sync_time / 2).min(MAX_GATHER);
+        st.gathering = true;
+        while st.tip.next_seq - st.written.next_seq < target && st.generation == generation {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        st.gathering = false;
+        st
     }
 
     /// Becomes the flush leader: writes everything pending (and with `sync`, makes everything written durable),
@@ -520,15 +560,21 @@ impl Inner {
         let now = st.last_time;
         drop(st);
 
+        let began = Instant::now();
         let result = {
             let mut io = lock(&self.io);
             self.write_batch(&mut io, &start, &batch, now, sync)
         };
+        let took = began.elapsed();
 
         let mut st = lock(&self.state);
         st.flushing = false;
         match result {
             Ok(()) => {
+                if sync {
+                    st.last_batch = end.next_seq - st.durable.next_seq;
+                    st.sync_time = (st.sync_time * 7 + took) / 8;
+                }
                 st.written = end;
                 st.unsynced_exports.extend(exports);
                 if sync {
