@@ -54,6 +54,8 @@ impl Clock for SystemClock {
 const CLOCK_STEP_REPORT_MS: i64 = 1_000;
 /// Longest a flush leader waits for other writers' records before syncing (see `Inner::gather`).
 const MAX_GATHER: Duration = Duration::from_millis(2);
+/// A gathering leader stops when no record arrives for this long.
+const GATHER_IDLE: Duration = Duration::from_micros(200);
 /// How long a buffered record may stay written but not synced.
 const BUFFERED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Pending bytes beyond which appenders wait for a flush, so a stalled disk cannot eat all memory.
@@ -171,8 +173,6 @@ struct State {
     closed: bool,
     /// Records in the last synced batch: how many writers are likely to append again right away.
     last_batch: u64,
-    /// Moving average of how long a write + sync takes.
-    sync_time: Duration,
     /// A leader is waiting for more records before it syncs (appenders then signal `arrived`).
     gathering: bool,
 }
@@ -292,7 +292,6 @@ impl AuditLog {
             closing: false,
             closed: false,
             last_batch: 0,
-            sync_time: Duration::ZERO,
             gathering: false,
         };
         let inner = Arc::new(Inner {
@@ -449,7 +448,8 @@ impl Inner {
         }
         let seq = st.tip.next_seq;
         self.push_canonical(&mut st, &json, &mut value, now);
-        if st.gathering {
+        // Wake a gathering leader only when its batch is complete: one wakeup per batch, not one per record.
+        if st.gathering && st.tip.next_seq - st.written.next_seq >= st.last_batch {
             self.arrived.notify_one();
         }
         Ok((Receipt { seq, logged_ms: now }, st.generation))
@@ -527,21 +527,27 @@ impl Inner {
     }
 
     /// Group commit's one wait: when the last batch showed several writers at work, the leader gives them a moment
-    /// (at most half a sync, at most [`MAX_GATHER`]) to add their next records, so one sync covers them all instead
-    /// of the first arrival paying a sync alone while the rest queue behind it. A lone writer never waits.
+    /// to add their next records, so one sync covers them all instead of the first arrival paying a sync alone
+    /// while the rest queue behind it. It stops as soon as the last batch's count is reached, when no record has
+    /// arrived for [`GATHER_IDLE`] (the others are not coming soon), or after [`MAX_GATHER`]. A lone writer never
+    /// waits.
     fn gather<'a>(&'a self, mut st: MutexGuard<'a, State>, generation: u64) -> MutexGuard<'a, State> {
         let target = st.last_batch;
         if target <= 1 {
             return st;
         }
-        let deadline = Instant::now() + (st.sync_time / 2).min(MAX_GATHER);
+        let deadline = Instant::now() + MAX_GATHER;
         st.gathering = true;
         while st.tip.next_seq - st.written.next_seq < target && st.generation == generation {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            st = self.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            let before = st.tip.next_seq;
+            st = self.arrived.wait_timeout(st, GATHER_IDLE.min(deadline - now)).unwrap_or_else(|p| p.into_inner()).0;
+            if st.tip.next_seq == before {
+                break;
+            }
         }
         st.gathering = false;
         st
@@ -560,12 +566,10 @@ impl Inner {
         let now = st.last_time;
         drop(st);
 
-        let began = Instant::now();
         let result = {
             let mut io = lock(&self.io);
             self.write_batch(&mut io, &start, &batch, now, sync)
         };
-        let took = began.elapsed();
 
         let mut st = lock(&self.state);
         st.flushing = false;
@@ -573,7 +577,6 @@ impl Inner {
             Ok(()) => {
                 if sync {
                     st.last_batch = end.next_seq - st.durable.next_seq;
-                    st.sync_time = (st.sync_time * 7 + took) / 8;
                 }
                 st.written = end;
                 st.unsynced_exports.extend(exports);

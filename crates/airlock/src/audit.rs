@@ -19,8 +19,8 @@ use airlock_audit::sink::{Sink, SinkOptions};
 use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, Retention, VerifyOptions};
 use airlock_crypto::SecretBytes;
 use airlock_crypto::kdf::labels;
-use airlock_policy::config::{self, SinkKind};
 use airlock_crypto::sign::SigningKey;
+use airlock_policy::config::{self, SinkKind};
 use airlock_vault::Vault;
 use serde_json::json;
 
