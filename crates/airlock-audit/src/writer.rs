@@ -89,6 +89,8 @@ pub struct Options {
     /// On open, cut off an incomplete final record left by a crash (recording that it did). Only ever applies to
     /// bytes past the last checkpoint; anything else is refused.
     pub repair_torn_tail: bool,
+    /// How long `open` waits for another writer (a concurrent CLI command) to let go of the log.
+    pub lock_timeout: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -103,6 +105,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(60),
             flush_interval: Duration::from_millis(10),
             repair_torn_tail: true,
+            lock_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
     }
@@ -119,6 +122,7 @@ impl std::fmt::Debug for Options {
             .field("heartbeat", &self.heartbeat)
             .field("flush_interval", &self.flush_interval)
             .field("repair_torn_tail", &self.repair_torn_tail)
+            .field("lock_timeout", &self.lock_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -263,10 +267,18 @@ impl AuditLog {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_err(&lock_path, "open"))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: lock_path }),
-            Err(fs::TryLockError::Error(e)) => return Err(AuditError::Io { path: lock_path, op: "lock", source: e }),
+        let waiting_since = Instant::now();
+        loop {
+            match lock_file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if waiting_since.elapsed() < opts.lock_timeout => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: lock_path }),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(AuditError::Io { path: lock_path, op: "lock", source: e });
+                }
+            }
         }
         remove_temp_files(&seg_dir)?;
 

@@ -55,6 +55,26 @@ fn a_second_writer_is_refused() {
 }
 
 #[test]
+fn a_second_writer_waits_for_the_first_to_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = AuditLog::open(dir.path(), signer(), opts(), vec![]).unwrap();
+    let path = dir.path().to_path_buf();
+    let second = std::thread::spawn(move || {
+        let o = Options { lock_timeout: Duration::from_secs(10), ..opts() };
+        let log = AuditLog::open(&path, signer(), o, vec![]).unwrap();
+        log.append(event(2)).unwrap();
+        log.close().unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    first.append(event(1)).unwrap();
+    first.close().unwrap();
+    second.join().unwrap();
+    let r = verify(dir.path());
+    assert!(r.ok(), "{}", describe(&r));
+    assert_eq!(r.tree_size(), 6, "two sessions of opened + 1 + closed");
+}
+
+#[test]
 fn concurrent_writers_get_unique_durable_sequence_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(AuditLog::open(dir.path(), signer(), opts(), vec![]).unwrap());

@@ -33,6 +33,7 @@ pub fn opts() -> Options {
         checkpoint_interval: Duration::from_secs(3600),
         heartbeat: Duration::from_secs(3600),
         flush_interval: Duration::from_millis(2),
+        lock_timeout: Duration::ZERO,
         ..Options::default()
     }
 }
