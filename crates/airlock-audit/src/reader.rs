@@ -40,7 +40,7 @@ fn parse_line(path: &Path, offset: u64, bytes: &[u8]) -> Result<Stored, AuditErr
 pub fn for_each(dir: &Path, mut f: impl FnMut(Stored) -> bool) -> Result<(), AuditError> {
     let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
     for (_, path) in &listing.segments {
-        let data = fs::read(path).map_err(io_err(path, "read"))?;
+        let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
         let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
         for line in segment::lines(&data[end + 1..], end as u64 + 1) {
             if !line.complete {
@@ -60,7 +60,7 @@ pub fn leaves(dir: &Path) -> Result<(Frontier, Vec<Hash>), AuditError> {
     let mut pruned = None;
     let mut leaves = Vec::new();
     for (_, path) in &listing.segments {
-        let data = fs::read(path).map_err(io_err(path, "read"))?;
+        let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
         let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
         let header =
             SegmentHeader::parse(&data[..end]).map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
@@ -125,6 +125,8 @@ pub struct Follower {
     segment: Option<(u64, PathBuf)>,
     offset: u64,
     partial: Vec<u8>,
+    /// Seq of the next record to show: also the name of the segment that follows the current one.
+    next_seq: Option<u64>,
 }
 
 impl Follower {
@@ -141,11 +143,16 @@ impl Follower {
             true
         })?;
         let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
-        let mut f =
-            Follower { dir: dir.to_path_buf(), segment: listing.segments.last().cloned(), offset: 0, partial: vec![] };
+        let mut f = Follower {
+            dir: dir.to_path_buf(),
+            segment: listing.segments.last().cloned(),
+            offset: 0,
+            partial: vec![],
+            next_seq: None,
+        };
         // Position after the complete lines of the newest segment.
         if let Some((_, path)) = &f.segment {
-            let data = fs::read(path).map_err(io_err(path, "read"))?;
+            let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
             f.offset = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
         }
         Ok((f, all.into_iter().collect()))
@@ -154,7 +161,9 @@ impl Follower {
     /// Records completed since the last call.
     pub fn poll(&mut self) -> Result<Vec<Stored>, AuditError> {
         let mut out = Vec::new();
-        loop {
+        // A bounded number of segments per call, so a writer rotating as fast as we read cannot keep one call
+        // (and its output) growing for ever.
+        for _ in 0..64 {
             let Some((first, path)) = self.segment.clone() else {
                 let listing = segment::list(&self.dir).map_err(io_err(segment::segments_dir(&self.dir), "list"))?;
                 self.segment = listing.segments.first().cloned();
@@ -164,10 +173,31 @@ impl Follower {
                 }
                 continue;
             };
-            let mut file = fs::File::open(&path).map_err(io_err(&path, "open"))?;
+            // List before reading: once a newer segment exists the writer never appends to this one again, so
+            // reading this one to its end *after* seeing the newer one cannot miss a record.
+            let listing = segment::list(&self.dir).map_err(io_err(segment::segments_dir(&self.dir), "list"))?;
+            let next = listing.segments.into_iter().find(|(f, _)| *f > first);
+            let mut file = match fs::File::open(&path) {
+                Ok(f) => f,
+                // Removed by retention while we followed it: carry on with whatever comes next.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && next.is_some() => {
+                    self.segment = next;
+                    self.offset = 0;
+                    continue;
+                }
+                Err(e) => return Err(AuditError::Io { path, op: "open", source: e }),
+            };
+            let len = file.metadata().map_err(io_err(&path, "stat"))?.len();
+            if len < self.offset {
+                // The writer cut the file back after a failed write: those records were never kept (the log says
+                // so in its next record). Resume at the last complete line.
+                let mut head = Vec::new();
+                (&mut file).take(len).read_to_end(&mut head).map_err(io_err(&path, "read"))?;
+                self.offset = head.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
+            }
             file.seek(SeekFrom::Start(self.offset)).map_err(io_err(&path, "seek"))?;
             let mut data = Vec::new();
-            file.read_to_end(&mut data).map_err(io_err(&path, "read"))?;
+            (&mut file).take(segment::MAX_SEGMENT_BYTES).read_to_end(&mut data).map_err(io_err(&path, "read"))?;
             let mut consumed = 0usize;
             while let Some(n) = data[consumed..].iter().position(|&b| b == b'\n') {
                 let line = &data[consumed..consumed + n];
@@ -176,13 +206,22 @@ impl Follower {
                 if at == 0 {
                     continue; // the header
                 }
-                out.push(parse_line(&path, at, line)?);
+                let record = parse_line(&path, at, line)?;
+                self.next_seq = Some(record.seq + 1);
+                out.push(record);
             }
             self.offset += consumed as u64;
             self.partial = data[consumed..].to_vec();
-            // Move to the next segment once one exists; the writer never appends to an older one again.
-            let listing = segment::list(&self.dir).map_err(io_err(segment::segments_dir(&self.dir), "list"))?;
-            match listing.segments.into_iter().find(|(f, _)| *f > first) {
+            // The segment after this one is named by the next seq. A directory listing taken while the writer
+            // renames a new segment into place may miss it (readdir is no snapshot), so prefer the name we know.
+            let next = match (next, self.next_seq.filter(|&n| n > first)) {
+                (Some(listed), Some(n)) => {
+                    let known = segment::segment_path(&self.dir, n);
+                    if known.is_file() { Some((n, known)) } else { Some(listed) }
+                }
+                (listed, _) => listed,
+            };
+            match next {
                 Some(next) if self.partial.is_empty() => {
                     self.segment = Some(next);
                     self.offset = 0;
@@ -190,5 +229,6 @@ impl Follower {
                 _ => return Ok(out),
             }
         }
+        Ok(out)
     }
 }

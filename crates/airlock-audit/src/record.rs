@@ -71,7 +71,8 @@ impl<'a> RecordLine<'a> {
     /// Parses and checks one line (without its newline). The envelope must be byte-for-byte what
     /// [`encode_into`] writes, so a record has exactly one valid spelling.
     pub fn parse(line: &'a [u8]) -> Result<RecordLine<'a>, LineError> {
-        let wire: Wire<'a> = serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))?;
+        let wire: Wire<'a> =
+            serde_json::from_slice(line).map_err(|e| LineError::Json(crate::segment::json_error(&e)))?;
         let prev = parse_hash(wire.prev).ok_or(LineError::Prev)?;
         if !wire.event.get().starts_with('{') {
             return Err(LineError::EventNotObject);
@@ -87,7 +88,7 @@ impl<'a> RecordLine<'a> {
     /// The OCSF event as sinks and exports see it: with `metadata.sequence` and `metadata.logged_time`.
     pub fn export_event(&self) -> Result<serde_json::Value, LineError> {
         let mut v: serde_json::Value =
-            serde_json::from_str(self.event.get()).map_err(|e| LineError::Json(e.to_string()))?;
+            serde_json::from_str(self.event.get()).map_err(|e| LineError::Json(crate::segment::json_error(&e)))?;
         stamp(&mut v, self.seq, self.logged_ms);
         Ok(v)
     }

@@ -24,6 +24,12 @@ use crate::canonical;
 use crate::merkle::{Frontier, Hash};
 use crate::record::{hash_hex, parse_hash};
 
+/// Largest segment any writer produces ([`crate::Options::segment_max_bytes`] is capped below it). Readers refuse
+/// bigger files instead of loading them: a hostile multi-gigabyte "segment" must not exhaust memory.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// Largest checkpoint file read (about two years of one-minute heartbeats).
+pub const MAX_CHECKPOINT_FILE_BYTES: u64 = 256 << 20;
+
 pub const SEGMENTS_DIR: &str = "segments";
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
 pub const LOCK_FILE: &str = "lock";
@@ -116,7 +122,8 @@ impl SegmentHeader {
     }
 
     pub fn parse(line: &[u8]) -> Result<SegmentHeader, String> {
-        let w: HeaderWire = serde_json::from_slice(line).map_err(|e| format!("not a segment header: {e}"))?;
+        let w: HeaderWire =
+            serde_json::from_slice(line).map_err(|e| format!("not a segment header: {}", json_error(&e)))?;
         if w.airlock_audit_segment != FORMAT_VERSION {
             return Err(format!("unsupported segment format version {}", w.airlock_audit_segment));
         }
@@ -165,6 +172,42 @@ pub fn lines(data: &[u8], base: u64) -> impl Iterator<Item = Line<'_>> {
     })
 }
 
+/// Reads a whole file, refusing one larger than `max` bytes (checked on the open file, before reading).
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    read_capped_file(fs::File::open(path)?, max)
+}
+
+/// [`read_capped`] on a file already open.
+pub fn read_capped_file(file: fs::File, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{len} bytes, more than the {max}-byte limit for this file"),
+        ));
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("grew past the {max}-byte limit while read")));
+    }
+    Ok(data)
+}
+
+/// Describes a JSON error by kind and position only: serde's own messages quote the offending text, and a
+/// damaged line's text must not be echoed into reports and logs.
+pub fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "malformed JSON",
+        Category::Data => "a field is missing, unknown or of the wrong type",
+        Category::Eof => "incomplete JSON",
+    };
+    format!("{what} at column {}", e.column())
+}
+
 /// One line of the checkpoint file: `{"note":"<C2SP signed note>"}`.
 ///
 /// Why JSON Lines and not bare notes back to back: a crash mid-append must leave something a reader can tell
@@ -191,7 +234,7 @@ struct CheckpointWire {
 
 /// Reads the checkpoint file (empty if it does not exist).
 pub fn read_checkpoint_file(dir: &Path) -> io::Result<(Vec<CheckpointLine>, u64)> {
-    let data = match fs::read(checkpoints_path(dir)) {
+    let data = match read_capped(&checkpoints_path(dir), MAX_CHECKPOINT_FILE_BYTES) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
@@ -199,7 +242,7 @@ pub fn read_checkpoint_file(dir: &Path) -> io::Result<(Vec<CheckpointLine>, u64)
     let out = lines(&data, 0)
         .map(|l| {
             let note = serde_json::from_slice::<CheckpointWire>(l.bytes)
-                .map_err(|e| format!("not a checkpoint line: {e}"))
+                .map_err(|e| format!("not a checkpoint line: {}", json_error(&e)))
                 .and_then(|w| {
                     let mut again = encode_checkpoint_line(&w.note);
                     again.pop();

@@ -97,6 +97,8 @@ pub struct Report {
     pub torn_checkpoint: Option<u64>,
     /// Files in `segments/` that are not segments.
     pub strays: Vec<PathBuf>,
+    /// A segment reported missing exists after all: the listing raced a rotation, and verify runs again.
+    listing_raced: bool,
 }
 
 impl Report {
@@ -124,26 +126,86 @@ struct Known {
 /// Verifies the log in `dir` with `verifier`. `Err` only when the directory cannot be read at all; everything
 /// wrong with its contents is a [`Problem`] in the report.
 pub fn verify(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Result<Report, AuditError> {
-    let mut report = Report::default();
-    let mut checkpoints = load_checkpoints(dir, verifier, opts, &mut report)?;
-    checkpoints.sort_by_key(|k| k.cp.size);
+    // Retention may delete a segment between listing and reading it (a live log): start again, a few times.
+    let mut attempt = 0;
+    loop {
+        match verify_once(dir, verifier, opts) {
+            Err(AuditError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                attempt += 1;
+            }
+            // A gap whose segment exists now was a listing taken mid-rotation (readdir is no snapshot).
+            Ok(report) if report.listing_raced && attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
 
+fn verify_once(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Result<Report, AuditError> {
+    let mut report = Report::default();
+    // A live log changes under us: retention deletes the oldest segments, rotation adds new ones. So: open the
+    // segments first (an open file stays readable after retention unlinks it), then read the checkpoints (every
+    // record they sign was written before them), then read the segments, looking for newer ones at the end.
     let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
     report.strays = listing.strays.clone();
-    report.segments = listing.segments.len();
-    // No segments is an empty log (a writer that died before creating one). If records had been written, a
-    // checkpoint signed for them makes the absence a problem below.
+    let mut queue: std::collections::VecDeque<(u64, PathBuf, Option<fs::File>)> = Default::default();
+    for (i, (first, path)) in listing.segments.into_iter().enumerate() {
+        if i >= EAGER_OPEN {
+            queue.push_back((first, path, None));
+            continue;
+        }
+        match fs::File::open(&path) {
+            Ok(f) => queue.push_back((first, path, Some(f))),
+            // Removed by retention since the listing: it is older than everything still to come, skip it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && queue.is_empty() => {}
+            Err(e) => return Err(AuditError::Io { path, op: "open", source: e }),
+        }
+    }
+    let checkpoints = {
+        let mut c = load_checkpoints(dir, verifier, opts, &mut report)?;
+        c.sort_by_key(|k| k.cp.size);
+        c
+    };
 
-    let mut walk = Walk::new(checkpoints, verifier.name());
-    let last_index = listing.segments.len().saturating_sub(1);
-    for (i, (first, path)) in listing.segments.iter().enumerate() {
-        let data = fs::read(path).map_err(io_err(path, "read"))?;
+    let mut walk = Walk::new(dir, checkpoints, verifier.name());
+    let mut index = 0;
+    while let Some((first, path, file)) = queue.pop_front() {
+        if queue.is_empty() {
+            // Segments created while we read: they hold records the checkpoints we loaded may sign.
+            let newer = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+            for (f, p) in newer.segments.into_iter().filter(|(f, _)| *f > first) {
+                queue.push_back((f, p, None));
+            }
+        }
+        let file = match file {
+            Some(f) => f,
+            None => fs::File::open(&path).map_err(io_err(&path, "open"))?,
+        };
+        let data = match segment::read_capped_file(file, segment::MAX_SEGMENT_BYTES) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Not read at all: no writer makes a segment this big, and loading it could exhaust memory.
+                report.problems.push(Problem {
+                    seq: Some(first),
+                    path: Some(path.clone()),
+                    offset: None,
+                    message: format!("segment not read: {e}"),
+                });
+                break;
+            }
+            Err(e) => return Err(AuditError::Io { path: path.clone(), op: "read", source: e }),
+        };
         report.bytes += data.len() as u64;
-        walk.segment(&mut report, i == 0, i == last_index, *first, path, &data);
+        report.segments += 1;
+        walk.segment(&mut report, index == 0, queue.is_empty(), first, &path, &data);
+        index += 1;
     }
     walk.finish(&mut report, opts);
     Ok(report)
 }
+
+/// Segments opened before the checkpoints are read (see `verify_once`); beyond this many, the rest are opened
+/// as they are reached, to stay within the file-descriptor limit.
+const EAGER_OPEN: usize = 256;
 
 fn load_checkpoints(
     dir: &Path,
@@ -192,6 +254,16 @@ fn load_checkpoints(
     }
     for (n, text) in opts.trusted_notes.iter().enumerate() {
         let notes = match split_notes(text) {
+            Ok(notes) if notes.is_empty() => {
+                // An empty witness file must not quietly turn into "nothing to compare against".
+                report.problems.push(Problem {
+                    seq: None,
+                    path: None,
+                    offset: None,
+                    message: format!("trusted checkpoint #{} holds no checkpoint", n + 1),
+                });
+                continue;
+            }
             Ok(notes) => notes,
             Err(e) => {
                 report.problems.push(Problem {
@@ -229,6 +301,7 @@ struct ChainBreak {
 
 /// State carried across segments.
 struct Walk {
+    dir: PathBuf,
     origin: String,
     checkpoints: Vec<Known>,
     /// `seq` minus position, as last seen: a change is reported once, not at every later record.
@@ -239,14 +312,19 @@ struct Walk {
     prev: Hash,
     frontier: Frontier,
     last_logged: i64,
-    retention_before: u64,
+    /// Retention records seen: (their seq, the seq before which they removed records). Honoured only if a
+    /// matching checkpoint signs them: an unsigned one could be a forgery covering for deleted segments.
+    retention: Vec<(u64, u64)>,
+    /// The largest checkpoint size whose root matched the records.
+    signed_through: u64,
     chain_break: Option<ChainBreak>,
     done: bool,
 }
 
 impl Walk {
-    fn new(checkpoints: Vec<Known>, origin: &str) -> Walk {
+    fn new(dir: &Path, checkpoints: Vec<Known>, origin: &str) -> Walk {
         Walk {
+            dir: dir.to_path_buf(),
             origin: origin.to_owned(),
             checkpoints,
             seq_shift: 0,
@@ -256,7 +334,8 @@ impl Walk {
             prev: [0; 32],
             frontier: Frontier::new(),
             last_logged: i64::MIN,
-            retention_before: 0,
+            retention: Vec::new(),
+            signed_through: 0,
             chain_break: None,
             done: false,
         }
@@ -320,6 +399,9 @@ impl Walk {
                 format!("segment overlaps the previous one (starts at {hi}, expected {lo})")
             };
             report.problems.push(problem(Some(lo.min(hi)), Some(0), message));
+            if hi > lo && segment::segment_path(self.dir.as_path(), lo).is_file() {
+                report.listing_raced = true;
+            }
             // Carry on from this segment's own header, so that problems further on are still found.
             self.expected = header.first_seq;
             self.prev = header.prev;
@@ -386,7 +468,7 @@ impl Walk {
                             Some(line.offset),
                             format!(
                                 "record time goes backwards ({} ms before the previous record)",
-                                self.last_logged - rec.logged_ms
+                                i128::from(self.last_logged) - i128::from(rec.logged_ms)
                             ),
                         ));
                     }
@@ -396,7 +478,7 @@ impl Walk {
                         && let Some(n) = crate::event::get_path(&v, "unmapped.airlock.retention_removed_before")
                             .and_then(|n| n.as_u64())
                     {
-                        self.retention_before = self.retention_before.max(n);
+                        self.retention.push((seq, n));
                     }
                     rec.leaf
                 }
@@ -451,6 +533,7 @@ impl Walk {
                 });
             } else {
                 report.checkpoints_matched += 1;
+                self.signed_through = self.signed_through.max(k.cp.size);
             }
         }
     }
@@ -488,13 +571,20 @@ impl Walk {
                 ),
             });
         }
-        if self.started && report.first_seq > 0 && self.retention_before < report.first_seq {
+        let retention_before = self
+            .retention
+            .iter()
+            .filter(|(seq, _)| *seq < self.signed_through)
+            .map(|(_, before)| *before)
+            .max()
+            .unwrap_or(0);
+        if self.started && report.first_seq > 0 && retention_before < report.first_seq {
             report.problems.push(Problem {
                 seq: Some(0),
                 path: None,
                 offset: None,
                 message: format!(
-                    "records 0..{} are missing and no retention record accounts for them: the oldest segment(s) \
+                    "records 0..{} are missing and no signed retention record accounts for them: the oldest segment(s) \
                      were deleted",
                     report.first_seq - 1
                 ),

@@ -17,7 +17,7 @@
 //! writes a heartbeat checkpoint when idle (so a silent log is visibly alive), and applies retention.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -166,6 +166,9 @@ struct State {
     flushing: bool,
     /// Bumped whenever pending records are thrown away after a failed write.
     generation: u64,
+    /// `cuts[g]`: the first seq thrown away by the rollback that ended generation `g`. Everything below it was
+    /// durable, so a caller from generation `g` whose record is below it succeeded.
+    cuts: Vec<u64>,
     last_failure: Option<(&'static str, PathBuf, io::ErrorKind, String)>,
     /// Unreported rollback: (first seq lost, count, why), written as a record by the next append.
     lost: Option<(u64, u64, String)>,
@@ -193,6 +196,9 @@ struct Io {
     seg_created_ms: i64,
     /// Set when a failed write could not be cut back: nothing more may be appended until it is.
     dirty: bool,
+    /// Set by a rotation that synced the old segment: every record before the batch is now durable, even if the
+    /// rest of the flush fails. The leader reads and clears it.
+    synced_to_batch_start: bool,
     checkpoints: File,
     checkpoints_len: u64,
 }
@@ -209,6 +215,8 @@ struct Inner {
     /// A record arrived while a leader was gathering.
     arrived: Condvar,
     io: Mutex<Io>,
+    /// Held for the whole of signing and storing a checkpoint, so checkpoints reach the file in order.
+    checkpointing: Mutex<()>,
     sinks: Vec<SinkWorker>,
     _lock: File,
 }
@@ -248,16 +256,25 @@ impl AuditLog {
         if opts.checkpoint_every == 0 {
             return Err(AuditError::InvalidOption("checkpoint_every must be at least 1".into()));
         }
-        if opts.segment_max_bytes < 4096 {
-            return Err(AuditError::InvalidOption("segment_max_bytes must be at least 4096".into()));
+        if !(4096..=segment::MAX_SEGMENT_BYTES / 2).contains(&opts.segment_max_bytes) {
+            return Err(AuditError::InvalidOption(format!(
+                "segment_max_bytes must be between 4096 and {} (readers refuse larger segments)",
+                segment::MAX_SEGMENT_BYTES / 2
+            )));
         }
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir, "create directory"))?;
         let seg_dir = segment::segments_dir(dir);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&seg_dir)
-            .map_err(io_err(&seg_dir, "create directory"))?;
+        if !seg_dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&seg_dir)
+                .map_err(io_err(&seg_dir, "create directory"))?;
+            // Make the new directories' names durable too.
+            for d in [dir, dir.parent().unwrap_or(dir)] {
+                sync_dir(d).map_err(io_err(d, "fsync"))?;
+            }
+        }
         let lock_path = dir.join(segment::LOCK_FILE);
         let lock_file = OpenOptions::new()
             .read(true)
@@ -265,6 +282,7 @@ impl AuditLog {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&lock_path)
             .map_err(io_err(&lock_path, "open"))?;
         let waiting_since = Instant::now();
@@ -284,6 +302,8 @@ impl AuditLog {
 
         let now = opts.clock.now_ms();
         let recovered = recover(dir, &signer, &opts, now)?;
+        let recovered_unsigned =
+            if recovered.had_checkpoint { recovered.tip.next_seq.saturating_sub(recovered.checkpoint_size) } else { 0 };
         let sinks = sinks.into_iter().map(|(s, o)| SinkWorker::start(s, o)).collect();
         let state = State {
             tip: recovered.tip.clone(),
@@ -295,6 +315,7 @@ impl AuditLog {
             last_sync: Instant::now(),
             flushing: false,
             generation: 0,
+            cuts: Vec::new(),
             last_failure: None,
             lost: None,
             last_time: recovered.last_time.max(now),
@@ -315,6 +336,7 @@ impl AuditLog {
             wake: Condvar::new(),
             arrived: Condvar::new(),
             io: Mutex::new(recovered.io),
+            checkpointing: Mutex::new(()),
             sinks,
             _lock: lock_file,
         });
@@ -331,7 +353,18 @@ impl AuditLog {
                     .severity(crate::event::Severity::Medium),
             )?;
         }
-        log.append(Event::lifecycle(now, activity::START, "audit log opened"))?;
+        let unsigned = recovered_unsigned;
+        let mut opened = Event::lifecycle(now, activity::START, "audit log opened");
+        if unsigned > 0 {
+            // These are about to be signed by the checkpoint below. Say so: if they were not what the last writer
+            // wrote (the unsigned tail is the one part an attacker can rewrite undetected), this is where it shows.
+            opened = opened
+                .message(format!(
+                    "audit log opened; {unsigned} record(s) not yet signed by a checkpoint are signed now"
+                ))
+                .set("unmapped.airlock.unsigned_records_signed_at_open", json!(unsigned));
+        }
+        log.append(opened)?;
         // Sign at once: every log has a checkpoint from its first moment, and a reopened one proves at once that
         // it continues what was signed before.
         log.inner.write_checkpoint()?;
@@ -444,7 +477,8 @@ impl Inner {
             if st.closed || (st.closing && !internal) {
                 return Err(AuditError::Closed);
             }
-            if st.pending.len() < MAX_PENDING_BYTES {
+            // Internal records (retention, shutdown) bypass the cap: they are what would unblock it.
+            if st.pending.len() < MAX_PENDING_BYTES || internal {
                 break;
             }
             self.wake.notify_all();
@@ -459,7 +493,12 @@ impl Inner {
             self.push(&mut st, note.into_value(), now)?;
         }
         let seq = st.tip.next_seq;
+        let was_empty = st.pending.is_empty();
         self.push_canonical(&mut st, &json, &mut value, now);
+        if was_empty {
+            // The background thread writes buffered records within `flush_interval`; it may be asleep for longer.
+            self.wake.notify_all();
+        }
         // Wake a gathering leader only when its batch is complete: one wakeup per batch, not one per record.
         if st.gathering && st.tip.next_seq - st.written.next_seq >= st.last_batch {
             self.arrived.notify_one();
@@ -517,6 +556,9 @@ impl Inner {
         let mut st = lock(&self.state);
         loop {
             if st.generation != generation {
+                if st.cuts.get(generation as usize).is_some_and(|&cut| seq < cut) {
+                    return Ok(()); // made durable before the rollback
+                }
                 let (op, path, kind, msg) = st.last_failure.clone().unwrap_or((
                     "write",
                     self.dir.clone(),
@@ -578,13 +620,22 @@ impl Inner {
         let now = st.last_time;
         drop(st);
 
-        let result = {
+        let (result, start_durable) = {
             let mut io = lock(&self.io);
-            self.write_batch(&mut io, &start, &batch, now, sync)
+            let r = self.write_batch(&mut io, &start, &batch, now, sync);
+            (r, std::mem::take(&mut io.synced_to_batch_start))
         };
 
         let mut st = lock(&self.state);
         st.flushing = false;
+        if start_durable && start.next_seq > st.durable.next_seq {
+            // A rotation synced everything before this batch: whatever happens to the batch, that much is kept.
+            st.durable = start.clone();
+            let exports = std::mem::take(&mut st.unsynced_exports);
+            for sink in &self.sinks {
+                sink.offer(&exports);
+            }
+        }
         match result {
             Ok(()) => {
                 if sync {
@@ -614,6 +665,7 @@ impl Inner {
                     None => (first, lost, why),
                 });
                 st.last_failure = Some((op, path, source.kind(), source.to_string()));
+                st.cuts.push(first);
                 st.tip = st.durable.clone();
                 st.written = st.durable.clone();
                 st.pending.clear();
@@ -662,6 +714,7 @@ impl Inner {
             if io.synced_len < io.seg_len {
                 io.file.sync_data().map_err(failed(&io.seg_path, "sync"))?;
                 io.synced_len = io.seg_len;
+                io.synced_to_batch_start = true;
             }
             let path = segment::segment_path(&self.dir, start.next_seq);
             let (file, len) = create_segment(&self.dir, start, self.signer.verifier().name())
@@ -686,6 +739,7 @@ impl Inner {
     }
 
     fn write_checkpoint(&self) -> Result<SignedCheckpoint, AuditError> {
+        let _one_at_a_time = lock(&self.checkpointing);
         let (tip, time_ms) = {
             let mut st = lock(&self.state);
             let t = self.tick(&mut st);
@@ -761,12 +815,13 @@ impl Inner {
         .set("unmapped.airlock.retention_removed_before", json!(removed_before));
         let (receipt, generation) = self.enqueue_inner(event, true)?;
         self.wait_durable(receipt.seq, generation)?;
+        // Sign the retention record before deleting anything: verify honours only signed retention records (an
+        // unsigned one could be forged), and this also anchors the new oldest segment's header.
+        self.write_checkpoint()?;
         for (_, path) in &segs[..keep_from] {
             fs::remove_file(path).map_err(io_err(path, "remove expired segment"))?;
         }
         sync_dir(&segment::segments_dir(&self.dir)).map_err(io_err(segment::segments_dir(&self.dir), "fsync"))?;
-        // Anchor the new oldest segment's header to a signature right away.
-        self.write_checkpoint()?;
         Ok(())
     }
 }
@@ -849,10 +904,23 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             path: cp_path.clone(),
             reason: format!("offset {}: {e}", line.offset),
         })?;
-        last_cp = Some(cp);
+        // The newest is the largest; the writer appends them in order, but trust sizes, not positions.
+        if last_cp.as_ref().is_none_or(|l| cp.size >= l.size) {
+            last_cp = Some(cp);
+        }
     }
-    let mut checkpoints =
-        OpenOptions::new().create(true).append(true).mode(0o600).open(&cp_path).map_err(io_err(&cp_path, "open"))?;
+    let existed = cp_path.exists();
+    let mut checkpoints = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&cp_path)
+        .map_err(io_err(&cp_path, "open"))?;
+    if !existed {
+        // A power cut must not lose the file's name: without it the log would refuse to open.
+        sync_dir(dir).map_err(io_err(dir, "fsync"))?;
+    }
     if let Some(offset) = cp_torn {
         checkpoints.set_len(offset).and_then(|()| checkpoints.sync_data()).map_err(io_err(&cp_path, "truncate"))?;
         cp_len = offset;
@@ -879,6 +947,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
                 synced_len: len,
                 seg_created_ms: now,
                 dirty: false,
+                synced_to_batch_start: false,
                 checkpoints,
                 checkpoints_len: cp_len,
             },
@@ -889,7 +958,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         });
     };
 
-    let data = fs::read(&path).map_err(io_err(&path, "read"))?;
+    let data = segment::read_capped(&path, segment::MAX_SEGMENT_BYTES).map_err(io_err(&path, "read"))?;
     let corrupt = |reason: String| AuditError::Corrupt { path: path.clone(), reason };
     let header_end = data.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("no segment header".into()))?;
     let header = SegmentHeader::parse(&data[..header_end]).map_err(corrupt)?;
@@ -970,6 +1039,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             // The segment's age counts from its first record (or from now, for an empty one).
             seg_created_ms: first_logged.unwrap_or(now),
             dirty: false,
+            synced_to_batch_start: false,
             checkpoints,
             checkpoints_len: cp_len,
         },
@@ -995,14 +1065,26 @@ fn create_segment(dir: &Path, tip: &Tip, origin: &str) -> io::Result<(File, u64)
     let path = segment::segment_path(dir, tip.next_seq);
     let tmp = path.with_extension("tmp");
     {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&tmp)?;
         f.write_all(&line)?;
         f.sync_all()?;
     }
     if path.exists() {
-        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists", path.display())));
+        // Left by an attempt that failed after its rename (at the directory sync): ours if it is exactly this
+        // header and nothing else; anything else is not ours to replace.
+        if fs::metadata(&path)?.len() != line.len() as u64 || fs::read(&path)? != line {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists", path.display())));
+        }
+        fs::remove_file(&tmp)?;
+    } else {
+        fs::rename(&tmp, &path)?;
     }
-    fs::rename(&tmp, &path)?;
     sync_dir(&segment::segments_dir(dir))?;
     let file = OpenOptions::new().append(true).open(&path)?;
     Ok((file, line.len() as u64))
@@ -1011,7 +1093,8 @@ fn create_segment(dir: &Path, tip: &Tip, origin: &str) -> io::Result<(File, u64)
 /// The time of a segment's first record, if it has one.
 fn first_record_time(path: &Path) -> Option<i64> {
     use std::io::BufRead;
-    let mut r = io::BufReader::new(File::open(path).ok()?);
+    // Bounded: a header and a record are far smaller than this; a hostile file cannot make us read more.
+    let mut r = io::BufReader::new(File::open(path).ok()?.take(4 << 20));
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line).ok()?; // the header
     line.clear();

@@ -157,7 +157,9 @@ fn verify(
     save: Option<&Path>,
     max_age: Option<&str>,
 ) -> Result<(), CliError> {
-    if !dir.join(airlock_audit::segment::SEGMENTS_DIR).is_dir() {
+    // With a trusted checkpoint, a missing log is not "not found": it is everything that checkpoint signed,
+    // removed, and verification says so.
+    if !dir.join(airlock_audit::segment::SEGMENTS_DIR).is_dir() && checkpoints.is_empty() {
         return Err(CliError { code: 4, message: format!("no audit log at {}", dir.display()) });
     }
     let (verifier, key_source) = match &key.key {
@@ -279,10 +281,17 @@ fn save_checkpoint(dir: &Path, verifier: &NoteVerifier, latest: &Checkpoint, pat
         // The newest checkpoint came from --checkpoint itself: nothing newer to save.
         return Ok(());
     };
+    // Atomic and durable: this file is what the next run trusts.
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, note.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| CliError { code: 1, message: format!("--save-checkpoint {}: {e}", path.display()) })
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(note.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(parent)?.sync_all()
+    };
+    write().map_err(|e| CliError { code: 1, message: format!("--save-checkpoint {}: {e}", path.display()) })
 }
 
 fn tail(ctx: &Ctx, dir: &Path, follow: bool, lines: usize) -> Result<(), CliError> {
@@ -307,7 +316,10 @@ fn print_record(out: &mut impl Write, json: bool, r: &Stored) -> std::io::Result
     if json {
         return writeln!(out, "{}", r.event);
     }
-    let s = |path: &str| airlock_audit::event::get_path(&r.event, path).and_then(|v| v.as_str()).unwrap_or("-");
+    // Records hold text from agents and tools: control characters are shown escaped, so a record cannot forge
+    // another line or drive the terminal.
+    let s =
+        |path: &str| s_escape(airlock_audit::event::get_path(&r.event, path).and_then(|v| v.as_str()).unwrap_or("-"));
     writeln!(
         out,
         "{}  #{:<6} {:<36} {:<16} {:<5} {}",
@@ -315,9 +327,13 @@ fn print_record(out: &mut impl Write, json: bool, r: &Stored) -> std::io::Result
         r.seq,
         s("type_name"),
         s("actor.user.name"),
-        airlock_audit::event::decision_of(&r.event).unwrap_or("-"),
+        airlock_audit::event::decision_of(&r.event).map_or_else(|| "-".to_owned(), s_escape),
         s("message")
     )
+}
+
+fn s_escape(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 fn prove(ctx: &Ctx, dir: &Path, seq: Option<u64>, size: Option<u64>, consistency: Option<u64>) -> Result<(), CliError> {
@@ -362,8 +378,9 @@ fn prove(ctx: &Ctx, dir: &Path, seq: Option<u64>, size: Option<u64>, consistency
             )));
         }
         let proof = view.inclusion_proof(seq, size).map_err(|e| CliError::input(e.to_string()))?;
-        let leaf = leaves
-            .get((seq - pruned.size()) as usize)
+        let leaf = seq
+            .checked_sub(pruned.size())
+            .and_then(|i| leaves.get(i as usize))
             .copied()
             .ok_or_else(|| CliError::input(format!("record {seq} was removed by retention")))?;
         merkle::verify_inclusion(&leaf, seq, size, &proof, &root)

@@ -30,5 +30,5 @@ fn deleting_the_oldest_segment_without_a_retention_record_is_caught() {
     std::fs::remove_file(&segments(dir.path())[0]).unwrap();
     let r = verify(dir.path());
     assert!(!r.ok());
-    assert!(describe(&r).contains("no retention record"), "{}", describe(&r));
+    assert!(describe(&r).contains("no signed retention record"), "{}", describe(&r));
 }
