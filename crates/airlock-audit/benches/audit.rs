@@ -137,6 +137,14 @@ fn breakdown(dir: &std::path::Path) {
 }
 
 fn main() {
+    if let Some(w) = std::env::var_os("AUDIT_BENCH_WRITERS") {
+        // One durable row only, for profiling.
+        let writers: u64 = w.to_str().and_then(|w| w.parse().ok()).unwrap_or(32);
+        let tmp = tempfile::tempdir().unwrap();
+        let (rate, n) = durable_rate(&tmp.path().join("d"), writers, 3.0);
+        println!("{writers} writers: {rate:.0} records/s ({n} records)");
+        return;
+    }
     if std::env::var_os("AUDIT_BENCH_BREAKDOWN").is_some() {
         let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
         breakdown(tmp.path());

@@ -182,6 +182,12 @@ struct State {
     last_batch: u64,
     /// A leader is waiting for more records before it syncs (appenders then signal `arrived`).
     gathering: bool,
+    /// Callers parked until their record is durable: (its seq, the thread). Woken one by one, never as a herd.
+    waiters: Vec<(u64, std::thread::Thread)>,
+    /// Callers whose wait is over but who are not woken yet: each woken caller wakes two more before it returns,
+    /// so the wake-ups (costly syscalls, more so in a VM) spread over the cores instead of queueing behind the
+    /// leader.
+    to_wake: Vec<std::thread::Thread>,
 }
 
 /// The open segment and checkpoint files; only the flush leader and checkpoint writer touch them.
@@ -326,6 +332,8 @@ impl AuditLog {
             closed: false,
             last_batch: 0,
             gathering: false,
+            waiters: Vec::new(),
+            to_wake: Vec::new(),
         };
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -553,6 +561,20 @@ impl Inner {
     }
 
     fn wait_durable(&self, seq: u64, generation: u64) -> Result<(), AuditError> {
+        let result = self.wait_durable_inner(seq, generation);
+        // Pass the baton: wake two more callers whose wait is over.
+        let batch: Vec<std::thread::Thread> = {
+            let mut st = lock(&self.state);
+            let n = st.to_wake.len();
+            st.to_wake.split_off(n.saturating_sub(2))
+        };
+        for t in batch {
+            t.unpark();
+        }
+        result
+    }
+
+    fn wait_durable_inner(&self, seq: u64, generation: u64) -> Result<(), AuditError> {
         let mut st = lock(&self.state);
         loop {
             if st.generation != generation {
@@ -576,7 +598,13 @@ impl Inner {
                 st = self.flush_locked(st, true);
                 continue;
             }
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            // Park until the leader says this record is durable, or hands us the next batch. Parking per thread
+            // (not a condvar broadcast) wakes exactly the callers a sync covered: with dozens of writers a
+            // broadcast costs more in context switches than the sync itself.
+            st.waiters.push((seq, std::thread::current()));
+            drop(st);
+            std::thread::park();
+            st = lock(&self.state);
         }
     }
 
@@ -627,6 +655,7 @@ impl Inner {
         };
 
         let mut st = lock(&self.state);
+        let generation_before = st.generation;
         st.flushing = false;
         if start_durable && start.next_seq > st.durable.next_seq {
             // A rotation synced everything before this batch: whatever happens to the batch, that much is kept.
@@ -678,8 +707,32 @@ impl Inner {
                 debug_assert!(false, "unexpected flush error {other}");
             }
         }
+        // Wake the callers whose records are now durable (all of them after a rollback: they must see it), and if
+        // any are left with nobody leading, one of them to lead the next batch.
+        let durable = st.durable.next_seq;
+        let rolled_back = st.generation != generation_before;
+        let mut done = Vec::new();
+        st.waiters.retain(|(seq, t)| {
+            let go = rolled_back || *seq < durable;
+            if go {
+                done.push(t.clone());
+            }
+            !go
+        });
+        st.to_wake.extend(done);
+        let mut wake = Vec::new();
+        if !st.waiters.is_empty() && !st.flushing {
+            wake.push(st.waiters.remove(0).1);
+        }
+        let n = st.to_wake.len();
+        wake.extend(st.to_wake.split_off(n.saturating_sub(2)));
         self.changed.notify_all();
-        st
+        // Unpark without the lock held, so the woken callers do not block on it straight away.
+        drop(st);
+        for t in wake {
+            t.unpark();
+        }
+        lock(&self.state)
     }
 
     fn write_batch(&self, io: &mut Io, start: &Tip, batch: &[u8], now: i64, sync: bool) -> Result<(), AuditError> {
