@@ -92,18 +92,28 @@ fn durable_rate(dir: &std::path::Path, writers: u64, secs: f64) -> (f64, u64) {
     (rate, n)
 }
 
-fn buffered_rate(dir: &std::path::Path, secs: f64) -> (f64, u64) {
-    let log = AuditLog::open(dir, signer(), opts(), vec![]).unwrap();
+/// Buffered appends/s from `writers` threads, each building its events as it goes.
+fn buffered_rate(dir: &std::path::Path, writers: u64, secs: f64) -> (f64, u64) {
+    let log = Arc::new(AuditLog::open(dir, signer(), opts(), vec![]).unwrap());
     let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        for _ in 0..1000 {
-            log.append_buffered(event(n)).unwrap();
-            n += 1;
-        }
-    }
+    let threads: Vec<_> = (0..writers)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while start.elapsed().as_secs_f64() < secs {
+                    for _ in 0..1000 {
+                        log.append_buffered(event((t << 32) + n)).unwrap();
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let n: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    log.close().unwrap();
+    Arc::into_inner(log).unwrap().close().unwrap();
     (rate, n)
 }
 
@@ -169,9 +179,12 @@ fn main() {
             rate / raw
         );
     }
-    let dir = tmp.path().join("buffered");
-    let (rate, n) = buffered_rate(&dir, secs);
-    println!("| buffered (non-durable) appends, 1 writer | {rate:.0} records/s ({n} records) |");
+    for writers in [2u64, 1] {
+        let dir = tmp.path().join(format!("buffered-{writers}"));
+        let (rate, n) = buffered_rate(&dir, writers, secs);
+        println!("| buffered (non-durable) appends, {writers} writer(s) | {rate:.0} records/s ({n} records) |");
+    }
+    let dir = tmp.path().join("buffered-1");
 
     let bytes: u64 =
         airlock_audit::segment::list(&dir).unwrap().segments.iter().map(|(_, p)| p.metadata().unwrap().len()).sum();
