@@ -113,8 +113,18 @@ pub fn run(ephemeral: bool) -> Result<(), CliError> {
     ));
     drop(header);
 
+    let audit_ok = if ephemeral {
+        true
+    } else {
+        out.line("");
+        audit_tour(&mut out, &mut vault, &home, tmp.path(), &current)?
+    };
+
     out.line("");
-    out.line("5. Searching every byte written for both values (raw, base64, hex):");
+    out.line(format!(
+        "{}. Searching every byte written for both values (raw, base64, hex):",
+        if ephemeral { 5 } else { 6 }
+    ));
     let needles = needles(&[&v1, &v2]);
     let (files, bytes, hits) = if ephemeral {
         let exists = home.exists();
@@ -127,12 +137,78 @@ pub fn run(ephemeral: bool) -> Result<(), CliError> {
     out.line(format!("   files under AIRLOCK_HOME: {files} ({bytes} bytes), occurrences found: {hits}"));
     out.line(format!("   this demo's own output, occurrences found: {own_output_hits}"));
     vault.lock();
-    if hits + own_output_hits > 0 || !ok || back.as_ref() != Some(&id) {
+    if hits + own_output_hits > 0 || !ok || !audit_ok || back.as_ref() != Some(&id) {
         return Err(CliError { code: 1, message: "demo check failed".into() });
     }
     out.line("");
     out.line("All checks passed. The throwaway home is deleted now. Next: `airlock init`, then `airlock secret set NAME --host HOST`.");
     Ok(())
+}
+
+/// Step 5: the same changes in the tamper-evident audit log, a verification, and a tampered copy caught.
+fn audit_tour(
+    out: &mut Out,
+    vault: &mut Vault,
+    home: &Path,
+    scratch: &Path,
+    current: &SecretBytes,
+) -> Result<bool, CliError> {
+    use airlock_audit::event::activity;
+    use airlock_audit::{AuditLog, AuditMac, Decision, Event, Options, VerifyOptions};
+    let fail = |e: airlock_audit::AuditError| CliError { code: 1, message: e.to_string() };
+    out.line("5. Each step went into the tamper-evident audit log (OCSF records, Merkle tree, signed checkpoints):");
+    let signer = crate::audit::signer(vault)?;
+    let verifier = signer.verifier();
+    let mac = AuditMac::new(vault.subkey(airlock_crypto::kdf::labels::AUDIT_MAC)?);
+    let dir = home.join("audit");
+    let log = AuditLog::open(&dir, signer, Options::default(), vec![]).map_err(fail)?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let name = "default/GITHUB_TOKEN";
+    let query = Zeroizing::new(format!("access_token={}", String::from_utf8_lossy(current.expose())));
+    for e in [
+        Event::entity_change(now, activity::CREATE, "secret", name).message("secret stored, pinned to api.github.com"),
+        Event::entity_change(now, activity::UPDATE, "secret", name).message("secret rotated to version 2"),
+        Event::entity_change(now, activity::UPDATE, "key", "data-key").message("data key rotated"),
+        // A tool that put the token in a URL: the record keeps only a keyed hash of the query string.
+        Event::secret_use(now, "demo-agent", Some("gh"), name, "api.github.com")
+            .http("GET", "https", "api.github.com", 443, "/user", Some(&query), &mac)
+            .decision(Decision::Allow, &["airlock.tool.gh"])
+            .message("credential injected toward its pinned host"),
+    ] {
+        log.append(e).map_err(fail)?;
+    }
+    let cp = log.close().map_err(fail)?;
+    let report = airlock_audit::verify(&dir, &verifier, &VerifyOptions::default()).map_err(fail)?;
+    out.line(format!(
+        "   `airlock audit verify`: {} ({} records; {} checkpoints matched; the newest signs {} records)",
+        if report.ok() { "OK" } else { "FAILED" },
+        report.tree_size(),
+        report.checkpoints_matched,
+        cp.checkpoint.size
+    ));
+    out.line("   the token in that URL is stored only as hmac-sha256:… (search it with `airlock audit hash`)");
+
+    // Tamper with a copy: change one record's text, as someone editing the file would.
+    let copy = scratch.join("audit-tampered");
+    let seg_dir = copy.join("segments");
+    std::fs::create_dir_all(&seg_dir).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+    std::fs::copy(dir.join("checkpoints"), copy.join("checkpoints"))
+        .map_err(|e| CliError { code: 1, message: e.to_string() })?;
+    for entry in std::fs::read_dir(dir.join("segments")).map_err(|e| CliError { code: 1, message: e.to_string() })? {
+        let p = entry.map_err(|e| CliError { code: 1, message: e.to_string() })?.path();
+        let text = std::fs::read_to_string(&p).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+        let edited = text.replace("secret rotated to version 2", "secret rotated to version 1");
+        std::fs::write(seg_dir.join(p.file_name().unwrap_or_default()), edited)
+            .map_err(|e| CliError { code: 1, message: e.to_string() })?;
+    }
+    let tampered = airlock_audit::verify(&copy, &verifier, &VerifyOptions::default()).map_err(fail)?;
+    let first_bad = tampered.first_bad().and_then(|p| p.seq);
+    out.line(format!(
+        "   a copy with one word changed: verify {} and names record {}",
+        if tampered.ok() { "PASSES (bug)" } else { "FAILS" },
+        first_bad.map_or_else(|| "none".into(), |s| s.to_string())
+    ));
+    Ok(report.ok() && !tampered.ok() && first_bad == Some(2))
 }
 
 fn needles(values: &[&SecretBytes]) -> Vec<Zeroizing<Vec<u8>>> {

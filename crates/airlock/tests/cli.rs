@@ -618,6 +618,8 @@ fn demo_passes() {
     let r = al.call(["demo"]).expect(0);
     assert!(r.out().contains("All checks passed"), "{}", r.out());
     assert!(r.out().contains("occurrences found: 0"), "{}", r.out());
+    assert!(r.out().contains("`airlock audit verify`: OK"), "{}", r.out());
+    assert!(r.out().contains("verify FAILS and names record 2"), "{}", r.out());
     assert!(!al.home.exists(), "the demo uses its own throwaway home, never AIRLOCK_HOME");
 }
 
