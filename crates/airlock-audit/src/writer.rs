@@ -52,6 +52,8 @@ impl Clock for SystemClock {
 
 /// How much the clock may step back before the log records that it did (NTP slews are smaller than this).
 const CLOCK_STEP_REPORT_MS: i64 = 1_000;
+/// How many callers each woken caller wakes in turn.
+const FAN_OUT: usize = 2;
 /// Longest a flush leader waits for other writers' records before syncing (see `Inner::gather`).
 const MAX_GATHER: Duration = Duration::from_millis(2);
 /// A gathering leader stops when no record arrives for this long.
@@ -566,7 +568,7 @@ impl Inner {
         let batch: Vec<std::thread::Thread> = {
             let mut st = lock(&self.state);
             let n = st.to_wake.len();
-            st.to_wake.split_off(n.saturating_sub(2))
+            st.to_wake.split_off(n.saturating_sub(FAN_OUT))
         };
         for t in batch {
             t.unpark();
@@ -725,7 +727,7 @@ impl Inner {
             wake.push(st.waiters.remove(0).1);
         }
         let n = st.to_wake.len();
-        wake.extend(st.to_wake.split_off(n.saturating_sub(2)));
+        wake.extend(st.to_wake.split_off(n.saturating_sub(FAN_OUT)));
         self.changed.notify_all();
         // Unpark without the lock held, so the woken callers do not block on it straight away.
         drop(st);
