@@ -45,6 +45,12 @@ pub mod verify;
 mod writer;
 
 pub use error::AuditError;
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: every guarded state here stays consistent
+/// between statements, and an audit log that stops recording because one caller panicked would fail everyone.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 pub use event::{Class, Decision, Event, Severity};
 pub use mac::AuditMac;
 pub use verify::{Problem, Report, VerifyOptions, verify};

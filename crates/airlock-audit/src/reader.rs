@@ -41,8 +41,8 @@ pub fn for_each(dir: &Path, mut f: impl FnMut(Stored) -> bool) -> Result<(), Aud
     let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
     for (_, path) in &listing.segments {
         let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
-        let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
-        for line in segment::lines(&data[end + 1..], end as u64 + 1) {
+        let Some((_, body, at)) = segment::split_header(&data) else { continue };
+        for line in segment::lines(body, at) {
             if !line.complete {
                 break;
             }
@@ -61,9 +61,9 @@ pub fn leaves(dir: &Path) -> Result<(Frontier, Vec<Hash>), AuditError> {
     let mut leaves = Vec::new();
     for (_, path) in &listing.segments {
         let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
-        let Some(end) = data.iter().position(|&b| b == b'\n') else { continue };
+        let Some((header, body, at)) = segment::split_header(&data) else { continue };
         let header =
-            SegmentHeader::parse(&data[..end]).map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
+            SegmentHeader::parse(header).map_err(|reason| AuditError::Corrupt { path: path.clone(), reason })?;
         let pruned = pruned.get_or_insert_with(|| header.frontier.clone());
         if header.first_seq != pruned.size() + leaves.len() as u64 {
             return Err(AuditError::Corrupt {
@@ -71,7 +71,7 @@ pub fn leaves(dir: &Path) -> Result<(Frontier, Vec<Hash>), AuditError> {
                 reason: "segments are not contiguous; run `airlock audit verify`".into(),
             });
         }
-        for line in segment::lines(&data[end + 1..], end as u64 + 1) {
+        for line in segment::lines(body, at) {
             if !line.complete {
                 break;
             }

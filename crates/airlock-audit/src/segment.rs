@@ -142,6 +142,13 @@ impl SegmentHeader {
     }
 }
 
+/// Splits a segment's bytes into its header line and its body, with the body's offset in the file. `None` when
+/// there is no complete header line.
+pub fn split_header(data: &[u8]) -> Option<(&[u8], &[u8], u64)> {
+    let end = data.iter().position(|&b| b == b'\n')?;
+    Some((&data[..end], &data[end + 1..], end as u64 + 1))
+}
+
 /// One line of a segment body and where it starts in the file.
 #[derive(Debug)]
 pub struct Line<'a> {

@@ -48,6 +48,13 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem with the log as a whole, not with one record or file.
+    fn about_the_log(message: impl Into<String>) -> Problem {
+        Problem { seq: None, path: None, offset: None, message: message.into() }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(seq) = self.seq {
@@ -265,34 +272,23 @@ fn load_checkpoints(
         let notes = match split_notes(text) {
             Ok(notes) if notes.is_empty() => {
                 // An empty witness file must not quietly turn into "nothing to compare against".
-                report.problems.push(Problem {
-                    seq: None,
-                    path: None,
-                    offset: None,
-                    message: format!("trusted checkpoint #{} holds no checkpoint", n + 1),
-                });
+                report
+                    .problems
+                    .push(Problem::about_the_log(format!("trusted checkpoint #{} holds no checkpoint", n + 1)));
                 continue;
             }
             Ok(notes) => notes,
             Err(e) => {
-                report.problems.push(Problem {
-                    seq: None,
-                    path: None,
-                    offset: None,
-                    message: format!("trusted checkpoint #{}: {e}", n + 1),
-                });
+                report.problems.push(Problem::about_the_log(format!("trusted checkpoint #{}: {e}", n + 1)));
                 continue;
             }
         };
         for note in notes {
             match Checkpoint::open(note, verifier) {
                 Ok(cp) => out.push(Known { cp, source: format!("trusted checkpoint #{}", n + 1) }),
-                Err(e) => report.problems.push(Problem {
-                    seq: None,
-                    path: None,
-                    offset: None,
-                    message: format!("trusted checkpoint #{} rejected: {e}", n + 1),
-                }),
+                Err(e) => {
+                    report.problems.push(Problem::about_the_log(format!("trusted checkpoint #{} rejected: {e}", n + 1)))
+                }
             }
         }
     }
@@ -360,11 +356,11 @@ impl Walk {
             offset,
             message,
         };
-        let Some(header_end) = data.iter().position(|&b| b == b'\n') else {
+        let Some((header, body, body_at)) = segment::split_header(data) else {
             report.problems.push(problem(Some(name_seq), Some(0), "segment has no header".into()));
             return;
         };
-        let header = match SegmentHeader::parse(&data[..header_end]) {
+        let header = match SegmentHeader::parse(header) {
             Ok(h) => h,
             Err(reason) => {
                 report.problems.push(problem(Some(name_seq), Some(0), reason));
@@ -425,8 +421,7 @@ impl Walk {
             ));
         }
 
-        let body = &data[header_end + 1..];
-        let mut lines = segment::lines(body, header_end as u64 + 1).peekable();
+        let mut lines = segment::lines(body, body_at).peekable();
         while let Some(line) = lines.next() {
             let seq = self.expected;
             if !line.complete {
@@ -606,27 +601,18 @@ impl Walk {
         if let (Some(max), Some(cp)) = (opts.max_checkpoint_age_ms, &report.latest_checkpoint)
             && opts.now_ms - cp.time_ms > max
         {
-            report.problems.push(Problem {
-                seq: None,
-                path: None,
-                offset: None,
-                message: format!(
-                    "the newest checkpoint is {} s old (limit {} s): the writer stopped, or recent checkpoints were \
+            report.problems.push(Problem::about_the_log(format!(
+                "the newest checkpoint is {} s old (limit {} s): the writer stopped, or recent checkpoints were \
                      removed",
-                    (opts.now_ms - cp.time_ms) / 1000,
-                    max / 1000
-                ),
-            });
+                (opts.now_ms - cp.time_ms) / 1000,
+                max / 1000
+            )));
         }
         if report.latest_checkpoint.is_none() && size > 0 {
-            report.problems.push(Problem {
-                seq: None,
-                path: None,
-                offset: None,
-                message: "no valid checkpoint signs this log, so nothing in it can be authenticated (the writer signs \
-                          one as soon as it opens)"
-                    .into(),
-            });
+            report.problems.push(Problem::about_the_log(
+                "no valid checkpoint signs this log, so nothing in it can be authenticated (the writer signs \
+                 one as soon as it opens)",
+            ));
         }
         self.done = true;
     }

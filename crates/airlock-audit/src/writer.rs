@@ -30,6 +30,7 @@ use crate::canonical;
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::error::{AuditError, io_err};
 use crate::event::{Event, activity};
+use crate::lock;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::record::{self, GENESIS_PREV, RecordLine};
 use crate::segment::{self, SegmentHeader};
@@ -243,10 +244,6 @@ pub struct LogStatus {
     pub checkpoint_size: u64,
     pub segment: PathBuf,
     pub sinks: Vec<SinkStatus>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl AuditLog {
@@ -1015,15 +1012,15 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
 
     let data = segment::read_capped(&path, segment::MAX_SEGMENT_BYTES).map_err(io_err(&path, "read"))?;
     let corrupt = |reason: String| AuditError::Corrupt { path: path.clone(), reason };
-    let header_end = data.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("no segment header".into()))?;
-    let header = SegmentHeader::parse(&data[..header_end]).map_err(corrupt)?;
+    let (header, body, body_at) = segment::split_header(&data).ok_or_else(|| corrupt("no segment header".into()))?;
+    let header = SegmentHeader::parse(header).map_err(corrupt)?;
     if header.first_seq != first {
         return Err(corrupt(format!("header says first seq {}, file name says {first}", header.first_seq)));
     }
     let mut tip = Tip { next_seq: header.first_seq, frontier: header.frontier.clone(), prev: header.prev };
     let mut last_time = i64::MIN;
     let mut first_logged = None;
-    let mut valid_len = header_end as u64 + 1;
+    let mut valid_len = body_at;
     let mut torn = None;
     let check_cp = |tip: &Tip| -> Result<(), AuditError> {
         match &last_cp {
@@ -1035,7 +1032,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
         }
     };
     check_cp(&tip)?;
-    for line in segment::lines(&data[header_end + 1..], header_end as u64 + 1) {
+    for line in segment::lines(body, body_at) {
         if !line.complete {
             torn = Some((line.offset, line.bytes.len() as u64));
             break;

@@ -20,7 +20,7 @@ use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, Re
 use airlock_crypto::SecretBytes;
 use airlock_crypto::kdf::labels;
 use airlock_crypto::sign::SigningKey;
-use airlock_policy::config::{self, SinkKind};
+use airlock_policy::config::{self, Interval, SinkKind};
 use airlock_vault::Vault;
 use serde_json::json;
 
@@ -442,19 +442,10 @@ fn parse_time_ms(s: &str, flag: &str) -> Result<i64, CliError> {
     Ok(jiff::Timestamp::now().as_millisecond() - age)
 }
 
-/// `30s`, `90m`, `2h`, `7d`.
+/// `30s`, `90m`, `2h`, `7d`: the duration syntax of `airlock.toml` ([`Interval`]).
 fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
-    let bad = || CliError::usage(format!("{flag} {s:?}: use a number and a unit: s, m, h or d (e.g. 90m)"));
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let per = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(per).ok_or_else(bad)
+    let age = Interval::parse(s).map_err(|m| CliError::usage(format!("{flag}: {m}")))?;
+    i64::try_from(age.0.as_millis()).map_err(|_| CliError::usage(format!("{flag} {s:?} is too long")))
 }
 
 fn format_ms(ms: i64) -> String {

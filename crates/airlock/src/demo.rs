@@ -156,6 +156,7 @@ fn audit_tour(
     use airlock_audit::event::activity;
     use airlock_audit::{AuditLog, AuditMac, Decision, Event, Options, VerifyOptions};
     let fail = |e: airlock_audit::AuditError| CliError { code: 1, message: e.to_string() };
+    let io = |e: std::io::Error| CliError { code: 1, message: e.to_string() };
     out.line("5. Each step went into the tamper-evident audit log (OCSF records, Merkle tree, signed checkpoints):");
     let signer = crate::audit::signer(vault)?;
     let verifier = signer.verifier();
@@ -191,15 +192,13 @@ fn audit_tour(
     // Tamper with a copy: change one record's text, as someone editing the file would.
     let copy = scratch.join("audit-tampered");
     let seg_dir = copy.join("segments");
-    std::fs::create_dir_all(&seg_dir).map_err(|e| CliError { code: 1, message: e.to_string() })?;
-    std::fs::copy(dir.join("checkpoints"), copy.join("checkpoints"))
-        .map_err(|e| CliError { code: 1, message: e.to_string() })?;
-    for entry in std::fs::read_dir(dir.join("segments")).map_err(|e| CliError { code: 1, message: e.to_string() })? {
-        let p = entry.map_err(|e| CliError { code: 1, message: e.to_string() })?.path();
-        let text = std::fs::read_to_string(&p).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+    std::fs::create_dir_all(&seg_dir).map_err(io)?;
+    std::fs::copy(dir.join("checkpoints"), copy.join("checkpoints")).map_err(io)?;
+    for entry in std::fs::read_dir(dir.join("segments")).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        let text = std::fs::read_to_string(&p).map_err(io)?;
         let edited = text.replace("secret rotated to version 2", "secret rotated to version 1");
-        std::fs::write(seg_dir.join(p.file_name().unwrap_or_default()), edited)
-            .map_err(|e| CliError { code: 1, message: e.to_string() })?;
+        std::fs::write(seg_dir.join(p.file_name().unwrap_or_default()), edited).map_err(io)?;
     }
     let tampered = airlock_audit::verify(&copy, &verifier, &VerifyOptions::default()).map_err(fail)?;
     let first_bad = tampered.first_bad().and_then(|p| p.seq);

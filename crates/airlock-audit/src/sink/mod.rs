@@ -15,6 +15,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::lock;
+
 /// One record as sinks see it: the OCSF event, with `metadata.sequence` and `metadata.logged_time` filled in
 /// from the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,10 +218,6 @@ impl Drop for SinkWorker {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(2));
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn set_error(h: &SinkHealth, message: String) {
