@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <dir>/lock                          held (flock) by the one writer
+//! <dir>/readers, <dir>/readers.gate   verify and retention take turns (flock), see READERS_FILE
 //! <dir>/checkpoints                   signed checkpoint notes, back to back
 //! <dir>/segments/00000000000000000000.jsonl
 //! <dir>/segments/00000000000000120000.jsonl   named by the seq of their first record
@@ -33,6 +34,14 @@ pub const MAX_CHECKPOINT_FILE_BYTES: u64 = 256 << 20;
 pub const SEGMENTS_DIR: &str = "segments";
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
 pub const LOCK_FILE: &str = "lock";
+/// Why: verify lists segments, then reads them; retention deleting some in between would make verify of a busy
+/// live log chase a moving target. Verify holds this shared while it runs; retention deletes only while it holds
+/// it exclusively, and never blocks the writer to get it: it tries once a round and puts its deletions off.
+pub const READERS_FILE: &str = "readers";
+/// Why: verifies run back to back would always hold [`READERS_FILE`] between them and starve retention. So a
+/// verify takes this shared only to get in, and retention holds it exclusively while it waits for the verifies
+/// already running.
+pub const READERS_GATE_FILE: &str = "readers.gate";
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const FORMAT_VERSION: u64 = 1;
 

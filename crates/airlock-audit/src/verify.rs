@@ -133,7 +133,10 @@ struct Known {
 /// Verifies the log in `dir` with `verifier`. `Err` only when the directory cannot be read at all; everything
 /// wrong with its contents is a [`Problem`] in the report.
 pub fn verify(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Result<Report, AuditError> {
-    // Retention may delete a segment between listing and reading it (a live log): start again, a few times.
+    // A live log's retention waits while we hold `<dir>/readers` shared. Should it delete anyway (it waits only
+    // so long), or should there be no such file (an archived copy), a segment deleted between listing and reading
+    // it makes us start again, a few times.
+    let _pin = ReadersPin::take(dir);
     let mut attempt = 0;
     loop {
         match verify_once(dir, verifier, opts) {
@@ -145,6 +148,42 @@ pub fn verify(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Resu
             other => return other,
         }
     }
+}
+
+/// A shared lock on `<dir>/readers`, held for the whole verify (closing the file releases it); none if the files
+/// are missing (an archived copy) or retention holds the gate for longer than we wait.
+struct ReadersPin {
+    _file: Option<fs::File>,
+}
+
+impl ReadersPin {
+    fn take(dir: &Path) -> ReadersPin {
+        let (Some(gate), Some(file)) =
+            (open_lock(dir, segment::READERS_GATE_FILE), open_lock(dir, segment::READERS_FILE))
+        else {
+            return ReadersPin { _file: None };
+        };
+        // Retention shuts the gate while it waits for running verifies, then deletes: usually a second or so.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match gate.try_lock_shared() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return ReadersPin { _file: None },
+            }
+        }
+        // Retention holds the readers lock only while holding the gate: this cannot wait.
+        let pinned = file.try_lock_shared().is_ok();
+        drop(gate);
+        ReadersPin { _file: pinned.then_some(file) }
+    }
+}
+
+fn open_lock(dir: &Path, name: &str) -> Option<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits()).open(dir.join(name)).ok()
 }
 
 fn verify_once(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Result<Report, AuditError> {
@@ -173,6 +212,7 @@ fn verify_once(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Res
         c
     };
 
+    let signed_size = checkpoints.last().map_or(0, |k| k.cp.size);
     let mut walk = Walk::new(dir, checkpoints, verifier.name());
     let mut index = 0;
     while let Some((mut first, mut path, mut file)) = queue.pop_front() {
@@ -185,8 +225,9 @@ fn verify_once(dir: &Path, verifier: &NoteVerifier, opts: &VerifyOptions) -> Res
                 (first, path, file) = (walk.expected, by_name, Some(f));
             }
         }
-        if queue.is_empty() {
-            // Segments created while we read: they hold records the checkpoints we loaded may sign.
+        // Segments created since the listing hold records the checkpoints we loaded may sign: look for them, but
+        // only as far as those checkpoints reach, or a writer faster than we read would keep us here for ever.
+        if queue.is_empty() && signed_size > first {
             let newer = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
             for (f, p) in newer.segments.into_iter().filter(|(f, _)| *f > first) {
                 queue.push_back((f, p, None));

@@ -227,6 +227,11 @@ struct Inner {
     /// Held for the whole of signing and storing a checkpoint, so checkpoints reach the file in order.
     checkpointing: Mutex<()>,
     sinks: Vec<SinkWorker>,
+    /// `<dir>/readers` and its gate: retention deletes only while it holds both (see [`segment::READERS_FILE`]).
+    readers: File,
+    readers_gate: File,
+    /// When retention first found a verify running and put its deletions off.
+    retention_waiting_since: Mutex<Option<Instant>>,
     _lock: File,
 }
 
@@ -303,6 +308,20 @@ impl AuditLog {
                 }
             }
         }
+        let open_lock_file = |name: &str| {
+            let path = dir.join(name);
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&path)
+                .map_err(io_err(&path, "open"))
+        };
+        let readers = open_lock_file(segment::READERS_FILE)?;
+        let readers_gate = open_lock_file(segment::READERS_GATE_FILE)?;
         remove_temp_files(&seg_dir)?;
 
         let now = opts.clock.now_ms();
@@ -345,6 +364,9 @@ impl AuditLog {
             io: Mutex::new(recovered.io),
             checkpointing: Mutex::new(()),
             sinks,
+            readers,
+            readers_gate,
+            retention_waiting_since: Mutex::new(None),
             _lock: lock_file,
         });
         let log = AuditLog { inner: Arc::clone(&inner), background: Mutex::new(None) };
@@ -856,8 +878,11 @@ impl Inner {
         }
         keep_from = keep_from.min(segs.len() - 1);
         if keep_from == 0 {
+            drop(RetentionLocks(self));
             return Ok(());
         }
+        // Wait for running verifies rather than delete what they have listed (see `segment::READERS_FILE`).
+        let Some(_held) = self.retention_locks()? else { return Ok(()) };
         let removed_before = segs[keep_from].0;
         let event = Event::lifecycle(
             now,
@@ -875,6 +900,48 @@ impl Inner {
         }
         sync_dir(&segment::segments_dir(&self.dir)).map_err(io_err(segment::segments_dir(&self.dir), "fsync"))?;
         Ok(())
+    }
+}
+
+/// Longest retention waits for running verifies before it deletes anyway: anyone who can read the directory can
+/// take the readers lock, and must not be able to stop retention (verify copes with deletions by re-reading).
+const RETENTION_MAX_DEFERRAL: Duration = Duration::from_secs(600);
+
+impl Inner {
+    /// Retention's side of `segment::READERS_FILE`: `Some` when it may delete now. It first shuts the gate, so
+    /// verifies that start from now on wait for it; then it waits (one background round at a time, never
+    /// blocking the writer) for the verifies already running to finish.
+    fn retention_locks(&self) -> Result<Option<RetentionLocks<'_>>, AuditError> {
+        let lock_err = |name: &str, e| AuditError::Io { path: self.dir.join(name), op: "lock", source: e };
+        match self.readers_gate.try_lock() {
+            Ok(()) => {}
+            // A verify is between taking the gate and the readers lock: a moment. Next round.
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(lock_err(segment::READERS_GATE_FILE, e)),
+        }
+        match self.readers.try_lock() {
+            Ok(()) => Ok(Some(RetentionLocks(self))),
+            Err(fs::TryLockError::WouldBlock) => {
+                let since = *lock(&self.retention_waiting_since).get_or_insert_with(Instant::now);
+                // Until then the gate stays shut, for the next round.
+                Ok((since.elapsed() >= RETENTION_MAX_DEFERRAL).then_some(RetentionLocks(self)))
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                drop(RetentionLocks(self));
+                Err(lock_err(segment::READERS_FILE, e))
+            }
+        }
+    }
+}
+
+/// Retention's locks on `<dir>/readers` and its gate, released when it is done deleting.
+struct RetentionLocks<'a>(&'a Inner);
+
+impl Drop for RetentionLocks<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.retention_waiting_since) = None;
+        let _ = self.0.readers.unlock();
+        let _ = self.0.readers_gate.unlock();
     }
 }
 

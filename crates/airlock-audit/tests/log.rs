@@ -167,6 +167,35 @@ fn retention_removes_old_segments_without_breaking_verification() {
     airlock_audit::merkle::verify_inclusion(&leaves[(seq - pruned.size()) as usize], seq, size, &proof, &root).unwrap();
 }
 
+/// A verify holds `<dir>/readers` shared for as long as it runs; retention must not delete segments it may have
+/// listed until it lets go.
+#[test]
+fn retention_waits_for_a_running_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let o =
+        Options { segment_max_bytes: 8192, retention: Retention { max_segments: Some(3), max_age: None }, ..opts() };
+    let log = AuditLog::open(dir.path(), signer(), o, vec![]).unwrap();
+    let reader = std::fs::File::open(dir.path().join(airlock_audit::segment::READERS_FILE)).unwrap();
+    reader.lock_shared().unwrap();
+    for i in 0..300 {
+        log.append(event(i)).unwrap();
+    }
+    let held = segments(dir.path()).len();
+    assert!(held > 4, "the test needs retention to have work: {held} segments");
+    // Retention runs on the background thread about once a second: give it three chances.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(segments(dir.path()).len(), held, "retention deleted segments under a running verify");
+    drop(reader);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while segments(dir.path()).len() > 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(segments(dir.path()).len() <= 4, "retention did not resume once the verify was done");
+    log.close().unwrap();
+    let r = verify(dir.path());
+    assert!(r.ok(), "{}", describe(&r));
+}
+
 #[test]
 fn checkpoints_are_signed_every_n_records() {
     let dir = tempfile::tempdir().unwrap();
