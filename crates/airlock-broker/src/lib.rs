@@ -1,0 +1,39 @@
+//! # airlock-broker
+//!
+//! The egress broker: every byte a tool sends to the network passes through here. It decides each request by
+//! policy, refuses internal and metadata addresses, swaps surrogates for real credentials only toward the hosts
+//! each secret is pinned to, catches known secrets and canaries on their way out, and writes every decision to
+//! the audit log.
+//!
+//! ## What it guards against
+//! - **SSRF and DNS rebinding** ([`ssrf`], [`resolve`]): a host is resolved once, every address in the answer is
+//!   classified, and the broker dials exactly the address it checked. Loopback, private, link-local, metadata and
+//!   tunnelling ranges are refused unless an operator allows them by name.
+//! - **Credential exfiltration** ([`leak`]): the request as the tool sent it (before any injection) is scanned for
+//!   known secret values in raw and encoded forms, and for canaries.
+//! - **Host confusion** ([`proxy`]): a CONNECT tunnel's TLS ClientHello must name the host that was approved.
+//! - **Interception trust** ([`ca`]): intercepted hosts get leaf certificates from a per-install CA whose key lives
+//!   in the vault.
+//!
+//! ## Entry points
+//! - [`Broker::new`] with a [`BrokerConfig`], then [`Broker::serve_tcp`] / [`Broker::serve_unix`].
+
+pub mod ca;
+pub mod leak;
+pub mod principal;
+pub mod proxy;
+pub mod resolve;
+pub mod sni;
+pub mod ssrf;
+pub mod upstream;
+
+pub use principal::{Attribution, Principal, TokenTable};
+pub use proxy::{AuditTrail, Broker, BrokerConfig, BrokerError, Limits, PolicySource, Timeouts};
+pub use resolve::Resolver;
+pub use ssrf::SsrfPolicy;
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: every guarded map here stays consistent between
+/// statements, and a broker that stops serving because one request panicked would fail everyone.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,174 @@
+//! The proxy end to end with curl: allowed, denied by policy, denied by SSRF, forwarded headers, CONNECT tunnels
+//! with their SNI check.
+
+mod common;
+
+use common::Harness;
+
+#[test]
+fn allowed_get_reaches_the_upstream_with_a_canonical_host_and_no_proxy_headers() {
+    let h = Harness::new();
+    let url = format!("http://api.example.com:{}/v1/items?q=1", h.upstream.addr.port());
+    let r = h.curl(&["-H", "Proxy-Authorization: Basic Zm9vOmJhcg==", "-H", "Connection: x-drop-me", "-H", "X-Drop-Me: 1", &url]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = h.upstream.last().expect("the upstream was reached");
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.uri, "/v1/items?q=1", "origin-form upstream");
+    assert_eq!(seen.headers.get("host").map(String::as_str), Some(format!("api.example.com:{}", h.upstream.addr.port()).as_str()));
+    assert!(!seen.headers.contains_key("proxy-authorization"), "the proxy credential never goes upstream");
+    assert!(!seen.headers.contains_key("x-drop-me"), "headers named by Connection are hop-by-hop");
+    assert!(!seen.headers.contains_key("proxy-connection"));
+    assert!(!r.headers.contains("keep-alive: timeout"), "upstream hop-by-hop headers are not passed back");
+}
+
+#[test]
+fn a_host_outside_policy_gets_403_with_a_reason_the_model_can_read() {
+    let h = Harness::new();
+    let r = h.curl(&[&format!("http://other.example.com:{}/x", h.upstream.addr.port())]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.headers.contains("x-airlock-deny:"), "{}", r.headers);
+    let j = r.json();
+    assert_eq!(j["error"], "denied");
+    assert_eq!(j["kind"], "policy");
+    assert!(!j["reason"].as_str().unwrap().is_empty());
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+}
+
+#[test]
+fn method_and_path_rules_are_enforced_per_request() {
+    let h = Harness::new();
+    let port = h.upstream.addr.port();
+    assert_eq!(h.curl(&[&format!("http://paths.example.com:{port}/only/a")]).status, 200);
+    assert_eq!(h.curl(&[&format!("http://paths.example.com:{port}/other")]).status, 403);
+    assert_eq!(h.curl(&["-X", "POST", "-d", "x", &format!("http://paths.example.com:{port}/only/a")]).status, 403);
+    assert_eq!(h.upstream.count(), 1);
+}
+
+#[test]
+fn trace_is_refused_before_policy() {
+    let h = Harness::new();
+    let r = h.curl(&["-X", "TRACE", &format!("http://api.example.com:{}/", h.upstream.addr.port())]);
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[test]
+fn a_declared_body_over_the_limit_gets_413_before_the_upstream_is_contacted() {
+    let h = Harness::with(common::POLICY, |c| c.limits.max_body_bytes = 1000);
+    let body = "x".repeat(5000);
+    let r = h.curl(&["-X", "POST", "--data-binary", &body, &format!("http://api.example.com:{}/up", h.upstream.addr.port())]);
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(h.upstream.count(), 0);
+    let small = h.curl(&["-X", "POST", "--data-binary", "abc", &format!("http://api.example.com:{}/up", h.upstream.addr.port())]);
+    assert_eq!(small.status, 200);
+    assert_eq!(h.upstream.last().unwrap().body, b"abc");
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let h = Harness::with(common::POLICY, |c| c.limits.max_header_bytes = 8192);
+    let big = format!("X-Big: {}", "a".repeat(20_000));
+    let r = h.curl(&["-H", &big, &format!("http://api.example.com:{}/", h.upstream.addr.port())]);
+    assert_eq!(r.status, 431, "{r:?}");
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[test]
+fn the_broker_itself_is_never_a_destination() {
+    let h = Harness::new();
+    let r = h.curl(&[&format!("http://api.example.com:{}/", h.proxy.port())]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["kind"], "ssrf");
+}
+
+#[test]
+fn a_name_resolving_to_any_denied_address_is_refused() {
+    let h = Harness::new();
+    for host in ["rebind.example.com", "meta.example.com"] {
+        // Policy allows both names: only the SSRF step stands in the way.
+        let r = h.curl(&[&format!("http://{host}/")]);
+        assert_eq!(r.status, 403, "{host}: {r:?}");
+        assert_eq!(r.json()["kind"], "ssrf", "{host}: {r:?}");
+    }
+}
+
+#[test]
+fn keep_alive_reuses_the_client_connection() {
+    let h = Harness::new();
+    let url = format!("http://api.example.com:{}/a", h.upstream.addr.port());
+    let r = h.curl(&["-v", &url, &url, &url]);
+    assert!(r.stderr.contains("Re-using existing connection") || r.stderr.contains("Reusing existing"), "{}", r.stderr);
+    assert_eq!(h.upstream.count(), 3);
+}
+
+#[test]
+fn connect_tunnel_carries_tls_end_to_end() {
+    let h = Harness::new();
+    let url = format!("https://tunnel.example.com:{}/secure", h.tls_upstream.addr.port());
+    let r = h.curl(&["--cacert", h.tls_upstream.ca_file.to_str().unwrap(), &url]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(h.tls_upstream.last().unwrap().uri.ends_with("/secure"));
+}
+
+#[test]
+fn connect_to_a_denied_host_gets_403_before_any_tunnel() {
+    let h = Harness::new();
+    let url = format!("https://other.example.com:{}/", h.tls_upstream.addr.port());
+    let r = h.curl(&["--cacert", h.tls_upstream.ca_file.to_str().unwrap(), &url]);
+    assert_ne!(r.status, 200, "{r:?}");
+    assert!(r.stderr.contains("403") || r.headers.contains("403"), "{r:?}");
+    assert!(h.tls_upstream.last().is_none());
+}
+
+#[test]
+fn a_tunnel_whose_sni_names_another_host_is_cut() {
+    // CONNECT to an allowed host, then TLS to another name through it (domain fronting).
+    let h = Harness::new();
+    let port = h.tls_upstream.addr.port();
+    let proxy = h.proxy;
+    let ca = h.tls_upstream.ca_pem.clone();
+    let result = h.runtime.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        s.write_all(format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: tunnel.example.com:{port}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut head = [0u8; 1024];
+        let n = s.read(&mut head).await.unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("other.example.com").unwrap();
+        connector.connect(name, s).await.map(|_| ())
+    });
+    assert!(result.is_err(), "TLS to another name through an approved tunnel must fail");
+    assert!(h.tls_upstream.last().is_none(), "the upstream saw no request");
+}
+
+#[test]
+fn a_tunnel_that_does_not_start_with_tls_is_cut() {
+    let h = Harness::new();
+    let port = h.upstream.addr.port();
+    let proxy = h.proxy;
+    let got = h.runtime.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        s.write_all(format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut head = [0u8; 1024];
+        let _ = s.read(&mut head).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: tunnel.example.com\r\n\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        rest
+    });
+    assert!(got.is_empty(), "nothing came back through a refused tunnel: {:?}", String::from_utf8_lossy(&got));
+    assert_eq!(h.upstream.count(), 0, "the plain-HTTP request never reached the upstream");
+}
