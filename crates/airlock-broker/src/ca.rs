@@ -52,7 +52,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SignatureScheme};
 use zeroize::Zeroizing;
@@ -76,6 +76,9 @@ const MAX_INSTALL_ID_LEN: usize = 64 - CN_PREFIX.len();
 
 /// The broker uses two ALPN lists; a few more are tolerated per host before the oldest config is dropped.
 const MAX_CONFIGS_PER_HOST: usize = 4;
+
+/// Resumable TLS sessions remembered per server config.
+const SESSIONS_PER_CONFIG: usize = 32;
 
 /// Latest time a certificate can carry (9999-12-31T23:59:59Z); later would not encode.
 const MAX_CERT_UNIX_SECS: u64 = 253_402_300_799;
@@ -352,18 +355,11 @@ impl LocalCa {
             .map_err(|e| CaError::SelfCheck(e.to_string()))?;
         let name = server_name(&probe)?;
         let at = UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).map_err(|_| CaError::Clock)?);
-        verifier
-            .verify_server_cert(end_entity, &[], &name, &[], at)
-            .map_err(|e| CaError::SelfCheck(e.to_string()))?;
+        verifier.verify_server_cert(end_entity, &[], &name, &[], at).map_err(|e| CaError::SelfCheck(e.to_string()))?;
         Ok(())
     }
 
-    fn server_config_at(
-        &self,
-        host: &HostName,
-        alpn: &[&[u8]],
-        now: SystemTime,
-    ) -> Result<Arc<ServerConfig>, CaError> {
+    fn server_config_at(&self, host: &HostName, alpn: &[&[u8]], now: SystemTime) -> Result<Arc<ServerConfig>, CaError> {
         // Checked before the cache too: an expired CA must not keep serving cached leaves.
         self.check_can_issue(host, now)?;
         if let Some(bad) = alpn.iter().find(|p| p.is_empty() || p.len() > 255) {
@@ -442,6 +438,10 @@ impl LocalCa {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // Each config keeps its own small session store. rustls refuses to resume under another SNI than the
+        // session's, and every session in this store was made for `host`, so resumption cannot bypass the SNI check
+        // (a store shared across hosts could). Small, because the default preallocates 256 slots per config.
+        config.session_storage = ServerSessionMemoryCache::new(SESSIONS_PER_CONFIG);
         Ok(Arc::new(config))
     }
 
@@ -847,8 +847,10 @@ impl Constraints {
             }
         }
         if constraints.permitted_ip.is_empty() {
-            constraints.excluded_ip =
-                vec![IpNet::from_prefix(Ipv4Addr::UNSPECIFIED.into(), 0), IpNet::from_prefix(Ipv6Addr::UNSPECIFIED.into(), 0)];
+            constraints.excluded_ip = vec![
+                IpNet::from_prefix(Ipv4Addr::UNSPECIFIED.into(), 0),
+                IpNet::from_prefix(Ipv6Addr::UNSPECIFIED.into(), 0),
+            ];
         }
         if constraints.permitted_dns.is_empty() {
             constraints.permitted_dns.push(NO_DNS_NAMES.to_owned());
@@ -888,11 +890,11 @@ impl Constraints {
         }
     }
 
+    /// IPv4 and IPv6 are one name type: an IPv6-only permitted list refuses every IPv4 address (as webpki and
+    /// OpenSSL do).
     fn permits_ip(&self, addr: IpAddr) -> bool {
-        let family_matches = |net: &&IpNet| matches!((net, addr), (IpNet::V4(..), IpAddr::V4(_)) | (IpNet::V6(..), IpAddr::V6(_)));
-        let mut permitted_same_family = self.permitted_ip.iter().filter(family_matches).peekable();
-        let permitted = permitted_same_family.peek().is_none() || permitted_same_family.any(|net| net.contains(addr));
-        permitted && !self.excluded_ip.iter().any(|net| net.contains(addr))
+        !self.excluded_ip.iter().any(|net| net.contains(addr))
+            && (self.permitted_ip.is_empty() || self.permitted_ip.iter().any(|net| net.contains(addr)))
     }
 
     /// Some host the constraints permit, to issue the self-check leaf for.
@@ -959,9 +961,8 @@ fn dns_within(name: &str, constraint: &str) -> bool {
     if constraint.is_empty() {
         return true;
     }
-    let ends_with = |suffix: &[u8]| {
-        name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-    };
+    let ends_with =
+        |suffix: &[u8]| name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
     if constraint.first() == Some(&b'.') {
         return name.len() > constraint.len() && ends_with(constraint);
     }
@@ -1332,7 +1333,12 @@ fn parse_time(tlv: &Tlv<'_>) -> Result<SystemTime, DerError> {
     let hour = digits(rest.get(4..6))?;
     let minute = digits(rest.get(6..8))?;
     let second = digits(rest.get(8..10))?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
     {
         return Err(DerError("validity time"));
     }
@@ -1398,12 +1404,16 @@ fn format_time(t: SystemTime) -> String {
 
 const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/// Exact length of [`pem_encode`]'s output.
+fn pem_len(label: &str, der_len: usize) -> usize {
+    let body = der_len.div_ceil(3) * 4;
+    ("-----BEGIN -----\n".len() + "-----END -----\n".len() + 2 * label.len()) + body + body.div_ceil(64)
+}
+
 /// PEM with 64-character lines and LF endings, built in one pre-sized zeroizing buffer (no reallocation leaves a
 /// stray copy behind).
 fn pem_encode(label: &str, der: &[u8]) -> Zeroizing<String> {
-    let body = der.len().div_ceil(3) * 4;
-    let capacity = 2 * (label.len() + 17) + body + body.div_ceil(64);
-    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    let mut out = Zeroizing::new(String::with_capacity(pem_len(label, der.len())));
     out.push_str("-----BEGIN ");
     out.push_str(label);
     out.push_str("-----\n");
@@ -1471,7 +1481,6 @@ fn decode_key_pem(pem: &str) -> Result<Zeroizing<Vec<u8>>, CaError> {
     }
     Ok(der)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -1708,6 +1717,33 @@ mod tests {
         assert_eq!(sans(v6.key.end_entity_cert().unwrap()).0, vec!["IP:::1".to_string()]);
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn resumption_stays_with_the_host() {
+        let ca = new_ca();
+        let server = ca.server_config(&host("example.test"), H1).unwrap();
+        let client = client_config(ca.cert_pem());
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let (addr, task) = serve_once(server.clone(), "127.0.0.1:0").await;
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("example.test").unwrap();
+            let mut tls = TlsConnector::from(client.clone()).connect(name, tcp).await.unwrap();
+            tls.write_all(b"ping\n").await.unwrap();
+            let mut reply = [0u8; 5];
+            tls.read_exact(&mut reply).await.unwrap();
+            kinds.push(tls.get_ref().1.handshake_kind());
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(kinds[1], Some(rustls::HandshakeKind::Resumed), "{kinds:?}");
+    }
+
+    #[test]
+    fn local_ca_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<LocalCa>();
+        assert_send_sync::<CaError>();
+    }
+
     #[test]
     fn sni_rules() {
         let domain = host("example.test");
@@ -1743,10 +1779,7 @@ mod tests {
         let constrained = constrained_ca(&["example.test", "10.0.0.0/8"]);
         let loaded = LocalCa::from_pem(constrained.cert_pem(), &constrained.key_pem()).unwrap();
         assert_eq!(loaded.constraints, constrained.constraints);
-        assert!(matches!(
-            loaded.server_config(&host("evil.test"), H1),
-            Err(CaError::HostNotPermitted { .. })
-        ));
+        assert!(matches!(loaded.server_config(&host("evil.test"), H1), Err(CaError::HostNotPermitted { .. })));
     }
 
     #[test]
@@ -1889,7 +1922,8 @@ mod tests {
             (HostName::Ipv4(Ipv4Addr::LOCALHOST), ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into())),
         ] {
             let leaf = ca.sign_leaf(&outside, SystemTime::now()).unwrap();
-            let err = verifier.verify_server_cert(leaf.key.end_entity_cert().unwrap(), &[], &name, &[], now).unwrap_err();
+            let err =
+                verifier.verify_server_cert(leaf.key.end_entity_cert().unwrap(), &[], &name, &[], now).unwrap_err();
             assert!(format!("{err:?}").contains("NameConstraintViolation"), "{err:?}");
         }
 
@@ -1918,12 +1952,15 @@ mod tests {
         assert!(dns_within("a.example.test", ".example.test"));
         assert!(!dns_within("example.test", ".example.test"));
         assert!(dns_within("anything", ""));
-        let c = Constraints::from_config(&["example.test".into(), "10.0.0.0/8".into(), "[2001:db8::]/32".into()]).unwrap();
+        let c =
+            Constraints::from_config(&["example.test".into(), "10.0.0.0/8".into(), "[2001:db8::]/32".into()]).unwrap();
         assert!(c.permits(&host("10.200.0.1")));
         assert!(!c.permits(&host("11.0.0.1")));
         assert!(c.permits(&HostName::Ipv6("2001:db8::5".parse().unwrap())));
         assert!(!c.permits(&HostName::Ipv6("2001:db9::5".parse().unwrap())));
         assert!(c.excluded_ip.is_empty(), "IP ranges are listed, so no blanket IP exclusion");
+        let v6_only = Constraints::from_config(&["2001:db8::/32".into()]).unwrap();
+        assert!(!v6_only.permits(&host("10.0.0.1")), "IPv4 and IPv6 are one name type");
         let dns_only = Constraints::from_config(&["example.test".into()]).unwrap();
         assert!(!dns_only.permits(&HostName::Ipv6(Ipv6Addr::LOCALHOST)));
         assert_eq!(dns_only.describe(), ["permit example.test", "exclude 0.0.0.0/0", "exclude ::/0"]);
@@ -1991,6 +2028,7 @@ mod tests {
         for len in 0..100usize {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let pem = pem_encode("X", &data);
+            assert_eq!(pem.len(), pem_len("X", len), "the buffer is sized exactly, so it never reallocates");
             let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
             assert_eq!(body, base64::engine::general_purpose::STANDARD.encode(&data));
         }
@@ -2058,10 +2096,8 @@ mod tests {
                             request.extend_from_slice(&buf[..n]);
                         }
                         let body = b"hello from airlock\n";
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
                         tls.write_all(head.as_bytes()).await.ok()?;
                         tls.write_all(body).await.ok()?;
                         tls.shutdown().await.ok()
@@ -2096,14 +2132,16 @@ mod tests {
         let command = s_client("other.test");
         let out = tokio::task::spawn_blocking(move || run_with_deadline(command, TIMEOUT)).await.unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("WRONG SNI: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(!out.status.success(), "a wrong SNI must fail the handshake");
+        assert!(!out.status.success(), "a wrong SNI must fail the handshake: {stdout}");
+        assert!(stdout.contains("no peer certificate available"), "{stdout}");
 
         let curl = {
             let mut c = Command::new("curl");
-            c.args(["-sS", "--max-time", "10", "--cacert"])
-                .arg(&ca_path)
-                .args(["--resolve", &format!("example.test:{port}:127.0.0.1"), &format!("https://example.test:{port}/")]);
+            c.args(["-sS", "--max-time", "10", "--cacert"]).arg(&ca_path).args([
+                "--resolve",
+                &format!("example.test:{port}:127.0.0.1"),
+                &format!("https://example.test:{port}/"),
+            ]);
             c
         };
         let out = tokio::task::spawn_blocking(move || run_with_deadline(curl, TIMEOUT)).await.unwrap();
@@ -2116,9 +2154,11 @@ mod tests {
         std::fs::write(&other_path, stranger.cert_pem()).unwrap();
         let curl = {
             let mut c = Command::new("curl");
-            c.args(["-sS", "--max-time", "10", "--cacert"])
-                .arg(&other_path)
-                .args(["--resolve", &format!("example.test:{port}:127.0.0.1"), &format!("https://example.test:{port}/")]);
+            c.args(["-sS", "--max-time", "10", "--cacert"]).arg(&other_path).args([
+                "--resolve",
+                &format!("example.test:{port}:127.0.0.1"),
+                &format!("https://example.test:{port}/"),
+            ]);
             c
         };
         let out = tokio::task::spawn_blocking(move || run_with_deadline(curl, TIMEOUT)).await.unwrap();

@@ -31,7 +31,9 @@
 //! # What it cannot catch (accepted limits; the other layers exist because of them)
 //! - Encrypted, compressed (gzip bodies, zip uploads), hashed or otherwise transformed values, and any encoding
 //!   not listed above (base32, base58, quoted-printable, HTML entities, UTF-16 text, nested or mixed encodings
-//!   such as base64 of hex, a hex string with separators, a value with characters interleaved or reversed).
+//!   such as base64 of hex, percent-encoding with mixed-case hex digits, a hex string with separators, base64
+//!   wrapped into lines (MIME, PEM) where a line break falls inside the value, a value with characters
+//!   interleaved or reversed).
 //! - A value split across several requests, or sent one character per request, or only in part.
 //! - Values shorter than [`MIN_SECRET_LEN`]: matching them would block too much honest traffic.
 //! - Content-encoding is not undone here: the caller decides whether to decode a body before scanning.
@@ -39,8 +41,8 @@
 //! Secret hygiene: values and patterns held by the builder are zeroized on drop; the stream keeps no request
 //! bytes at all (only the automaton state, an integer); [`Finding`] carries the source id, the encoding and an
 //! offset, never bytes. The automaton itself necessarily encodes the patterns in its transition table and cannot
-//! be zeroized (the `aho-corasick` crate gives no way to wipe it): this is an accepted limit, and the reason the
-//! scanner lives only in the broker process.
+//! be zeroized (the `aho-corasick` crate gives no way to wipe it, nor the intermediate automaton it builds from):
+//! this is an accepted limit, and a reason to keep the scanner in the broker process only.
 
 use std::fmt;
 
@@ -58,9 +60,9 @@ pub const MIN_SECRET_LEN: usize = 8;
 const MIN_FRAGMENT_LEN: usize = 8;
 
 /// The automaton is a full DFA (one table lookup per byte; about twice the NFA's speed on 50 values) while an upper
-/// bound on its transition table stays under this size. Above it (roughly 100 values of 30 bytes), a contiguous NFA
-/// is used: a few percent of the memory, half the speed. The scanner is built once and shared by all connections.
-const DFA_MEMORY_BUDGET: usize = 48 << 20;
+/// bound on its transition table stays under this size (one scanner, shared by all connections). Above it, from
+/// roughly 70 values of 30 bytes, a contiguous NFA is used: a few percent of the memory, half the speed.
+const DFA_MEMORY_BUDGET: usize = 32 << 20;
 
 /// What a pattern stands for: a vault secret or a canary. Never the value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,8 +134,8 @@ pub struct Finding {
     /// Which secret or canary.
     pub source: Source,
     /// In which form it was found. When two forms of a value are the same bytes (hex of a value without letters,
-    /// JSON of a value with nothing to escape), the earlier one in [`Encoding`]'s order of generation is reported:
-    /// raw, hex, base64, base64url, percent, form, JSON.
+    /// JSON of a value with nothing to escape), the one generated first is reported, in this order: raw, hex
+    /// (lowercase first), base64, base64url, percent and form (uppercase first), JSON.
     pub encoding: Encoding,
     /// Byte offset (in the whole scanned stream) where the match ends (exclusive).
     pub end: u64,
@@ -435,20 +437,23 @@ fn walk<A: Automaton>(
 }
 
 /// An upper bound on the DFA's transition table in bytes: one row per trie state (at most one per pattern byte, plus
-/// the automaton's few fixed states) of `stride` 4-byte entries, where the stride is the number of byte classes
-/// rounded up to a power of two, and each distinct byte splits off at most two classes.
+/// the automaton's few fixed states) of `stride` 4-byte entries. The stride is the number of byte classes rounded
+/// up to a power of two; classes are computed as `aho-corasick` does, each byte in a pattern ending a class and
+/// closing the one before it.
 fn dfa_size_bound(patterns: &[Pattern]) -> usize {
-    let mut used = [false; 256];
+    let mut class_ends = [false; 256];
     let mut states = 4usize;
     for pattern in patterns {
         states = states.saturating_add(pattern.bytes.len());
         for &b in pattern.bytes.iter() {
-            used[usize::from(b)] = true;
+            class_ends[usize::from(b)] = true;
+            if b > 0 {
+                class_ends[usize::from(b - 1)] = true;
+            }
         }
     }
-    let distinct = used.iter().filter(|&&u| u).count();
-    let stride = (2 * distinct + 1).min(256).next_power_of_two();
-    states.saturating_mul(stride).saturating_mul(4)
+    let classes = 1 + class_ends[..255].iter().filter(|&&end| end).count();
+    states.saturating_mul(classes.next_power_of_two()).saturating_mul(4)
 }
 
 /// One pattern: the bytes of one encoded form of one value.
@@ -560,7 +565,7 @@ const URL_STYLES: &[UrlStyle] = &[
     UrlStyle { keep: |_| false, space_plus: false, upper: Encoding::Percent, lower: Encoding::PercentLower },
     // JavaScript encodeURIComponent.
     UrlStyle { keep: keep_uri_component, space_plus: false, upper: Encoding::Percent, lower: Encoding::PercentLower },
-    // RFC 3986 unreserved: Python quote(safe=''), Go PathEscape for most values, curl --data-urlencode.
+    // RFC 3986 unreserved: Python quote(safe=''), curl --data-urlencode.
     UrlStyle { keep: keep_unreserved, space_plus: false, upper: Encoding::Percent, lower: Encoding::PercentLower },
     // Python quote() with its default safe='/'.
     UrlStyle {
@@ -635,7 +640,7 @@ struct JsonStyle {
 }
 
 const JSON_STYLES: &[JsonStyle] = &[
-    // JSON.stringify, serde_json, Jackson by default.
+    // JSON.stringify, serde_json, Python json.dumps(ensure_ascii=False).
     JsonStyle { ascii_only: false, escape_slash: false, as_unicode: &[], upper: false },
     // Python json.dumps (ensure_ascii=True by default).
     JsonStyle { ascii_only: true, escape_slash: false, as_unicode: &[], upper: false },

@@ -127,7 +127,8 @@ mod tests {
     fn basic_and_bearer_tokens_name_their_principal() {
         let mut t = TokenTable::new();
         t.add(b"tok-aaaaaaaaaaaaaaaa", Principal::new("a", "curl", "r1")).unwrap();
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anything:tok-aaaaaaaaaaaaaaaa"));
+        let basic =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anything:tok-aaaaaaaaaaaaaaaa"));
         assert_eq!(t.authenticate(basic.as_bytes()).unwrap().agent, "a");
         assert_eq!(t.authenticate(b"Bearer tok-aaaaaaaaaaaaaaaa").unwrap().tool, "curl");
         assert_eq!(t.authenticate(b"bearer   tok-aaaaaaaaaaaaaaaa ").unwrap().run, "r1");

@@ -280,7 +280,12 @@ impl Broker {
     }
 }
 
-async fn handle(shared: Arc<Shared>, attribution: Attribution, _peer: String, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    shared: Arc<Shared>,
+    attribution: Attribution,
+    _peer: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let request_id = hex::encode(airlock_crypto::random::bytes::<8>());
     let method = req.method().clone();
     // 1. attribute
@@ -295,10 +300,17 @@ async fn handle(shared: Arc<Shared>, attribution: Attribution, _peer: String, re
                         "auth",
                         "proxy authentication required: send your agent token in Proxy-Authorization",
                     );
-                    let seen = Seen { principal: None, method: method.as_str(), target: None, request_id: &request_id, dialled: None };
+                    let seen = Seen {
+                        principal: None,
+                        method: method.as_str(),
+                        target: None,
+                        request_id: &request_id,
+                        dialled: None,
+                    };
                     record_denial(&shared, &seen, &d).await;
                     let mut r = deny_response(&d, &request_id);
-                    r.headers_mut().insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"airlock\""));
+                    r.headers_mut()
+                        .insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"airlock\""));
                     return r;
                 }
             }
@@ -310,7 +322,13 @@ async fn handle(shared: Arc<Shared>, attribution: Attribution, _peer: String, re
     match forward(&shared, &principal, &request_id, req).await {
         Ok(r) => r,
         Err((d, target)) => {
-            let seen = Seen { principal: Some(&principal), method: method.as_str(), target: target.as_ref(), request_id: &request_id, dialled: None };
+            let seen = Seen {
+                principal: Some(&principal),
+                method: method.as_str(),
+                target: target.as_ref(),
+                request_id: &request_id,
+                dialled: None,
+            };
             record_denial(&shared, &seen, &d).await;
             deny_response(&d, &request_id)
         }
@@ -328,7 +346,11 @@ async fn forward(
     let uri = req.uri().to_string();
     if req.uri().scheme().is_none() {
         return Err((
-            Denial::new(StatusCode::BAD_REQUEST, "parse", "this is a proxy: send absolute-form requests (http://host/path)"),
+            Denial::new(
+                StatusCode::BAD_REQUEST,
+                "parse",
+                "this is a proxy: send absolute-form requests (http://host/path)",
+            ),
             None,
         ));
     }
@@ -361,10 +383,7 @@ async fn forward(
     let dests = check_destination(shared, &target).await.map_err(fail)?;
     let dests: Vec<Destination> = dests
         .into_iter()
-        .map(|addr| Destination {
-            addr,
-            tls: (target.scheme == Scheme::Https).then(|| tls_name(&target.host)),
-        })
+        .map(|addr| Destination { addr, tls: (target.scheme == Scheme::Https).then(|| tls_name(&target.host)) })
         .collect();
     // 6. forward
     let (mut parts, body) = req.into_parts();
@@ -376,11 +395,19 @@ async fn forward(
     let limit = shared.limits.max_body_bytes as usize;
     let body: Body = Limited::new(body, limit).map_err(BoxError::from).boxed();
     let upstream_req = Request::from_parts(parts, body);
-    let (resp, dialled) = shared.upstreams.send(&dests, upstream_req).await.map_err(|e| {
-        fail(Denial::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string()))
-    })?;
+    let (resp, dialled) = shared
+        .upstreams
+        .send(&dests, upstream_req)
+        .await
+        .map_err(|e| fail(Denial::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string())))?;
     // 7. audit (an allow)
-    let seen = Seen { principal: Some(principal), method: method.as_str(), target: Some(&target), request_id, dialled: Some(dialled) };
+    let seen = Seen {
+        principal: Some(principal),
+        method: method.as_str(),
+        target: Some(&target),
+        request_id,
+        dialled: Some(dialled),
+    };
     if let Err(d) = record_allow(shared, &seen, &decision.policies).await {
         return Err(fail(d));
     }
@@ -390,13 +417,24 @@ async fn forward(
 }
 
 /// CONNECT: decide, dial, answer 200, check the ClientHello, then splice.
-async fn handle_connect(shared: Arc<Shared>, principal: Principal, request_id: String, req: Request<Incoming>) -> Response<Body> {
+async fn handle_connect(
+    shared: Arc<Shared>,
+    principal: Principal,
+    request_id: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let authority = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
     let target = match Target::from_authority(&authority) {
         Ok(t) => t,
         Err(e) => {
             let d = Denial::new(StatusCode::BAD_REQUEST, "parse", format!("bad CONNECT target: {e}"));
-            let seen = Seen { principal: Some(&principal), method: "CONNECT", target: None, request_id: &request_id, dialled: None };
+            let seen = Seen {
+                principal: Some(&principal),
+                method: "CONNECT",
+                target: None,
+                request_id: &request_id,
+                dialled: None,
+            };
             record_denial(&shared, &seen, &d).await;
             return deny_response(&d, &request_id);
         }
@@ -406,7 +444,13 @@ async fn handle_connect(shared: Arc<Shared>, principal: Principal, request_id: S
         let principal = principal.clone();
         let request_id = request_id.clone();
         async move {
-            let seen = Seen { principal: Some(&principal), method: "CONNECT", target: Some(&target), request_id: &request_id, dialled: None };
+            let seen = Seen {
+                principal: Some(&principal),
+                method: "CONNECT",
+                target: Some(&target),
+                request_id: &request_id,
+                dialled: None,
+            };
             record_denial(&shared, &seen, &d).await;
             deny_response(&d, &request_id)
         }
@@ -435,7 +479,13 @@ async fn handle_connect(shared: Arc<Shared>, principal: Principal, request_id: S
     let Some((upstream, dialled)) = upstream else {
         return refuse(Denial::new(StatusCode::BAD_GATEWAY, "upstream", last_error), target).await;
     };
-    let seen = Seen { principal: Some(&principal), method: "CONNECT", target: Some(&target), request_id: &request_id, dialled: Some(dialled) };
+    let seen = Seen {
+        principal: Some(&principal),
+        method: "CONNECT",
+        target: Some(&target),
+        request_id: &request_id,
+        dialled: Some(dialled),
+    };
     if let Err(d) = record_allow(&shared, &seen, &decision.policies).await {
         return refuse(d, target).await;
     }
@@ -465,7 +515,12 @@ async fn handle_connect(shared: Arc<Shared>, principal: Principal, request_id: S
 }
 
 /// Reads the ClientHello, checks its SNI against the approved host, then copies both ways.
-async fn splice<C>(shared: &Shared, mut client: C, mut upstream: tokio::net::TcpStream, target: &Target) -> Result<(), Denial>
+async fn splice<C>(
+    shared: &Shared,
+    mut client: C,
+    mut upstream: tokio::net::TcpStream,
+    target: &Target,
+) -> Result<(), Denial>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -478,14 +533,20 @@ where
                 return Err(Denial::new(StatusCode::MISDIRECTED_REQUEST, "tls", format!("tunnel refused: {why}")));
             }
             Hello::Incomplete if buf.len() > sni::MAX_HELLO + 1024 => {
-                return Err(Denial::new(StatusCode::MISDIRECTED_REQUEST, "tls", "tunnel refused: ClientHello too large"));
+                return Err(Denial::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "tls",
+                    "tunnel refused: ClientHello too large",
+                ));
             }
             Hello::Incomplete => {}
         }
         let mut chunk = [0u8; 4096];
         let left = deadline.saturating_duration_since(Instant::now());
         let n = match tokio::time::timeout(left, client.read(&mut chunk)).await {
-            Err(_) => return Err(Denial::new(StatusCode::REQUEST_TIMEOUT, "tls", "tunnel refused: no ClientHello in time")),
+            Err(_) => {
+                return Err(Denial::new(StatusCode::REQUEST_TIMEOUT, "tls", "tunnel refused: no ClientHello in time"));
+            }
             Ok(Err(_)) | Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => n,
         };
@@ -520,7 +581,11 @@ where
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.
-async fn copy_with_idle_timeout<C>(mut client: C, mut upstream: tokio::net::TcpStream, idle: Duration) -> std::io::Result<()>
+async fn copy_with_idle_timeout<C>(
+    mut client: C,
+    mut upstream: tokio::net::TcpStream,
+    idle: Duration,
+) -> std::io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -576,13 +641,15 @@ fn decide(shared: &Shared, p: &Principal, method: &str, url: &str, bytes: u64) -
 /// Step 5: the name, then every address it resolves to. Returns the socket addresses that may be dialled.
 async fn check_destination(shared: &Shared, target: &Target) -> Result<Vec<SocketAddr>, Denial> {
     let ssrf = shared.ssrf.read().unwrap_or_else(|p| p.into_inner()).clone();
-    ssrf.check_name(&target.host, target.port).map_err(|e| Denial::new(StatusCode::FORBIDDEN, "ssrf", e.to_string()))?;
+    ssrf.check_name(&target.host, target.port)
+        .map_err(|e| Denial::new(StatusCode::FORBIDDEN, "ssrf", e.to_string()))?;
     let addrs = shared
         .resolver
         .lookup(&target.host)
         .await
         .map_err(|e| Denial::new(StatusCode::BAD_GATEWAY, "resolve", e.to_string()))?;
-    ssrf.check_answer(&target.host, target.port, &addrs).map_err(|e| Denial::new(StatusCode::FORBIDDEN, "ssrf", e.to_string()))
+    ssrf.check_answer(&target.host, target.port, &addrs)
+        .map_err(|e| Denial::new(StatusCode::FORBIDDEN, "ssrf", e.to_string()))
 }
 
 /// `Content-Length`, if declared. Several differing values are refused (request smuggling).
@@ -700,7 +767,15 @@ fn event(trail: &AuditTrail, seen: &Seen<'_>, decision: AuditDecision, policies:
     };
     let mut e = Event::request(now_ms(), agent, tool, decision, &policies).correlation(seen.request_id);
     if let Some(t) = seen.target {
-        e = e.http(seen.method, t.scheme.as_str(), &t.host.to_string(), t.port, &t.path, t.query.as_deref(), &trail.mac);
+        e = e.http(
+            seen.method,
+            t.scheme.as_str(),
+            &t.host.to_string(),
+            t.port,
+            &t.path,
+            t.query.as_deref(),
+            &trail.mac,
+        );
     } else {
         e = e.set("http_request.http_method", json!(seen.method));
     }

@@ -219,9 +219,8 @@ impl Upstreams {
         let tcp = self.dial(dest.addr).await?;
         match &dest.tls {
             None => {
-                let (sender, conn) = http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| UpstreamError::Http(e.to_string()))?;
+                let (sender, conn) =
+                    http1::handshake(TokioIo::new(tcp)).await.map_err(|e| UpstreamError::Http(e.to_string()))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
@@ -231,7 +230,9 @@ impl Upstreams {
                 let name = ServerName::try_from(host.clone())
                     .map_err(|e| UpstreamError::Tls { host: host.clone(), reason: e.to_string() })?;
                 let tls = match tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp)).await {
-                    Err(_) => return Err(UpstreamError::ConnectTimeout { addr: dest.addr, timeout: self.connect_timeout }),
+                    Err(_) => {
+                        return Err(UpstreamError::ConnectTimeout { addr: dest.addr, timeout: self.connect_timeout });
+                    }
                     Ok(Err(e)) => return Err(UpstreamError::Tls { host: host.clone(), reason: e.to_string() }),
                     Ok(Ok(s)) => s,
                 };
@@ -248,8 +249,7 @@ impl Upstreams {
                     });
                     Ok(Sender::H2(sender))
                 } else {
-                    let (sender, conn) =
-                        http1::handshake(io).await.map_err(|e| UpstreamError::Http(e.to_string()))?;
+                    let (sender, conn) = http1::handshake(io).await.map_err(|e| UpstreamError::Http(e.to_string()))?;
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });

@@ -9,12 +9,23 @@ use common::Harness;
 fn allowed_get_reaches_the_upstream_with_a_canonical_host_and_no_proxy_headers() {
     let h = Harness::new();
     let url = format!("http://api.example.com:{}/v1/items?q=1", h.upstream.addr.port());
-    let r = h.curl(&["-H", "Proxy-Authorization: Basic Zm9vOmJhcg==", "-H", "Connection: x-drop-me", "-H", "X-Drop-Me: 1", &url]);
+    let r = h.curl(&[
+        "-H",
+        "Proxy-Authorization: Basic Zm9vOmJhcg==",
+        "-H",
+        "Connection: x-drop-me",
+        "-H",
+        "X-Drop-Me: 1",
+        &url,
+    ]);
     assert_eq!(r.status, 200, "{r:?}");
     let seen = h.upstream.last().expect("the upstream was reached");
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.uri, "/v1/items?q=1", "origin-form upstream");
-    assert_eq!(seen.headers.get("host").map(String::as_str), Some(format!("api.example.com:{}", h.upstream.addr.port()).as_str()));
+    assert_eq!(
+        seen.headers.get("host").map(String::as_str),
+        Some(format!("api.example.com:{}", h.upstream.addr.port()).as_str())
+    );
     assert!(!seen.headers.contains_key("proxy-authorization"), "the proxy credential never goes upstream");
     assert!(!seen.headers.contains_key("x-drop-me"), "headers named by Connection are hop-by-hop");
     assert!(!seen.headers.contains_key("proxy-connection"));
@@ -56,10 +67,22 @@ fn trace_is_refused_before_policy() {
 fn a_declared_body_over_the_limit_gets_413_before_the_upstream_is_contacted() {
     let h = Harness::with(common::POLICY, |c| c.limits.max_body_bytes = 1000);
     let body = "x".repeat(5000);
-    let r = h.curl(&["-X", "POST", "--data-binary", &body, &format!("http://api.example.com:{}/up", h.upstream.addr.port())]);
+    let r = h.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &body,
+        &format!("http://api.example.com:{}/up", h.upstream.addr.port()),
+    ]);
     assert_eq!(r.status, 413, "{r:?}");
     assert_eq!(h.upstream.count(), 0);
-    let small = h.curl(&["-X", "POST", "--data-binary", "abc", &format!("http://api.example.com:{}/up", h.upstream.addr.port())]);
+    let small = h.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        "abc",
+        &format!("http://api.example.com:{}/up", h.upstream.addr.port()),
+    ]);
     assert_eq!(small.status, 200);
     assert_eq!(h.upstream.last().unwrap().body, b"abc");
 }
@@ -130,9 +153,11 @@ fn a_tunnel_whose_sni_names_another_host_is_cut() {
     let result = h.runtime.block_on(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
-        s.write_all(format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: tunnel.example.com:{port}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: tunnel.example.com:{port}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut head = [0u8; 1024];
         let n = s.read(&mut head).await.unwrap();
         assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
@@ -140,11 +165,12 @@ fn a_tunnel_whose_sni_names_another_host_is_cut() {
         for c in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
         let name = rustls::pki_types::ServerName::try_from("other.example.com").unwrap();
         connector.connect(name, s).await.map(|_| ())

@@ -78,6 +78,12 @@ pub struct Network {
     pub block_private: Option<Spanned<bool>>,
     /// Largest request body any tool may send, unless a rule says less. Sizes: `1048576`, `"512KiB"`, `"10MiB"`.
     pub max_request_bytes: Option<Size>,
+    /// Internal destinations the SSRF check lets through: address prefixes (`"10.20.0.0/16"`, `"fd12::/48"`, an
+    /// address) and host names whose DNS answers may be private (`"registry.corp.example"`, `"*.svc.example"`).
+    /// Cloud metadata addresses pass only when listed exactly; multicast, unspecified and tunnelling ranges never.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow_private: Option<Vec<Spanned<String>>>,
 }
 
 /// Filesystem rules for every tool.

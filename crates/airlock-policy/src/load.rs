@@ -120,6 +120,7 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.deny = n.deny.or(base.deny.take());
         base.block_private = n.block_private.or(base.block_private.take());
         base.max_request_bytes = n.max_request_bytes.or(base.max_request_bytes);
+        base.allow_private = n.allow_private.or(base.allow_private.take());
     }
     if let Some(f) = o.fs {
         file.fs.deny = f.deny.or(file.fs.deny.take());

@@ -199,6 +199,49 @@ pub struct Program {
     pub name: String,
 }
 
+/// One `[network] allow_private` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateAllow {
+    /// An address prefix: the address (host bits zero) and its length.
+    Prefix(std::net::IpAddr, u8),
+    /// A host name or `*.suffix` (no port) whose answers may be private.
+    Host(HostPattern),
+}
+
+impl PrivateAllow {
+    pub fn parse(s: &str) -> Result<PrivateAllow, String> {
+        let s = s.trim();
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        if let Ok(ip) = addr.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len: u8 = match len {
+                None => max,
+                Some(l) => l.parse().ok().filter(|n| *n <= max).ok_or(format!("prefix length must be 0-{max}"))?,
+            };
+            let host_bits = match ip {
+                std::net::IpAddr::V4(v) => u32::from(v).checked_shl(u32::from(len)).unwrap_or(0) != 0,
+                std::net::IpAddr::V6(v) => u128::from(v).checked_shl(u32::from(len)).unwrap_or(0) != 0,
+            };
+            if host_bits {
+                return Err(format!("{s} has bits set after the prefix length: write the network address"));
+            }
+            return Ok(PrivateAllow::Prefix(ip, len));
+        }
+        if len.is_some() {
+            return Err(format!("{s:?} is neither an address prefix nor a host name"));
+        }
+        let pattern = HostPattern::parse(s).map_err(|e| e.to_string())?;
+        if pattern.port != crate::normalize::PortSpec::Default || pattern.host == crate::normalize::HostPatternKind::Any
+        {
+            return Err("a host in allow_private takes no port, and cannot be `*`".into());
+        }
+        Ok(PrivateAllow::Host(pattern))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SecretSpec {
     pub name: String,
@@ -219,6 +262,8 @@ pub struct Model {
     pub tools: BTreeMap<String, ToolSpec>,
     pub secrets: BTreeMap<String, SecretSpec>,
     pub network_deny: Vec<At<HostPattern>>,
+    /// `[network] allow_private`: what the SSRF check lets through.
+    pub allow_private: Vec<At<PrivateAllow>>,
     pub fs_deny: Vec<At<FsPattern>>,
     pub exec_deny: Vec<At<Program>>,
     /// Where bare program names are looked up, for config entries and requests alike.
@@ -284,6 +329,16 @@ impl Builder<'_> {
                 format!("invalid {kind} id {v:?}: use 1-64 of A-Z a-z 0-9 _ - . (not first)"),
             );
             None
+        }
+    }
+
+    fn private_allow(&mut self, s: &Spanned<String>) -> Option<At<PrivateAllow>> {
+        match PrivateAllow::parse(s.get_ref()) {
+            Ok(p) => Some(At { value: p, span: s.span() }),
+            Err(e) => {
+                self.err("allow-private", s.span(), e);
+                None
+            }
         }
     }
 
@@ -779,6 +834,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
 
     // Global rules.
     let network_deny = file.network.deny.iter().flatten().filter_map(|h| b.host_pattern(h)).collect();
+    let allow_private = file.network.allow_private.iter().flatten().filter_map(|h| b.private_allow(h)).collect();
     let mut fs_deny = b.fs_deny(file.fs.deny.as_deref().unwrap_or_default());
     if protect_credentials {
         for p in CREDENTIAL_PATHS {
@@ -824,6 +880,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         tools,
         secrets,
         network_deny,
+        allow_private,
         fs_deny,
         exec_deny,
         search_path,
@@ -1024,5 +1081,29 @@ pub fn is_broad_wildcard(p: &HostPattern) -> bool {
         HostPatternKind::Any => true,
         HostPatternKind::Subdomains(suffix) => !suffix.contains('.'),
         HostPatternKind::Exact(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod private_allow_tests {
+    use super::PrivateAllow;
+
+    #[test]
+    fn prefixes_addresses_and_hosts_parse_and_host_bits_are_refused() {
+        assert_eq!(
+            PrivateAllow::parse("10.20.0.0/16").unwrap(),
+            PrivateAllow::Prefix("10.20.0.0".parse().unwrap(), 16)
+        );
+        assert_eq!(PrivateAllow::parse("10.0.0.7").unwrap(), PrivateAllow::Prefix("10.0.0.7".parse().unwrap(), 32));
+        assert_eq!(PrivateAllow::parse("fd12::/48").unwrap(), PrivateAllow::Prefix("fd12::".parse().unwrap(), 48));
+        assert_eq!(PrivateAllow::parse("0.0.0.0/0").unwrap(), PrivateAllow::Prefix("0.0.0.0".parse().unwrap(), 0));
+        assert!(PrivateAllow::parse("10.0.0.1/8").unwrap_err().contains("bits set"));
+        assert!(PrivateAllow::parse("fd12::1/48").unwrap_err().contains("bits set"));
+        assert!(PrivateAllow::parse("10.0.0.0/33").is_err());
+        assert!(PrivateAllow::parse("registry.corp.example").is_ok());
+        assert!(PrivateAllow::parse("*.svc.example").is_ok());
+        assert!(PrivateAllow::parse("registry.corp.example:443").is_err());
+        assert!(PrivateAllow::parse("*").is_err());
+        assert!(PrivateAllow::parse("bad name/8").is_err());
     }
 }

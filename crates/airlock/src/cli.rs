@@ -43,6 +43,41 @@ pub enum Command {
     /// Verify, read, export and prove the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the egress broker in the foreground: an HTTP(S) proxy that applies policy to every request.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// TCP address to listen on. Loopback only: a non-loopback address is refused.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Also (or, with --no-tcp, only) listen on this Unix socket (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Do not listen on TCP (use with --socket).
+    #[arg(long)]
+    pub no_tcp: bool,
+    /// The agent whose traffic this proxy carries (policy decides per agent and tool).
+    #[arg(long)]
+    pub agent: String,
+    /// The tool whose traffic this proxy carries.
+    #[arg(long)]
+    pub tool: String,
+    /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Resolve names through this DNS server (IP:PORT; repeatable) instead of /etc/resolv.conf.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns: Vec<std::net::SocketAddr>,
+    /// Answer this name with this address without asking DNS (`host=IP`; repeatable), like curl's --resolve.
+    #[arg(long, value_name = "HOST=IP")]
+    pub resolve: Vec<String>,
+    /// Exit after this many seconds (for scripts and tests).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after: Option<u64>,
+    #[command(flatten)]
+    pub env: PolicyEnvArgs,
 }
 
 #[derive(Args, Debug, Clone)]

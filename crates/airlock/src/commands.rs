@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(a) => crate::demo::run(a.ephemeral),
         Command::Policy(c) => crate::policy::run(&ctx.home, ctx.json, c),
         Command::Audit(c) => crate::audit::run(&ctx, c),
+        Command::Proxy(a) => crate::proxy::run(&ctx, a),
     }
 }
 

@@ -24,6 +24,7 @@ mod demo;
 mod harden;
 mod input;
 mod policy;
+mod proxy;
 
 use std::process::ExitCode;
 

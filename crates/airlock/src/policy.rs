@@ -24,7 +24,7 @@ pub fn run(home: &Path, json: bool, c: PolicyCommand) -> Result<(), CliError> {
 }
 
 /// The explicit file, else `./airlock.toml`, else `$AIRLOCK_HOME/airlock.toml`.
-fn config_path(explicit: Option<PathBuf>, home: &Path) -> Result<PathBuf, CliError> {
+pub(crate) fn config_path(explicit: Option<PathBuf>, home: &Path) -> Result<PathBuf, CliError> {
     if let Some(f) = explicit {
         return Ok(f);
     }
@@ -39,7 +39,7 @@ fn config_path(explicit: Option<PathBuf>, home: &Path) -> Result<PathBuf, CliErr
     Err(CliError { code: 4, message: format!("no config: neither ./airlock.toml nor {} exists", in_home.display()) })
 }
 
-fn load_options(env: &PolicyEnvArgs) -> Result<LoadOptions, CliError> {
+pub(crate) fn load_options(env: &PolicyEnvArgs) -> Result<LoadOptions, CliError> {
     let workspace = match &env.workspace {
         Some(w) => w.clone(),
         None => {

@@ -155,12 +155,23 @@ pub struct Upstream {
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
-async fn echo(seen: Arc<Mutex<Vec<Seen>>>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn echo(
+    seen: Arc<Mutex<Vec<Seen>>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-    let headers: BTreeMap<String, String> =
-        parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string())).collect();
-    let s = Seen { method: parts.method.to_string(), uri: parts.uri.to_string(), headers: headers.clone(), body: body.clone() };
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+        .collect();
+    let s = Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: headers.clone(),
+        body: body.clone(),
+    };
     seen.lock().unwrap().push(s);
     if parts.uri.path() == "/redirect" {
         let mut r = Response::new(Full::new(Bytes::new()));
@@ -193,7 +204,8 @@ impl Upstream {
                 let s = Arc::clone(&s);
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| echo(Arc::clone(&s), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -227,8 +239,12 @@ impl TlsUpstream {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf_params =
-            rcgen::CertificateParams::new(vec!["api.example.com".into(), "tunnel.example.com".into(), "other.example.com".into()]).unwrap();
+        let leaf_params = rcgen::CertificateParams::new(vec![
+            "api.example.com".into(),
+            "tunnel.example.com".into(),
+            "other.example.com".into(),
+        ])
+        .unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         let ca_pem = ca_cert.pem();
         let ca_file = dir.join("upstream-ca.pem");
