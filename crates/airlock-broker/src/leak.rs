@@ -333,6 +333,41 @@ impl StreamScan<'_> {
     }
 }
 
+/// A [`StreamScan`] that owns a shared scanner, for a body that outlives any borrow (a request body handed to
+/// the HTTP client).
+pub struct OwnedStreamScan {
+    scanner: std::sync::Arc<LeakScanner>,
+    state: Option<StateID>,
+    scanned: u64,
+}
+
+impl fmt::Debug for OwnedStreamScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedStreamScan").field("scanned", &self.scanned).finish()
+    }
+}
+
+impl OwnedStreamScan {
+    pub fn new(scanner: std::sync::Arc<LeakScanner>) -> OwnedStreamScan {
+        let state = scanner.matcher.as_ref().map(|m| m.start);
+        OwnedStreamScan { scanner, state, scanned: 0 }
+    }
+
+    /// As [`StreamScan::feed`].
+    pub fn feed(&mut self, chunk: &[u8]) -> Option<Finding> {
+        let mut borrowed = StreamScan { scanner: &self.scanner, state: self.state, scanned: self.scanned };
+        let found = borrowed.feed(chunk);
+        (self.state, self.scanned) = (borrowed.state, borrowed.scanned);
+        found
+    }
+
+    /// The longest pattern: a body must hold back one byte less than this before forwarding, so that no byte
+    /// of a value is sent before the value is recognised.
+    pub fn max_pattern_len(&self) -> usize {
+        self.scanner.max_pattern_len()
+    }
+}
+
 /// One automaton over all patterns. A DFA when small, else a contiguous NFA (see [`DFA_MEMORY_BUDGET`]).
 struct Matcher {
     engine: Engine,

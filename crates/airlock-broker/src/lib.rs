@@ -23,6 +23,7 @@ pub mod leak;
 pub mod principal;
 pub mod proxy;
 pub mod resolve;
+pub mod scan_body;
 pub mod sni;
 pub mod ssrf;
 pub mod upstream;

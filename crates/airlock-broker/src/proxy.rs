@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use airlock_audit::{AuditLog, AuditMac, Decision as AuditDecision, Event};
+use airlock_audit::{AuditLog, AuditMac, Decision as AuditDecision, Event, Severity};
 use airlock_policy::normalize::HostName;
 use airlock_policy::normalize::{Scheme, Target};
 use airlock_policy::{Engine, PolicyStore, Request as PolicyRequest};
@@ -37,8 +37,10 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use crate::leak::{Finding, LeakScanner, OwnedStreamScan, Source};
 use crate::principal::{Attribution, Principal};
 use crate::resolve::Resolver;
+use crate::scan_body::{FindingSlot, ScannedBody};
 use crate::sni::{self, Hello};
 use crate::ssrf::SsrfPolicy;
 use crate::upstream::{Body, BoxError, Destination, Upstreams};
@@ -128,6 +130,8 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// PEM files' contents: CAs trusted for upstream TLS besides the system roots.
     pub extra_ca_pems: Vec<String>,
+    /// Known secret values and canaries that must not leave (empty: no scan).
+    pub leaks: Arc<LeakScanner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +150,7 @@ struct Shared {
     timeouts: Timeouts,
     limits: Limits,
     upstreams: Arc<Upstreams>,
+    leaks: Arc<LeakScanner>,
     connections: std::sync::Mutex<std::collections::HashMap<Principal, Arc<Semaphore>>>,
 }
 
@@ -169,11 +174,25 @@ struct Denial {
     kind: &'static str,
     reason: String,
     policies: Vec<String>,
+    /// For `leak`: what was found (never the value).
+    finding: Option<Finding>,
 }
 
 impl Denial {
     fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Denial {
-        Denial { status, kind, reason: reason.into(), policies: Vec::new() }
+        Denial { status, kind, reason: reason.into(), policies: Vec::new(), finding: None }
+    }
+
+    fn leak(f: Finding, place: &str) -> Denial {
+        let what = match &f.source {
+            Source::Secret(id) => format!("the value of secret {id}"),
+            Source::Canary(id) => format!("canary token {id}"),
+        };
+        let reason = format!(
+            "the request {place} carries {what} ({} form): protected values may not leave through the proxy",
+            f.encoding
+        );
+        Denial { status: StatusCode::FORBIDDEN, kind: "leak", reason, policies: Vec::new(), finding: Some(f) }
     }
 }
 
@@ -199,6 +218,7 @@ impl Broker {
                 timeouts: config.timeouts,
                 limits: config.limits,
                 upstreams,
+                leaks: config.leaks,
                 connections: Default::default(),
             }),
         })
@@ -371,6 +391,10 @@ async fn forward(
             format!("request body larger than {} bytes", shared.limits.max_body_bytes),
         )));
     }
+    // 3b. leaks in the request line and headers, exactly as sent (nothing has been injected yet)
+    if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
+        return Err(fail(d));
+    }
     // 4. decide
     let url = target_url(&target);
     let decision = decide(shared, principal, method.as_str(), &url, declared.unwrap_or(0));
@@ -393,13 +417,19 @@ async fn forward(
         .map_err(|e| fail(Denial::new(StatusCode::BAD_REQUEST, "parse", format!("bad request target: {e}"))))?;
     parts.version = hyper::Version::HTTP_11;
     let limit = shared.limits.max_body_bytes as usize;
-    let body: Body = Limited::new(body, limit).map_err(BoxError::from).boxed();
+    let mut body: Body = Limited::new(body, limit).map_err(BoxError::from).boxed();
+    let found: FindingSlot = Default::default();
+    if !shared.leaks.is_empty() {
+        let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
+        body = ScannedBody::new(body, scan, Arc::clone(&found)).boxed();
+    }
     let upstream_req = Request::from_parts(parts, body);
-    let (resp, dialled) = shared
-        .upstreams
-        .send(&dests, upstream_req)
-        .await
-        .map_err(|e| fail(Denial::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string())))?;
+    let sent = shared.upstreams.send(&dests, upstream_req).await;
+    // A body stopped for a leak fails the upstream request: report the leak, not the broken connection.
+    if let Some(f) = crate::lock(&found).take() {
+        return Err(fail(Denial::leak(f, "body")));
+    }
+    let (resp, dialled) = sent.map_err(|e| fail(Denial::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string())))?;
     // 7. audit (an allow)
     let seen = Seen {
         principal: Some(principal),
@@ -455,6 +485,9 @@ async fn handle_connect(
             deny_response(&d, &request_id)
         }
     };
+    if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
+        return refuse(d, target).await;
+    }
     let decision = decide(&shared, &principal, "CONNECT", &target_url(&target), 0);
     if !decision.allowed {
         let mut d = Denial::new(StatusCode::FORBIDDEN, "policy", decision.reason.clone());
@@ -633,6 +666,22 @@ where
     }
 }
 
+/// The request target and every header, as the client sent them.
+fn scan_head(leaks: &LeakScanner, uri: &hyper::Uri, headers: &HeaderMap) -> Option<Denial> {
+    if leaks.is_empty() {
+        return None;
+    }
+    if let Some(f) = leaks.scan(uri.to_string().as_bytes()) {
+        return Some(Denial::leak(f, "target"));
+    }
+    for (name, value) in headers {
+        if let Some(f) = leaks.scan(name.as_str().as_bytes()).or_else(|| leaks.scan(value.as_bytes())) {
+            return Some(Denial::leak(f, &format!("header {name}")));
+        }
+    }
+    None
+}
+
 fn decide(shared: &Shared, p: &Principal, method: &str, url: &str, bytes: u64) -> Arc<airlock_policy::Decision> {
     let req = PolicyRequest::http(&p.agent, &p.tool, method, url).bytes(bytes).run(&p.run);
     shared.policy.engine().decide(&req).decision
@@ -790,13 +839,42 @@ fn event(trail: &AuditTrail, seen: &Seen<'_>, decision: AuditDecision, policies:
 
 async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
     let Some(trail) = &shared.audit else { return };
-    let e = event(trail, seen, AuditDecision::Deny, &d.policies)
+    let mut e = event(trail, seen, AuditDecision::Deny, &d.policies)
         .message(d.reason.clone())
         .set("unmapped.airlock.deny_kind", json!(d.kind))
         .set("http_response.code", json!(d.status.as_u16()));
+    let mut finding = None;
+    if let (Some(f), Some(t)) = (&d.finding, seen.target) {
+        // The value may sit in the path itself: keep only its keyed hash.
+        e = e.sensitive("http_request.url.path", t.path.as_bytes(), &trail.mac);
+        let (kind, id) = match &f.source {
+            Source::Secret(id) => ("secret", id.as_str()),
+            Source::Canary(id) => ("canary", id.as_str()),
+        };
+        finding = Some(
+            Event::finding(
+                now_ms(),
+                seen.request_id,
+                "protected value in an outgoing request",
+                &["leak", kind],
+                Severity::High,
+            )
+            .correlation(seen.request_id)
+            .message(d.reason.clone())
+            .set("unmapped.airlock.source", json!(id))
+            .set("unmapped.airlock.encoding", json!(f.encoding.as_str()))
+            .set("dst_endpoint", json!({"hostname": t.host.to_string(), "port": t.port})),
+        );
+    }
     let log = Arc::clone(&trail.log);
     // A denial is denied whether or not it is recorded; a failure to record shows in the log's own status.
-    let _ = tokio::task::spawn_blocking(move || log.append(e)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(f) = finding {
+            let _ = log.append_buffered(f);
+        }
+        log.append(e)
+    })
+    .await;
 }
 
 async fn record_allow(shared: &Shared, seen: &Seen<'_>, policies: &[String]) -> Result<(), Denial> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_audit::{AuditLog, AuditMac};
+use airlock_broker::leak::{LeakScanner, Source};
 use airlock_broker::ssrf::Cidr;
 use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy};
 use airlock_crypto::kdf::labels;
@@ -51,6 +52,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         AuditLog::open(&setup.dir, signer, setup.options, setup.sinks)
             .map_err(|e| CliError::input(format!("audit log {}: {e}", setup.dir.display())))?,
     );
+    let leaks = leak_scanner(&mut vault)?;
     drop(vault);
 
     let ssrf = ssrf_policy(&model.allow_private, model.block_private)?;
@@ -80,6 +82,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
             ..Default::default()
         },
         extra_ca_pems: Vec::new(),
+        leaks: Arc::new(leaks),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
 
@@ -182,4 +185,19 @@ fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private:
         }
     }
     Ok(p)
+}
+
+/// Every current value in the vault, so that a tool that somehow holds one cannot send it out.
+fn leak_scanner(vault: &mut airlock_vault::Vault) -> Result<LeakScanner, CliError> {
+    let mut builder = LeakScanner::builder();
+    for info in vault.list()? {
+        let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;
+        let value = vault.resolve(&id)?;
+        builder.add(Source::Secret(id.to_string()), value.expose());
+    }
+    let scanner = builder.build().map_err(|e| CliError::input(e.to_string()))?;
+    for s in scanner.skipped() {
+        eprintln!("airlock: warning: {} is shorter than 8 bytes and is not scanned for in outgoing requests", s.id());
+    }
+    Ok(scanner)
 }

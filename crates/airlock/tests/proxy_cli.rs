@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use common::Airlock;
 
 const PASS: &str = "correct horse battery staple lamp";
+/// A vault value a tool must never get out through the proxy, nor see in any output or log.
+const VALUE: &str = "ghp_PROXYCANARY0123456789abcdefghijklmn";
 
 const POLICY: &str = r#"
 version = 1
@@ -58,6 +60,7 @@ fn curl(proxy: &str, url: &str) -> (u16, String) {
 fn proxy_serves_policy_and_records_every_decision() {
     let al = Airlock::with_passphrase(PASS);
     al.init_passphrase();
+    al.set("gh", VALUE.as_bytes());
     std::fs::write(al.home.join("airlock.toml"), POLICY).unwrap();
     let port = upstream();
     let (mut child, feeder) = al
@@ -91,6 +94,10 @@ fn proxy_serves_policy_and_records_every_decision() {
     let (status, body) = curl(&proxy, &format!("http://other.example.com:{port}/secret-path"));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("\"kind\":\"policy\""), "{body}");
+    let (status, body) = curl(&proxy, &format!("http://api.example.com:{port}/v1?token={VALUE}"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"kind\":\"leak\"") && body.contains("default/gh"), "{body}");
+    assert!(!body.contains(VALUE));
 
     // Ctrl-C: the proxy stops and closes (signs) its audit log.
     let pid = child.id().to_string();
@@ -113,6 +120,16 @@ fn proxy_serves_policy_and_records_every_decision() {
     let denied = find("other.example.com");
     assert_eq!(denied["actor"]["authorizations"][0]["decision"], "deny", "{denied:#}");
     assert_eq!(denied["unmapped"]["airlock"]["deny_kind"], "policy");
+    let leak = events.iter().find(|e| e["unmapped"]["airlock"]["deny_kind"] == "leak").expect("the leak was recorded");
+    assert!(leak["http_request"]["url"]["path"].as_str().unwrap().starts_with("hmac-sha256:"), "{leak:#}");
+    let findings = al.call(["--json", "audit", "query", "--type", "finding"]).expect(0);
+    assert!(findings.out().contains("default/gh"), "a Detection Finding names the secret: {}", findings.out());
+    for file in std::fs::read_dir(al.home.join("audit/segments")).unwrap() {
+        let data = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!data.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value reached the audit log");
+    }
+    let t = al.transcript();
+    assert!(!t.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value was printed");
 }
 
 #[test]

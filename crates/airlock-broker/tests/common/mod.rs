@@ -81,6 +81,7 @@ impl Harness {
             timeouts: Default::default(),
             limits: Default::default(),
             extra_ca_pems: vec![tls_upstream.ca_pem.clone()],
+            leaks: Arc::new(airlock_broker::leak::LeakScanner::builder().build().unwrap()),
         };
         tweak(&mut cfg);
         let broker = Broker::new(cfg).unwrap();
@@ -285,5 +286,416 @@ impl TlsUpstream {
 
     pub fn last(&self) -> Option<Seen> {
         self.seen.lock().unwrap().last().cloned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers for the SSRF attack tests (tests/security/ssrf_*.rs).
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Every host on any port, with `network.block_private` turned off (only `dev` may), so that for an IP literal the
+/// broker's SSRF step, not the policy's coarser private-address rule, is what decides. The SSRF tests use it to show
+/// that the SSRF step holds on its own: policy allows the host, and only the SSRF check stands in the way.
+pub const OPEN_POLICY: &str = r#"
+version = 1
+default_profile = "dev"
+
+[network]
+block_private = false
+
+[agents.agent]
+tools = ["fetch"]
+
+[tools.fetch]
+[[tools.fetch.network]]
+hosts = ["*:*"]
+"#;
+
+/// The static answers [`Harness::new`] pins, plus `extra` (name, addresses), for a tweak that replaces
+/// `cfg.resolver`. An `extra` entry for a name already pinned replaces it.
+pub fn pinned_resolver(extra: &[(&str, &[&str])]) -> Resolver {
+    let mut r = Resolver::fixed_only(Duration::from_secs(2));
+    let defaults: [(&str, &[&str]); 6] = [
+        ("api.example.com", &["127.0.0.1"]),
+        ("paths.example.com", &["127.0.0.1"]),
+        ("tunnel.example.com", &["127.0.0.1"]),
+        ("other.example.com", &["127.0.0.1"]),
+        ("rebind.example.com", &["127.0.0.1", "10.1.2.3"]),
+        ("meta.example.com", &["169.254.169.254"]),
+    ];
+    for (name, addrs) in defaults.iter().chain(extra.iter()) {
+        r = r.pin(name, addrs.iter().map(|a| a.parse().expect("a pinned address")).collect());
+    }
+    r
+}
+
+/// A CIDR for `cfg.ssrf.allow_cidrs`.
+pub fn cidr(text: &str) -> airlock_broker::ssrf::Cidr {
+    airlock_broker::ssrf::Cidr::parse(text).unwrap()
+}
+
+/// What came back on a raw socket: the status line's code, the head (lowercased) and the body.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// 0 when nothing parseable came back (the connection was closed or timed out first).
+    pub status: u16,
+    /// Status line and headers, lowercased.
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    fn parse(bytes: &[u8]) -> RawResponse {
+        let text = String::from_utf8_lossy(bytes).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| head.strip_prefix("HTTP/1.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        RawResponse { status, head: head.to_ascii_lowercase(), body: body.to_string() }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Reads one HTTP/1.1 response: the head, then `Content-Length` bytes of body (or up to EOF without one).
+async fn read_one_response(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(length) = length
+                && buf.len() >= end + 4 + length
+            {
+                return buf;
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return buf,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return buf;
+        }
+    }
+}
+
+impl Harness {
+    /// A harness with [`OPEN_POLICY`] (every host allowed by policy, `block_private` off).
+    pub fn open(tweak: impl FnOnce(&mut BrokerConfig)) -> Harness {
+        Harness::with(OPEN_POLICY, tweak)
+    }
+
+    /// Writes `request` byte for byte to the proxy on a fresh connection and reads one response (5 s at most).
+    /// For payloads that curl would normalise or refuse to send.
+    pub fn raw(&self, request: &[u8]) -> RawResponse {
+        let proxy = self.proxy;
+        let request = request.to_vec();
+        self.runtime.block_on(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+            s.write_all(&request).await.unwrap();
+            let bytes =
+                tokio::time::timeout(Duration::from_secs(5), read_one_response(&mut s)).await.unwrap_or_default();
+            RawResponse::parse(&bytes)
+        })
+    }
+
+    /// `GET <target> HTTP/1.1` with `Host: <host>` and `Connection: close`, written by hand.
+    pub fn raw_get(&self, target: &str, host: &str) -> RawResponse {
+        self.raw(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// Starts an echo upstream at `ip` on `port` (0 for any) on this harness's runtime.
+    pub fn upstream_at(&self, ip: &str, port: u16) -> std::io::Result<Upstream> {
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        self.runtime.block_on(Upstream::start_at(addr, None))
+    }
+
+    /// Starts an upstream on `127.0.0.1` that answers every request with `302 Found` and `Location: <location>`.
+    pub fn redirecting_upstream(&self, location: &str) -> Upstream {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        self.runtime.block_on(Upstream::start_at(addr, Some(location.to_string()))).unwrap()
+    }
+}
+
+async fn redirect_to(
+    seen: Arc<Mutex<Vec<Seen>>>,
+    location: Arc<str>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, _body) = req.into_parts();
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+        .collect();
+    seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers,
+        body: Vec::new(),
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::FOUND;
+    r.headers_mut().insert("location", location.parse().unwrap());
+    Ok(r)
+}
+
+impl Upstream {
+    /// An upstream bound to `addr` exactly (any loopback address works on Linux: all of 127/8 is on `lo`). With
+    /// `redirect`, every request is answered `302 Found` to that location; without, the usual JSON echo.
+    pub async fn start_at(addr: SocketAddr, redirect: Option<String>) -> std::io::Result<Upstream> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let seen: Arc<Mutex<Vec<Seen>>> = Default::default();
+        let s = Arc::clone(&seen);
+        let redirect: Option<Arc<str>> = redirect.map(Arc::from);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let s = Arc::clone(&s);
+                let redirect = redirect.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let s = Arc::clone(&s);
+                        let redirect = redirect.clone();
+                        async move {
+                            match redirect {
+                                Some(location) => redirect_to(s, location, req).await,
+                                None => echo(s, req).await,
+                            }
+                        }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(Upstream { addr, seen })
+    }
+}
+
+/// Collects every failed expectation of a table-driven test, so one run reports all of them, not just the first.
+#[derive(Default)]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    /// Records `what` unless `ok`.
+    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(what());
+        }
+    }
+
+    /// Records an error.
+    pub fn push(&mut self, what: String) {
+        self.0.push(what);
+    }
+
+    /// Panics listing every failure, if there were any.
+    pub fn finish(self, test: &str) {
+        assert!(self.0.is_empty(), "{test}: {} failure(s):\n  - {}", self.0.len(), self.0.join("\n  - "));
+    }
+}
+
+/// `Ok` when a curl result is the broker's SSRF refusal: 403 with a JSON body whose `kind` is `ssrf`.
+pub fn expect_denial(status: u16, body: &str, want_status: u16, want_kind: &str) -> Result<serde_json::Value, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("status {status}, body not JSON ({e}): {body:?}"))?;
+    if status != want_status || json["kind"] != want_kind {
+        return Err(format!("want {want_status} kind {want_kind:?}, got {status} kind {}: {body:?}", json["kind"]));
+    }
+    Ok(json)
+}
+
+/// A DNS server on loopback UDP for tests: answers A and AAAA queries from a table that may change between queries,
+/// with TTL 0 so no cache keeps an answer; NXDOMAIN for names not in the table; an empty NOERROR answer for a type
+/// the name has no records of. Runs on its own thread and stops when dropped.
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    /// Every query received: (name as asked, lowercased, without the trailing dot; query type).
+    pub queries: Arc<Mutex<Vec<(String, u16)>>>,
+    table: Arc<Mutex<BTreeMap<String, DnsName>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A name's answers: round `i` of a record type is used for that type's `i`-th query (cycling), so a name can
+/// answer differently on every lookup.
+#[derive(Debug, Clone, Default)]
+struct DnsName {
+    rounds: Vec<Vec<IpAddr>>,
+    asked: BTreeMap<u16, usize>,
+}
+
+pub const DNS_TYPE_A: u16 = 1;
+pub const DNS_TYPE_AAAA: u16 = 28;
+
+impl DnsServer {
+    /// A server that answers from its table (empty at first: everything is NXDOMAIN).
+    pub fn start() -> DnsServer {
+        DnsServer::spawn(true)
+    }
+
+    /// A server that reads queries and never answers any of them.
+    pub fn silent() -> DnsServer {
+        DnsServer::spawn(false)
+    }
+
+    /// `name` answers `addrs` (both families mixed as needed) to every query.
+    pub fn set(&self, name: &str, addrs: &[&str]) {
+        self.set_rounds(name, &[addrs]);
+    }
+
+    /// `name` answers `rounds[i % rounds.len()]` to its i-th query of each type.
+    pub fn set_rounds(&self, name: &str, rounds: &[&[&str]]) {
+        let rounds = rounds.iter().map(|r| r.iter().map(|a| a.parse().expect("an address")).collect()).collect();
+        self.table.lock().unwrap().insert(name.to_ascii_lowercase(), DnsName { rounds, asked: BTreeMap::new() });
+    }
+
+    /// How many queries of `qtype` for `name` arrived.
+    pub fn count(&self, name: &str, qtype: u16) -> usize {
+        self.queries.lock().unwrap().iter().filter(|(n, t)| n == name && *t == qtype).count()
+    }
+
+    /// A broker resolver that asks only this server, with `timeout`.
+    pub fn resolver(&self, timeout: Duration) -> Resolver {
+        Resolver::with_name_servers(&[self.addr], timeout).unwrap()
+    }
+
+    fn spawn(answer: bool) -> DnsServer {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let queries: Arc<Mutex<Vec<(String, u16)>>> = Default::default();
+        let table: Arc<Mutex<BTreeMap<String, DnsName>>> = Default::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (q, t, s) = (Arc::clone(&queries), Arc::clone(&table), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+                let Some(query) = DnsQuery::parse(&buf[..n]) else { continue };
+                q.lock().unwrap().push((query.name.clone(), query.qtype));
+                if !answer {
+                    continue;
+                }
+                let reply = {
+                    let mut table = t.lock().unwrap();
+                    match table.get_mut(&query.name) {
+                        None => query.reply(3, &[]),
+                        Some(entry) => {
+                            let i = entry.asked.entry(query.qtype).or_insert(0);
+                            let round = if entry.rounds.is_empty() {
+                                Vec::new()
+                            } else {
+                                entry.rounds[*i % entry.rounds.len()].clone()
+                            };
+                            *i += 1;
+                            let records: Vec<IpAddr> = round
+                                .into_iter()
+                                .filter(|ip| match query.qtype {
+                                    DNS_TYPE_A => ip.is_ipv4(),
+                                    DNS_TYPE_AAAA => ip.is_ipv6(),
+                                    _ => false,
+                                })
+                                .collect();
+                            query.reply(0, &records)
+                        }
+                    }
+                };
+                let _ = socket.send_to(&reply, peer);
+            }
+        });
+        DnsServer { addr, queries, table, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One question of a standard query, as far as this server needs it.
+struct DnsQuery<'a> {
+    packet: &'a [u8],
+    /// Where the question section ends (after QTYPE and QCLASS).
+    question_end: usize,
+    name: String,
+    qtype: u16,
+}
+
+impl<'a> DnsQuery<'a> {
+    /// Bounded parse: a 12-byte header, exactly one question, uncompressed labels of at most 63 bytes and a name of
+    /// at most 255 bytes. Anything else (responses, compression, truncation) is `None` and gets no answer.
+    fn parse(packet: &'a [u8]) -> Option<DnsQuery<'a>> {
+        if packet.len() < 12 || packet[2] & 0x80 != 0 || u16::from_be_bytes([packet[4], packet[5]]) != 1 {
+            return None;
+        }
+        let mut pos = 12;
+        let mut labels: Vec<String> = Vec::new();
+        let mut name_len = 0usize;
+        loop {
+            let len = *packet.get(pos)? as usize;
+            pos += 1;
+            if len == 0 {
+                break;
+            }
+            if len > 63 {
+                return None;
+            }
+            name_len += len + 1;
+            if name_len > 255 {
+                return None;
+            }
+            let label = packet.get(pos..pos + len)?;
+            labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+            pos += len;
+        }
+        let fixed = packet.get(pos..pos + 4)?;
+        let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        Some(DnsQuery { packet, question_end: pos + 4, name: labels.join("."), qtype })
+    }
+
+    /// A response with `rcode` and the given records (TTL 0), the question echoed back.
+    fn reply(&self, rcode: u8, records: &[IpAddr]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(&self.packet[0..2]); // id
+        // QR, opcode 0, AA, RD copied; RA; rcode.
+        out.push(0x80 | 0x04 | (self.packet[2] & 0x01));
+        out.push(0x80 | (rcode & 0x0f));
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&(records.len() as u16).to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&self.packet[12..self.question_end]);
+        for ip in records {
+            out.extend_from_slice(&[0xc0, 0x0c]); // the name: a pointer to the question's
+            let (rtype, rdata): (u16, Vec<u8>) = match ip {
+                IpAddr::V4(v4) => (DNS_TYPE_A, v4.octets().to_vec()),
+                IpAddr::V6(v6) => (DNS_TYPE_AAAA, v6.octets().to_vec()),
+            };
+            out.extend_from_slice(&rtype.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+            out.extend_from_slice(&0u32.to_be_bytes()); // TTL 0
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(&rdata);
+        }
+        out
     }
 }

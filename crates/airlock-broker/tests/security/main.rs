@@ -3,3 +3,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod probe;
+
+mod exfiltrate_a_secret_in_a_connect_host;
+mod exfiltrate_a_secret_in_a_header;
+mod exfiltrate_a_secret_in_a_streamed_body;
+mod exfiltrate_a_secret_in_the_url;
+mod leak_common;

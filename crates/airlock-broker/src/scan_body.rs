@@ -1,0 +1,141 @@
+//! A request body that is scanned for leaks as it streams, and never lets a byte of a found value out.
+//!
+//! Why hold back: scanning a chunk and then forwarding it would send the first part of a secret that ends in the
+//! next chunk before anyone could know. So the body keeps the last `max_pattern_len - 1` bytes back: a value that
+//! is found later ends after them, so every byte of it is still here when it is found. On a finding the body
+//! fails (the upstream request is aborted, the held bytes are wiped) and the finding is left in a slot the proxy
+//! reads to answer 403. Bodies of any size stream with a constant, small buffer.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use zeroize::Zeroize;
+
+use crate::leak::{Finding, OwnedStreamScan};
+use crate::upstream::{Body, BoxError};
+
+/// Where a finding is left for the proxy.
+pub type FindingSlot = Arc<Mutex<Option<Finding>>>;
+
+pub struct ScannedBody {
+    inner: Body,
+    scan: OwnedStreamScan,
+    /// Bytes not yet forwarded: at most `hold` of them between frames.
+    held: Vec<u8>,
+    hold: usize,
+    found: FindingSlot,
+    inner_done: bool,
+    /// Trailers that arrived while bytes were held: sent after them.
+    trailers: Option<Frame<Bytes>>,
+}
+
+impl ScannedBody {
+    pub fn new(inner: Body, scan: OwnedStreamScan, found: FindingSlot) -> ScannedBody {
+        let hold = scan.max_pattern_len().saturating_sub(1);
+        ScannedBody { inner, scan, held: Vec::with_capacity(hold * 2), hold, found, inner_done: false, trailers: None }
+    }
+
+    /// Everything but the last `hold` bytes, as one frame.
+    fn release(&mut self, keep: usize) -> Option<Bytes> {
+        if self.held.len() <= keep {
+            return None;
+        }
+        let n = self.held.len() - keep;
+        let out = Bytes::copy_from_slice(&self.held[..n]);
+        self.held.copy_within(n.., 0);
+        let left = self.held.len() - n;
+        self.held[left..].zeroize();
+        self.held.truncate(left);
+        Some(out)
+    }
+}
+
+impl Drop for ScannedBody {
+    fn drop(&mut self) {
+        self.held.zeroize();
+    }
+}
+
+/// The error a body fails with when it carried a known value; the value itself is never in it.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body carries a protected value; the request was stopped")]
+pub struct LeakStopped;
+
+impl HttpBody for ScannedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(t) = this.trailers.take() {
+                return Poll::Ready(Some(Ok(t)));
+            }
+            if this.inner_done {
+                return Poll::Ready(this.release(0).map(|b| Ok(Frame::data(b))));
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.inner_done = true,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        // Trailers: let them through only after the held bytes.
+                        Err(frame) => {
+                            if let Some(t) = frame.trailers_ref() {
+                                for (name, value) in t {
+                                    let found =
+                                        this.scan.feed(name.as_str().as_bytes()).or(this.scan.feed(value.as_bytes()));
+                                    if let Some(f) = found {
+                                        *crate::lock(&this.found) = Some(f);
+                                        this.held.zeroize();
+                                        return Poll::Ready(Some(Err(Box::new(LeakStopped))));
+                                    }
+                                }
+                            }
+                            if let Some(b) = this.release(0) {
+                                // The held bytes go first, the trailers on the next poll.
+                                this.trailers = Some(frame);
+                                return Poll::Ready(Some(Ok(Frame::data(b))));
+                            }
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
+                    };
+                    if let Some(f) = this.scan.feed(&data) {
+                        *crate::lock(&this.found) = Some(f);
+                        this.held.zeroize();
+                        this.held.clear();
+                        return Poll::Ready(Some(Err(Box::new(LeakStopped))));
+                    }
+                    this.held.extend_from_slice(&data);
+                    if let Some(b) = this.release(this.hold) {
+                        return Poll::Ready(Some(Ok(Frame::data(b))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner_done && self.held.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Holding back changes when bytes go, never how many.
+        if self.inner_done {
+            SizeHint::with_exact(self.held.len() as u64)
+        } else {
+            let inner = self.inner.size_hint();
+            let mut h = SizeHint::new();
+            h.set_lower(inner.lower() + self.held.len() as u64);
+            if let Some(u) = inner.upper() {
+                h.set_upper(u + self.held.len() as u64);
+            }
+            h
+        }
+    }
+}
