@@ -20,6 +20,7 @@
 
 pub mod ca;
 pub mod leak;
+pub mod limits;
 pub mod principal;
 pub mod proxy;
 pub mod resolve;

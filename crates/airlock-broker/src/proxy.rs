@@ -38,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::leak::{Finding, LeakScanner, OwnedStreamScan, Source};
+use crate::limits::Limiter;
 use crate::principal::{Attribution, Principal};
 use crate::resolve::Resolver;
 use crate::scan_body::{FindingSlot, ScannedBody};
@@ -132,6 +133,8 @@ pub struct BrokerConfig {
     pub extra_ca_pems: Vec<String>,
     /// Known secret values and canaries that must not leave (empty: no scan).
     pub leaks: Arc<LeakScanner>,
+    /// `[rate_limits]`.
+    pub rate_limits: Limiter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,7 @@ struct Shared {
     limits: Limits,
     upstreams: Arc<Upstreams>,
     leaks: Arc<LeakScanner>,
+    rate_limits: Limiter,
     connections: std::sync::Mutex<std::collections::HashMap<Principal, Arc<Semaphore>>>,
 }
 
@@ -176,11 +180,24 @@ struct Denial {
     policies: Vec<String>,
     /// For `leak`: what was found (never the value).
     finding: Option<Finding>,
+    /// For `rate`: when to try again.
+    retry_after: Option<Duration>,
 }
 
 impl Denial {
     fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Denial {
-        Denial { status, kind, reason: reason.into(), policies: Vec::new(), finding: None }
+        Denial { status, kind, reason: reason.into(), policies: Vec::new(), finding: None, retry_after: None }
+    }
+
+    fn rate(shared: &Shared, p: &Principal, t: &Target) -> Option<Denial> {
+        let limited = shared.rate_limits.check(p, &t.host, t.port, t.default_port).err()?;
+        let mut d = Denial::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate",
+            format!("rate limit reached ({}); try again in {:.1}s", limited.bucket, limited.retry_after.as_secs_f32()),
+        );
+        d.retry_after = Some(limited.retry_after);
+        Some(d)
     }
 
     fn leak(f: Finding, place: &str) -> Denial {
@@ -192,7 +209,14 @@ impl Denial {
             "the request {place} carries {what} ({} form): protected values may not leave through the proxy",
             f.encoding
         );
-        Denial { status: StatusCode::FORBIDDEN, kind: "leak", reason, policies: Vec::new(), finding: Some(f) }
+        Denial {
+            status: StatusCode::FORBIDDEN,
+            kind: "leak",
+            reason,
+            policies: Vec::new(),
+            finding: Some(f),
+            retry_after: None,
+        }
     }
 }
 
@@ -219,6 +243,7 @@ impl Broker {
                 limits: config.limits,
                 upstreams,
                 leaks: config.leaks,
+                rate_limits: config.rate_limits,
                 connections: Default::default(),
             }),
         })
@@ -391,6 +416,10 @@ async fn forward(
             format!("request body larger than {} bytes", shared.limits.max_body_bytes),
         )));
     }
+    // 3a. rate limits (denied requests count too: each costs an audit write)
+    if let Some(d) = Denial::rate(shared, principal, &target) {
+        return Err(fail(d));
+    }
     // 3b. leaks in the request line and headers, exactly as sent (nothing has been injected yet)
     if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
         return Err(fail(d));
@@ -485,6 +514,9 @@ async fn handle_connect(
             deny_response(&d, &request_id)
         }
     };
+    if let Some(d) = Denial::rate(&shared, &principal, &target) {
+        return refuse(d, target).await;
+    }
     if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
         return refuse(d, target).await;
     }
@@ -795,6 +827,11 @@ fn deny_response(d: &Denial, request_id: &str) -> Response<Body> {
     h.insert("x-airlock-deny", header_safe(&d.reason));
     h.insert("x-airlock-request-id", header_safe(request_id));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(after) = d.retry_after {
+        // Whole seconds, rounded up: never invite a retry before the bucket has a token.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
     r
 }
 

@@ -198,3 +198,17 @@ fn a_tunnel_that_does_not_start_with_tls_is_cut() {
     assert!(got.is_empty(), "nothing came back through a refused tunnel: {:?}", String::from_utf8_lossy(&got));
     assert_eq!(h.upstream.count(), 0, "the plain-HTTP request never reached the upstream");
 }
+
+#[test]
+fn a_tool_over_its_rate_limit_gets_429_with_retry_after() {
+    let policy = format!("{}\n[rate_limits.tools.fetch]\nrequests_per_minute = 60\nburst = 2\n", common::POLICY);
+    let h = Harness::with(&policy, |_| {});
+    let url = format!("http://api.example.com:{}/r", h.upstream.addr.port());
+    assert_eq!(h.curl(&[&url]).status, 200);
+    assert_eq!(h.curl(&[&url]).status, 200);
+    let r = h.curl(&[&url]);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["kind"], "rate");
+    assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
+    assert_eq!(h.upstream.count(), 2);
+}

@@ -83,6 +83,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         },
         extra_ca_pems: Vec::new(),
         leaks: Arc::new(leaks),
+        rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
 

@@ -74,7 +74,7 @@ impl Harness {
         // The upstreams live on loopback: allow exactly that address, nothing else private.
         ssrf.allow_cidrs.push(airlock_broker::ssrf::Cidr::parse("127.0.0.1/32").unwrap());
         let mut cfg = BrokerConfig {
-            policy: Arc::new(engine),
+            policy: Arc::new(Arc::clone(&engine)),
             ssrf,
             resolver: Arc::new(resolver),
             audit: None,
@@ -82,6 +82,7 @@ impl Harness {
             limits: Default::default(),
             extra_ca_pems: vec![tls_upstream.ca_pem.clone()],
             leaks: Arc::new(airlock_broker::leak::LeakScanner::builder().build().unwrap()),
+            rate_limits: airlock_broker::limits::Limiter::from_config(&engine.compiled().model.file.rate_limits),
         };
         tweak(&mut cfg);
         let broker = Broker::new(cfg).unwrap();
@@ -509,14 +510,105 @@ impl Failures {
     }
 }
 
-/// `Ok` when a curl result is the broker's SSRF refusal: 403 with a JSON body whose `kind` is `ssrf`.
-pub fn expect_denial(status: u16, body: &str, want_status: u16, want_kind: &str) -> Result<serde_json::Value, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("status {status}, body not JSON ({e}): {body:?}"))?;
-    if status != want_status || json["kind"] != want_kind {
-        return Err(format!("want {want_status} kind {want_kind:?}, got {status} kind {}: {body:?}", json["kind"]));
+/// What an attack request must come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The broker's pipeline refuses it: this status, `X-Airlock-Deny`, and a JSON body with this `kind`.
+    Deny(u16, &'static str),
+    /// The HTTP parser in front of the pipeline (hyper and the `http` crate) refuses the request line itself:
+    /// `400 Bad Request` with an empty body and no `X-Airlock-Deny`. Nothing was parsed as a target, so nothing
+    /// was resolved or dialled.
+    Malformed,
+    /// It reaches the upstream: 200.
+    Reached,
+}
+
+/// The broker's SSRF refusal.
+pub const SSRF: Expect = Expect::Deny(403, "ssrf");
+/// The broker's refusal of a target it cannot read unambiguously.
+pub const PARSE: Expect = Expect::Deny(400, "parse");
+
+/// Checks one response (status, lowercased head, body) against `want`. For an SSRF denial the JSON `reason` must
+/// contain `mention` (the address or name the refusal is about), when `mention` is not empty.
+pub fn check_outcome(status: u16, head: &str, body: &str, want: Expect, mention: &str) -> Result<(), String> {
+    let got = || format!("got {status}, body {:?}", body.trim());
+    match want {
+        Expect::Reached => {
+            if status != 200 {
+                return Err(format!("want 200 from the upstream, {}", got()));
+            }
+        }
+        Expect::Malformed => {
+            if status != 400 || !body.is_empty() || head.contains("x-airlock-deny") {
+                return Err(format!("want the HTTP parser's bare 400, {}", got()));
+            }
+        }
+        Expect::Deny(want_status, want_kind) => {
+            let json: serde_json::Value = serde_json::from_str(body)
+                .map_err(|e| format!("want {want_status} {want_kind}, body not JSON ({e}); {}", got()))?;
+            if status != want_status || json["kind"] != want_kind {
+                return Err(format!("want {want_status} kind {want_kind:?}, {}", got()));
+            }
+            if !head.contains("x-airlock-deny:") {
+                return Err(format!("no X-Airlock-Deny header; {}", got()));
+            }
+            let reason = json["reason"].as_str().unwrap_or_default();
+            if reason.is_empty() {
+                return Err(format!("a denial without a reason; {}", got()));
+            }
+            if want_kind == "ssrf" && !reason.contains(mention) {
+                return Err(format!("the reason does not name {mention:?}; {}", got()));
+            }
+        }
     }
-    Ok(json)
+    Ok(())
+}
+
+impl CurlResult {
+    /// [`check_outcome`] for a curl result.
+    pub fn check(&self, want: Expect, mention: &str) -> Result<(), String> {
+        check_outcome(self.status, &self.headers, &self.body, want, mention)
+    }
+}
+
+impl RawResponse {
+    /// [`check_outcome`] for a raw response.
+    pub fn check(&self, want: Expect, mention: &str) -> Result<(), String> {
+        check_outcome(self.status, &self.head, &self.body, want, mention)
+    }
+}
+
+/// A TCP listener that only counts the connections made to it (and closes them): proof of whether anything was
+/// dialled at an address, whatever protocol would have followed.
+pub struct Accepts {
+    pub addr: SocketAddr,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Accepts {
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Harness {
+    /// A connection counter listening at `ip` on `port` (0 for any), on this harness's runtime.
+    pub fn accept_counter(&self, ip: &str, port: u16) -> std::io::Result<Accepts> {
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        self.runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let addr = listener.local_addr()?;
+            let count: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+            let c = Arc::clone(&count);
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(stream);
+                }
+            });
+            Ok(Accepts { addr, count })
+        })
+    }
 }
 
 /// A DNS server on loopback UDP for tests: answers A and AAAA queries from a table that may change between queries,
