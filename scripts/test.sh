@@ -6,8 +6,9 @@
 # Works as root (CI, containers; no terminal or stdin needed) and as a normal user (apt packages are installed
 # with sudo, and only if some are missing). Steps:
 #   1. apt packages: gnome-keyring (a Secret Service for the OS-keyring tests), dbus-daemon
-#      (dbus-run-session), and rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests).
-#      Skipped entirely when already installed.
+#      (dbus-run-session), rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests), and
+#      curl, openssl and python3-venv (real clients for the broker tests). Skipped entirely when already installed.
+#      Then a Python virtualenv under target/ with pinned `requests` and `httpx`.
 #   2. rustfmt/clippy components (via rustup, if missing) and cargo-deny, pinned.
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans, sources).
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
@@ -24,7 +25,10 @@ CARGO_DENY_VERSION=0.20.2
 # dbus-daemon:   dbus-run-session, a private session bus for it (pulls in dbus-bin for dbus-send).
 # rsyslog:       rsyslogd, the real receiver the syslog export tests start on loopback (own config, own ports).
 # rsyslog-gnutls: its TLS driver (gtls), for the syslog-over-TLS tests.
-APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls)
+# curl, openssl: real clients (and a TLS checker) the broker tests drive through the proxy.
+# python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates python3-venv)
+PY_CLIENTS=(requests==2.32.3 httpx==0.28.1)
 
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
@@ -99,10 +103,19 @@ else
     echo "no dpkg here; checking for the programs instead"
 fi
 # rsyslogd is in /usr/sbin, which a normal user's PATH often lacks (the tests look there too).
-for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd; do
+for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl python3; do
     PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 ||
         die "$prog not found (install the apt packages: ${APT_PACKAGES[*]})"
 done
+
+section "prerequisites: Python clients"
+venv=target/airlock-test-venv
+if ! "$venv/bin/python" -c 'import requests, httpx' >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${PY_CLIENTS[@]}"
+fi
+export AIRLOCK_TEST_PYTHON="$PWD/$venv/bin/python"
+echo "python clients: $("$AIRLOCK_TEST_PYTHON" -c 'import requests, httpx; print("requests", requests.__version__, "httpx", httpx.__version__)')"
 
 section "prerequisites: Rust tools"
 for component in rustfmt clippy; do
@@ -141,7 +154,7 @@ mkdir -m 700 "$keyring_dir/data" "$keyring_dir/run"
 
 # shellcheck disable=SC2016 # the inner script is expanded by the inner bash
 in_keyring_session() {
-    AIRLOCK_REQUIRE_OS_KEYRING=1 dbus-run-session -- bash -c '
+    AIRLOCK_REQUIRE_OS_KEYRING=1 AIRLOCK_REQUIRE_CLIENTS=1 dbus-run-session -- bash -c '
         set -euo pipefail
         dir=$1
         shift
