@@ -7,8 +7,9 @@
 # with sudo, and only if some are missing). Steps:
 #   1. apt packages: gnome-keyring (a Secret Service for the OS-keyring tests), dbus-daemon
 #      (dbus-run-session), rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests), and
-#      curl, openssl and python3-venv (real clients for the broker tests). Skipped entirely when already installed.
-#      Then a Python virtualenv under target/ with pinned `requests` and `httpx`.
+#      curl, openssl, python3-venv, nodejs and npm (real clients for the broker tests). Skipped entirely when
+#      already installed. Then a Python virtualenv under target/ with pinned `requests` and `httpx`, and a pinned
+#      `undici` under target/ for Node's fetch.
 #   2. rustfmt/clippy components (via rustup, if missing) and cargo-deny, pinned.
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans, sources).
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
@@ -27,8 +28,10 @@ CARGO_DENY_VERSION=0.20.2
 # rsyslog-gnutls: its TLS driver (gtls), for the syslog-over-TLS tests.
 # curl, openssl: real clients (and a TLS checker) the broker tests drive through the proxy.
 # python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
-APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates python3-venv)
+# nodejs, npm:   Node's fetch through the proxy (with undici's ProxyAgent, pinned, installed under target/).
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates python3-venv nodejs npm)
 PY_CLIENTS=(requests==2.32.3 httpx==0.28.1)
+NODE_CLIENTS=(undici@6.21.3)
 
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
@@ -103,7 +106,7 @@ else
     echo "no dpkg here; checking for the programs instead"
 fi
 # rsyslogd is in /usr/sbin, which a normal user's PATH often lacks (the tests look there too).
-for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl python3; do
+for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl python3 node npm; do
     PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 ||
         die "$prog not found (install the apt packages: ${APT_PACKAGES[*]})"
 done
@@ -116,6 +119,14 @@ if ! "$venv/bin/python" -c 'import requests, httpx' >/dev/null 2>&1; then
 fi
 export AIRLOCK_TEST_PYTHON="$PWD/$venv/bin/python"
 echo "python clients: $("$AIRLOCK_TEST_PYTHON" -c 'import requests, httpx; print("requests", requests.__version__, "httpx", httpx.__version__)')"
+
+node_dir=target/airlock-test-node
+if [[ ! -f "$node_dir/node_modules/undici/package.json" ]]; then
+    mkdir -p "$node_dir"
+    npm install --silent --no-audit --no-fund --prefix "$node_dir" "${NODE_CLIENTS[@]}"
+fi
+export AIRLOCK_TEST_NODE_PATH="$PWD/$node_dir/node_modules"
+echo "node clients: node $(node --version), undici $(node -p "require('$PWD/$node_dir/node_modules/undici/package.json').version")"
 
 section "prerequisites: Rust tools"
 for component in rustfmt clippy; do

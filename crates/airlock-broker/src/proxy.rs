@@ -364,20 +364,68 @@ async fn handle(
     if method == Method::CONNECT {
         return handle_connect(shared, principal, request_id, req).await;
     }
-    match forward(&shared, &principal, &request_id, req).await {
+    serve_request(&shared, &principal, &request_id, req).await
+}
+
+/// An absolute-form request, start to end: forwarded, or a denial recorded and answered.
+async fn serve_request(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    request_id: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let method = req.method().clone();
+    match forward(shared, principal, request_id, req).await {
         Ok(r) => r,
         Err((d, target)) => {
             let seen = Seen {
-                principal: Some(&principal),
+                principal: Some(principal),
                 method: method.as_str(),
                 target: target.as_ref(),
-                request_id: &request_id,
+                request_id,
                 dialled: None,
             };
-            record_denial(&shared, &seen, &d).await;
-            deny_response(&d, &request_id)
+            record_denial(shared, &seen, &d).await;
+            deny_response(&d, request_id)
         }
     }
+}
+
+/// Plain HTTP inside a CONNECT tunnel (Node's undici tunnels even `http://` URLs): every request in it is served
+/// as an absolute-form request to the tunnel's host and port, so each gets its own decision, leak scan and record.
+async fn serve_tunnel_http<C>(shared: Arc<Shared>, principal: Principal, target: Target, client: C)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let authority =
+        if target.default_port { target.host.to_string() } else { format!("{}:{}", target.host, target.port) };
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let (shared, principal, authority) = (Arc::clone(&shared), principal.clone(), authority.clone());
+        async move {
+            let request_id = hex::encode(airlock_crypto::random::bytes::<8>());
+            let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+            // Only origin-form belongs in a tunnel; anything else names another destination.
+            let origin_form = req.uri().authority().is_none() && pq.starts_with('/');
+            let absolute = if origin_form { format!("http://{authority}{pq}") } else { String::new() };
+            match absolute.parse::<hyper::Uri>() {
+                Ok(uri) if !absolute.is_empty() => *req.uri_mut() = uri,
+                _ => {
+                    let d = Denial::new(
+                        StatusCode::BAD_REQUEST,
+                        "parse",
+                        "a request in a tunnel must be origin-form (/path)",
+                    );
+                    return Ok::<_, Infallible>(deny_response(&d, &request_id));
+                }
+            }
+            Ok(serve_request(&shared, &principal, &request_id, req).await)
+        }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(client), service)
+        .await;
 }
 
 /// Steps 2–7 for an absolute-form request.
@@ -563,7 +611,14 @@ async fn handle_connect(
             Ok(u) => TokioIo::new(u),
             Err(_) => return,
         };
-        if let Err(d) = splice(&tunnel_shared, client, upstream, &tunnel_target).await {
+        let mut client = client;
+        let outcome = splice(&tunnel_shared, &mut client, upstream, &tunnel_target).await;
+        if let Ok(Some(prefix)) = outcome {
+            let io = Prefixed { prefix, at: 0, inner: client };
+            serve_tunnel_http(tunnel_shared, tunnel_principal, tunnel_target, io).await;
+            return;
+        }
+        if let Err(d) = outcome {
             let seen = Seen {
                 principal: Some(&tunnel_principal),
                 method: "CONNECT",
@@ -580,18 +635,24 @@ async fn handle_connect(
 }
 
 /// Reads the ClientHello, checks its SNI against the approved host, then copies both ways.
+///
+/// A tunnel that starts with an HTTP request line instead of TLS is handed back (`Ok(Some(bytes read))`) to be
+/// served request by request; anything else that is not TLS is refused.
 async fn splice<C>(
     shared: &Shared,
-    mut client: C,
+    client: &mut C,
     mut upstream: tokio::net::TcpStream,
     target: &Target,
-) -> Result<(), Denial>
+) -> Result<Option<Vec<u8>>, Denial>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(2048);
     let deadline = Instant::now() + shared.timeouts.client_hello;
     let server_name = loop {
+        if looks_like_http(&buf) {
+            return Ok(Some(buf));
+        }
         match sni::parse(&buf) {
             Hello::Complete { server_name } => break server_name,
             Hello::Invalid(why) => {
@@ -612,7 +673,7 @@ where
             Err(_) => {
                 return Err(Denial::new(StatusCode::REQUEST_TIMEOUT, "tls", "tunnel refused: no ClientHello in time"));
             }
-            Ok(Err(_)) | Ok(Ok(0)) => return Ok(()),
+            Ok(Err(_)) | Ok(Ok(0)) => return Ok(None),
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -639,10 +700,62 @@ where
         ));
     }
     if upstream.write_all(&buf).await.is_err() {
-        return Ok(());
+        return Ok(None);
     }
     let _ = copy_with_idle_timeout(client, upstream, shared.timeouts.tunnel_idle).await;
-    Ok(())
+    Ok(None)
+}
+
+/// An HTTP/1.1 request line has begun: a method token of upper-case letters, then a space.
+fn looks_like_http(buf: &[u8]) -> bool {
+    let Some(space) = buf.iter().take(16).position(|b| *b == b' ') else { return false };
+    space > 0 && buf[..space].iter().all(u8::is_ascii_uppercase)
+}
+
+/// A stream that first replays bytes already read from it.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = out.remaining().min(self.prefix.len() - self.at);
+            let at = self.at;
+            out.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.

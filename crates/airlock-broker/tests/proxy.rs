@@ -179,24 +179,51 @@ fn a_tunnel_whose_sni_names_another_host_is_cut() {
     assert!(h.tls_upstream.last().is_none(), "the upstream saw no request");
 }
 
-#[test]
-fn a_tunnel_that_does_not_start_with_tls_is_cut() {
-    let h = Harness::new();
-    let port = h.upstream.addr.port();
+/// Writes `first` into a CONNECT tunnel to `tunnel.example.com` on `port` and returns what came back.
+fn through_tunnel(h: &Harness, port: u16, first: &'static [u8]) -> Vec<u8> {
     let proxy = h.proxy;
-    let got = h.runtime.block_on(async move {
+    h.runtime.block_on(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
         s.write_all(format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
         let mut head = [0u8; 1024];
-        let _ = s.read(&mut head).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: tunnel.example.com\r\n\r\n").await.unwrap();
+        let n = s.read(&mut head).await.unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        s.write_all(first).await.unwrap();
         let mut rest = Vec::new();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
         rest
-    });
+    })
+}
+
+#[test]
+fn a_tunnel_that_starts_with_neither_tls_nor_http_is_cut() {
+    let h = Harness::new();
+    let got = through_tunnel(&h, h.upstream.addr.port(), b"SSH-2.0-OpenSSH_9.6\r\n");
     assert!(got.is_empty(), "nothing came back through a refused tunnel: {:?}", String::from_utf8_lossy(&got));
-    assert_eq!(h.upstream.count(), 0, "the plain-HTTP request never reached the upstream");
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[test]
+fn plain_http_inside_a_tunnel_is_served_request_by_request() {
+    // Node's undici tunnels even http:// URLs: the broker sees the plaintext and decides each request.
+    let h = Harness::new();
+    let port = h.upstream.addr.port();
+    let got = through_tunnel(&h, port, b"GET /in-tunnel HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.uri, "/in-tunnel");
+    assert_eq!(
+        seen.headers["host"],
+        format!("tunnel.example.com:{port}"),
+        "Host comes from the tunnel, not the client"
+    );
+    // An absolute-form request inside a tunnel would name another destination: refused.
+    let got =
+        through_tunnel(&h, port, b"GET http://other.example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 400"), "{}", String::from_utf8_lossy(&got));
+    assert_eq!(h.upstream.count(), 1);
 }
 
 #[test]
