@@ -399,6 +399,8 @@ where
 {
     let authority =
         if target.default_port { target.host.to_string() } else { format!("{}:{}", target.host, target.port) };
+    // The same bounds as outside a tunnel.
+    let (header_read, max_header) = (shared.timeouts.header_read, shared.limits.max_header_bytes.max(8192));
     let service = service_fn(move |mut req: Request<Incoming>| {
         let (shared, principal, authority) = (Arc::clone(&shared), principal.clone(), authority.clone());
         async move {
@@ -415,6 +417,15 @@ where
                         "parse",
                         "a request in a tunnel must be origin-form (/path)",
                     );
+                    let method = req.method().as_str().to_string();
+                    let seen = Seen {
+                        principal: Some(&principal),
+                        method: &method,
+                        target: None,
+                        request_id: &request_id,
+                        dialled: None,
+                    };
+                    record_denial(&shared, &seen, &d).await;
                     return Ok::<_, Infallible>(deny_response(&d, &request_id));
                 }
             }
@@ -423,7 +434,8 @@ where
     });
     let _ = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_read)
+        .max_buf_size(max_header)
         .serve_connection(TokioIo::new(client), service)
         .await;
 }

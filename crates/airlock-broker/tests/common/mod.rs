@@ -791,3 +791,58 @@ impl<'a> DnsQuery<'a> {
         out
     }
 }
+
+impl Harness {
+    /// Opens a CONNECT tunnel to `authority` on a raw socket, then, if it was opened (200), sends each of `requests`
+    /// inside it as plain HTTP on that one connection, reading one response to each (10 s in all at most). Returns
+    /// the CONNECT response and the inner responses, stopping at the first request that got no answer.
+    pub fn tunnel_http(&self, authority: &str, requests: &[String]) -> (RawResponse, Vec<RawResponse>) {
+        let proxy = self.proxy;
+        let authority = authority.to_string();
+        let requests = requests.to_vec();
+        let work = async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+            s.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes()).await.unwrap();
+            // The CONNECT answer's head, byte by byte so that nothing after it is consumed.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match s.read(&mut byte).await {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let mut connect = RawResponse::parse(&head);
+            if connect.status != 200 {
+                let length = connect
+                    .head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length.min(1 << 20)];
+                let _ = s.read_exact(&mut body).await;
+                connect.body = String::from_utf8_lossy(&body).to_string();
+                return (connect, Vec::new());
+            }
+            let mut inner = Vec::new();
+            for request in &requests {
+                if s.write_all(request.as_bytes()).await.is_err() {
+                    break;
+                }
+                let bytes = read_one_response(&mut s).await;
+                if bytes.is_empty() {
+                    break;
+                }
+                inner.push(RawResponse::parse(&bytes));
+            }
+            (connect, inner)
+        };
+        self.runtime.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(10), work).await.unwrap_or_else(|_| {
+                (RawResponse { status: 0, head: "timed out".into(), body: String::new() }, Vec::new())
+            })
+        })
+    }
+}

@@ -3,10 +3,17 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod probe;
 
 mod exfiltrate_a_secret_in_a_connect_host;
 mod exfiltrate_a_secret_in_a_header;
 mod exfiltrate_a_secret_in_a_streamed_body;
 mod exfiltrate_a_secret_in_the_url;
 mod leak_common;
+mod oversized_headers_inside_a_tunnel;
+mod ssrf_cloud_metadata;
+mod ssrf_connect_to_internal;
+mod ssrf_dns_rebinding;
+mod ssrf_odd_ip_spellings;
+mod ssrf_private_ranges;
+mod ssrf_redirect_to_internal;
+mod ssrf_userinfo_and_host_confusion;
