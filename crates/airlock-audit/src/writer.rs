@@ -285,16 +285,20 @@ impl AuditLog {
                 sync_dir(d).map_err(io_err(d, "fsync"))?;
             }
         }
+        let open_lock_file = |name: &str| {
+            let path = dir.join(name);
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&path)
+                .map_err(io_err(&path, "open"))
+        };
         let lock_path = dir.join(segment::LOCK_FILE);
-        let lock_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&lock_path)
-            .map_err(io_err(&lock_path, "open"))?;
+        let lock_file = open_lock_file(segment::LOCK_FILE)?;
         let waiting_since = Instant::now();
         loop {
             match lock_file.try_lock() {
@@ -308,18 +312,6 @@ impl AuditLog {
                 }
             }
         }
-        let open_lock_file = |name: &str| {
-            let path = dir.join(name);
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&path)
-                .map_err(io_err(&path, "open"))
-        };
         let readers = open_lock_file(segment::READERS_FILE)?;
         let readers_gate = open_lock_file(segment::READERS_GATE_FILE)?;
         remove_temp_files(&seg_dir)?;
