@@ -29,7 +29,15 @@ CARGO_DENY_VERSION=0.20.2
 # curl, openssl: real clients (and a TLS checker) the broker tests drive through the proxy.
 # python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
 # nodejs, npm:   Node's fetch through the proxy (with undici's ProxyAgent, pinned, installed under target/).
-APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates python3-venv nodejs npm)
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates)
+# Python and Node may come from elsewhere (pyenv, NodeSource, whose nodejs conflicts with Debian's npm): take them
+# from Debian only when they are missing.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    APT_PACKAGES+=(python3 python3-venv)
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    APT_PACKAGES+=(nodejs npm)
+fi
 PY_CLIENTS=(requests==2.32.3 httpx==0.28.1)
 NODE_CLIENTS=(undici@6.21.3)
 
