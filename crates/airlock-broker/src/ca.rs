@@ -2166,7 +2166,10 @@ mod tests {
         server.abort();
     }
 
+    /// A measurement, not a test of speed (docs/benchmarks.md):
+    /// `cargo test -p airlock-broker --release --lib ca::tests::issue_and_cache_hit_cost -- --ignored --nocapture`.
     #[test]
+    #[ignore = "measurement; run with --ignored --nocapture"]
     fn issue_and_cache_hit_cost() {
         let ca = new_ca();
         let now = SystemTime::now();
@@ -2193,8 +2196,5 @@ mod tests {
         let load = start.elapsed();
         drop(loaded);
         eprintln!("leaf issue {issue:?}, cache miss (issue + config) {miss:?}, cache hit {hit:?}, from_pem {load:?}");
-        // Generous bounds: debug builds of this crate, shared CI machines.
-        assert!(issue < Duration::from_millis(50), "{issue:?}");
-        assert!(hit < Duration::from_millis(1), "{hit:?}");
     }
 }

@@ -250,7 +250,8 @@ fn a_name_server_that_never_answers_gives_502_resolve_within_the_timeout() {
     let took = start.elapsed();
     r.check(Expect::Deny(502, "resolve"), "").unwrap();
     assert!(r.body.contains("took longer than 1s"), "{}", r.body);
-    assert!(took < Duration::from_secs(3), "the 1 s resolve timeout held for {took:?}");
+    // Generous: it shows the deadline cut the lookup short, long before curl's own 20 s limit, even on a loaded machine.
+    assert!(took < Duration::from_secs(10), "the 1 s resolve timeout held for {took:?}");
     assert!(dns.count("slow.example.com", DNS_TYPE_A) >= 1, "the silent server was asked");
     assert_eq!(h.upstream.count(), 0);
 }
