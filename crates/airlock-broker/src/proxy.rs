@@ -229,6 +229,13 @@ struct Seen<'a> {
     dialled: Option<SocketAddr>,
 }
 
+impl<'a> Seen<'a> {
+    /// A request nothing has been dialled for yet.
+    fn of(principal: Option<&'a Principal>, method: &'a str, target: Option<&'a Target>, request_id: &'a str) -> Self {
+        Seen { principal, method, target, request_id, dialled: None }
+    }
+}
+
 impl Broker {
     pub fn new(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let tls = crate::upstream::client_tls_config(&config.extra_ca_pems).map_err(BrokerError::Tls)?;
@@ -345,15 +352,7 @@ async fn handle(
                         "auth",
                         "proxy authentication required: send your agent token in Proxy-Authorization",
                     );
-                    let seen = Seen {
-                        principal: None,
-                        method: method.as_str(),
-                        target: None,
-                        request_id: &request_id,
-                        dialled: None,
-                    };
-                    record_denial(&shared, &seen, &d).await;
-                    let mut r = deny_response(&d, &request_id);
+                    let mut r = refused(&shared, &Seen::of(None, method.as_str(), None, &request_id), &d).await;
                     r.headers_mut()
                         .insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"airlock\""));
                     return r;
@@ -378,15 +377,7 @@ async fn serve_request(
     match forward(shared, principal, request_id, req).await {
         Ok(r) => r,
         Err((d, target)) => {
-            let seen = Seen {
-                principal: Some(principal),
-                method: method.as_str(),
-                target: target.as_ref(),
-                request_id,
-                dialled: None,
-            };
-            record_denial(shared, &seen, &d).await;
-            deny_response(&d, request_id)
+            refused(shared, &Seen::of(Some(principal), method.as_str(), target.as_ref(), request_id), &d).await
         }
     }
 }
@@ -417,16 +408,8 @@ where
                         "parse",
                         "a request in a tunnel must be origin-form (/path)",
                     );
-                    let method = req.method().as_str().to_string();
-                    let seen = Seen {
-                        principal: Some(&principal),
-                        method: &method,
-                        target: None,
-                        request_id: &request_id,
-                        dialled: None,
-                    };
-                    record_denial(&shared, &seen, &d).await;
-                    return Ok::<_, Infallible>(deny_response(&d, &request_id));
+                    let seen = Seen::of(Some(&principal), req.method().as_str(), None, &request_id);
+                    return Ok::<_, Infallible>(refused(&shared, &seen, &d).await);
                 }
             }
             Ok(serve_request(&shared, &principal, &request_id, req).await)
@@ -547,32 +530,14 @@ async fn handle_connect(
         Ok(t) => t,
         Err(e) => {
             let d = Denial::new(StatusCode::BAD_REQUEST, "parse", format!("bad CONNECT target: {e}"));
-            let seen = Seen {
-                principal: Some(&principal),
-                method: "CONNECT",
-                target: None,
-                request_id: &request_id,
-                dialled: None,
-            };
-            record_denial(&shared, &seen, &d).await;
-            return deny_response(&d, &request_id);
+            return refused(&shared, &Seen::of(Some(&principal), "CONNECT", None, &request_id), &d).await;
         }
     };
     let refuse = |d: Denial, target: Target| {
         let shared = Arc::clone(&shared);
         let principal = principal.clone();
         let request_id = request_id.clone();
-        async move {
-            let seen = Seen {
-                principal: Some(&principal),
-                method: "CONNECT",
-                target: Some(&target),
-                request_id: &request_id,
-                dialled: None,
-            };
-            record_denial(&shared, &seen, &d).await;
-            deny_response(&d, &request_id)
-        }
+        async move { refused(&shared, &Seen::of(Some(&principal), "CONNECT", Some(&target), &request_id), &d).await }
     };
     if let Some(d) = Denial::rate(&shared, &principal, &target) {
         return refuse(d, target).await;
@@ -619,11 +584,10 @@ async fn handle_connect(
     let tunnel_principal = principal.clone();
     let tunnel_id = request_id.clone();
     tokio::spawn(async move {
-        let client = match hyper::upgrade::on(req).await {
+        let mut client = match hyper::upgrade::on(req).await {
             Ok(u) => TokioIo::new(u),
             Err(_) => return,
         };
-        let mut client = client;
         let outcome = splice(&tunnel_shared, &mut client, upstream, &tunnel_target).await;
         if let Ok(Some(prefix)) = outcome {
             let io = Prefixed { prefix, at: 0, inner: client };
@@ -997,6 +961,12 @@ fn event(trail: &AuditTrail, seen: &Seen<'_>, decision: AuditDecision, policies:
         e = e.set("dst_endpoint.ip", json!(a.ip().to_string()));
     }
     e
+}
+
+/// Records a denial and answers it.
+async fn refused(shared: &Shared, seen: &Seen<'_>, d: &Denial) -> Response<Body> {
+    record_denial(shared, seen, d).await;
+    deny_response(d, seen.request_id)
 }
 
 async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
