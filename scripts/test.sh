@@ -47,6 +47,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 locked=()
 if [[ "${CI:-}" == "true" ]]; then
     locked=(--locked)
+    # A clean clone builds once; incremental state would only cost disk.
+    export CARGO_INCREMENTAL=0
 fi
 
 started=$SECONDS
