@@ -71,13 +71,16 @@ pub enum Source {
     Secret(String),
     /// A canary token, by id.
     Canary(String),
+    /// A surrogate handed to a tool, by the name of the secret it stands for. Not a leak in itself (a surrogate is
+    /// worthless outside the broker), but one headed where its secret may not go is an exfiltration attempt.
+    Surrogate(String),
 }
 
 impl Source {
     /// The id of the secret or canary.
     pub fn id(&self) -> &str {
         match self {
-            Source::Secret(id) | Source::Canary(id) => id,
+            Source::Secret(id) | Source::Canary(id) | Source::Surrogate(id) => id,
         }
     }
 }
@@ -276,9 +279,14 @@ impl LeakScanner {
 
     /// One-shot scan of a complete buffer (the URL, a header value). Returns the match that ends first.
     pub fn scan(&self, data: &[u8]) -> Option<Finding> {
-        let matcher = self.matcher.as_ref()?;
-        let mut state = matcher.start;
-        matcher.walk(&mut state, data).map(|(pattern, end)| self.finding(pattern, end as u64))
+        self.scan_where(data, |_| true)
+    }
+
+    /// As [`LeakScanner::scan`], reporting only matches whose source `report` accepts (say, surrogates of secrets
+    /// that may not go to this destination); the others are passed over.
+    pub fn scan_where(&self, data: &[u8], report: impl Fn(&Source) -> bool) -> Option<Finding> {
+        let mut stream = self.stream();
+        stream.feed_where(data, report)
     }
 
     /// A streaming scan over the chunks of one body.
@@ -315,16 +323,27 @@ impl StreamScan<'_> {
     /// chunks); a match is reported once, in the chunk where it ends. The whole chunk is always consumed, so
     /// feeding may go on after a finding.
     pub fn feed(&mut self, chunk: &[u8]) -> Option<Finding> {
+        self.feed_where(chunk, |_| true)
+    }
+
+    /// As [`StreamScan::feed`], reporting only the first match whose source `report` accepts.
+    pub fn feed_where(&mut self, chunk: &[u8], report: impl Fn(&Source) -> bool) -> Option<Finding> {
         let base = self.scanned;
         self.scanned += chunk.len() as u64;
         let (matcher, state) = (self.scanner.matcher.as_ref()?, self.state.as_mut()?);
-        let (pattern, end) = matcher.walk(state, chunk)?;
-        // Keep the state in step with the whole chunk; later matches in it are not reported.
-        let mut at = end;
-        while let Some((_, more)) = matcher.walk(state, &chunk[at..]) {
+        let mut found = None;
+        // Walk the whole chunk, so the state stays in step with it; only the first reported match is returned.
+        let mut at = 0;
+        while let Some((pattern, more)) = matcher.walk(state, &chunk[at..]) {
             at += more;
+            if found.is_none() {
+                let f = self.scanner.finding(pattern, base + at as u64);
+                if report(&f.source) {
+                    found = Some(f);
+                }
+            }
         }
-        Some(self.scanner.finding(pattern, base + end as u64))
+        found
     }
 
     /// How many bytes were fed so far.
@@ -355,8 +374,13 @@ impl OwnedStreamScan {
 
     /// As [`StreamScan::feed`].
     pub fn feed(&mut self, chunk: &[u8]) -> Option<Finding> {
+        self.feed_where(chunk, |_| true)
+    }
+
+    /// As [`StreamScan::feed_where`].
+    pub fn feed_where(&mut self, chunk: &[u8], report: impl Fn(&Source) -> bool) -> Option<Finding> {
         let mut borrowed = StreamScan { scanner: &self.scanner, state: self.state, scanned: self.scanned };
-        let found = borrowed.feed(chunk);
+        let found = borrowed.feed_where(chunk, report);
         (self.state, self.scanned) = (borrowed.state, borrowed.scanned);
         found
     }

@@ -19,6 +19,7 @@
 //! - [`Broker::new`] with a [`BrokerConfig`], then [`Broker::serve_tcp`] / [`Broker::serve_unix`].
 
 pub mod ca;
+pub mod inject;
 pub mod leak;
 pub mod limits;
 pub mod principal;

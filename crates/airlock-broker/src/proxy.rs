@@ -13,8 +13,15 @@
 //! 7. **audit** — every decision, allow or deny; a deny that cannot be recorded still denies, and with
 //!    `fail_closed` an allow that cannot be recorded becomes a deny.
 //!
-//! CONNECT runs steps 1–5 for `https://host:port/` with method `CONNECT`, dials, answers 200, then requires the
-//! tunnel to start with a TLS ClientHello whose SNI names the approved host ([`crate::sni`]).
+//! Between SSRF and forwarding, **inject** ([`crate::inject`]) swaps surrogates for real values and applies recipes,
+//! only where `secret.use` allows; a surrogate headed anywhere else is refused as an exfiltration attempt. Responses
+//! to injected requests lose their auth-class headers (`Set-Cookie`, ...) and are cut off if they reflect a secret.
+//!
+//! CONNECT runs steps 1–5 for `https://host:port/` with method `CONNECT` and answers 200. Then, when the broker has
+//! a CA and `[network] tls_inspect` says so, it *opens* the tunnel: terminates the client's TLS with a leaf from the
+//! local CA ([`crate::ca`]) and serves each request inside through the whole pipeline above, upstream over verified
+//! TLS. Otherwise it dials and splices, after requiring a TLS ClientHello whose SNI names the approved host
+//! ([`crate::sni`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,7 +44,9 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use crate::leak::{Finding, LeakScanner, OwnedStreamScan, Source};
+use crate::ca::LocalCa;
+use crate::inject::{self, Credential, CredentialSet, Gate, Injected, Refusal};
+use crate::leak::{Encoding, Finding, LeakScanner, OwnedStreamScan, Source};
 use crate::limits::Limiter;
 use crate::principal::{Attribution, Principal};
 use crate::resolve::Resolver;
@@ -135,6 +144,11 @@ pub struct BrokerConfig {
     pub leaks: Arc<LeakScanner>,
     /// `[rate_limits]`.
     pub rate_limits: Limiter,
+    /// What the broker may inject. Add each surrogate to `leaks` as [`Source::Surrogate`] too, so that encoded
+    /// surrogates headed to the wrong host are caught as well as raw ones.
+    pub credentials: Arc<CredentialSet>,
+    /// The local CA for opening tunnels (`None`: tunnels are only spliced).
+    pub ca: Option<Arc<LocalCa>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +170,17 @@ struct Shared {
     leaks: Arc<LeakScanner>,
     rate_limits: Limiter,
     connections: std::sync::Mutex<std::collections::HashMap<Principal, Arc<Semaphore>>>,
+    credentials: Arc<CredentialSet>,
+    ca: Option<Arc<LocalCa>>,
+    /// Cross-host redirects answered to injected requests: (who, where to, until when).
+    redirects: std::sync::Mutex<Vec<(Principal, String, Instant)>>,
 }
+
+/// How long a cross-host redirect of an injected request is remembered, and how many are.
+const REDIRECT_MEMORY: Duration = Duration::from_secs(60);
+const REDIRECT_MEMORY_ENTRIES: usize = 256;
+/// The largest request body searched for surrogates (bodies of a configured type are buffered for that).
+const MAX_INJECT_BODY: usize = 8 << 20;
 
 /// The egress broker. Cheap to clone; all clones share state.
 #[derive(Clone)]
@@ -201,21 +225,59 @@ impl Denial {
     }
 
     fn leak(f: Finding, place: &str) -> Denial {
-        let what = match &f.source {
-            Source::Secret(id) => format!("the value of secret {id}"),
-            Source::Canary(id) => format!("canary token {id}"),
+        let (kind, reason) = match &f.source {
+            Source::Secret(id) => (
+                "leak",
+                format!(
+                    "the request {place} carries the value of secret {id} ({} form): protected values may not leave \
+                     through the proxy",
+                    f.encoding
+                ),
+            ),
+            Source::Canary(id) => (
+                "leak",
+                format!(
+                    "the request {place} carries canary token {id} ({} form): protected values may not leave through \
+                     the proxy",
+                    f.encoding
+                ),
+            ),
+            Source::Surrogate(id) => (
+                "exfiltration",
+                format!(
+                    "the request {place} carries the stand-in for secret {id} ({} form), which may not go to this \
+                     destination; this is recorded as an exfiltration attempt",
+                    f.encoding
+                ),
+            ),
         };
-        let reason = format!(
-            "the request {place} carries {what} ({} form): protected values may not leave through the proxy",
-            f.encoding
-        );
         Denial {
             status: StatusCode::FORBIDDEN,
-            kind: "leak",
+            kind,
             reason,
             policies: Vec::new(),
             finding: Some(f),
             retry_after: None,
+        }
+    }
+
+    fn injection(r: Refusal) -> Denial {
+        let reason = r.to_string();
+        match r {
+            Refusal::WrongHost { secret, .. } => {
+                let f = Finding { source: Source::Surrogate(secret), encoding: Encoding::Raw, end: 0 };
+                Denial {
+                    status: StatusCode::FORBIDDEN,
+                    kind: "exfiltration",
+                    reason,
+                    policies: Vec::new(),
+                    finding: Some(f),
+                    retry_after: None,
+                }
+            }
+            Refusal::CallerAuth { .. } | Refusal::Unrepresentable { .. } => {
+                Denial::new(StatusCode::FORBIDDEN, "inject", reason)
+            }
         }
     }
 }
@@ -252,6 +314,9 @@ impl Broker {
                 leaks: config.leaks,
                 rate_limits: config.rate_limits,
                 connections: Default::default(),
+                credentials: config.credentials,
+                ca: config.ca,
+                redirects: Default::default(),
             }),
         })
     }
@@ -382,9 +447,10 @@ async fn serve_request(
     }
 }
 
-/// Plain HTTP inside a CONNECT tunnel (Node's undici tunnels even `http://` URLs): every request in it is served
-/// as an absolute-form request to the tunnel's host and port, so each gets its own decision, leak scan and record.
-async fn serve_tunnel_http<C>(shared: Arc<Shared>, principal: Principal, target: Target, client: C)
+/// HTTP inside a CONNECT tunnel: plain (Node's undici tunnels even `http://` URLs), or decrypted in an opened
+/// tunnel. Every request in it is served as an absolute-form `scheme://host:port/...` request to the tunnel's host
+/// and port, so each gets its own decision, injection, leak scan and record.
+async fn serve_tunnel_http<C>(shared: Arc<Shared>, principal: Principal, target: Target, scheme: Scheme, client: C)
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -399,7 +465,7 @@ where
             let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
             // Only origin-form belongs in a tunnel; anything else names another destination.
             let origin_form = req.uri().authority().is_none() && pq.starts_with('/');
-            let absolute = if origin_form { format!("http://{authority}{pq}") } else { String::new() };
+            let absolute = if origin_form { format!("{scheme}://{authority}{pq}") } else { String::new() };
             match absolute.parse::<hyper::Uri>() {
                 Ok(uri) if !absolute.is_empty() => *req.uri_mut() = uri,
                 _ => {
@@ -423,13 +489,25 @@ where
         .await;
 }
 
-/// Steps 2–7 for an absolute-form request.
-async fn forward(
+type Forwarded = Result<Response<Body>, (Denial, Option<Target>)>;
+
+/// Steps 2–7 for an absolute-form request. Boxed: the pipeline's future is large, and naming it `Send` here keeps
+/// the compiler's proof local (otherwise every caller's `tokio::spawn` re-proves it, and fails, rust#110338).
+fn forward<'a>(
+    shared: &'a Arc<Shared>,
+    principal: &'a Principal,
+    request_id: &'a str,
+    req: Request<Incoming>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Forwarded> + Send + 'a>> {
+    Box::pin(forward_inner(shared, principal, request_id, req))
+}
+
+async fn forward_inner(
     shared: &Arc<Shared>,
     principal: &Principal,
     request_id: &str,
     req: Request<Incoming>,
-) -> Result<Response<Body>, (Denial, Option<Target>)> {
+) -> Forwarded {
     // 2. parse
     let uri = req.uri().to_string();
     if req.uri().scheme().is_none() {
@@ -464,12 +542,14 @@ async fn forward(
         return Err(fail(d));
     }
     // 3b. leaks in the request line and headers, exactly as sent (nothing has been injected yet)
-    if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
+    let leaked = scan_head(&shared.leaks, req.uri(), req.headers(), not_surrogate);
+    if let Some(d) = leaked {
         return Err(fail(d));
     }
     // 4. decide
     let url = target_url(&target);
-    let decision = decide(shared, principal, method.as_str(), &url, declared.unwrap_or(0));
+    let engine = shared.policy.engine();
+    let decision = decide(&engine, principal, method.as_str(), &url, declared.unwrap_or(0));
     if !decision.allowed {
         let mut d = Denial::new(StatusCode::FORBIDDEN, "policy", decision.reason.clone());
         d.policies = decision.policies.clone();
@@ -481,19 +561,76 @@ async fn forward(
         .into_iter()
         .map(|addr| Destination { addr, tls: (target.scheme == Scheme::Https).then(|| tls_name(&target.host)) })
         .collect();
-    // 6. forward
+    // 6a. inject: surrogates swapped and recipes applied where the secret may go; `wire` is what is sent, `target`
+    // (with the surrogates) is what is recorded.
+    let gate = PolicyGate::new(&engine, principal, &target, &url);
     let (mut parts, body) = req.into_parts();
+    let mut wire = target.clone();
+    let after_redirect = take_redirect(shared, principal, &target);
+    let mut injected =
+        inject::inject_request(&shared.credentials, &mut wire, &mut parts.headers, &gate, after_redirect)
+            .map_err(|r| fail(Denial::injection(r)))?;
+    // Surrogates in encoded forms (base64 in a header, say) that may not go here.
+    let denied = Arc::new(gate.denied_surrogates(&shared.credentials));
+    let report = {
+        let denied = Arc::clone(&denied);
+        move |s: &Source| match s {
+            Source::Surrogate(name) => denied.contains(name),
+            _ => true,
+        }
+    };
+    let encoded = match denied.is_empty() {
+        true => None,
+        false => scan_head(
+            &shared.leaks,
+            &parts.uri,
+            &parts.headers,
+            |s: &Source| matches!(s, Source::Surrogate(n) if denied.contains(n)),
+        ),
+    };
+    if let Some(d) = encoded {
+        return Err(fail(d));
+    }
+    // 6b. forward
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.insert(header::HOST, host_header(&target));
-    parts.uri = origin_form(&target)
+    parts.headers.insert(header::HOST, host_header(&wire));
+    parts.uri = origin_form(&wire)
         .map_err(|e| fail(Denial::new(StatusCode::BAD_REQUEST, "parse", format!("bad request target: {e}"))))?;
     parts.version = hyper::Version::HTTP_11;
     let limit = shared.limits.max_body_bytes as usize;
-    let mut body: Body = Limited::new(body, limit).map_err(BoxError::from).boxed();
+    let mut body: Body = Limited::new(body, limit).map_err(|e| -> BoxError { e }).boxed();
     let found: FindingSlot = Default::default();
-    if !shared.leaks.is_empty() {
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if inject::wants_body(&shared.credentials, &content_type)
+        && gate.any_body_credential(&shared.credentials, &content_type)
+    {
+        // Buffered (bounded): the swap changes the length, and the original is leak-scanned whole first.
+        let collected = collect_bounded(body, MAX_INJECT_BODY.min(limit)).await.ok_or_else(|| {
+            fail(Denial::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "size",
+                format!(
+                    "a request body of this type is searched for surrogates, and is limited to {MAX_INJECT_BODY} bytes"
+                ),
+            ))
+        })?;
+        let bytes = collected;
+        if let Some(f) = shared.leaks.scan_where(&bytes, &report) {
+            return Err(fail(Denial::leak(f, "body")));
+        }
+        let (swapped, more) = inject::inject_body(&shared.credentials, &content_type, &bytes, &gate)
+            .map_err(|r| fail(Denial::injection(r)))?;
+        for s in more.secrets {
+            if !injected.secrets.contains(&s) {
+                injected.secrets.push(s);
+            }
+        }
+        let out = Bytes::from(swapped.map(|z| z.to_vec()).unwrap_or_else(|| bytes.to_vec()));
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        body = Full::new(out).map_err(|never| match never {}).boxed();
+    } else if !shared.leaks.is_empty() {
         let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
-        body = ScannedBody::new(body, scan, Arc::clone(&found)).boxed();
+        body = ScannedBody::new(body, scan, Arc::clone(&found)).reporting(Arc::new(report)).boxed();
     }
     let upstream_req = Request::from_parts(parts, body);
     let sent = shared.upstreams.send(&dests, upstream_req).await;
@@ -510,15 +647,198 @@ async fn forward(
         request_id,
         dialled: Some(dialled),
     };
-    if let Err(d) = record_allow(shared, &seen, &decision.policies).await {
+    if let Err(d) = record_allow(shared, &seen, &decision.policies, &injected).await {
         return Err(fail(d));
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()))
+    let mut body: Body = body.map_err(BoxError::from).boxed();
+    if !injected.is_empty() {
+        // What answers an injected request is the credential holder's: its session cookies and tokens stay here,
+        // and a response that echoes the secret is cut off before the secret reaches the tool.
+        scrub_response_headers(&mut parts.headers, &shared.leaks);
+        remember_redirect(shared, principal, &target, parts.status, parts.headers.get(header::LOCATION));
+        if !shared.leaks.is_empty() {
+            let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
+            let (shared2, principal2, target2, id2) =
+                (Arc::clone(shared), principal.clone(), target.clone(), request_id.to_string());
+            let method2 = method.to_string();
+            let on_found = move |f: Finding| {
+                let (shared, principal, target, id, method) =
+                    (Arc::clone(&shared2), principal2.clone(), target2.clone(), id2.clone(), method2.clone());
+                tokio::spawn(async move {
+                    let d = Denial {
+                        status: StatusCode::BAD_GATEWAY,
+                        kind: "reflection",
+                        reason: format!(
+                            "the response carried the value of secret {} ({} form); it was cut off before reaching \
+                             the tool",
+                            f.source.id(),
+                            f.encoding
+                        ),
+                        policies: Vec::new(),
+                        finding: Some(f),
+                        retry_after: None,
+                    };
+                    let seen = Seen::of(Some(&principal), &method, Some(&target), &id);
+                    record_denial(&shared, &seen, &d).await;
+                });
+            };
+            body = ScannedBody::new(body, scan, Default::default())
+                .reporting(Arc::new(|s: &Source| matches!(s, Source::Secret(_))))
+                .on_finding(Arc::new(on_found))
+                .boxed();
+        }
+    }
+    Ok(Response::from_parts(parts, body))
 }
 
-/// CONNECT: decide, dial, answer 200, check the ClientHello, then splice.
+/// A whole body, or `None` past `max` bytes or on a read error. Boxed for the same reason as [`forward`].
+/// Trailers are dropped (bodies buffered for injection go upstream with a `Content-Length`).
+fn collect_bounded(
+    mut body: Body,
+    max: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = inject::SwappedBody> + Send>> {
+    Box::pin(async move {
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.ok()?.into_data() {
+                if out.len() + data.len() > max {
+                    return None;
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Some(out)
+    })
+}
+
+/// Decides `secret.use` for one destination: the vault's pins, then the policy engine (the tool is granted the
+/// secret, the host is among its pins, the scheme is https).
+struct PolicyGate<'a> {
+    engine: &'a Engine,
+    principal: &'a Principal,
+    target: &'a Target,
+    url: &'a str,
+}
+
+impl<'a> PolicyGate<'a> {
+    fn new(engine: &'a Engine, principal: &'a Principal, target: &'a Target, url: &'a str) -> Self {
+        PolicyGate { engine, principal, target, url }
+    }
+
+    /// Secrets whose surrogates may not go here (so must not be found in any form).
+    fn denied_surrogates(&self, set: &CredentialSet) -> std::collections::HashSet<String> {
+        set.iter()
+            .filter(|c| c.surrogate.is_some())
+            .filter(|c| !self.pinned_here(c) || self.decide(c).is_err())
+            .map(|c| c.secret.clone())
+            .collect()
+    }
+
+    /// Whether some credential that may go here wants bodies of this type searched.
+    fn any_body_credential(&self, set: &CredentialSet, content_type: &str) -> bool {
+        let mt = inject::media_type(content_type);
+        set.iter().any(|c| c.body_types.contains(&mt) && self.pinned_here(c) && self.decide(c).is_ok())
+    }
+}
+
+impl Gate for PolicyGate<'_> {
+    fn pinned_here(&self, cred: &Credential) -> bool {
+        let t = self.target;
+        cred.vault_pins_admit(t)
+            && self
+                .engine
+                .compiled()
+                .model
+                .secrets
+                .get(&cred.secret)
+                .is_some_and(|s| s.hosts.iter().any(|h| h.value.matches(&t.host, t.port, t.default_port)))
+    }
+
+    fn decide(&self, cred: &Credential) -> Result<(), String> {
+        // Whatever a policy says: a credential in cleartext is a credential for everyone on the path.
+        if self.target.scheme == Scheme::Http {
+            return Err(format!("secret {} is only ever sent over https", cred.secret));
+        }
+        if !cred.vault_pins_admit(self.target) {
+            let pins: Vec<String> = cred.vault_pins.iter().map(|p| p.to_string()).collect();
+            return Err(format!("the vault pins secret {} to {}", cred.secret, pins.join(", ")));
+        }
+        let p = self.principal;
+        let req = PolicyRequest::secret(&p.agent, &p.tool, &cred.secret, self.url).run(&p.run);
+        let out = self.engine.decide(&req);
+        if out.decision.allowed { Ok(()) } else { Err(out.decision.reason.clone()) }
+    }
+}
+
+/// Removes what an injected host's response must not hand the tool: session cookies, authentication info, and any
+/// header that carries a secret's value.
+fn scrub_response_headers(headers: &mut HeaderMap, leaks: &LeakScanner) {
+    for h in ["set-cookie", "set-cookie2", "authentication-info", "proxy-authentication-info"] {
+        headers.remove(h);
+    }
+    if leaks.is_empty() {
+        return;
+    }
+    let carrying: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(_, v)| leaks.scan_where(v.as_bytes(), |s| matches!(s, Source::Secret(_))).is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in carrying {
+        headers.remove(n);
+    }
+}
+
+/// Remembers a cross-host redirect answered to an injected request, so that the client following it may do so
+/// with its auth headers stripped rather than refused.
+fn remember_redirect(
+    shared: &Shared,
+    principal: &Principal,
+    from: &Target,
+    status: StatusCode,
+    location: Option<&HeaderValue>,
+) {
+    if !status.is_redirection() {
+        return;
+    }
+    let Some(loc) = location.and_then(|l| l.to_str().ok()) else { return };
+    let absolute = if loc.starts_with("//") { format!("{}:{loc}", from.scheme) } else { loc.to_string() };
+    let Ok(to) = Target::parse(&absolute) else { return }; // relative: the same host
+    if to.host == from.host && to.port == from.port && to.scheme == from.scheme {
+        return;
+    }
+    let now = Instant::now();
+    let mut list = crate::lock(&shared.redirects);
+    list.retain(|(_, _, until)| *until > now);
+    if list.len() >= REDIRECT_MEMORY_ENTRIES {
+        list.remove(0);
+    }
+    list.push((principal.clone(), target_url(&to), now + REDIRECT_MEMORY));
+}
+
+/// Whether this request follows a remembered cross-host redirect (each is used once).
+fn take_redirect(shared: &Shared, principal: &Principal, target: &Target) -> bool {
+    let url = target_url(target);
+    let now = Instant::now();
+    let mut list = crate::lock(&shared.redirects);
+    list.retain(|(_, _, until)| *until > now);
+    match list.iter().position(|(p, u, _)| p == principal && *u == url) {
+        Some(i) => {
+            list.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+fn not_surrogate(s: &Source) -> bool {
+    !matches!(s, Source::Surrogate(_))
+}
+
+/// CONNECT: decide, then either open the tunnel (answer 200, terminate TLS with the local CA, serve each request
+/// inside) or dial, answer 200, check the ClientHello and splice.
 async fn handle_connect(
     shared: Arc<Shared>,
     principal: Principal,
@@ -542,10 +862,12 @@ async fn handle_connect(
     if let Some(d) = Denial::rate(&shared, &principal, &target) {
         return refuse(d, target).await;
     }
-    if let Some(d) = scan_head(&shared.leaks, req.uri(), req.headers()) {
+    let leaked = scan_head(&shared.leaks, req.uri(), req.headers(), |_: &Source| true);
+    if let Some(d) = leaked {
         return refuse(d, target).await;
     }
-    let decision = decide(&shared, &principal, "CONNECT", &target_url(&target), 0);
+    let engine = shared.policy.engine();
+    let decision = decide(&engine, &principal, "CONNECT", &target_url(&target), 0);
     if !decision.allowed {
         let mut d = Denial::new(StatusCode::FORBIDDEN, "policy", decision.reason.clone());
         d.policies = decision.policies.clone();
@@ -555,6 +877,24 @@ async fn handle_connect(
         Ok(a) => a,
         Err(d) => return refuse(d, target).await,
     };
+    if let Some(ca) = opens_tunnel(&shared, &engine, &principal, &target) {
+        // Each request inside is decided, checked and dialled on its own; the CONNECT itself is recorded here.
+        let seen = Seen::of(Some(&principal), "CONNECT", Some(&target), &request_id);
+        if let Err(d) = record_allow(&shared, &seen, &decision.policies, &Injected::default()).await {
+            return refuse(d, target).await;
+        }
+        let (shared, principal, target, id) =
+            (Arc::clone(&shared), principal.clone(), target.clone(), request_id.clone());
+        tokio::spawn(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+            if let Err(d) = serve_opened_tunnel(&shared, &ca, &principal, &target, TokioIo::new(upgraded)).await {
+                record_denial(&shared, &Seen::of(Some(&principal), "CONNECT", Some(&target), &id), &d).await;
+            }
+        });
+        let mut r = Response::new(empty());
+        *r.status_mut() = StatusCode::OK;
+        return r;
+    }
     let mut upstream = None;
     let mut last_error = String::new();
     for addr in &addrs {
@@ -576,7 +916,7 @@ async fn handle_connect(
         request_id: &request_id,
         dialled: Some(dialled),
     };
-    if let Err(d) = record_allow(&shared, &seen, &decision.policies).await {
+    if let Err(d) = record_allow(&shared, &seen, &decision.policies, &Injected::default()).await {
         return refuse(d, target).await;
     }
     let tunnel_shared = Arc::clone(&shared);
@@ -591,7 +931,7 @@ async fn handle_connect(
         let outcome = splice(&tunnel_shared, &mut client, upstream, &tunnel_target).await;
         if let Ok(Some(prefix)) = outcome {
             let io = Prefixed { prefix, at: 0, inner: client };
-            serve_tunnel_http(tunnel_shared, tunnel_principal, tunnel_target, io).await;
+            serve_tunnel_http(tunnel_shared, tunnel_principal, tunnel_target, Scheme::Http, io).await;
             return;
         }
         if let Err(d) = outcome {
@@ -608,6 +948,78 @@ async fn handle_connect(
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::OK;
     r
+}
+
+/// The CA, if this tunnel is to be opened: the broker has one, the host is not in `tls_passthrough`, and
+/// `tls_inspect` is `all`, or `credentials` with some secret pinned to the host.
+fn opens_tunnel(shared: &Shared, engine: &Engine, principal: &Principal, target: &Target) -> Option<Arc<LocalCa>> {
+    use airlock_policy::config::TlsInspect;
+    let ca = shared.ca.as_ref()?;
+    let model = &engine.compiled().model;
+    if model.tls_passthrough.iter().any(|p| p.value.matches(&target.host, target.port, target.default_port)) {
+        return None;
+    }
+    let open = match model.tls_inspect {
+        TlsInspect::Off => false,
+        TlsInspect::All => true,
+        TlsInspect::Credentials => {
+            let url = target_url(target);
+            let gate = PolicyGate::new(engine, principal, target, &url);
+            shared.credentials.iter().any(|c| gate.pinned_here(c))
+        }
+    };
+    open.then(|| Arc::clone(ca))
+}
+
+/// An opened tunnel: TLS from the client is terminated with a leaf for the approved host (a ClientHello naming
+/// another host fails the handshake), and every request inside is served as `https://host:port/...`. A tunnel that
+/// starts with plain HTTP is served as `http://` requests, as for spliced tunnels.
+async fn serve_opened_tunnel<C>(
+    shared: &Arc<Shared>,
+    ca: &LocalCa,
+    principal: &Principal,
+    target: &Target,
+    mut client: C,
+) -> Result<(), Denial>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut first = vec![0u8; 1];
+    match tokio::time::timeout(shared.timeouts.client_hello, client.read(&mut first)).await {
+        Err(_) => {
+            return Err(Denial::new(StatusCode::REQUEST_TIMEOUT, "tls", "tunnel refused: no ClientHello in time"));
+        }
+        Ok(Err(_)) | Ok(Ok(0)) => return Ok(()),
+        Ok(Ok(_)) => {}
+    }
+    let io = Prefixed { prefix: first.clone(), at: 0, inner: client };
+    if first[0] != 0x16 {
+        // Not a TLS handshake record: plain HTTP (undici tunnels http:// URLs too), or garbage the parser refuses.
+        serve_tunnel_http(Arc::clone(shared), principal.clone(), target.clone(), Scheme::Http, io).await;
+        return Ok(());
+    }
+    let config = ca
+        .server_config(&target.host, &[b"http/1.1"])
+        .map_err(|e| Denial::new(StatusCode::MISDIRECTED_REQUEST, "tls", format!("tunnel refused: {e}")))?;
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(io);
+    let tls = match tokio::time::timeout(shared.timeouts.client_hello, accept).await {
+        Err(_) => {
+            return Err(Denial::new(StatusCode::REQUEST_TIMEOUT, "tls", "tunnel refused: TLS handshake timed out"));
+        }
+        Ok(Err(e)) => {
+            return Err(Denial::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "tls",
+                format!(
+                    "tunnel refused: TLS handshake with the client failed ({e}); a ClientHello must name {}",
+                    target.host
+                ),
+            ));
+        }
+        Ok(Ok(tls)) => tls,
+    };
+    serve_tunnel_http(Arc::clone(shared), principal.clone(), target.clone(), Scheme::Https, tls).await;
+    Ok(())
 }
 
 /// Reads the ClientHello, checks its SNI against the approved host, then copies both ways.
@@ -787,25 +1199,32 @@ where
     }
 }
 
-/// The request target and every header, as the client sent them.
-fn scan_head(leaks: &LeakScanner, uri: &hyper::Uri, headers: &HeaderMap) -> Option<Denial> {
+/// The request target and every header, for the sources `report` accepts.
+fn scan_head(
+    leaks: &LeakScanner,
+    uri: &hyper::Uri,
+    headers: &HeaderMap,
+    report: impl Fn(&Source) -> bool,
+) -> Option<Denial> {
     if leaks.is_empty() {
         return None;
     }
-    if let Some(f) = leaks.scan(uri.to_string().as_bytes()) {
+    if let Some(f) = leaks.scan_where(uri.to_string().as_bytes(), &report) {
         return Some(Denial::leak(f, "target"));
     }
     for (name, value) in headers {
-        if let Some(f) = leaks.scan(name.as_str().as_bytes()).or_else(|| leaks.scan(value.as_bytes())) {
+        let found =
+            leaks.scan_where(name.as_str().as_bytes(), &report).or_else(|| leaks.scan_where(value.as_bytes(), &report));
+        if let Some(f) = found {
             return Some(Denial::leak(f, &format!("header {name}")));
         }
     }
     None
 }
 
-fn decide(shared: &Shared, p: &Principal, method: &str, url: &str, bytes: u64) -> Arc<airlock_policy::Decision> {
+fn decide(engine: &Engine, p: &Principal, method: &str, url: &str, bytes: u64) -> Arc<airlock_policy::Decision> {
     let req = PolicyRequest::http(&p.agent, &p.tool, method, url).bytes(bytes).run(&p.run);
-    shared.policy.engine().decide(&req).decision
+    engine.decide(&req).decision
 }
 
 /// Step 5: the name, then every address it resolves to. Returns the socket addresses that may be dialled.
@@ -982,20 +1401,20 @@ async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
         let (kind, id) = match &f.source {
             Source::Secret(id) => ("secret", id.as_str()),
             Source::Canary(id) => ("canary", id.as_str()),
+            Source::Surrogate(id) => ("surrogate", id.as_str()),
+        };
+        let title = match (d.kind, &f.source) {
+            ("reflection", _) => "secret value reflected in a response",
+            (_, Source::Surrogate(_)) => "surrogate headed to a host its secret may not reach (exfiltration attempt)",
+            _ => "protected value in an outgoing request",
         };
         finding = Some(
-            Event::finding(
-                now_ms(),
-                seen.request_id,
-                "protected value in an outgoing request",
-                &["leak", kind],
-                Severity::High,
-            )
-            .correlation(seen.request_id)
-            .message(d.reason.clone())
-            .set("unmapped.airlock.source", json!(id))
-            .set("unmapped.airlock.encoding", json!(f.encoding.as_str()))
-            .set("dst_endpoint", json!({"hostname": t.host.to_string(), "port": t.port})),
+            Event::finding(now_ms(), seen.request_id, title, &[d.kind, kind], Severity::High)
+                .correlation(seen.request_id)
+                .message(d.reason.clone())
+                .set("unmapped.airlock.source", json!(id))
+                .set("unmapped.airlock.encoding", json!(f.encoding.as_str()))
+                .set("dst_endpoint", json!({"hostname": t.host.to_string(), "port": t.port})),
         );
     }
     let log = Arc::clone(&trail.log);
@@ -1009,12 +1428,24 @@ async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
     .await;
 }
 
-async fn record_allow(shared: &Shared, seen: &Seen<'_>, policies: &[String]) -> Result<(), Denial> {
+/// Records an allow (always when a secret was injected: every use of a secret is recorded).
+async fn record_allow(
+    shared: &Shared,
+    seen: &Seen<'_>,
+    policies: &[String],
+    injected: &Injected,
+) -> Result<(), Denial> {
     let Some(trail) = &shared.audit else { return Ok(()) };
-    if !trail.record_allows {
+    if !trail.record_allows && injected.is_empty() {
         return Ok(());
     }
-    let e = event(trail, seen, AuditDecision::Allow, policies);
+    let mut e = event(trail, seen, AuditDecision::Allow, policies);
+    if !injected.is_empty() {
+        e = e.set("unmapped.airlock.secrets_injected", json!(injected.secrets));
+    }
+    if !injected.stripped.is_empty() {
+        e = e.set("unmapped.airlock.headers_stripped", json!(injected.stripped));
+    }
     match trail.log.append_buffered(e) {
         Ok(_) => Ok(()),
         Err(err) if trail.fail_closed => Err(Denial::new(

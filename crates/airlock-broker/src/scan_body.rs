@@ -14,11 +14,17 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use zeroize::Zeroize;
 
-use crate::leak::{Finding, OwnedStreamScan};
+use crate::leak::{Finding, OwnedStreamScan, Source};
 use crate::upstream::{Body, BoxError};
 
 /// Where a finding is left for the proxy.
 pub type FindingSlot = Arc<Mutex<Option<Finding>>>;
+
+/// Which sources stop the body (the others are passed over).
+pub type Report = Arc<dyn Fn(&Source) -> bool + Send + Sync>;
+
+/// Called once with the finding that stopped the body (for bodies nobody waits on, such as responses).
+pub type OnFinding = Arc<dyn Fn(Finding) + Send + Sync>;
 
 pub struct ScannedBody {
     inner: Body,
@@ -30,12 +36,47 @@ pub struct ScannedBody {
     inner_done: bool,
     /// Trailers that arrived while bytes were held: sent after them.
     trailers: Option<Frame<Bytes>>,
+    report: Report,
+    on_finding: Option<OnFinding>,
 }
 
 impl ScannedBody {
     pub fn new(inner: Body, scan: OwnedStreamScan, found: FindingSlot) -> ScannedBody {
         let hold = scan.max_pattern_len().saturating_sub(1);
-        ScannedBody { inner, scan, held: Vec::with_capacity(hold * 2), hold, found, inner_done: false, trailers: None }
+        ScannedBody {
+            inner,
+            scan,
+            held: Vec::with_capacity(hold * 2),
+            hold,
+            found,
+            inner_done: false,
+            trailers: None,
+            report: Arc::new(|_| true),
+            on_finding: None,
+        }
+    }
+
+    /// Stops only for the sources `report` accepts.
+    pub fn reporting(mut self, report: Report) -> ScannedBody {
+        self.report = report;
+        self
+    }
+
+    /// Also calls `f` with the finding that stops the body.
+    pub fn on_finding(mut self, f: OnFinding) -> ScannedBody {
+        self.on_finding = Some(f);
+        self
+    }
+
+    /// Records a finding and wipes what is held.
+    fn stop(&mut self, f: Finding) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(cb) = self.on_finding.take() {
+            cb(f.clone());
+        }
+        *crate::lock(&self.found) = Some(f);
+        self.held.zeroize();
+        self.held.clear();
+        Poll::Ready(Some(Err(Box::new(LeakStopped))))
     }
 
     /// Everything but the last `hold` bytes, as one frame.
@@ -61,7 +102,7 @@ impl Drop for ScannedBody {
 
 /// The error a body fails with when it carried a known value; the value itself is never in it.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body carries a protected value; the request was stopped")]
+#[error("the body carries a protected value; it was stopped")]
 pub struct LeakStopped;
 
 impl HttpBody for ScannedBody {
@@ -87,13 +128,14 @@ impl HttpBody for ScannedBody {
                         // Trailers: let them through only after the held bytes.
                         Err(frame) => {
                             if let Some(t) = frame.trailers_ref() {
+                                let report = Arc::clone(&this.report);
                                 for (name, value) in t {
-                                    let found =
-                                        this.scan.feed(name.as_str().as_bytes()).or(this.scan.feed(value.as_bytes()));
+                                    let found = this
+                                        .scan
+                                        .feed_where(name.as_str().as_bytes(), |s| report(s))
+                                        .or(this.scan.feed_where(value.as_bytes(), |s| report(s)));
                                     if let Some(f) = found {
-                                        *crate::lock(&this.found) = Some(f);
-                                        this.held.zeroize();
-                                        return Poll::Ready(Some(Err(Box::new(LeakStopped))));
+                                        return this.stop(f);
                                     }
                                 }
                             }
@@ -105,11 +147,9 @@ impl HttpBody for ScannedBody {
                             return Poll::Ready(Some(Ok(frame)));
                         }
                     };
-                    if let Some(f) = this.scan.feed(&data) {
-                        *crate::lock(&this.found) = Some(f);
-                        this.held.zeroize();
-                        this.held.clear();
-                        return Poll::Ready(Some(Err(Box::new(LeakStopped))));
+                    let report = Arc::clone(&this.report);
+                    if let Some(f) = this.scan.feed_where(&data, |s| report(s)) {
+                        return this.stop(f);
                     }
                     this.held.extend_from_slice(&data);
                     if let Some(b) = this.release(this.hold) {

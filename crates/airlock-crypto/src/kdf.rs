@@ -20,6 +20,8 @@ pub mod labels {
     pub const AUDIT_MAC: &[u8] = b"airlock/audit/mac/v1";
     /// Seed of the Ed25519 key that signs the audit log's checkpoints.
     pub const AUDIT_CHECKPOINT_SIGNING: &[u8] = b"airlock/audit/checkpoint-signing/v1";
+    /// AEAD key sealing the broker's local CA private key on disk.
+    pub const BROKER_CA_KEY: &[u8] = b"airlock/broker/ca-key/v1";
     /// Keyed fingerprints of secret values (for leak detection without storing values).
     pub const SECRET_FINGERPRINT: &[u8] = b"airlock/vault/fingerprint/v1";
     /// A KEK slot's AEAD key and its key-commitment key, both derived from the slot's KEK.

@@ -84,6 +84,27 @@ pub struct Network {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub allow_private: Option<Vec<Spanned<String>>>,
+    /// Which CONNECT tunnels the broker opens with its local CA, so that it can inject credentials and scan what
+    /// goes through: `"all"` (the default), `"credentials"` (only hosts some secret is pinned to) or `"off"`.
+    /// An unopened tunnel is still decided, SSRF-checked and SNI-checked, but nothing inside it is seen.
+    pub tls_inspect: Option<TlsInspect>,
+    /// Hosts whose tunnels are never opened: clients that pin certificates or use client certificates.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tls_passthrough: Option<Vec<Spanned<String>>>,
+}
+
+/// `[network] tls_inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsInspect {
+    /// Open every tunnel (except `tls_passthrough` hosts).
+    #[default]
+    All,
+    /// Open only tunnels to hosts some secret is pinned to.
+    Credentials,
+    /// Open none: no injection or scanning inside TLS.
+    Off,
 }
 
 /// Filesystem rules for every tool.
@@ -282,6 +303,10 @@ pub struct SecretMeta {
     #[schemars(with = "Vec<String>")]
     pub hosts: Vec<Spanned<String>>,
     pub inject: Option<InjectRecipe>,
+    /// Request body media types (`"application/json"`, `"application/x-www-form-urlencoded"`) in which the broker
+    /// also swaps this secret's surrogate, escaped for the type. Headers and the URL are always searched.
+    #[serde(default)]
+    pub body_types: Vec<String>,
     pub description: Option<String>,
 }
 

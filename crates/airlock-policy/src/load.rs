@@ -121,6 +121,8 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.block_private = n.block_private.or(base.block_private.take());
         base.max_request_bytes = n.max_request_bytes.or(base.max_request_bytes);
         base.allow_private = n.allow_private.or(base.allow_private.take());
+        base.tls_inspect = n.tls_inspect.or(base.tls_inspect);
+        base.tls_passthrough = n.tls_passthrough.or(base.tls_passthrough.take());
     }
     if let Some(f) = o.fs {
         file.fs.deny = f.deny.or(file.fs.deny.take());

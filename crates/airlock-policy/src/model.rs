@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::config::{self, ConfigFile, InjectRecipe, Limits};
+use crate::config::{self, ConfigFile, InjectRecipe, Limits, TlsInspect};
 use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
 use crate::load::Document;
 use crate::normalize::{self, HostPattern, HostPatternKind};
@@ -247,6 +247,8 @@ pub struct SecretSpec {
     pub name: String,
     pub hosts: Vec<At<HostPattern>>,
     pub inject: Option<InjectRecipe>,
+    /// Lowercased media types whose request bodies are searched for the surrogate.
+    pub body_types: Vec<String>,
     pub span: Range<usize>,
 }
 
@@ -264,6 +266,10 @@ pub struct Model {
     pub network_deny: Vec<At<HostPattern>>,
     /// `[network] allow_private`: what the SSRF check lets through.
     pub allow_private: Vec<At<PrivateAllow>>,
+    /// `[network] tls_inspect`.
+    pub tls_inspect: TlsInspect,
+    /// `[network] tls_passthrough`.
+    pub tls_passthrough: Vec<At<HostPattern>>,
     pub fs_deny: Vec<At<FsPattern>>,
     pub exec_deny: Vec<At<Program>>,
     /// Where bare program names are looked up, for config entries and requests alike.
@@ -602,9 +608,29 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         if let Some(r) = &meta.inject {
             check_inject(&mut b, r, name.span());
         }
+        let mut body_types = Vec::new();
+        for t in &meta.body_types {
+            let lower = t.trim().to_ascii_lowercase();
+            match lower.split_once('/') {
+                Some((a, b2)) if !a.is_empty() && !b2.is_empty() && !lower.contains(';') && !lower.contains('*') => {
+                    body_types.push(lower)
+                }
+                _ => b.err(
+                    "inject",
+                    name.span(),
+                    format!("body_types: {t:?} is not a media type such as \"application/json\""),
+                ),
+            }
+        }
         secrets.insert(
             name.get_ref().clone(),
-            SecretSpec { name: name.get_ref().clone(), hosts, inject: meta.inject.clone(), span: name.span() },
+            SecretSpec {
+                name: name.get_ref().clone(),
+                hosts,
+                inject: meta.inject.clone(),
+                body_types,
+                span: name.span(),
+            },
         );
     }
 
@@ -835,6 +861,8 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
     // Global rules.
     let network_deny = file.network.deny.iter().flatten().filter_map(|h| b.host_pattern(h)).collect();
     let allow_private = file.network.allow_private.iter().flatten().filter_map(|h| b.private_allow(h)).collect();
+    let tls_inspect = file.network.tls_inspect.unwrap_or_default();
+    let tls_passthrough = file.network.tls_passthrough.iter().flatten().filter_map(|h| b.host_pattern(h)).collect();
     let mut fs_deny = b.fs_deny(file.fs.deny.as_deref().unwrap_or_default());
     if protect_credentials {
         for p in CREDENTIAL_PATHS {
@@ -881,6 +909,8 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         secrets,
         network_deny,
         allow_private,
+        tls_inspect,
+        tls_passthrough,
         fs_deny,
         exec_deny,
         search_path,

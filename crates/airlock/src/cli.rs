@@ -45,6 +45,21 @@ pub enum Command {
     Audit(AuditCommand),
     /// Run the egress broker in the foreground: an HTTP(S) proxy that applies policy to every request.
     Proxy(ProxyArgs),
+    /// The local CA the broker signs intercepted hosts' certificates with.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Print the CA bundle clients should trust (the CA plus the system roots), making the CA if needed.
+    Path {
+        /// Print the CA certificate alone instead (for NODE_EXTRA_CA_CERTS and other "extra CA" settings).
+        #[arg(long)]
+        cert: bool,
+    },
+    /// Show the CA's fingerprint, expiry, files and the environment clients need.
+    Show,
 }
 
 #[derive(Args, Debug)]

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(c) => crate::policy::run(&ctx.home, ctx.json, c),
         Command::Audit(c) => crate::audit::run(&ctx, c),
         Command::Proxy(a) => crate::proxy::run(&ctx, a),
+        Command::Ca(c) => crate::ca::run(&ctx, c),
     }
 }
 
@@ -76,7 +77,7 @@ impl Ctx {
         Ok(vault)
     }
 
-    fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+    pub(crate) fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
         } else {
@@ -150,6 +151,8 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
     let mut vault = Vault::init(&ctx.home, &specs, &opts, &mut inputs)?;
     let audit = ChangeLog::open(ctx, &mut vault)?;
     audit.record(activity::CREATE, "vault", vault.vault_id(), "vault initialised".into())?;
+    // The broker's CA, so that `airlock ca path` has something to print before the first proxy starts.
+    crate::ca::load_or_create(&ctx.home, &mut vault)?;
     let st = vault.status();
     ctx.print(&st, || {
         let mut s = format!(

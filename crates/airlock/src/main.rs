@@ -18,6 +18,7 @@
 //! | 10 | the audit log failed verification (or holds a torn record: run `airlock audit repair`) |
 
 mod audit;
+mod ca;
 mod cli;
 mod commands;
 mod demo;

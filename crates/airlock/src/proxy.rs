@@ -11,12 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_audit::{AuditLog, AuditMac};
+use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recipe};
 use airlock_broker::leak::{LeakScanner, Source};
 use airlock_broker::ssrf::Cidr;
 use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy};
 use airlock_crypto::kdf::labels;
 use airlock_policy::PolicyStore;
 use airlock_policy::model::PrivateAllow;
+use airlock_policy::normalize::HostPattern;
+use airlock_vault::Injection;
+use airlock_vault::surrogate::SurrogateMap;
 
 use crate::CliError;
 use crate::cli::ProxyArgs;
@@ -52,8 +56,17 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         AuditLog::open(&setup.dir, signer, setup.options, setup.sinks)
             .map_err(|e| CliError::input(format!("audit log {}: {e}", setup.dir.display())))?,
     );
-    let leaks = leak_scanner(&mut vault)?;
+    let (credentials, surrogates) = credentials(&mut vault, &model, &a.tool)?;
+    let leaks = leak_scanner(&mut vault, &credentials)?;
+    let ca = match model.tls_inspect {
+        airlock_policy::config::TlsInspect::Off => None,
+        _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
+    };
     drop(vault);
+    let mut env: Vec<(String, String)> = surrogates;
+    if ca.is_some() {
+        env.extend(crate::ca::env_lines(&crate::ca::files(&ctx.home)));
+    }
 
     let ssrf = ssrf_policy(&model.allow_private, model.block_private)?;
     let timeout = Duration::from_secs(5);
@@ -84,6 +97,8 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         extra_ca_pems: Vec::new(),
         leaks: Arc::new(leaks),
         rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
+        credentials: Arc::new(credentials),
+        ca,
     })
     .map_err(|e| CliError::input(e.to_string()))?;
 
@@ -93,7 +108,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
-    let result = runtime.block_on(serve(broker, principal, &a));
+    let result = runtime.block_on(serve(broker, principal, &a, &env));
     let closed = match Arc::try_unwrap(log) {
         Ok(log) => log.close().map(|_| ()).map_err(|e| CliError::input(format!("closing the audit log: {e}"))),
         Err(_) => Ok(()),
@@ -102,7 +117,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     result.and(closed)
 }
 
-async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs) -> Result<(), CliError> {
+async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs, env: &[(String, String)]) -> Result<(), CliError> {
     let mut tasks = tokio::task::JoinSet::new();
     if !a.no_tcp {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -121,6 +136,10 @@ async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs) -> Result<()
         println!("AIRLOCK_PROXY_SOCKET={}", path.display());
         let (b, p) = (broker.clone(), principal.clone());
         tasks.spawn(async move { b.serve_unix(listener, Attribution::Fixed(p)).await });
+    }
+    // Surrogates (never real values) and the CA bundle the client must trust for opened tunnels.
+    for (k, v) in env {
+        println!("{k}={v}");
     }
     eprintln!(
         "airlock: proxy for agent {} tool {} (run {}); Ctrl-C to stop",
@@ -188,13 +207,92 @@ fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private:
     Ok(p)
 }
 
-/// Every current value in the vault, so that a tool that somehow holds one cannot send it out.
-fn leak_scanner(vault: &mut airlock_vault::Vault) -> Result<LeakScanner, CliError> {
+/// The credentials the tool may have injected, with a surrogate for each, and the environment lines that hand the
+/// surrogates to the tool (`NAME=surrogate`). Secrets the tool is granted but the vault lacks are warned about.
+fn credentials(
+    vault: &mut airlock_vault::Vault,
+    model: &airlock_policy::model::Model,
+    tool: &str,
+) -> Result<(CredentialSet, Vec<(String, String)>), CliError> {
+    let mut creds = Vec::new();
+    let mut env = Vec::new();
+    let mut map = SurrogateMap::new();
+    let Some(spec) = model.tools.get(tool) else { return Ok((CredentialSet::empty(), env)) };
+    for name in spec.secrets.iter().map(|s| s.value.as_str()) {
+        let id = airlock_vault::SecretId::parse(name, airlock_vault::DEFAULT_WORKSPACE)?;
+        let info = match vault.info(&id) {
+            Ok(i) => i,
+            Err(airlock_vault::VaultError::NotFound(_)) => {
+                eprintln!("airlock: warning: tool {tool} may use secret {name}, but the vault has no such secret");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let value = vault.resolve(&id)?;
+        let secret_spec = model.secrets.get(name);
+        let recipe = match (secret_spec.and_then(|s| s.inject.as_ref()), &info.injection) {
+            (Some(r), _) => Some(match (&r.header, &r.query) {
+                (Some(h), _) => Recipe::header(h, r.format.as_deref().unwrap_or("{value}")),
+                (None, Some(q)) => Recipe::query(q),
+                (None, None) => Err("inject needs a header or a query parameter".into()),
+            }),
+            (None, Some(Injection::Header { name: h, template })) => Some(Recipe::header(h, template)),
+            (None, Some(Injection::Query { param })) => Some(Recipe::query(param)),
+            (None, Some(Injection::Basic { username })) => Some(Recipe::basic(username)),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(|e| CliError::input(format!("secret {name}: {e}")))?;
+        let vault_pins = info
+            .hosts
+            .iter()
+            .map(|h| HostPattern::parse(h).map_err(|e| CliError::input(format!("secret {name}: vault pin {h}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body_types: Vec<&str> =
+            secret_spec.map(|s| s.body_types.iter().map(String::as_str).collect()).unwrap_or_default();
+        let mut cred = Credential::new(name, value.expose()).vault_pins(vault_pins).body_types(&body_types);
+        if let Some(r) = recipe {
+            cred = cred.recipe(r);
+        }
+        if info.exposure == airlock_vault::Exposure::Surrogate && value.expose().len() >= MIN_SURROGATE_LEN {
+            let surrogate = map.surrogate_for(&id, value.expose()).to_string();
+            env.push((env_name(name), surrogate.clone()));
+            cred = cred.surrogate(&surrogate);
+        }
+        creds.push(cred);
+    }
+    let set = CredentialSet::new(creds).map_err(CliError::input)?;
+    Ok((set, env))
+}
+
+/// An environment variable name for a secret name: itself when it is one, else upper-cased with `_` for the rest.
+fn env_name(secret: &str) -> String {
+    let mut s: String =
+        secret.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    if secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !secret.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return secret.to_string();
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
+/// so that one headed to the wrong host is caught in any encoding.
+fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
     let mut builder = LeakScanner::builder();
     for info in vault.list()? {
         let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;
         let value = vault.resolve(&id)?;
         builder.add(Source::Secret(id.to_string()), value.expose());
+    }
+    for c in credentials.iter() {
+        if let Some(s) = &c.surrogate {
+            builder.add(Source::Surrogate(c.secret.clone()), s.as_bytes());
+        }
     }
     let scanner = builder.build().map_err(|e| CliError::input(e.to_string()))?;
     for s in scanner.skipped() {

@@ -83,6 +83,8 @@ impl Harness {
             extra_ca_pems: vec![tls_upstream.ca_pem.clone()],
             leaks: Arc::new(airlock_broker::leak::LeakScanner::builder().build().unwrap()),
             rate_limits: airlock_broker::limits::Limiter::from_config(&engine.compiled().model.file.rate_limits),
+            credentials: Arc::new(airlock_broker::inject::CredentialSet::empty()),
+            ca: None,
         };
         tweak(&mut cfg);
         let broker = Broker::new(cfg).unwrap();
@@ -179,6 +181,22 @@ async fn echo(
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = hyper::StatusCode::FOUND;
         r.headers_mut().insert("location", "http://other.example.com/landing".parse().unwrap());
+        return Ok(r);
+    }
+    // `/redirect-to?URL`: 302 to URL.
+    if parts.uri.path() == "/redirect-to" {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::FOUND;
+        r.headers_mut().insert("location", parts.uri.query().unwrap_or("/").parse().unwrap());
+        return Ok(r);
+    }
+    // `/quiet`: records the request but echoes nothing of it (an echo of an injected header is a reflection, which
+    // the broker cuts off). Sets a cookie, which the broker strips from injected hosts' responses.
+    if parts.uri.path().starts_with("/quiet") {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
+        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        r.headers_mut().insert("set-cookie", "session=upstream-session; Secure".parse().unwrap());
+        r.headers_mut().insert("x-upstream", "kept".parse().unwrap());
         return Ok(r);
     }
     let json = serde_json::json!({
@@ -844,5 +862,83 @@ impl Harness {
                 (RawResponse { status: 0, head: "timed out".into(), body: String::new() }, Vec::new())
             })
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Credential injection and opened (intercepted) tunnels.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Tool `fetch` may use `API_TOKEN` (pinned to `api.example.com`, any port; the tool holds a surrogate) and
+/// `RECIPE_TOKEN` (pinned to `tunnel.example.com`; injected as `X-Api-Key` by recipe).
+pub const INJECT_POLICY: &str = r#"
+version = 1
+default_profile = "dev"
+
+[agents.agent]
+tools = ["fetch"]
+
+[tools.fetch]
+secrets = ["API_TOKEN", "RECIPE_TOKEN"]
+[[tools.fetch.network]]
+hosts = ["api.example.com:*", "tunnel.example.com:*", "other.example.com:*"]
+
+[secrets.API_TOKEN]
+hosts = ["api.example.com:*"]
+
+[secrets.RECIPE_TOKEN]
+hosts = ["tunnel.example.com:*"]
+inject = { header = "X-Api-Key", format = "{value}" }
+"#;
+
+pub const API_REAL: &str = "tok_live_REALvalue0123456789abcdef";
+pub const API_SURROGATE: &str = "tok_live_SURRvalue9876543210fedcba";
+pub const RECIPE_REAL: &str = "rk_REALrecipeValue_0123456789";
+
+/// A broker with the injection policy, both credentials, a leak scanner over their values and the surrogate, and a
+/// local CA that opens every tunnel. The CA certificate is at `dir/airlock-ca.pem` for clients to trust.
+pub fn inject_harness() -> Harness {
+    use airlock_broker::inject::{Credential, CredentialSet, Recipe};
+    use airlock_broker::leak::{LeakScanner, Source};
+    let ca = Arc::new(airlock_broker::ca::LocalCa::generate("test", Duration::from_secs(86400), None).unwrap());
+    let ca_pem = ca.cert_pem().to_string();
+    let h = Harness::with(INJECT_POLICY, |cfg| {
+        let creds = CredentialSet::new(vec![
+            Credential::new("API_TOKEN", API_REAL.as_bytes())
+                .surrogate(API_SURROGATE)
+                .body_types(&["application/json"]),
+            Credential::new("RECIPE_TOKEN", RECIPE_REAL.as_bytes())
+                .recipe(Recipe::header("X-Api-Key", "{value}").unwrap()),
+        ])
+        .unwrap();
+        let mut b = LeakScanner::builder();
+        b.add(Source::Secret("default/API_TOKEN".into()), API_REAL.as_bytes());
+        b.add(Source::Secret("default/RECIPE_TOKEN".into()), RECIPE_REAL.as_bytes());
+        b.add(Source::Surrogate("API_TOKEN".into()), API_SURROGATE.as_bytes());
+        cfg.leaks = Arc::new(b.build().unwrap());
+        cfg.credentials = Arc::new(creds);
+        cfg.ca = Some(ca);
+    });
+    std::fs::write(h.dir.path().join("airlock-ca.pem"), ca_pem).unwrap();
+    h
+}
+
+impl Harness {
+    /// `https://HOST:PORT` of the TLS upstream under one of its names.
+    pub fn tls_url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.tls_upstream.addr.port())
+    }
+
+    /// curl through the proxy, trusting Airlock's CA (opened tunnels) and nothing else.
+    pub fn curl_opened(&self, args: &[&str]) -> CurlResult {
+        let ca = self.dir.path().join("airlock-ca.pem");
+        let mut all = vec!["--cacert", ca.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.curl(&all)
+    }
+
+    /// How many requests the TLS upstream has seen.
+    pub fn tls_count(&self) -> usize {
+        self.tls_upstream.seen.lock().unwrap().len()
     }
 }
