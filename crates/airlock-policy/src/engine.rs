@@ -511,7 +511,15 @@ impl Engine {
         if let Some(hit) = self.hosts.get(host) {
             return hit;
         }
-        let built = build_host_entity(host);
+        // `[network] allow_private` prefixes exempt an address literal from the private-address rule, as they do
+        // from the broker's SSRF check: otherwise an operator's explicit allowance works by name but not by address.
+        let allowed = |ip: IpAddr| {
+            self.compiled.model.allow_private.iter().any(|a| match a.value {
+                crate::model::PrivateAllow::Prefix(net, len) => prefix_contains(net, len, ip),
+                crate::model::PrivateAllow::Host(_) => false,
+            })
+        };
+        let built = build_host_entity(host, allowed);
         self.hosts.insert(host.clone(), built.clone());
         built
     }
@@ -698,18 +706,36 @@ fn fs_reason(tool: &str, verb: &str, list: &FsList, path: &str) -> String {
     format!("path {path} is outside tool {tool}'s {verb} paths")
 }
 
-fn build_host_entity(host: &HostName) -> (EntityUid, Arc<cedar_policy_core::ast::Entity>) {
+fn build_host_entity(
+    host: &HostName,
+    allowed_private: impl Fn(IpAddr) -> bool,
+) -> (EntityUid, Arc<cedar_policy_core::ast::Entity>) {
     use crate::cedar_input::{boolean, entity, string};
     let name = host.to_string();
     let (is_ip, private) = match host {
-        HostName::Ipv4(ip) => (true, is_private(IpAddr::V4(*ip))),
-        HostName::Ipv6(ip) => (true, is_private(IpAddr::V6(*ip))),
+        HostName::Ipv4(ip) => (true, is_private(IpAddr::V4(*ip)) && !allowed_private(IpAddr::V4(*ip))),
+        HostName::Ipv6(ip) => (true, is_private(IpAddr::V6(*ip)) && !allowed_private(IpAddr::V6(*ip))),
         HostName::Domain(_) => (false, false),
     };
     let parents: Vec<EntityUid> = host.parent_domains().iter().map(|d| uid(&TYPES.domain, d)).collect();
     let u = uid(&TYPES.host, &name);
     let e = entity(&u, [("name", string(&name)), ("is_ip", boolean(is_ip)), ("private_ip", boolean(private))], parents);
     (u, Arc::new(e))
+}
+
+/// Whether `ip` lies in `net/len` (same family only).
+fn prefix_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
 }
 
 /// Addresses that are never a public destination. Conservative: when in doubt, private. The broker applies

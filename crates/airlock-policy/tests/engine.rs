@@ -182,3 +182,26 @@ fn second_identical_request_is_served_from_the_cache() {
     assert!(second.cached);
     assert!(second.decision.allowed);
 }
+
+#[test]
+fn allow_private_prefixes_exempt_address_literals_from_the_private_address_rule() {
+    let s = Setup::with_config(
+        r#"
+version = 1
+[network]
+allow_private = ["127.0.0.1", "10.20.0.0/16"]
+[agents.a]
+tools = ["t"]
+[tools.t]
+[[tools.t.network]]
+hosts = ["127.0.0.1:*", "127.0.0.2:*", "10.20.3.4:*", "10.21.0.1:*"]
+"#,
+    );
+    let e = s.engine();
+    let allowed = |url: &str| e.decide(&Request::http("a", "t", "GET", url)).decision.allowed;
+    assert!(allowed("http://127.0.0.1:8080/"));
+    assert!(allowed("http://10.20.3.4:8080/"));
+    // Outside the listed prefixes, the rule still holds.
+    assert!(!allowed("http://127.0.0.2:8080/"));
+    assert!(!allowed("http://10.21.0.1:8080/"));
+}

@@ -88,6 +88,13 @@ pub struct ProxyArgs {
     /// Answer this name with this address without asking DNS (`host=IP`; repeatable), like curl's --resolve.
     #[arg(long, value_name = "HOST=IP")]
     pub resolve: Vec<String>,
+    /// Most client connections open at once (beyond it, new connections are closed unanswered).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Trust this CA (PEM file; repeatable) for upstream TLS, besides the system roots: an internal CA, or a
+    /// test server's.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
     /// Exit after this many seconds (for scripts and tests).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<u64>,

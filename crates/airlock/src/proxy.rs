@@ -92,9 +92,16 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         timeouts: Default::default(),
         limits: airlock_broker::Limits {
             max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
+            max_connections_per_principal: a.max_connections.max(1),
             ..Default::default()
         },
-        extra_ca_pems: Vec::new(),
+        extra_ca_pems: a
+            .upstream_ca
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p).map_err(|e| CliError::input(format!("--upstream-ca {}: {e}", p.display())))
+            })
+            .collect::<Result<_, _>>()?,
         leaks: Arc::new(leaks),
         rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
         credentials: Arc::new(credentials),

@@ -141,3 +141,173 @@ fn proxy_refuses_a_non_loopback_listen_address() {
         .expect(2)
         .err_has("loopback only");
 }
+
+const INJECT_POLICY: &str = r#"
+version = 1
+default_profile = "dev"
+
+[network]
+allow_private = ["127.0.0.1"]
+
+[agents.agent]
+tools = ["fetch"]
+
+[tools.fetch]
+secrets = ["API_TOKEN"]
+[[tools.fetch.network]]
+hosts = ["api.example.com:*"]
+
+[secrets.API_TOKEN]
+hosts = ["api.example.com:*"]
+"#;
+
+/// An HTTPS upstream for `api.example.com` (certificate from a throwaway CA made with the openssl CLI), in Python,
+/// that appends each request's headers to `seen` and answers `hello over tls` with a session cookie. Returns the
+/// port and the CA file.
+/// Kills the upstream even when the test fails (it would otherwise hold the test's output pipe open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tls_upstream(dir: &std::path::Path, seen: &std::path::Path) -> (u16, std::path::PathBuf, KillOnDrop) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=upstream test CA"],
+    ]
+    .concat());
+    run(&[&["req"], &ec[..], &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=api.example.com"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:api.example.com\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let script = r#"
+import http.server, json, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(sys.argv[1], "a") as f:
+            f.write(json.dumps({k.lower(): v for k, v in self.headers.items()}) + "\n")
+        body = b"hello over tls"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Set-Cookie", "session=upstream")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("leaf.pem", "leaf.key")
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let python = std::env::var("AIRLOCK_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(seen)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    (line.trim().parse().expect("the upstream printed its port"), dir.join("ca.pem"), KillOnDrop(child))
+}
+
+#[test]
+fn proxy_hands_out_a_surrogate_and_injects_the_real_value_into_an_opened_tunnel() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    al.set("API_TOKEN", VALUE.as_bytes());
+    std::fs::write(al.home.join("airlock.toml"), INJECT_POLICY).unwrap();
+    let seen = al.path("seen.jsonl");
+    let updir = al.path("upstream");
+    std::fs::create_dir_all(&updir).unwrap();
+    let (port, upstream_ca, server) = tls_upstream(&updir, &seen);
+
+    let (mut child, feeder) = al
+        .call([
+            "proxy",
+            "--agent",
+            "agent",
+            "--tool",
+            "fetch",
+            "--config",
+            al.home.join("airlock.toml").to_str().unwrap(),
+            "--resolve",
+            "api.example.com=127.0.0.1",
+            "--upstream-ca",
+            upstream_ca.to_str().unwrap(),
+            "--exit-after",
+            "60",
+        ])
+        .spawn();
+    feeder.join().unwrap();
+    let mut env = std::collections::HashMap::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
+        env.insert(k.to_string(), v.to_string());
+        if k == "NODE_EXTRA_CA_CERTS" {
+            break; // the last line
+        }
+    }
+    let surrogate = env["API_TOKEN"].clone();
+    assert_ne!(surrogate, VALUE);
+    assert!(!surrogate.contains(VALUE) && surrogate.len() >= 16, "{surrogate}");
+    for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"] {
+        assert_eq!(env[k], env["CURL_CA_BUNDLE"]);
+    }
+    let bundle = std::fs::read_to_string(&env["CURL_CA_BUNDLE"]).unwrap();
+    assert!(bundle.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-D", "-", "-x", &env["HTTPS_PROXY"], "--cacert", &env["CURL_CA_BUNDLE"]])
+        .args(["-H", &format!("Authorization: Bearer {surrogate}")])
+        .arg(format!("https://api.example.com:{port}/user"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.ends_with("hello over tls"), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.to_ascii_lowercase().contains("set-cookie"), "the session cookie stays with the broker: {text}");
+    let seen_text = std::fs::read_to_string(&seen).unwrap();
+    let headers: serde_json::Value = serde_json::from_str(seen_text.lines().last().unwrap()).unwrap();
+    assert_eq!(headers["authorization"], format!("Bearer {VALUE}"), "the upstream got the real value");
+
+    // The CA `airlock ca path` prints is the one the proxy used.
+    al.call(["ca", "path"]).expect(0).out_has(&env["CURL_CA_BUNDLE"]);
+
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(server);
+    let findings = al.call(["--json", "audit", "query", "--type", "api"]).expect(0);
+    assert!(findings.out().contains("secrets_injected"), "the use of the secret was recorded: {}", findings.out());
+    let t = al.transcript();
+    assert!(!t.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value was printed");
+}
