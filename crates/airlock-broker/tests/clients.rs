@@ -75,8 +75,9 @@ fn run(client: &Client, script: &str, args: &[&str]) -> (u16, String) {
 const REQUESTS: &str = r#"
 import sys, requests
 proxy, url, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = dict([sys.argv[4].split(": ", 1)]) if len(sys.argv) > 4 else {}
 try:
-    r = requests.get(url, proxies={"http": proxy, "https": proxy}, verify=ca, timeout=20)
+    r = requests.get(url, proxies={"http": proxy, "https": proxy}, verify=ca, timeout=20, headers=headers)
     print(r.status_code, r.text)
 except requests.exceptions.ProxyError as e:
     print(403 if "403" in str(e) else 599, str(e).replace("\n", " "))
@@ -85,9 +86,10 @@ except requests.exceptions.ProxyError as e:
 const HTTPX: &str = r#"
 import sys, httpx
 proxy, url, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = dict([sys.argv[4].split(": ", 1)]) if len(sys.argv) > 4 else {}
 try:
-    with httpx.Client(proxy=proxy, verify=ca, timeout=20) as c:
-        r = c.get(url)
+    with httpx.Client(proxy=proxy, verify=ca, timeout=20, follow_redirects=True) as c:
+        r = c.get(url, headers=headers)
         print(r.status_code, r.text)
 except httpx.ProxyError as e:
     print(403 if "403" in str(e) else 599, str(e).replace("\n", " "))
@@ -97,9 +99,11 @@ const NODE_FETCH: &str = r#"
 const fs = require('fs');
 const { ProxyAgent, fetch } = require('undici');
 // `node -e SCRIPT a b c` gives argv [node, a, b, c].
-const [proxy, url, ca] = process.argv.slice(1);
+const [proxy, url, ca, header] = process.argv.slice(1);
+const headers = { 'user-agent': 'node-fetch-undici' };
+if (header) { const i = header.indexOf(': '); headers[header.slice(0, i)] = header.slice(i + 2); }
 const dispatcher = new ProxyAgent({ uri: proxy, requestTls: { ca: fs.readFileSync(ca) } });
-fetch(url, { dispatcher, headers: { 'user-agent': 'node-fetch-undici' } })
+fetch(url, { dispatcher, headers })
   .then(async (r) => console.log(r.status, await r.text()))
   .catch((e) => { const m = String((e.cause && e.cause.message) || e); console.log(m.includes('403') ? 403 : 599, m); });
 "#;
@@ -145,6 +149,55 @@ fn exercise(client: &str, script: &str, py: Option<Client>, tunnels_http: bool) 
         assert_eq!(status, 403, "{client} CONNECT denied: {body}");
     }
     assert_eq!(h.tls_upstream.seen.lock().unwrap().len(), 1, "{client}: the denied tunnel reached nothing");
+}
+
+/// Through opened tunnels (the client trusts only Airlock's CA): a surrogate swapped toward its pinned host, the
+/// same surrogate refused toward another host (a readable 403, since the tunnel is open), a recipe applied, and a
+/// cross-host redirect followed without the credential.
+fn exercise_injection(client: &str, script: &str, c: Option<Client>) {
+    use common::{API_REAL, API_SURROGATE, RECIPE_REAL, inject_harness};
+    let Some(c) = c else { return };
+    let h = inject_harness();
+    let proxy = h.proxy_url();
+    let ca = h.dir.path().join("airlock-ca.pem").to_str().unwrap().to_string();
+    let auth = format!("Authorization: Bearer {API_SURROGATE}");
+
+    let (status, body) = run(&c, script, &[&proxy, &h.tls_url("api.example.com", "/quiet"), &ca, &auth]);
+    assert_eq!((status, body.as_str()), (200, r#"{"ok":true}"#), "{client} surrogate");
+    assert_eq!(h.tls_upstream.last().unwrap().headers["authorization"], format!("Bearer {API_REAL}"), "{client}");
+
+    let (status, body) = run(&c, script, &[&proxy, &h.tls_url("other.example.com", "/quiet"), &ca, &auth]);
+    assert_eq!(status, 403, "{client} wrong host: {body}");
+    assert!(body.contains(r#""kind":"exfiltration""#), "{client} can read why: {body}");
+
+    let (status, body) = run(&c, script, &[&proxy, &h.tls_url("tunnel.example.com", "/quiet"), &ca]);
+    assert_eq!(status, 200, "{client} recipe: {body}");
+    assert_eq!(h.tls_upstream.last().unwrap().headers["x-api-key"], RECIPE_REAL, "{client}");
+
+    let landing = h.tls_url("other.example.com", "/quiet");
+    let start = h.tls_url("api.example.com", &format!("/redirect-to?{landing}"));
+    let before = h.tls_count();
+    let (status, body) = run(&c, script, &[&proxy, &start, &ca, &auth]);
+    assert_eq!(status, 200, "{client} redirect: {body}");
+    let seen = h.tls_upstream.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), before + 2, "{client}: the redirect and the landing");
+    assert!(!seen[before + 1].headers.contains_key("authorization"), "{client}: {:?}", seen[before + 1].headers);
+    assert!(!body.contains(API_REAL));
+}
+
+#[test]
+fn python_requests_with_injection() {
+    exercise_injection("python-requests", REQUESTS, python());
+}
+
+#[test]
+fn python_httpx_with_injection() {
+    exercise_injection("python-httpx", HTTPX, python());
+}
+
+#[test]
+fn node_fetch_with_injection() {
+    exercise_injection("node-fetch-undici", NODE_FETCH, node());
 }
 
 #[test]
