@@ -27,9 +27,10 @@ CARGO_DENY_VERSION=0.20.2
 # rsyslog:       rsyslogd, the real receiver the syslog export tests start on loopback (own config, own ports).
 # rsyslog-gnutls: its TLS driver (gtls), for the syslog-over-TLS tests.
 # curl, openssl: real clients (and a TLS checker) the broker tests drive through the proxy.
+# git:           `git clone` over HTTPS through the proxy, with a surrogate as its credential.
 # python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
 # nodejs, npm:   Node's fetch through the proxy (with undici's ProxyAgent, pinned, installed under target/).
-APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates)
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates git)
 # Python and Node may come from elsewhere (pyenv, NodeSource, whose nodejs conflicts with Debian's npm): take them
 # from Debian only when they are missing.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -116,7 +117,7 @@ else
     echo "no dpkg here; checking for the programs instead"
 fi
 # rsyslogd is in /usr/sbin, which a normal user's PATH often lacks (the tests look there too).
-for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl python3 node npm; do
+for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl git python3 node npm; do
     PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 ||
         die "$prog not found (install the apt packages: ${APT_PACKAGES[*]})"
 done

@@ -205,12 +205,18 @@ fn tls_upstream(dir: &std::path::Path, seen: &std::path::Path) -> (u16, std::pat
         "-extfile",
         "san.ext",
     ]);
+    // `/user` answers `hello over tls` with a session cookie; anything else is a file under `www/` (a git
+    // repository served over git's "dumb" HTTP protocol, say).
     let script = r#"
 import http.server, json, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory="www", **k)
     def do_GET(self):
         with open(sys.argv[1], "a") as f:
-            f.write(json.dumps({k.lower(): v for k, v in self.headers.items()}) + "\n")
+            f.write(json.dumps({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}}) + "\n")
+        if self.path != "/user":
+            return super().do_GET()
         body = b"hello over tls"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -299,6 +305,48 @@ fn proxy_hands_out_a_surrogate_and_injects_the_real_value_into_an_opened_tunnel(
     let seen_text = std::fs::read_to_string(&seen).unwrap();
     let headers: serde_json::Value = serde_json::from_str(seen_text.lines().last().unwrap()).unwrap();
     assert_eq!(headers["authorization"], format!("Bearer {VALUE}"), "the upstream got the real value");
+
+    // git clone over HTTPS through the proxy, trusting only what the proxy printed, with the surrogate as its
+    // credential: the server sees the real value on every request, git never does.
+    let www = updir.join("www");
+    let git = |args: &[&str], dir: &std::path::Path| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", &updir)
+            .env("https_proxy", &env["HTTPS_PROXY"])
+            .env("GIT_SSL_CAINFO", &env["GIT_SSL_CAINFO"])
+            .env_remove("HTTPS_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("NO_PROXY")
+            .output()
+            .expect("git is installed");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let work = updir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&www).unwrap();
+    git(&["init", "-q", "-b", "main"], &work);
+    std::fs::write(work.join("README"), "through the broker\n").unwrap();
+    git(&["add", "README"], &work);
+    git(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "one"], &work);
+    git(&["clone", "-q", "--bare", work.to_str().unwrap(), www.join("repo.git").to_str().unwrap()], &updir);
+    git(&["update-server-info"], &www.join("repo.git"));
+    let url = format!("https://api.example.com:{port}/repo.git");
+    let header = format!("http.extraHeader=Authorization: Bearer {surrogate}");
+    git(&["-c", &header, "clone", "-q", &url, "cloned"], &updir);
+    assert_eq!(std::fs::read_to_string(updir.join("cloned/README")).unwrap(), "through the broker\n");
+    let seen_text = std::fs::read_to_string(&seen).unwrap();
+    let git_requests: Vec<serde_json::Value> = seen_text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|h| h["path"].as_str().unwrap_or("").starts_with("/repo.git"))
+        .collect();
+    assert!(git_requests.len() >= 3, "git fetched refs and objects: {git_requests:?}");
+    for h in &git_requests {
+        assert_eq!(h["authorization"], format!("Bearer {VALUE}"), "{h}");
+    }
 
     // The CA `airlock ca path` prints is the one the proxy used.
     al.call(["ca", "path"]).expect(0).out_has(&env["CURL_CA_BUNDLE"]);
