@@ -284,7 +284,7 @@ AUDIT_NOTE="audit log at its defaults (record_allows = true, fail_closed = true)
 
 start_airlock() {
     start airlock "$WORK/airlock.log" "$AIRLOCK" proxy --listen "127.0.0.1:$AIRLOCK_PORT" --agent bench --tool fetch \
-        --config "$WORK/airlock.toml" --resolve "$UP_NAME=127.0.0.1"
+        --config "$WORK/airlock.toml" --resolve "$UP_NAME=127.0.0.1" --max-connections "$((CONNS + 64))"
     AIRLOCK_PID=$LAST_PID
     wait_port airlock "$AIRLOCK_PORT" "$AIRLOCK_PID" "$WORK/airlock.log"
 }
