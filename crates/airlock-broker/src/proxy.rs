@@ -867,7 +867,17 @@ async fn handle_connect(
         return refuse(d, target).await;
     }
     let engine = shared.policy.engine();
-    let decision = decide(&engine, &principal, "CONNECT", &target_url(&target), 0);
+    let mut decision = decide(&engine, &principal, "CONNECT", &target_url(&target), 0);
+    let opened = opens_tunnel(&shared, &engine, &principal, &target);
+    if !decision.allowed
+        && opened.is_some()
+        && let Some(d) = some_request_allowed(&engine, &principal, &target)
+    {
+        // An opened tunnel's requests are each decided on their own, so the tunnel only needs *some* request to
+        // the host to be allowed (a rule for `GET /repos/` must work over HTTPS). Still decided here, before any
+        // name is resolved.
+        decision = d;
+    }
     if !decision.allowed {
         let mut d = Denial::new(StatusCode::FORBIDDEN, "policy", decision.reason.clone());
         d.policies = decision.policies.clone();
@@ -877,7 +887,7 @@ async fn handle_connect(
         Ok(a) => a,
         Err(d) => return refuse(d, target).await,
     };
-    if let Some(ca) = opens_tunnel(&shared, &engine, &principal, &target) {
+    if let Some(ca) = opened {
         // Each request inside is decided, checked and dialled on its own; the CONNECT itself is recorded here.
         let seen = Seen::of(Some(&principal), "CONNECT", Some(&target), &request_id);
         if let Err(d) = record_allow(&shared, &seen, &decision.policies, &Injected::default()).await {
@@ -948,6 +958,28 @@ async fn handle_connect(
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::OK;
     r
+}
+
+/// Whether the tool's rules allow some request to the tunnel's host: for each rule naming the host, its first method
+/// and first path prefix are put to the engine (so forbids, deny lists, schedules and the private-address rule
+/// still apply). The allowing decision, if any.
+fn some_request_allowed(
+    engine: &Engine,
+    principal: &Principal,
+    target: &Target,
+) -> Option<Arc<airlock_policy::Decision>> {
+    let tool = engine.compiled().model.tools.get(&principal.tool)?;
+    let base = target_url(target);
+    let base = base.trim_end_matches('/');
+    tool.network
+        .iter()
+        .filter(|r| r.hosts.iter().any(|h| h.value.matches(&target.host, target.port, target.default_port)))
+        .map(|r| {
+            let method = r.methods.first().map(String::as_str).unwrap_or("GET");
+            let path = r.paths.first().map(String::as_str).unwrap_or("/");
+            decide(engine, principal, method, &format!("{base}{path}"), 0)
+        })
+        .find(|d| d.allowed)
 }
 
 /// The CA, if this tunnel is to be opened: the broker has one, the host is not in `tls_passthrough`, and

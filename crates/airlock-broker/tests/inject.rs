@@ -80,3 +80,23 @@ fn without_a_ca_the_tunnel_is_spliced_and_nothing_is_injected() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(h.tls_upstream.last().unwrap().headers.get("x-api-key"), None);
 }
+
+#[test]
+fn a_path_limited_rule_works_through_an_opened_tunnel() {
+    // `paths.example.com` allows only GET under /only/: CONNECT itself is neither, but an opened tunnel decides
+    // each request inside, so the tunnel opens and the rule is enforced per request.
+    let ca = std::sync::Arc::new(
+        airlock_broker::ca::LocalCa::generate("test", std::time::Duration::from_secs(86400), None).unwrap(),
+    );
+    let pem = ca.cert_pem().to_string();
+    let h = common::Harness::with(common::POLICY, |cfg| cfg.ca = Some(ca));
+    std::fs::write(h.dir.path().join("airlock-ca.pem"), pem).unwrap();
+    let r = h.curl_opened(&[&h.tls_url("paths.example.com", "/only/x")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = h.curl_opened(&[&h.tls_url("paths.example.com", "/elsewhere")]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["kind"], "policy");
+    let r = h.curl_opened(&["-X", "DELETE", &h.tls_url("paths.example.com", "/only/x")]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(h.tls_count(), 1, "only the allowed request reached the upstream");
+}

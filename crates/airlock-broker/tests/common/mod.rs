@@ -263,6 +263,7 @@ impl TlsUpstream {
             "api.example.com".into(),
             "tunnel.example.com".into(),
             "other.example.com".into(),
+            "paths.example.com".into(),
         ])
         .unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
