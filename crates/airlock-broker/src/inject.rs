@@ -53,27 +53,13 @@ impl fmt::Debug for Recipe {
     }
 }
 
-/// Headers a recipe may not set: they frame or route the message, so a value in them could rewrite the request.
-const FRAMING: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-];
-
 impl Recipe {
     /// A header recipe. `template` holds the value's place exactly once, written `{}` or `{value}`.
     pub fn header(name: &str, template: &str) -> Result<Recipe, String> {
         let name =
             HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
-        if FRAMING.contains(&name.as_str()) {
+        // Framing and routing headers: a value in them could rewrite the request (the vault's list, shared).
+        if airlock_vault::FRAMING_HEADERS.contains(&name.as_str()) {
             return Err(format!("header {name} frames or routes the request and cannot carry a credential"));
         }
         let marker = if template.contains("{value}") { "{value}" } else { "{}" };

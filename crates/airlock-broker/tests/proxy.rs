@@ -148,33 +148,8 @@ fn a_tunnel_whose_sni_names_another_host_is_cut() {
     // CONNECT to an allowed host, then TLS to another name through it (domain fronting).
     let h = Harness::new();
     let port = h.tls_upstream.addr.port();
-    let proxy = h.proxy;
     let ca = h.tls_upstream.ca_pem.clone();
-    let result = h.runtime.block_on(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
-        s.write_all(
-            format!("CONNECT tunnel.example.com:{port} HTTP/1.1\r\nHost: tunnel.example.com:{port}\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut head = [0u8; 1024];
-        let n = s.read(&mut head).await.unwrap();
-        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let config =
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let name = rustls::pki_types::ServerName::try_from("other.example.com").unwrap();
-        connector.connect(name, s).await.map(|_| ())
-    });
+    let result = common::tls_through_connect(&h, "tunnel.example.com", port, "other.example.com", &ca, None);
     assert!(result.is_err(), "TLS to another name through an approved tunnel must fail");
     assert!(h.tls_upstream.last().is_none(), "the upstream saw no request");
 }

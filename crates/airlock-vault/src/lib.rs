@@ -28,8 +28,8 @@ pub mod surrogate;
 mod vault;
 
 pub use model::{
-    DEFAULT_KEEP_VERSIONS, DEFAULT_WORKSPACE, Exposure, Injection, MAX_KEEP_VERSIONS, MAX_VALUE_LEN, NewSecret,
-    SecretId, SecretInfo, check_value, normalize_host,
+    DEFAULT_KEEP_VERSIONS, DEFAULT_WORKSPACE, Exposure, FRAMING_HEADERS, Injection, MAX_KEEP_VERSIONS, MAX_VALUE_LEN,
+    NewSecret, SecretId, SecretInfo, check_value, normalize_host,
 };
 pub use vault::{InitOptions, RekeyReport, SlotInfo, Status, TermStatus, Vault};
 

@@ -144,14 +144,15 @@ pub fn normalize_host(h: &str) -> Result<String, VaultError> {
 }
 
 /// Headers an injection recipe may not set: hop-by-hop, framing and routing headers (RFC 9110 section 7.6.1,
-/// RFC 9112 section 6).
-const FRAMING_HEADERS: &[&str] = &[
+/// RFC 9112 section 6), and the proxy's own credentials. Lowercase. The broker checks its recipes against it too.
+pub const FRAMING_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "transfer-encoding",
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authorization",
     "te",
     "trailer",
     "upgrade",

@@ -943,3 +943,43 @@ impl Harness {
         self.tls_upstream.seen.lock().unwrap().len()
     }
 }
+
+/// CONNECTs to `connect_host:port` through the proxy (expecting 200), then starts TLS naming `sni` and trusting
+/// only `ca_pem`; with `request`, sends it and reads to the end. `Err` when the handshake or the exchange fails.
+pub fn tls_through_connect(
+    h: &Harness,
+    connect_host: &str,
+    port: u16,
+    sni: &str,
+    ca_pem: &str,
+    request: Option<&'static [u8]>,
+) -> std::io::Result<Vec<u8>> {
+    let (proxy, connect_host, sni, ca_pem) = (h.proxy, connect_host.to_string(), sni.to_string(), ca_pem.to_string());
+    h.runtime.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(proxy).await?;
+        let connect = format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n");
+        s.write_all(connect.as_bytes()).await?;
+        let mut head = [0u8; 1024];
+        let n = s.read(&mut head).await?;
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"), "the CONNECT was refused");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+        let mut tls = connector.connect(name, s).await?;
+        let mut out = Vec::new();
+        if let Some(r) = request {
+            tls.write_all(r).await?;
+            tls.read_to_end(&mut out).await?;
+        }
+        Ok(out)
+    })
+}
