@@ -56,6 +56,22 @@ fn curl(proxy: &str, url: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// `airlock proxy` for agent `agent`, tool `fetch`, with `$AIRLOCK_HOME/airlock.toml`, `api.example.com` pinned to
+/// loopback and `extra` arguments; returns the child and its stdout lines.
+fn spawn_proxy(
+    al: &Airlock,
+    extra: &[&str],
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let config = al.home.join("airlock.toml");
+    let mut args = vec!["proxy", "--agent", "agent", "--tool", "fetch", "--config", config.to_str().unwrap()];
+    args.extend(["--resolve", "api.example.com=127.0.0.1", "--exit-after", "60"]);
+    args.extend_from_slice(extra);
+    let (mut child, feeder) = al.call(args).spawn();
+    feeder.join().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
 #[test]
 fn proxy_serves_policy_and_records_every_decision() {
     let al = Airlock::with_passphrase(PASS);
@@ -63,25 +79,7 @@ fn proxy_serves_policy_and_records_every_decision() {
     al.set("gh", VALUE.as_bytes());
     std::fs::write(al.home.join("airlock.toml"), POLICY).unwrap();
     let port = upstream();
-    let (mut child, feeder) = al
-        .call([
-            "proxy",
-            "--agent",
-            "agent",
-            "--tool",
-            "fetch",
-            "--config",
-            al.home.join("airlock.toml").to_str().unwrap(),
-            "--resolve",
-            "api.example.com=127.0.0.1",
-            "--resolve",
-            "other.example.com=127.0.0.1",
-            "--exit-after",
-            "60",
-        ])
-        .spawn();
-    feeder.join().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_proxy(&al, &["--resolve", "other.example.com=127.0.0.1"]);
     let proxy = loop {
         let line = lines.next().expect("the proxy printed its address").unwrap();
         if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
@@ -257,26 +255,9 @@ fn proxy_hands_out_a_surrogate_and_injects_the_real_value_into_an_opened_tunnel(
     std::fs::create_dir_all(&updir).unwrap();
     let (port, upstream_ca, server) = tls_upstream(&updir, &seen);
 
-    let (mut child, feeder) = al
-        .call([
-            "proxy",
-            "--agent",
-            "agent",
-            "--tool",
-            "fetch",
-            "--config",
-            al.home.join("airlock.toml").to_str().unwrap(),
-            "--resolve",
-            "api.example.com=127.0.0.1",
-            "--upstream-ca",
-            upstream_ca.to_str().unwrap(),
-            "--exit-after",
-            "60",
-        ])
-        .spawn();
-    feeder.join().unwrap();
+    let (mut child, lines) = spawn_proxy(&al, &["--upstream-ca", upstream_ca.to_str().unwrap()]);
     let mut env = std::collections::HashMap::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in lines {
         let line = line.unwrap();
         let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
         env.insert(k.to_string(), v.to_string());
