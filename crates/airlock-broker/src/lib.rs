@@ -18,6 +18,7 @@
 //! ## Entry points
 //! - [`Broker::new`] with a [`BrokerConfig`], then [`Broker::serve_tcp`] / [`Broker::serve_unix`].
 
+pub mod budget;
 pub mod ca;
 pub mod inject;
 pub mod leak;

@@ -44,6 +44,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use crate::budget::{Budgets, Exceeded, ExceededSlot, Meter, MeteredBody};
 use crate::ca::LocalCa;
 use crate::inject::{self, Credential, CredentialSet, Gate, Injected, Refusal};
 use crate::leak::{Encoding, Finding, LeakScanner, OwnedStreamScan, Source};
@@ -149,6 +150,8 @@ pub struct BrokerConfig {
     pub credentials: Arc<CredentialSet>,
     /// The local CA for opening tunnels (`None`: tunnels are only spliced).
     pub ca: Option<Arc<LocalCa>>,
+    /// `[budgets]` and `egress_bytes_per_hour`: what a run may send in all.
+    pub budgets: Budgets,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +164,10 @@ pub enum BrokerError {
 
 struct Shared {
     policy: Arc<dyn PolicySource>,
-    ssrf: RwLock<SsrfPolicy>,
+    /// Replaced whole (a listener's own address is added), so a request holds one consistent copy cheaply.
+    ssrf: RwLock<Arc<SsrfPolicy>>,
+    /// Request ids: a random start, then counting (unique per process, no system call per request).
+    next_request: std::sync::atomic::AtomicU64,
     resolver: Arc<Resolver>,
     audit: Option<AuditTrail>,
     timeouts: Timeouts,
@@ -172,8 +178,17 @@ struct Shared {
     connections: std::sync::Mutex<std::collections::HashMap<Principal, Arc<Semaphore>>>,
     credentials: Arc<CredentialSet>,
     ca: Option<Arc<LocalCa>>,
+    budgets: Budgets,
     /// Cross-host redirects answered to injected requests: (who, where to, until when).
     redirects: std::sync::Mutex<Vec<(Principal, String, Instant)>>,
+}
+
+impl Shared {
+    /// A fresh id that ties a request's audit record to its answer (`X-Airlock-Request-Id`).
+    fn request_id(&self) -> String {
+        let n = self.next_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{n:016x}")
+    }
 }
 
 /// How long a cross-host redirect of an injected request is remembered, and how many are.
@@ -222,6 +237,15 @@ impl Denial {
         );
         d.retry_after = Some(limited.retry_after);
         Some(d)
+    }
+
+    /// An egress budget ran out: 429 with a retry time for the hourly buckets, 403 for a run's whole-life budgets
+    /// (they never come back).
+    fn budget(e: Exceeded) -> Denial {
+        let status = if e.retry_after.is_some() { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::FORBIDDEN };
+        let mut d = Denial::new(status, "budget", e.to_string());
+        d.retry_after = e.retry_after;
+        d
     }
 
     fn leak(f: Finding, place: &str) -> Denial {
@@ -305,7 +329,10 @@ impl Broker {
         Ok(Broker {
             shared: Arc::new(Shared {
                 policy: config.policy,
-                ssrf: RwLock::new(config.ssrf),
+                ssrf: RwLock::new(Arc::new(config.ssrf)),
+                next_request: std::sync::atomic::AtomicU64::new(u64::from_le_bytes(
+                    airlock_crypto::random::bytes::<8>(),
+                )),
                 resolver: config.resolver,
                 audit: config.audit,
                 timeouts: config.timeouts,
@@ -316,6 +343,7 @@ impl Broker {
                 connections: Default::default(),
                 credentials: config.credentials,
                 ca: config.ca,
+                budgets: config.budgets,
                 redirects: Default::default(),
             }),
         })
@@ -325,7 +353,10 @@ impl Broker {
     /// destination.
     pub async fn serve_tcp(&self, listener: tokio::net::TcpListener, attribution: Attribution) -> std::io::Result<()> {
         if let Ok(addr) = listener.local_addr() {
-            self.shared.ssrf.write().unwrap_or_else(|p| p.into_inner()).own_addrs.push(addr);
+            let mut ssrf = self.shared.ssrf.write().unwrap_or_else(|p| p.into_inner());
+            let mut updated = SsrfPolicy::clone(&ssrf);
+            updated.own_addrs.push(addr);
+            *ssrf = Arc::new(updated);
         }
         loop {
             let (stream, peer) = listener.accept().await?;
@@ -403,7 +434,7 @@ async fn handle(
     _peer: String,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let request_id = hex::encode(airlock_crypto::random::bytes::<8>());
+    let request_id = shared.request_id();
     let method = req.method().clone();
     // 1. attribute
     let principal = match &attribution {
@@ -461,7 +492,7 @@ where
     let service = service_fn(move |mut req: Request<Incoming>| {
         let (shared, principal, authority) = (Arc::clone(&shared), principal.clone(), authority.clone());
         async move {
-            let request_id = hex::encode(airlock_crypto::random::bytes::<8>());
+            let request_id = shared.request_id();
             let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
             // Only origin-form belongs in a tunnel; anything else names another destination.
             let origin_form = req.uri().authority().is_none() && pq.starts_with('/');
@@ -597,6 +628,11 @@ async fn forward_inner(
     parts.uri = origin_form(&wire)
         .map_err(|e| fail(Denial::new(StatusCode::BAD_REQUEST, "parse", format!("bad request target: {e}"))))?;
     parts.version = hyper::Version::HTTP_11;
+    // 6c. budgets: this request, its host, and its head count now; its body as it streams.
+    let meter = shared
+        .budgets
+        .admit(principal, &target.host, target.port, target.default_port, head_bytes(&parts))
+        .map_err(|e| fail(Denial::budget(e)))?;
     let limit = shared.limits.max_body_bytes as usize;
     let mut body: Body = Limited::new(body, limit).map_err(|e| -> BoxError { e }).boxed();
     let found: FindingSlot = Default::default();
@@ -632,8 +668,15 @@ async fn forward_inner(
         let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
         body = ScannedBody::new(body, scan, Arc::clone(&found)).reporting(Arc::new(report)).boxed();
     }
+    let exceeded: ExceededSlot = Default::default();
+    if meter.is_metered() {
+        body = MeteredBody::new(body, meter, Arc::clone(&exceeded)).boxed();
+    }
     let upstream_req = Request::from_parts(parts, body);
     let sent = shared.upstreams.send(&dests, upstream_req).await;
+    if let Some(e) = crate::lock(&exceeded).take() {
+        return Err(fail(Denial::budget(e)));
+    }
     // A body stopped for a leak fails the upstream request: report the leak, not the broken connection.
     if let Some(f) = crate::lock(&found).take() {
         return Err(fail(Denial::leak(f, "body")));
@@ -691,6 +734,14 @@ async fn forward_inner(
         }
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// The request line and headers as they go upstream, in bytes (what a budget charges before the body).
+fn head_bytes(parts: &hyper::http::request::Parts) -> u64 {
+    let target = parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
+    let headers: usize = parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    (line + headers + 2) as u64
 }
 
 /// A whole body, or `None` past `max` bytes or on a read error. Boxed for the same reason as [`forward`].
@@ -887,6 +938,12 @@ async fn handle_connect(
         Ok(a) => a,
         Err(d) => return refuse(d, target).await,
     };
+    // A tunnel is one request to its host; a spliced one's bytes are charged as they go, an opened one's per
+    // request inside.
+    let meter = match shared.budgets.admit(&principal, &target.host, target.port, target.default_port, 0) {
+        Ok(m) => m,
+        Err(e) => return refuse(Denial::budget(e), target).await,
+    };
     if let Some(ca) = opened {
         // Each request inside is decided, checked and dialled on its own; the CONNECT itself is recorded here.
         let seen = Seen::of(Some(&principal), "CONNECT", Some(&target), &request_id);
@@ -938,7 +995,7 @@ async fn handle_connect(
             Ok(u) => TokioIo::new(u),
             Err(_) => return,
         };
-        let outcome = splice(&tunnel_shared, &mut client, upstream, &tunnel_target).await;
+        let outcome = splice(&tunnel_shared, &mut client, upstream, &tunnel_target, &meter).await;
         if let Ok(Some(prefix)) = outcome {
             let io = Prefixed { prefix, at: 0, inner: client };
             serve_tunnel_http(tunnel_shared, tunnel_principal, tunnel_target, Scheme::Http, io).await;
@@ -1063,6 +1120,7 @@ async fn splice<C>(
     client: &mut C,
     mut upstream: tokio::net::TcpStream,
     target: &Target,
+    meter: &Meter,
 ) -> Result<Option<Vec<u8>>, Denial>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -1119,11 +1177,14 @@ where
             format!("tunnel refused: TLS names {got}, but CONNECT asked for {}", target.host),
         ));
     }
+    meter.charge(buf.len() as u64).map_err(Denial::budget)?;
     if upstream.write_all(&buf).await.is_err() {
         return Ok(None);
     }
-    let _ = copy_with_idle_timeout(client, upstream, shared.timeouts.tunnel_idle).await;
-    Ok(None)
+    match copy_with_idle_timeout(client, upstream, shared.timeouts.tunnel_idle, meter).await {
+        Err(Cut::Budget(e)) => Err(Denial::budget(e)),
+        _ => Ok(None),
+    }
 }
 
 /// An HTTP/1.1 request line has begun: a method token of upper-case letters, then a space.
@@ -1179,11 +1240,25 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 }
 
 /// Copies both ways until either side closes or nothing moves for `idle`.
+/// Why a spliced tunnel ended early.
+enum Cut {
+    Io(#[allow(dead_code)] std::io::Error),
+    /// The tool's writes ran out of egress budget.
+    Budget(Exceeded),
+}
+
+impl From<std::io::Error> for Cut {
+    fn from(e: std::io::Error) -> Cut {
+        Cut::Io(e)
+    }
+}
+
 async fn copy_with_idle_timeout<C>(
     mut client: C,
     mut upstream: tokio::net::TcpStream,
     idle: Duration,
-) -> std::io::Result<()>
+    meter: &Meter,
+) -> Result<(), Cut>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1198,9 +1273,10 @@ where
             let n = cr.read(&mut buf).await?;
             if n == 0 {
                 uw.shutdown().await?;
-                return Ok::<_, std::io::Error>(());
+                return Ok::<_, Cut>(());
             }
             touch();
+            meter.charge(n as u64).map_err(Cut::Budget)?;
             uw.write_all(&buf[..n]).await?;
         }
     };
@@ -1216,6 +1292,7 @@ where
             cw.write_all(&buf[..n]).await?;
         }
     };
+    let down = async { down.await.map_err(Cut::Io) };
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;
@@ -1261,7 +1338,7 @@ fn decide(engine: &Engine, p: &Principal, method: &str, url: &str, bytes: u64) -
 
 /// Step 5: the name, then every address it resolves to. Returns the socket addresses that may be dialled.
 async fn check_destination(shared: &Shared, target: &Target) -> Result<Vec<SocketAddr>, Denial> {
-    let ssrf = shared.ssrf.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let ssrf = Arc::clone(&shared.ssrf.read().unwrap_or_else(|p| p.into_inner()));
     ssrf.check_name(&target.host, target.port)
         .map_err(|e| Denial::new(StatusCode::FORBIDDEN, "ssrf", e.to_string()))?;
     let addrs = shared

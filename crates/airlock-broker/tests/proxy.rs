@@ -214,3 +214,17 @@ fn a_tool_over_its_rate_limit_gets_429_with_retry_after() {
     assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
     assert_eq!(h.upstream.count(), 2);
 }
+
+#[test]
+fn a_tool_over_its_hourly_egress_bytes_gets_429_with_retry_after() {
+    let policy = format!("{}\n[rate_limits.tools.fetch]\negress_bytes_per_hour = \"8KiB\"\n", common::POLICY);
+    let h = Harness::with(&policy, |_| {});
+    let url = format!("http://api.example.com:{}/up", h.upstream.addr.port());
+    let body = "b".repeat(5000);
+    assert_eq!(h.curl(&["-X", "POST", "--data-binary", &body, &url]).status, 200);
+    let r = h.curl(&["-X", "POST", "--data-binary", &body, &url]);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["kind"], "budget");
+    assert!(r.headers.contains("retry-after:"), "{}", r.headers);
+    assert_eq!(h.upstream.count(), 1);
+}

@@ -41,6 +41,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub rate_limits: RateLimits,
     #[serde(default)]
+    pub budgets: Budgets,
+    #[serde(default)]
     pub audit: Audit,
     /// Secret metadata: where each secret may go and how it is injected. Values live in the vault, never here.
     #[serde(default)]
@@ -188,8 +190,37 @@ pub struct RateLimit {
     pub requests_per_minute: Option<u32>,
     /// Requests allowed at once above the steady rate.
     pub burst: Option<u32>,
-    /// Outgoing bytes per hour (an exfiltration budget).
+    /// Bytes sent upstream per hour (request line, headers and body as sent, and what a tool writes into a CONNECT
+    /// tunnel): a bucket that holds an hour's worth and refills steadily. An exfiltration control.
     pub egress_bytes_per_hour: Option<Size>,
+}
+
+/// `[budgets]`: what one run may send in total over its whole life. Why, next to `[rate_limits]`: a tool that
+/// trickles data out slowly stays under every rate, so a run also has a ceiling. A run is one agent running one
+/// tool in one run, as the broker attributes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Per run, over the run's whole life, e.g. `{ egress_bytes = "50MiB", requests = 10000, distinct_hosts = 20 }`.
+    #[schemars(with = "Option<Budget>")]
+    pub run: Option<Spanned<Budget>>,
+    /// Per run and host pattern (`"api.openai.com"`, `"*.example.com"`): counts only what goes to matching hosts.
+    /// `distinct_hosts` is not allowed here.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Budget>")]
+    pub hosts: BTreeMap<Spanned<String>, Budget>,
+}
+
+/// One budget. Unset fields are unlimited; zero is refused (it would block everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Bytes sent upstream: request line, headers and body as sent, and what a tool writes into a CONNECT tunnel.
+    pub egress_bytes: Option<Size>,
+    /// Requests (each CONNECT tunnel counts as one, besides the requests decided inside it).
+    pub requests: Option<u64>,
+    /// Different destination host names (ports aside). Only under `run`.
+    pub distinct_hosts: Option<u32>,
 }
 
 /// Where decisions are recorded.
@@ -465,6 +496,7 @@ pub struct ProfileOverlay {
     pub limits: Option<Limits>,
     pub audit: Option<Audit>,
     pub rate_limits: Option<RateLimits>,
+    pub budgets: Option<Budgets>,
 }
 
 /// A byte count written as an integer or as a string with a binary unit (`"64KiB"`, `"512MiB"`, `"2GiB"`).

@@ -152,6 +152,11 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.tools.extend(r.tools);
         base.hosts.extend(r.hosts);
     }
+    if let Some(g) = o.budgets {
+        let base = &mut file.budgets;
+        base.run = g.run.or(base.run.take());
+        base.hosts.extend(g.hosts);
+    }
 }
 
 fn read_cedar_files(source: &SourceText, file: &ConfigFile, base: &Path) -> Result<Vec<SourceText>, ConfigError> {

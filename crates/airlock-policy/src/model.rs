@@ -887,6 +887,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
     for k in file.rate_limits.hosts.keys() {
         b.host_pattern(k);
     }
+    check_budgets(&mut b, file);
     if file.audit.checkpoint_every == Some(0) {
         b.err("audit", whole.clone(), "audit.checkpoint_every must be at least 1");
     }
@@ -970,6 +971,54 @@ fn excess_permission(child: &[&Permission], parent: &[&Permission]) -> Option<St
 /// Headers that frame the HTTP message; injecting into them would let a value rewrite the request.
 const FRAMING_HEADERS: &[&str] =
     &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive", "expect"];
+
+/// `[budgets]` and `[rate_limits] egress_bytes_per_hour`. A zero is refused rather than read as "no limit" or
+/// "block": either reading surprises someone, and blocking a tool's network is what its rules are for.
+fn check_budgets(b: &mut Builder<'_>, file: &ConfigFile) {
+    const ZERO: &str = "a budget of 0 blocks everything; remove the tool's network rules instead";
+    let r = &file.rate_limits;
+    let keyed = r.agents.iter().map(|(k, v)| ("agents", Some(k), v));
+    let keyed = keyed.chain(r.tools.iter().map(|(k, v)| ("tools", Some(k), v)));
+    let keyed = keyed.chain(r.hosts.iter().map(|(k, v)| ("hosts", Some(k), v)));
+    for (section, key, limit) in r.default.iter().map(|v| ("default", None, v)).chain(keyed) {
+        if limit.egress_bytes_per_hour == Some(config::Size(0)) {
+            let (name, span) = match key {
+                Some(k) => (format!("rate_limits.{section}.{}", k.get_ref()), k.span()),
+                None => ("rate_limits.default".to_string(), 0..0),
+            };
+            b.err("budget", span, format!("{name}.egress_bytes_per_hour is 0: {ZERO}"));
+        }
+    }
+    let zeros = |budget: &config::Budget| {
+        let mut z = Vec::new();
+        if budget.egress_bytes == Some(config::Size(0)) {
+            z.push("egress_bytes");
+        }
+        if budget.requests == Some(0) {
+            z.push("requests");
+        }
+        if budget.distinct_hosts == Some(0) {
+            z.push("distinct_hosts");
+        }
+        z
+    };
+    if let Some(run) = &file.budgets.run {
+        for field in zeros(run.get_ref()) {
+            b.err("budget", run.span(), format!("budgets.run.{field} is 0: {ZERO}"));
+        }
+    }
+    for (k, budget) in &file.budgets.hosts {
+        b.host_pattern(k);
+        let name = k.get_ref();
+        for field in zeros(budget).into_iter().filter(|f| *f != "distinct_hosts") {
+            b.err("budget", k.span(), format!("budgets.hosts.{name:?}.{field} is 0: {ZERO}"));
+        }
+        if budget.distinct_hosts.is_some() {
+            let m = format!("budgets.hosts.{name:?}.distinct_hosts: only meaningful per run; set it in budgets.run");
+            b.err("budget", k.span(), m);
+        }
+    }
+}
 
 fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {
     match (&r.header, &r.query) {

@@ -272,6 +272,59 @@ fn unknown_tool_and_agent_in_rate_limits_and_roles() {
 }
 
 #[test]
+fn budgets_refuse_zeros_bad_host_patterns_and_distinct_hosts_per_host() {
+    let text = "version = 1\n[budgets]\nrun = { egress_bytes = 0, requests = 5 }\n\
+                [budgets.hosts.\"bad host\"]\nrequests = 1\n\
+                [budgets.hosts.\"api.example.com\"]\ndistinct_hosts = 3\n\
+                [budgets.hosts.\"*.example.org\"]\nrequests = 0\n";
+    let s = Setup::with_config(text);
+    let err = refused(&s, None);
+    let budget: Vec<&Diagnostic> = err.diagnostics.iter().filter(|d| d.code == "budget").collect();
+    assert_eq!(budget.len(), 3, "{err:#?}");
+    assert_eq!(budget[0].line, 3, "points at the run budget: {}", budget[0]);
+    assert_says(budget[0], "budgets.run.egress_bytes is 0: a budget of 0 blocks everything");
+    assert_at(budget[1], &s.config, line_col(text, "\"api.example.com\""));
+    assert_says(budget[1], "distinct_hosts: only meaningful per run");
+    assert_at(budget[2], &s.config, line_col(text, "\"*.example.org\""));
+    assert_says(budget[2], "budgets.hosts.\"*.example.org\".requests is 0");
+    assert_at(diag(&err, "host-pattern"), &s.config, line_col(text, "\"bad host\""));
+    // Written as a table of its own, the run budget is pointed at by its header.
+    let (_, d) = refused_with("version = 1\n[budgets.run]\nrequests = 0\n", None, "budget");
+    assert_eq!(d.line, 2, "{d}");
+    // Unknown keys in a budget are refused like everywhere else.
+    let (_, d) = refused_with("version = 1\n[budgets.run]\nrequest = 5\n", None, "toml");
+    assert_says(&d, "unknown key `request`");
+}
+
+#[test]
+fn zero_egress_bytes_per_hour_is_refused_where_it_is_written() {
+    let text = "version = 1\n[tools.t]\n[rate_limits.tools.t]\negress_bytes_per_hour = \"0MiB\"\n";
+    let (s, d) = refused_with(text, None, "budget");
+    assert_at(&d, &s.config, (3, 20));
+    assert_says(&d, "rate_limits.tools.t.egress_bytes_per_hour is 0");
+}
+
+#[test]
+fn a_profile_overlay_replaces_the_run_budget_and_adds_host_budgets() {
+    let text = "version = 1\n[budgets]\nrun = { requests = 10 }\n[budgets.hosts.\"a.example.com\"]\nrequests = 1\n\
+                [profiles.prod.budgets]\nrun = { egress_bytes = \"1MiB\" }\n\
+                [profiles.prod.budgets.hosts.\"b.example.com\"]\negress_bytes = 5\n";
+    let s = Setup::with_config(text);
+    let load = |profile: &str| {
+        let opts = s.opts(Some(profile));
+        airlock_policy::load::load_file(&s.config, &opts).unwrap().file.budgets
+    };
+    let dev = load("dev");
+    assert_eq!(dev.run.unwrap().get_ref().requests, Some(10));
+    assert_eq!(dev.hosts.len(), 1);
+    let prod = load("prod");
+    let run = prod.run.unwrap().into_inner();
+    assert_eq!((run.requests, run.egress_bytes), (None, Some(airlock_policy::config::Size(1 << 20))));
+    let hosts: Vec<&str> = prod.hosts.keys().map(|k| k.get_ref().as_str()).collect();
+    assert_eq!(hosts, ["a.example.com", "b.example.com"]);
+}
+
+#[test]
 fn agent_parent_cycle_is_refused_at_each_agent() {
     let text = "version = 1\n[agents.a]\nparent = \"b\"\n[agents.b]\nparent = \"a\"\n";
     let s = Setup::with_config(text);

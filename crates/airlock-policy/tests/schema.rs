@@ -19,9 +19,8 @@ fn schema_forbids_unknown_keys_and_names_every_section() {
     let schema: serde_json::Value = serde_json::from_str(&airlock_policy::config::json_schema()).unwrap();
     assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false), "top level must refuse unknown keys");
     let props = schema["properties"].as_object().unwrap();
-    for key in
-        ["agents", "tools", "secrets", "roles", "network", "fs", "exec", "limits", "rate_limits", "audit", "profiles"]
-    {
+    let sections = ["agents", "tools", "secrets", "roles", "network", "fs", "exec", "limits"];
+    for key in sections.into_iter().chain(["rate_limits", "budgets", "audit", "profiles"]) {
         assert!(props.contains_key(key), "schema lacks [{key}]");
     }
     // Every object definition refuses unknown keys, like the loader does.

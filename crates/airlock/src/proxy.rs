@@ -48,15 +48,6 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         return Err(CliError::input(format!("tool {:?} is not in {}", a.tool, config.display())));
     }
 
-    // Not enforced yet: say so loudly rather than let a budget look like protection.
-    let rl = &model.file.rate_limits;
-    let budgets = rl.default.iter().chain(rl.agents.values()).chain(rl.tools.values()).chain(rl.hosts.values());
-    if budgets.into_iter().any(|r| r.egress_bytes_per_hour.is_some()) {
-        eprintln!(
-            "airlock: warning: [rate_limits] egress_bytes_per_hour is not enforced by this version of the proxy; \
-             requests-per-minute limits are"
-        );
-    }
     let mut vault = ctx.open_unlocked()?;
     let setup = crate::audit::log_setup(&ctx.home, &mut vault)?;
     let signer = crate::audit::signer(&mut vault)?;
@@ -115,6 +106,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
         credentials: Arc::new(credentials),
         ca,
+        budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
 

@@ -85,6 +85,10 @@ impl Harness {
             rate_limits: airlock_broker::limits::Limiter::from_config(&engine.compiled().model.file.rate_limits),
             credentials: Arc::new(airlock_broker::inject::CredentialSet::empty()),
             ca: None,
+            budgets: airlock_broker::budget::Budgets::from_config(
+                &engine.compiled().model.file.rate_limits,
+                &engine.compiled().model.file.budgets,
+            ),
         };
         tweak(&mut cfg);
         let broker = Broker::new(cfg).unwrap();

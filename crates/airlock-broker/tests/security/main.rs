@@ -9,6 +9,7 @@ mod exfiltrate_a_secret_in_a_header;
 mod exfiltrate_a_secret_in_a_streamed_body;
 mod exfiltrate_a_secret_in_the_url;
 mod exfiltrate_a_surrogate_to_the_wrong_host;
+mod exfiltrate_slowly_past_an_egress_budget;
 mod follow_a_redirect_with_injected_auth;
 mod front_an_opened_tunnel_with_another_sni;
 mod leak_common;
