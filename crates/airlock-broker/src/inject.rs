@@ -121,6 +121,9 @@ pub struct Credential {
     pub vault_pins: Vec<HostPattern>,
     /// Media types (`application/json`) whose request bodies are searched for the surrogate.
     pub body_types: Vec<String>,
+    /// The capability registry's pins for this secret's name ([`crate::capability::Registry::pins_for_secret`]):
+    /// when not empty, the destination must match one of them too, whatever the vault and the policy say.
+    pub registry_pins: Vec<HostPattern>,
 }
 
 impl fmt::Debug for Credential {
@@ -142,6 +145,26 @@ impl Credential {
             recipe: None,
             vault_pins: Vec::new(),
             body_types: Vec::new(),
+            registry_pins: Vec::new(),
+        }
+    }
+
+    pub fn registry_pins(mut self, pins: Vec<HostPattern>) -> Credential {
+        self.registry_pins = pins;
+        self
+    }
+
+    /// The same secret, put on the wire by `recipe` only: no surrogate to swap, no body search. For capability
+    /// calls, where the provider's definition says how the secret is sent.
+    pub fn with_only_recipe(&self, recipe: Recipe) -> Credential {
+        Credential {
+            secret: self.secret.clone(),
+            value: self.value.clone(),
+            surrogate: None,
+            recipe: Some(recipe),
+            vault_pins: self.vault_pins.clone(),
+            body_types: Vec::new(),
+            registry_pins: self.registry_pins.clone(),
         }
     }
 
@@ -170,10 +193,12 @@ impl Credential {
         &self.value
     }
 
-    /// Whether the vault's pins (if any) admit this destination.
+    /// Whether the vault's pins and the registry's pins (each, if any) admit this destination.
     pub fn vault_pins_admit(&self, target: &Target) -> bool {
-        self.vault_pins.is_empty()
-            || self.vault_pins.iter().any(|p| p.matches(&target.host, target.port, target.default_port))
+        let admits = |pins: &[HostPattern]| {
+            pins.is_empty() || pins.iter().any(|p| p.matches(&target.host, target.port, target.default_port))
+        };
+        admits(&self.vault_pins) && admits(&self.registry_pins)
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod budget;
 pub mod ca;
+pub mod capability;
 pub mod inject;
 pub mod leak;
 pub mod limits;

@@ -46,6 +46,7 @@ use tokio::sync::Semaphore;
 
 use crate::budget::{Budgets, Exceeded, ExceededSlot, Meter, MeteredBody};
 use crate::ca::LocalCa;
+use crate::capability::{self, CapabilityError, Registry};
 use crate::inject::{self, Credential, CredentialSet, Gate, Injected, Refusal};
 use crate::leak::{Encoding, Finding, LeakScanner, OwnedStreamScan, Source};
 use crate::limits::Limiter;
@@ -152,6 +153,8 @@ pub struct BrokerConfig {
     pub ca: Option<Arc<LocalCa>>,
     /// `[budgets]` and `egress_bytes_per_hour`: what a run may send in all.
     pub budgets: Budgets,
+    /// Providers and capabilities served at `POST /v1/capabilities/{provider}/{capability}`.
+    pub capabilities: Arc<Registry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +182,7 @@ struct Shared {
     credentials: Arc<CredentialSet>,
     ca: Option<Arc<LocalCa>>,
     budgets: Budgets,
+    capabilities: Arc<Registry>,
     /// Cross-host redirects answered to injected requests: (who, where to, until when).
     redirects: std::sync::Mutex<Vec<(Principal, String, Instant)>>,
 }
@@ -344,6 +348,7 @@ impl Broker {
                 credentials: config.credentials,
                 ca: config.ca,
                 budgets: config.budgets,
+                capabilities: config.capabilities,
                 redirects: Default::default(),
             }),
         })
@@ -459,6 +464,9 @@ async fn handle(
     if method == Method::CONNECT {
         return handle_connect(shared, principal, request_id, req).await;
     }
+    if req.uri().scheme().is_none() && req.uri().path().starts_with(CAPABILITY_PREFIX) {
+        return handle_capability(shared, principal, request_id, req).await;
+    }
     serve_request(&shared, &principal, &request_id, req).await
 }
 
@@ -470,12 +478,145 @@ async fn serve_request(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let method = req.method().clone();
-    match forward(shared, principal, request_id, req).await {
+    let req = req.map(|b| b.map_err(BoxError::from).boxed());
+    match forward(shared, principal, request_id, req, &shared.credentials).await {
         Ok(r) => r,
         Err((d, target)) => {
             refused(shared, &Seen::of(Some(principal), method.as_str(), target.as_ref(), request_id), &d).await
         }
     }
+}
+
+/// Where the typed capability API lives on the proxy's listener (origin-form requests are otherwise refused).
+const CAPABILITY_PREFIX: &str = "/v1/capabilities/";
+/// The largest capability call envelope.
+const MAX_ENVELOPE: usize = 8 << 20;
+/// The largest response a capability's blocklist is applied to (it is parsed whole).
+const MAX_FILTERED_RESPONSE: usize = 16 << 20;
+
+/// `POST /v1/capabilities/{provider}/{capability}`: the registry builds the request from the provider's definition
+/// (the host never comes from the caller), the provider's recipe puts the secret on, and the request then goes
+/// through the same pipeline as any other: policy, SSRF, leak scan, budgets, audit. A capability with a response
+/// blocklist gets its JSON response filtered before the tool sees it. Boxed: an idle connection holds room for its
+/// handler's future, and this one is large.
+fn handle_capability(
+    shared: Arc<Shared>,
+    principal: Principal,
+    request_id: String,
+    req: Request<Incoming>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>> {
+    Box::pin(async move {
+        let name = req.uri().path()[CAPABILITY_PREFIX.len()..].to_string();
+        let refuse = |d: Denial, target: Option<Target>| {
+            let (shared, principal, request_id) = (Arc::clone(&shared), principal.clone(), request_id.clone());
+            async move { refused(&shared, &Seen::of(Some(&principal), "POST", target.as_ref(), &request_id), &d).await }
+        };
+        let from = |e: CapabilityError| Denial::new(e.status(), e.kind(), e.to_string());
+        if req.method() != Method::POST {
+            let d = Denial::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "capability",
+                "capability calls are POST /v1/capabilities/{provider}/{capability} with a JSON envelope",
+            );
+            return refuse(d, None).await;
+        }
+        let Some((provider, cap)) = name.split_once('/').filter(|(_, c)| !c.contains('/')) else {
+            let d =
+                Denial::new(StatusCode::NOT_FOUND, "capability", "expected /v1/capabilities/{provider}/{capability}");
+            return refuse(d, None).await;
+        };
+        let envelope = req.into_body().map_err(BoxError::from).boxed();
+        let Some(envelope) = collect_bounded(envelope, MAX_ENVELOPE).await else {
+            let d = Denial::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "size",
+                format!("a capability call envelope is limited to {MAX_ENVELOPE} bytes"),
+            );
+            return refuse(d, None).await;
+        };
+        let plan = match shared.capabilities.plan(provider, cap, &envelope) {
+            Ok(p) => p,
+            Err(e) => return refuse(from(e), None).await,
+        };
+        let target = match Target::parse(&plan.url) {
+            Ok(t) => t,
+            Err(e) => return refuse(Denial::new(StatusCode::BAD_REQUEST, "parse", e.to_string()), None).await,
+        };
+        // The tool must hold the secret, and it must be usable here: otherwise the call would go out without its
+        // credential, and the tool would learn nothing but a 401.
+        let Some(held) = shared.credentials.iter().find(|c| c.secret == plan.secret) else {
+            let d = Denial::new(
+                StatusCode::FORBIDDEN,
+                "capability",
+                format!(
+                    "{} needs secret {}, which this tool is not given (list it in the tool's secrets, and store it                      in the vault)",
+                    plan.capability, plan.secret
+                ),
+            );
+            return refuse(d, Some(target)).await;
+        };
+        let cred = held.with_only_recipe(plan.recipe.clone());
+        let engine = shared.policy.engine();
+        let url = target_url(&target);
+        let gate = PolicyGate::new(&engine, &principal, &target, &url);
+        if !gate.pinned_here(&cred) {
+            let d = Denial::new(
+                StatusCode::FORBIDDEN,
+                "inject",
+                format!("secret {} is not pinned to {} ([secrets.{}] hosts)", plan.secret, target.host, plan.secret),
+            );
+            return refuse(d, Some(target)).await;
+        }
+        if let Err(why) = gate.decide(&cred) {
+            return refuse(Denial::new(StatusCode::FORBIDDEN, "inject", why), Some(target)).await;
+        }
+        let set = match CredentialSet::new(vec![cred]) {
+            Ok(s) => s,
+            Err(e) => return refuse(Denial::new(StatusCode::INTERNAL_SERVER_ERROR, "inject", e), Some(target)).await,
+        };
+        let filtering = !plan.response_blocklist.is_empty();
+        let mut headers = plan.headers;
+        if filtering {
+            // The blocklist reads JSON: ask for it unencoded rather than fail on a compressed answer.
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        let mut upstream_req = Request::new(Full::new(plan.body).map_err(|never| match never {}).boxed());
+        *upstream_req.method_mut() = plan.method;
+        *upstream_req.headers_mut() = headers;
+        *upstream_req.uri_mut() = match plan.url.parse() {
+            Ok(u) => u,
+            Err(e) => return refuse(Denial::new(StatusCode::BAD_REQUEST, "parse", format!("{e}")), Some(target)).await,
+        };
+        let resp = match forward(&shared, &principal, &request_id, upstream_req, &set).await {
+            Ok(r) => r,
+            Err((d, t)) => return refuse(d, t).await,
+        };
+        let (mut parts, body) = resp.into_parts();
+        if let Ok(v) = HeaderValue::from_str(&plan.capability) {
+            parts.headers.insert("x-airlock-capability", v);
+        }
+        if !filtering {
+            return Response::from_parts(parts, body);
+        }
+        let cut = |why: String| Denial::new(StatusCode::BAD_GATEWAY, "response-filter", why);
+        if parts.headers.contains_key(header::CONTENT_ENCODING) {
+            let why = format!("{} filters its responses, and this one came encoded", plan.capability);
+            return refuse(cut(why), Some(target)).await;
+        }
+        let Some(bytes) = collect_bounded(body, MAX_FILTERED_RESPONSE).await else {
+            let why = format!("the response was cut off or larger than {MAX_FILTERED_RESPONSE} bytes");
+            return refuse(cut(why), Some(target)).await;
+        };
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        match capability::filter_response(&plan.response_blocklist, content_type, &bytes) {
+            Ok((filtered, removed)) => {
+                parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(filtered.len()));
+                parts.headers.insert("x-airlock-removed-fields", HeaderValue::from(removed));
+                Response::from_parts(parts, Full::new(filtered).map_err(|never| match never {}).boxed())
+            }
+            Err(e) => refuse(from(e), Some(target)).await,
+        }
+    })
 }
 
 /// HTTP inside a CONNECT tunnel: plain (Node's undici tunnels even `http://` URLs), or decrypted in an opened
@@ -524,20 +665,23 @@ type Forwarded = Result<Response<Body>, (Denial, Option<Target>)>;
 
 /// Steps 2–7 for an absolute-form request. Boxed: the pipeline's future is large, and naming it `Send` here keeps
 /// the compiler's proof local (otherwise every caller's `tokio::spawn` re-proves it, and fails, rust#110338).
+/// `credentials`: what may be injected (the broker's own set, or a capability call's one recipe).
 fn forward<'a>(
     shared: &'a Arc<Shared>,
     principal: &'a Principal,
     request_id: &'a str,
-    req: Request<Incoming>,
+    req: Request<Body>,
+    credentials: &'a CredentialSet,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Forwarded> + Send + 'a>> {
-    Box::pin(forward_inner(shared, principal, request_id, req))
+    Box::pin(forward_inner(shared, principal, request_id, req, credentials))
 }
 
 async fn forward_inner(
     shared: &Arc<Shared>,
     principal: &Principal,
     request_id: &str,
-    req: Request<Incoming>,
+    req: Request<Body>,
+    credentials: &CredentialSet,
 ) -> Forwarded {
     // 2. parse
     let uri = req.uri().to_string();
@@ -598,11 +742,10 @@ async fn forward_inner(
     let (mut parts, body) = req.into_parts();
     let mut wire = target.clone();
     let after_redirect = take_redirect(shared, principal, &target);
-    let mut injected =
-        inject::inject_request(&shared.credentials, &mut wire, &mut parts.headers, &gate, after_redirect)
-            .map_err(|r| fail(Denial::injection(r)))?;
+    let mut injected = inject::inject_request(credentials, &mut wire, &mut parts.headers, &gate, after_redirect)
+        .map_err(|r| fail(Denial::injection(r)))?;
     // Surrogates in encoded forms (base64 in a header, say) that may not go here.
-    let denied = Arc::new(gate.denied_surrogates(&shared.credentials));
+    let denied = Arc::new(gate.denied_surrogates(credentials));
     let report = {
         let denied = Arc::clone(&denied);
         move |s: &Source| match s {
@@ -637,9 +780,7 @@ async fn forward_inner(
     let mut body: Body = Limited::new(body, limit).map_err(|e| -> BoxError { e }).boxed();
     let found: FindingSlot = Default::default();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    if inject::wants_body(&shared.credentials, &content_type)
-        && gate.any_body_credential(&shared.credentials, &content_type)
-    {
+    if inject::wants_body(credentials, &content_type) && gate.any_body_credential(credentials, &content_type) {
         // Buffered (bounded): the swap changes the length, and the original is leak-scanned whole first.
         let collected = collect_bounded(body, MAX_INJECT_BODY.min(limit)).await.ok_or_else(|| {
             fail(Denial::new(
@@ -654,8 +795,8 @@ async fn forward_inner(
         if let Some(f) = shared.leaks.scan_where(&bytes, &report) {
             return Err(fail(Denial::leak(f, "body")));
         }
-        let (swapped, more) = inject::inject_body(&shared.credentials, &content_type, &bytes, &gate)
-            .map_err(|r| fail(Denial::injection(r)))?;
+        let (swapped, more) =
+            inject::inject_body(credentials, &content_type, &bytes, &gate).map_err(|r| fail(Denial::injection(r)))?;
         for s in more.secrets {
             if !injected.secrets.contains(&s) {
                 injected.secrets.push(s);
@@ -813,8 +954,17 @@ impl Gate for PolicyGate<'_> {
             return Err(format!("secret {} is only ever sent over https", cred.secret));
         }
         if !cred.vault_pins_admit(self.target) {
-            let pins: Vec<String> = cred.vault_pins.iter().map(|p| p.to_string()).collect();
-            return Err(format!("the vault pins secret {} to {}", cred.secret, pins.join(", ")));
+            let pins = |list: &[airlock_policy::normalize::HostPattern]| {
+                list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            };
+            let mut why = Vec::new();
+            if !cred.vault_pins.is_empty() {
+                why.push(format!("the vault pins it to {}", pins(&cred.vault_pins)));
+            }
+            if !cred.registry_pins.is_empty() {
+                why.push(format!("the capability registry pins it to {}", pins(&cred.registry_pins)));
+            }
+            return Err(format!("secret {} may not go here: {}", cred.secret, why.join("; ")));
         }
         let p = self.principal;
         let req = PolicyRequest::secret(&p.agent, &p.tool, &cred.secret, self.url).run(&p.run);

@@ -48,6 +48,10 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretMeta>")]
     pub secrets: BTreeMap<Spanned<String>, SecretMeta>,
+    /// Providers for the typed capability API (`POST /v1/capabilities/{provider}/{capability}`), besides the
+    /// built-in ones (openai, anthropic, github, slack, stripe).
+    #[serde(default)]
+    pub providers: BTreeMap<String, crate::providers::ProviderConfig>,
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Role>")]
     pub roles: BTreeMap<Spanned<String>, Role>,

@@ -46,6 +46,7 @@ pub mod load;
 pub mod model;
 pub mod normalize;
 pub mod profile;
+pub mod providers;
 pub mod refs;
 pub mod store;
 

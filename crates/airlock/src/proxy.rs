@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_audit::{AuditLog, AuditMac};
+use airlock_broker::capability::Registry;
 use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recipe};
 use airlock_broker::leak::{LeakScanner, Source};
 use airlock_broker::ssrf::Cidr;
@@ -56,7 +57,10 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         AuditLog::open(&setup.dir, signer, setup.options, setup.sinks)
             .map_err(|e| CliError::input(format!("audit log {}: {e}", setup.dir.display())))?,
     );
-    let (credentials, surrogates) = credentials(&mut vault, &model, &a.tool)?;
+    let registry = Registry::builtin()
+        .with_config(&model.file.providers)
+        .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
+    let (credentials, surrogates) = credentials(&mut vault, &model, &a.tool, &registry)?;
     let leaks = leak_scanner(&mut vault, &credentials)?;
     let ca = match model.tls_inspect {
         airlock_policy::config::TlsInspect::Off => None,
@@ -107,6 +111,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         credentials: Arc::new(credentials),
         ca,
         budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
+        capabilities: Arc::new(registry),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
 
@@ -221,6 +226,7 @@ fn credentials(
     vault: &mut airlock_vault::Vault,
     model: &airlock_policy::model::Model,
     tool: &str,
+    registry: &Registry,
 ) -> Result<(CredentialSet, Vec<(String, String)>), CliError> {
     let mut creds = Vec::new();
     let mut env = Vec::new();
@@ -258,7 +264,12 @@ fn credentials(
             .collect::<Result<Vec<_>, _>>()?;
         let body_types: Vec<&str> =
             secret_spec.map(|s| s.body_types.iter().map(String::as_str).collect()).unwrap_or_default();
-        let mut cred = Credential::new(name, value.expose()).vault_pins(vault_pins).body_types(&body_types);
+        // A secret named like a registry provider's (OPENAI_API_KEY, ...) goes only to that provider's hosts.
+        let registry_pins = registry.pins_for_secret(name).map(<[HostPattern]>::to_vec).unwrap_or_default();
+        let mut cred = Credential::new(name, value.expose())
+            .vault_pins(vault_pins)
+            .registry_pins(registry_pins)
+            .body_types(&body_types);
         if let Some(r) = recipe {
             cred = cred.recipe(r);
         }

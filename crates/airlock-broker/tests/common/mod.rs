@@ -49,6 +49,11 @@ impl Harness {
 
     /// A harness whose broker config `tweak` may change before it starts.
     pub fn with(policy: &str, tweak: impl FnOnce(&mut BrokerConfig)) -> Harness {
+        Harness::with_tls_port(policy, |cfg, _| tweak(cfg))
+    }
+
+    /// Like [`Harness::with`], telling `tweak` the TLS upstream's port.
+    pub fn with_tls_port(policy: &str, tweak: impl FnOnce(&mut BrokerConfig, u16)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("airlock.toml");
         std::fs::write(&config, policy).unwrap();
@@ -89,8 +94,10 @@ impl Harness {
                 &engine.compiled().model.file.rate_limits,
                 &engine.compiled().model.file.budgets,
             ),
+            capabilities: Arc::new(airlock_broker::capability::Registry::builtin()),
         };
-        tweak(&mut cfg);
+        let tls_port = tls_upstream.addr.port();
+        tweak(&mut cfg, tls_port);
         let broker = Broker::new(cfg).unwrap();
         let proxy = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -108,9 +115,24 @@ impl Harness {
 
     /// Runs curl through the proxy; returns (HTTP status, headers, body).
     pub fn curl(&self, args: &[&str]) -> CurlResult {
+        self.curl_via(Some(&self.proxy_url()), args)
+    }
+
+    /// curl with no proxy: for the broker's own endpoints (the capability API).
+    pub fn curl_direct(&self, args: &[&str]) -> CurlResult {
+        self.curl_via(None, args)
+    }
+
+    fn curl_via(&self, proxy: Option<&str>, args: &[&str]) -> CurlResult {
         let headers = self.dir.path().join("curl-headers");
+        let via = match proxy {
+            Some(p) => ["-x", p],
+            None => ["--noproxy", "*"],
+        };
         let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "20", "-x", &self.proxy_url(), "-D"])
+            .args(["-sS", "--max-time", "20"])
+            .args(via)
+            .arg("-D")
             .arg(&headers)
             .args(["-w", "\n%{http_code}"])
             .args(args)
@@ -192,6 +214,13 @@ async fn echo(
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = hyper::StatusCode::FOUND;
         r.headers_mut().insert("location", parts.uri.query().unwrap_or("/").parse().unwrap());
+        return Ok(r);
+    }
+    // `/secretive`: JSON with fields a capability's response blocklist removes.
+    if parts.uri.path() == "/secretive" {
+        let body = r#"{"id":"pi_1","client_secret":"pi_1_secret_abc","items":[{"client_secret":"x","keep":1}]}"#;
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
         return Ok(r);
     }
     // `/quiet`: records the request but echoes nothing of it (an echo of an injected header is a reflection, which
@@ -903,11 +932,16 @@ pub const RECIPE_REAL: &str = "rk_REALrecipeValue_0123456789";
 /// A broker with the injection policy, both credentials, a leak scanner over their values and the surrogate, and a
 /// local CA that opens every tunnel. The CA certificate is at `dir/airlock-ca.pem` for clients to trust.
 pub fn inject_harness() -> Harness {
+    inject_harness_with(|_, _| {})
+}
+
+/// [`inject_harness`], then `tweak` (told the TLS upstream's port) may change the config.
+pub fn inject_harness_with(tweak: impl FnOnce(&mut BrokerConfig, u16)) -> Harness {
     use airlock_broker::inject::{Credential, CredentialSet, Recipe};
     use airlock_broker::leak::{LeakScanner, Source};
     let ca = Arc::new(airlock_broker::ca::LocalCa::generate("test", Duration::from_secs(86400), None).unwrap());
     let ca_pem = ca.cert_pem().to_string();
-    let h = Harness::with(INJECT_POLICY, |cfg| {
+    let h = Harness::with_tls_port(INJECT_POLICY, |cfg, tls_port| {
         let creds = CredentialSet::new(vec![
             Credential::new("API_TOKEN", API_REAL.as_bytes())
                 .surrogate(API_SURROGATE)
@@ -923,6 +957,7 @@ pub fn inject_harness() -> Harness {
         cfg.leaks = Arc::new(b.build().unwrap());
         cfg.credentials = Arc::new(creds);
         cfg.ca = Some(ca);
+        tweak(cfg, tls_port);
     });
     std::fs::write(h.dir.path().join("airlock-ca.pem"), ca_pem).unwrap();
     h

@@ -16,6 +16,7 @@ mod leak_common;
 mod override_an_injected_credential;
 mod oversized_headers_inside_a_tunnel;
 mod reflect_a_secret_in_a_response;
+mod send_a_registry_secret_to_another_host;
 mod ssrf_cloud_metadata;
 mod ssrf_connect_to_internal;
 mod ssrf_dns_rebinding;
