@@ -8,7 +8,9 @@
 # Environment:
 #   DURATION      wrk duration per throughput run (default 10s)
 #   SKIP_INSTALL  1: never run apt-get (tools must be on PATH already)
-#   ONLY          comma list of measurements: http1k, http1m, latency, tunnel, memory (or 1..5); default all
+#   ONLY          comma list of measurements: http1k, http1m, latency, tunnel, memory, https (or 1..6); default all
+#   MITM_VENV     where mitmproxy (pinned, from PyPI) is installed for the https comparison
+#                 (default target/airlock-bench-mitm)
 #   CONNS         idle connections for the memory measurement (default 10000)
 #   IDLE_HOLD     seconds those connections stay idle before the second reading (default 5)
 #   AIRLOCK_BIN   use this airlock binary instead of building one (e.g. a CI artifact)
@@ -19,7 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${DURATION:-10s}
-ONLY=${ONLY:-http1k,http1m,latency,tunnel,memory}
+ONLY=${ONLY:-http1k,http1m,latency,tunnel,memory,https}
 CONNS=${CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-5}
 THREADS=2
@@ -45,8 +47,9 @@ for item in "${only_items[@]}"; do
     3 | latency) selected+="latency," ;;
     4 | tunnel) selected+="tunnel," ;;
     5 | memory) selected+="memory," ;;
+    6 | https) selected+="https," ;;
     "") ;;
-    *) die "ONLY: unknown measurement '$item' (http1k, http1m, latency, tunnel, memory)" ;;
+    *) die "ONLY: unknown measurement '$item' (http1k, http1m, latency, tunnel, memory, https)" ;;
     esac
 done
 want() { [[ $selected == *",$1,"* ]]; }
@@ -208,11 +211,20 @@ chmod 644 "$WORK/www/"*.bin
 # The certificate names the address (clients send no SNI for an IP) and a name, for when airlock must be asked by
 # name: airlock pins the name to 127.0.0.1 itself (--resolve), tinyproxy and squid are always asked by address.
 UP_NAME=bench.example.com
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=airlock-bench \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:$UP_NAME" \
-    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
-CERT="$WORK/tls/cert.pem"
+# A CA and a leaf it signs (rustls, like browsers, refuses a self-signed CA certificate as a server's own).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=airlock-bench-ca \
+    -keyout "$WORK/tls/ca.key" -out "$WORK/tls/ca.pem" 2>/dev/null || die "openssl could not make a CA"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=airlock-bench \
+    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/leaf.csr" 2>/dev/null || die "openssl could not make a key"
+printf 'subjectAltName=IP:127.0.0.1,DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$UP_NAME" \
+    >"$WORK/tls/leaf.ext"
+openssl x509 -req -in "$WORK/tls/leaf.csr" -CA "$WORK/tls/ca.pem" -CAkey "$WORK/tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$WORK/tls/leaf.ext" -out "$WORK/tls/cert.pem" 2>/dev/null || die "openssl could not sign"
+CERT="$WORK/tls/ca.pem"
 
+# The credential section 6 injects; nginx serves /auth/ only to requests that carry it, so a proxy that failed to
+# swap the surrogate for it gets 401s, which the load client counts as errors.
+REAL_TOKEN="bench_live_$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 1;
 pid $WORK/nginx/nginx.pid;
@@ -239,6 +251,10 @@ http {
         ssl_certificate $WORK/tls/cert.pem;
         ssl_certificate_key $WORK/tls/key.pem;
         root $WORK/www;
+        location /auth/ {
+            if (\$http_authorization != "Bearer $REAL_TOKEN") { return 401; }
+            alias $WORK/www/;
+        }
     }
 }
 EOF
@@ -631,6 +647,109 @@ PY
     emit "| all $CONNS attempted (served: $ok) | $ok | $(awk -v k="$rss_open" 'BEGIN { printf "%.1f", k / 1024 }') |"
     emit "| after $IDLE_HOLD s idle | $open_after | $(awk -v k="$rss_held" 'BEGIN { printf "%.1f", k / 1024 }') |"
     emit "" "Per served connection, at open: $per_conn KiB. Outcomes: $outcomes." ""
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6: intercepted HTTPS with credential injection, against mitmproxy doing the same header rewrite
+
+if want https; then
+    MITM_VENV=${MITM_VENV:-$ROOT/target/airlock-bench-mitm}
+    if [[ ! -x $MITM_VENV/bin/mitmdump ]]; then
+        log "installing mitmproxy==11.0.2 into $MITM_VENV (pip)"
+        python3 -m venv "$MITM_VENV" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        timeout 900 "$MITM_VENV/bin/pip" install -q mitmproxy==11.0.2 >&2 || die "pip install mitmproxy failed"
+    fi
+    if [[ -n ${TUNNEL_LOAD_BIN:-} ]]; then
+        LOAD=$TUNNEL_LOAD_BIN
+    else
+        log "building the HTTPS load client (cargo build --release -p airlock-broker --example tunnel_load)"
+        (cd "$ROOT" && cargo build --release -p airlock-broker --example tunnel_load >&2)
+        LOAD="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/tunnel_load"
+    fi
+    [[ -x $LOAD ]] || die "no load client at $LOAD"
+
+    log "https: restarting airlock with interception and the secret"
+    stop "$AIRLOCK_PID"
+    # The secret: stored in the vault, pinned to the upstream's name; the client holds only the surrogate.
+    printf %s "$REAL_TOKEN" | "$AIRLOCK" secret set BENCH_TOKEN --host "$UP_NAME:$TLS_PORT" >"$WORK/secret.log" 2>&1 ||
+        { cat "$WORK/secret.log" >&2; die "airlock secret set failed"; }
+    cat >"$WORK/airlock-https.toml" <<EOF
+version = 1
+default_profile = "dev"
+
+[network]
+allow_private = ["127.0.0.1"]
+tls_inspect = "credentials"
+
+[agents.bench]
+tools = ["fetch"]
+
+[tools.fetch]
+secrets = ["BENCH_TOKEN"]
+[[tools.fetch.network]]
+hosts = ["$UP_NAME:*"]
+
+[secrets.BENCH_TOKEN]
+hosts = ["$UP_NAME:*"]
+EOF
+    start airlock "$WORK/airlock-https.log" "$AIRLOCK" proxy --listen "127.0.0.1:$AIRLOCK_PORT" --agent bench \
+        --tool fetch --config "$WORK/airlock-https.toml" --resolve "$UP_NAME=127.0.0.1" --upstream-ca "$CERT"
+    AIRLOCK_PID=$LAST_PID
+    wait_port airlock "$AIRLOCK_PORT" "$AIRLOCK_PID" "$WORK/airlock-https.log"
+    SURROGATE=$(sed -n 's/^BENCH_TOKEN=//p' "$WORK/airlock-https.log" | head -n 1)
+    [[ -n $SURROGATE ]] || fail_with_log airlock "airlock printed no surrogate for BENCH_TOKEN"
+    AIRLOCK_CA="$AIRLOCK_HOME/ca/cert.pem"
+
+    # mitmproxy: the same rewrite (surrogate -> real value in Authorization), upstream verified against the same CA.
+    read -r MITM_PORT < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$WORK/mitm"
+    cat >"$WORK/mitm/rewrite.py" <<EOF
+SURROGATE = "$SURROGATE"
+REAL = "$REAL_TOKEN"
+
+def request(flow):
+    v = flow.request.headers.get("authorization")
+    if v and SURROGATE in v:
+        flow.request.headers["authorization"] = v.replace(SURROGATE, REAL)
+EOF
+    start mitmproxy "$WORK/mitm/mitmdump.log" "$MITM_VENV/bin/mitmdump" -q --listen-host 127.0.0.1 -p "$MITM_PORT" \
+        --set confdir="$WORK/mitm" --set ssl_verify_upstream_trusted_ca="$CERT" -s "$WORK/mitm/rewrite.py"
+    MITM_PID=$LAST_PID
+    wait_port mitmproxy "$MITM_PORT" "$MITM_PID" "$WORK/mitm/mitmdump.log"
+    PROXY_LOG[mitmproxy]="$WORK/mitm/mitmdump.log"
+    PROXY_LOG[airlock]="$WORK/airlock-https.log"
+
+    # load NAME CONNECTIONS SECONDS: one JSON line from the load client.
+    load() {
+        local name=$1 conns=$2 secs=$3 args
+        case $name in
+        direct) args=(--connect "127.0.0.1:$TLS_PORT" --ca "$CERT" --header "authorization: Bearer $REAL_TOKEN") ;;
+        airlock) args=(--proxy "127.0.0.1:$AIRLOCK_PORT" --connect "$UP_NAME:$TLS_PORT" --ca "$AIRLOCK_CA"
+            --header "authorization: Bearer $SURROGATE") ;;
+        mitmproxy) args=(--proxy "127.0.0.1:$MITM_PORT" --connect "127.0.0.1:$TLS_PORT" --ca "$WORK/mitm/mitmproxy-ca-cert.pem"
+            --header "authorization: Bearer $SURROGATE") ;;
+        esac
+        timeout $((secs + 60)) "$LOAD" "${args[@]}" --sni "$UP_NAME" --path /auth/1k.bin --connections "$conns" --seconds "$secs"
+    }
+    field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+    emit "### 6. Intercepted HTTPS with credential injection, 1 KiB" "" \
+        "The client sends \`Authorization: Bearer SURROGATE\` over TLS through the proxy (trusting the proxy's CA); the proxy swaps in the real value and forwards over TLS verified against the upstream's CA. mitmproxy 11.0.2 (\`mitmdump\` with a 6-line addon) does the same rewrite. The upstream answers 401 unless it gets the real value. Load: \`tunnel_load\` (crates/airlock-broker/examples), keep-alive, GET /auth/1k.bin; throughput at 16 connections for $DURATION, latency on 1 connection for 5 s." ""
+    emit "| target | requests/s (16 conns) | vs direct | p50 µs (1 conn) | added p50 µs | errors |" "|---|---|---|---|---|---|"
+    for t in direct airlock mitmproxy; do
+        log "https: $t"
+        thr=$(load "$t" 16 "$dur_s") || fail_with_log "${t/direct/airlock}" "the load client failed against $t"
+        lat=$(load "$t" 1 5) || fail_with_log "${t/direct/airlock}" "the load client failed against $t"
+        rps=$(field "$thr" rps) p50=$(field "$lat" p50_us)
+        errs=$(( $(field "$thr" errors) + $(field "$lat" errors) ))
+        (( errs == 0 )) || log "$t: $errs errors, first: $(field "$thr" first_error) $(field "$lat" first_error)"
+        [[ $t == direct ]] && { https_direct_rps=$rps https_direct_p50=$p50; }
+        [[ $t == airlock ]] && airlock_https_rps=$rps
+        [[ $t == mitmproxy ]] && mitm_https_rps=$rps
+        emit "| $t | $rps | $(ratio "$rps" "$https_direct_rps") | $p50 | $(awk -v a="$p50" -v b="$https_direct_p50" 'BEGIN { printf "%+d", a - b }') | $errs |"
+    done
+    emit "" "airlock / mitmproxy throughput: $(ratio "$airlock_https_rps" "$mitm_https_rps")x." ""
+    stop "$MITM_PID"
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
