@@ -162,6 +162,11 @@ struct State {
     durable: Tip,
     /// Serialised records `written.next_seq..tip.next_seq`, each ending in a newline.
     pending: Vec<u8>,
+    /// When `pending` last went from empty to not: its records must be written by this plus `flush_interval`.
+    pending_since: Option<Instant>,
+    /// When the background thread's current wait ends (`None`: it is not waiting, and will look at `pending`
+    /// before it waits again).
+    background_wakes_at: Option<Instant>,
     pending_exports: Vec<Arc<ExportItem>>,
     /// Exports of records written but not yet durable: sinks get a record only once the local log keeps it.
     unsynced_exports: Vec<Arc<ExportItem>>,
@@ -342,6 +347,8 @@ impl AuditLog {
             closed: false,
             last_batch: 0,
             gathering: false,
+            pending_since: None,
+            background_wakes_at: None,
             waiters: Vec::new(),
             to_wake: Vec::new(),
         };
@@ -517,8 +524,14 @@ impl Inner {
         let was_empty = st.pending.is_empty();
         self.push_canonical(&mut st, &json, &mut value, now);
         if was_empty {
-            // The background thread writes buffered records within `flush_interval`; it may be asleep for longer.
-            self.wake.notify_all();
+            // The background thread writes buffered records within `flush_interval` of the first one. Wake it only
+            // when it sleeps longer than that: a wake-up per record costs a context switch per request, and the
+            // records written one by one would cost a `write` each.
+            let now = Instant::now();
+            st.pending_since = Some(now);
+            if st.background_wakes_at.is_some_and(|t| t > now + self.opts.flush_interval) {
+                self.wake.notify_all();
+            }
         }
         // Wake a gathering leader only when its batch is complete: one wakeup per batch, not one per record.
         if st.gathering && st.tip.next_seq - st.written.next_seq >= st.last_batch {
@@ -655,6 +668,7 @@ impl Inner {
         // The next batch will likely be about this size: give it the room now rather than grow it by copying.
         let room = st.pending.len();
         let batch = std::mem::replace(&mut st.pending, Vec::with_capacity(room));
+        st.pending_since = None;
         let exports = std::mem::take(&mut st.pending_exports);
         let start = st.written.clone();
         let end = st.tip.clone();
@@ -952,14 +966,21 @@ fn background(inner: &Inner) {
             wait = wait.min(opts.checkpoint_interval.saturating_sub(since_cp));
         }
         if !st.pending.is_empty() {
-            wait = wait.min(opts.flush_interval);
+            let due_in = st.pending_since.map_or(Duration::ZERO, |t| opts.flush_interval.saturating_sub(t.elapsed()));
+            wait = wait.min(due_in);
         }
         wait = wait.min(Duration::from_secs(1)).max(Duration::from_millis(1));
+        st.background_wakes_at = Some(Instant::now() + wait);
         st = inner.wake.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner()).0;
+        st.background_wakes_at = None;
         if st.closing {
             return;
         }
-        if !st.pending.is_empty() && !st.flushing {
+        // Written once the oldest pending record has waited `flush_interval` (one `write` for the whole batch),
+        // or at once when appenders are held back by the pending cap.
+        let due = st.pending_since.is_none_or(|t| t.elapsed() >= opts.flush_interval)
+            || st.pending.len() >= MAX_PENDING_BYTES;
+        if !st.pending.is_empty() && !st.flushing && due {
             st = inner.flush_locked(st, false);
         }
         let since_cp = st.checkpoint_at.elapsed();

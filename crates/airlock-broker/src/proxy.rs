@@ -409,7 +409,10 @@ impl Broker {
             let shared = Arc::clone(&shared);
             let attribution = attribution.clone();
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(handle(shared, attribution, peer, req).await) }
+            // Boxed: hyper keeps room for one in-flight handler future per connection, idle ones included, and the
+            // handler's future is kilobytes; boxed, an idle connection holds a pointer.
+            let handling = Box::pin(handle(shared, attribution, peer, req));
+            async move { Ok::<_, Infallible>(handling.await) }
         });
         let _ = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -650,7 +653,8 @@ where
                     return Ok::<_, Infallible>(refused(&shared, &seen, &d).await);
                 }
             }
-            Ok(serve_request(&shared, &principal, &request_id, req).await)
+            // Boxed for the same reason as in `serve_connection`: idle tunnelled connections hold a pointer.
+            Ok(Box::pin(serve_request(&shared, &principal, &request_id, req)).await)
         }
     });
     let _ = http1::Builder::new()
