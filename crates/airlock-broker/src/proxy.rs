@@ -396,14 +396,14 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // A fixed principal is counted for the whole connection; a token principal per request (below).
-        let _permit = match &attribution {
-            Attribution::Fixed(p) => match self.connection_permit(p) {
-                Some(permit) => Some(permit),
-                None => return,
-            },
-            Attribution::Token(_) => None,
+        // A fixed principal is counted for the whole connection. On a token listener nobody is known until a request
+        // shows a token, so its connections share one bound: clients without a token cannot hold unbounded
+        // connections open.
+        let counted = match &attribution {
+            Attribution::Fixed(p) => p.clone(),
+            Attribution::Token(_) => Principal::new("", "", "token listener"),
         };
+        let Some(_permit) = self.connection_permit(&counted) else { return };
         let shared = Arc::clone(&self.shared);
         let service = service_fn(move |req| {
             let shared = Arc::clone(&shared);

@@ -91,6 +91,10 @@ pub struct ProxyArgs {
     /// Most client connections open at once (beyond it, new connections are closed unanswered).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_connections: usize,
+    /// Allow a non-loopback --listen address. Every client must then authenticate: a proxy token (from
+    /// AIRLOCK_PROXY_TOKEN, else generated and printed once as the proxy URL's password) in Proxy-Authorization.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Trust this CA (PEM file; repeatable) for upstream TLS, besides the system roots: an internal CA, or a
     /// test server's.
     #[arg(long, value_name = "FILE")]

@@ -15,7 +15,7 @@ use airlock_broker::capability::Registry;
 use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recipe};
 use airlock_broker::leak::{LeakScanner, Source};
 use airlock_broker::ssrf::Cidr;
-use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy};
+use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy, TokenTable};
 use airlock_crypto::kdf::labels;
 use airlock_policy::PolicyStore;
 use airlock_policy::model::PrivateAllow;
@@ -28,10 +28,10 @@ use crate::cli::ProxyArgs;
 use crate::commands::Ctx;
 
 pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
-    if !a.no_tcp && !a.listen.ip().is_loopback() {
+    if !a.no_tcp && !a.listen.ip().is_loopback() && !a.allow_remote {
         return Err(CliError::usage(format!(
             "refusing to listen on {}: the proxy serves loopback only (anyone who can reach it spends this agent's \
-             network rights)",
+             network rights); --allow-remote serves other addresses, to clients with the proxy token only",
             a.listen
         )));
     }
@@ -130,6 +130,22 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     result.and(closed)
 }
 
+/// The token remote clients must present: `AIRLOCK_PROXY_TOKEN` (at least 32 characters, URL-safe), else 32 random
+/// bytes, base64url.
+fn remote_token() -> Result<zeroize::Zeroizing<String>, CliError> {
+    use base64::Engine as _;
+    if let Ok(t) = std::env::var("AIRLOCK_PROXY_TOKEN") {
+        if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) {
+            return Err(CliError::input(
+                "AIRLOCK_PROXY_TOKEN must be at least 32 characters of A-Z a-z 0-9 - _ . ~".into(),
+            ));
+        }
+        return Ok(zeroize::Zeroizing::new(t));
+    }
+    let bytes = airlock_crypto::random::bytes::<32>();
+    Ok(zeroize::Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
 async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs, env: &[(String, String)]) -> Result<(), CliError> {
     let mut tasks = tokio::task::JoinSet::new();
     if !a.no_tcp {
@@ -137,12 +153,21 @@ async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs, env: &[(Stri
             .await
             .map_err(|e| CliError::input(format!("listen on {}: {e}", a.listen)))?;
         let addr = listener.local_addr().map_err(|e| CliError::input(e.to_string()))?;
-        println!("HTTP_PROXY=http://{addr}");
-        println!("HTTPS_PROXY=http://{addr}");
-        println!("http_proxy=http://{addr}");
-        println!("https_proxy=http://{addr}");
-        let (b, p) = (broker.clone(), principal.clone());
-        tasks.spawn(async move { b.serve_tcp(listener, Attribution::Fixed(p)).await });
+        let (url, attribution) = if a.allow_remote {
+            // Reachable from elsewhere: the listener no longer says who is calling, so a token must.
+            let token = remote_token()?;
+            let mut table = TokenTable::new();
+            table.add(token.as_bytes(), principal.clone()).map_err(CliError::input)?;
+            (format!("http://airlock:{}@{addr}", token.as_str()), Attribution::Token(Arc::new(table)))
+        } else {
+            (format!("http://{addr}"), Attribution::Fixed(principal.clone()))
+        };
+        println!("HTTP_PROXY={url}");
+        println!("HTTPS_PROXY={url}");
+        println!("http_proxy={url}");
+        println!("https_proxy={url}");
+        let b = broker.clone();
+        tasks.spawn(async move { b.serve_tcp(listener, attribution).await });
     }
     if let Some(path) = &a.socket {
         let listener = bind_unix(path)?;

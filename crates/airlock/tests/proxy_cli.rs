@@ -140,6 +140,33 @@ fn proxy_refuses_a_non_loopback_listen_address() {
         .err_has("loopback only");
 }
 
+#[test]
+fn a_remote_proxy_serves_only_clients_with_its_token() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    std::fs::write(al.home.join("airlock.toml"), POLICY).unwrap();
+    let port = upstream();
+    // Loopback keeps the test local; --allow-remote is what switches on token authentication.
+    let (mut child, mut lines) = spawn_proxy(&al, &["--allow-remote"]);
+    let proxy = loop {
+        let line = lines.next().expect("the proxy printed its address").unwrap();
+        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
+            break p.to_string();
+        }
+    };
+    let (user_and_token, addr) = proxy.trim_start_matches("http://").split_once('@').expect("a token in the URL");
+    let token = user_and_token.strip_prefix("airlock:").unwrap();
+    assert!(token.len() >= 43, "a 256-bit token");
+    let url = format!("http://api.example.com:{port}/v1");
+    assert_eq!(curl(&proxy, &url).0, 200);
+    let (status, body) = curl(&format!("http://{addr}"), &url);
+    assert_eq!(status, 407, "{body}");
+    let (status, _) = curl(&format!("http://airlock:{}x@{addr}", &token[..token.len() - 1]), &url);
+    assert_eq!(status, 407, "a wrong token is refused");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 const INJECT_POLICY: &str = r#"
 version = 1
 default_profile = "dev"
