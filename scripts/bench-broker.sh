@@ -14,6 +14,9 @@
 #   CONNS         idle connections for the memory measurement (default 10000)
 #   IDLE_HOLD     seconds those connections stay idle before the second reading (default 5)
 #   AIRLOCK_BIN   use this airlock binary instead of building one (e.g. a CI artifact)
+#   FLOOR         1 (default): also measure `bare_forward` (crates/airlock-broker/examples) in the plain HTTP tables:
+#                 the same hyper server, upstream pool and runtime with no pipeline at all, the floor under airlock
+#   BARE_BIN      use this bare_forward binary instead of building one
 #
 # Every process it starts is stopped on exit; everything it writes lives in one mktemp -d directory, removed on
 # exit. It listens on 127.0.0.1 only.
@@ -383,17 +386,35 @@ check() {
 }
 
 PROXIES=(airlock tinyproxy squid)
+# The plain HTTP tables also show the floor, when it is measured.
+HTTP_TARGETS=("${PROXIES[@]}")
+if [[ ${FLOOR:-1} == 1 ]] && { want http1k || want http1m || want latency; }; then
+    if [[ -n ${BARE_BIN:-} ]]; then
+        BARE=$BARE_BIN
+    else
+        log "building bare_forward (cargo build --release -p airlock-broker --example bare_forward)"
+        (cd "$ROOT" && cargo build --release -p airlock-broker --example bare_forward >&2)
+        BARE="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/bare_forward"
+    fi
+    read -r BARE_PORT < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    start bare_forward "$WORK/bare.log" "$BARE" "127.0.0.1:$BARE_PORT"
+    wait_port bare_forward "$BARE_PORT" "$LAST_PID" "$WORK/bare.log"
+    HTTP_TARGETS+=(bare_forward)
+fi
 declare -A PROXY_URL=(
     [airlock]="http://127.0.0.1:$AIRLOCK_PORT"
     [tinyproxy]="http://127.0.0.1:$TINY_PORT"
     [squid]="http://127.0.0.1:$SQUID_PORT"
+    [bare_forward]="http://127.0.0.1:${BARE_PORT:-0}"
 )
 # The upstream host each proxy is asked for (airlock may be switched to UP_NAME below).
-declare -A UP_HOST=([direct]=127.0.0.1 [airlock]=127.0.0.1 [tinyproxy]=127.0.0.1 [squid]=127.0.0.1)
+declare -A UP_HOST=([direct]=127.0.0.1 [airlock]=127.0.0.1 [tinyproxy]=127.0.0.1 [squid]=127.0.0.1 [bare_forward]=127.0.0.1)
 declare -A PROXY_LOG=(
     [airlock]="$WORK/airlock.log"
     [tinyproxy]="$WORK/tinyproxy/tinyproxy.log"
     [squid]="$WORK/squid/cache.log"
+    [bare_forward]="$WORK/bare.log"
 )
 fail_with_log() {
     log "$1 log:"
@@ -413,7 +434,7 @@ fi
 for size in 1k:1024 1m:1048576; do
     file=${size%%:*}.bin bytes=${size#*:}
     check direct "" "http://127.0.0.1:$NGINX_PORT/$file" "$bytes" || die "nginx does not serve $file"
-    for p in "${PROXIES[@]}"; do
+    for p in "${HTTP_TARGETS[@]}"; do
         url="http://${UP_HOST[$p]}:$NGINX_PORT/$file"
         check "$p" "${PROXY_URL[$p]}" "$url" "$bytes" || fail_with_log "$p" "$p does not forward $url"
     done
@@ -482,7 +503,7 @@ throughput() { # FILE BYTES TITLE
     local file=$1 bytes=$2 title=$3 t out direct_rps rps
     emit "### $title" "" "\`wrk -t$THREADS -c$CONNECTIONS -d$DURATION\`, keep-alive, GET /$file; MB/s is payload, 10^6 bytes." ""
     emit "| target | requests/s | MB/s | vs direct | errors |" "|---|---|---|---|---|"
-    for t in direct "${PROXIES[@]}"; do
+    for t in direct "${HTTP_TARGETS[@]}"; do
         log "$title: $t"
         out="$WORK/wrk-$file-$t.txt"
         run_wrk "$t" "$file" "$out" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION"
@@ -502,7 +523,7 @@ want http1m && throughput 1m.bin 1048576 "2. Plain HTTP keep-alive, 1 MiB"
 if want latency; then
     emit "### 3. Added p50 latency, one reused connection, 1 KiB" "" "\`wrk -t1 -c1 -d5s --latency\`, GET /1k.bin." ""
     emit "| target | p50 µs | added p50 µs | errors |" "|---|---|---|---|"
-    for t in direct "${PROXIES[@]}"; do
+    for t in direct "${HTTP_TARGETS[@]}"; do
         log "latency: $t"
         out="$WORK/wrk-lat-$t.txt"
         run_wrk "$t" 1k.bin "$out" -t1 -c1 -d5s --latency

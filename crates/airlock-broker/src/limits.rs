@@ -5,7 +5,7 @@
 //! — denied ones too, since each denial costs an audit write — and one that finds any of its buckets empty gets
 //! 429 with `Retry-After`, before policy or DNS are asked.
 //!
-//! From `[rate_limits]` in `airlock.toml`: `agents.<name>` is one bucket for all of that agent's tools and runs;
+//! From `[rate_limits]` in `airlock.toml`: `global` is one bucket for every request the broker serves; `agents.<name>` is one bucket for all of that agent's tools and runs;
 //! `tools.<name>` one bucket per tool name; `hosts.<pattern>` one bucket per pattern, shared by everyone;
 //! `default` a bucket per (agent, tool) pair that has neither an agent nor a tool rule. `requests_per_minute`
 //! is the steady rate and `burst` (default: the per-minute rate) how many may come at once.
@@ -34,6 +34,7 @@ pub struct Limited {
 /// The broker's rate limiter, built from `[rate_limits]`.
 pub struct Limiter {
     clock: DefaultClock,
+    global: Option<DefaultDirectRateLimiter>,
     default: Option<DefaultKeyedRateLimiter<(String, String)>>,
     agents: HashMap<String, DefaultDirectRateLimiter>,
     tools: HashMap<String, DefaultDirectRateLimiter>,
@@ -62,6 +63,7 @@ impl Limiter {
     pub fn none() -> Limiter {
         Limiter {
             clock: DefaultClock::default(),
+            global: None,
             default: None,
             agents: HashMap::new(),
             tools: HashMap::new(),
@@ -73,6 +75,7 @@ impl Limiter {
     /// here they are skipped.
     pub fn from_config(c: &RateLimits) -> Limiter {
         let mut l = Limiter::none();
+        l.global = c.global.as_ref().and_then(quota).map(RateLimiter::direct);
         l.default = c.default.as_ref().and_then(quota).map(RateLimiter::keyed);
         for (name, r) in &c.agents {
             if let Some(q) = quota(r) {
@@ -99,6 +102,9 @@ impl Limiter {
             bucket,
             retry_after: not_until.wait_time_from(now),
         };
+        if let Some(g) = &self.global {
+            g.check().map_err(|n| refuse("global".into(), n))?;
+        }
         let agent = self.agents.get(&p.agent);
         let tool = self.tools.get(&p.tool);
         if let Some(a) = agent {
@@ -168,6 +174,15 @@ mod tests {
         l.check(&b, &host("api.example.com"), 443, true).unwrap();
         let c = Principal::new("c", "t", "r");
         assert_eq!(l.check(&c, &host("api.example.com"), 443, true).unwrap_err().bucket, "host api.example.com");
+    }
+
+    #[test]
+    fn the_global_bucket_is_shared_by_everyone() {
+        let l = limits("[rate_limits.global]\nrequests_per_minute = 60\nburst = 2\n");
+        l.check(&Principal::new("a", "t", "r"), &host("x.example.com"), 443, true).unwrap();
+        l.check(&Principal::new("b", "u", "s"), &host("y.example.com"), 80, true).unwrap();
+        let e = l.check(&Principal::new("c", "v", "w"), &host("z.example.com"), 443, true).unwrap_err();
+        assert_eq!(e.bucket, "global");
     }
 
     #[test]

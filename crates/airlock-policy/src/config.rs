@@ -174,6 +174,9 @@ impl Limits {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
+    /// One bucket shared by every request the broker serves, whoever sends it (requests only: byte budgets are
+    /// per agent, tool, host or run).
+    pub global: Option<RateLimit>,
     /// Applies to every (agent, tool) pair without a more specific rule.
     pub default: Option<RateLimit>,
     #[serde(default)]

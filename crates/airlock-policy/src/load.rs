@@ -148,6 +148,7 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
     if let Some(r) = o.rate_limits {
         let base = &mut file.rate_limits;
         base.default = r.default.or(base.default.take());
+        base.global = r.global.or(base.global.take());
         base.agents.extend(r.agents);
         base.tools.extend(r.tools);
         base.hosts.extend(r.hosts);

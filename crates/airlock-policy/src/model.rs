@@ -989,6 +989,14 @@ fn check_budgets(b: &mut Builder<'_>, file: &ConfigFile) {
             b.err("budget", span, format!("{name}.egress_bytes_per_hour is 0: {ZERO}"));
         }
     }
+    if r.global.as_ref().is_some_and(|g| g.egress_bytes_per_hour.is_some()) {
+        b.err(
+            "budget",
+            0..0,
+            "rate_limits.global takes requests_per_minute and burst only; put egress_bytes_per_hour under default, \
+             agents, tools or hosts",
+        );
+    }
     let zeros = |budget: &config::Budget| {
         let mut z = Vec::new();
         if budget.egress_bytes == Some(config::Size(0)) {
