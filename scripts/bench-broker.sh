@@ -17,6 +17,7 @@
 #   FLOOR         1 (default): also measure `bare_forward` (crates/airlock-broker/examples) in the plain HTTP tables:
 #                 the same hyper server, upstream pool and runtime with no pipeline at all, the floor under airlock
 #   BARE_BIN      use this bare_forward binary instead of building one
+#   TUNNEL_LOAD_BIN  use this tunnel_load binary (the HTTPS load client) instead of building one
 #
 # Every process it starts is stopped on exit; everything it writes lives in one mktemp -d directory, removed on
 # exit. It listens on 127.0.0.1 only.
@@ -171,6 +172,9 @@ if want memory && [[ $have_fds != unlimited ]] && ((have_fds < need_fds)); then
     die "the open-files limit is $have_fds (hard limit $(ulimit -Hn)) but $CONNS idle connections need $need_fds: raise the hard limit (run as root, or limits.conf), or set CONNS lower"
 fi
 
+# A free loopback port (for processes started after the first batch below).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # Every port at once, with all sockets held until all are chosen, so no two are the same.
 read -r NGINX_PORT TLS_PORT AIRLOCK_PORT TINY_PORT SQUID_PORT < <(python3 -c '
 import socket
@@ -185,16 +189,25 @@ if ((EUID == 0)); then chmod 711 "$WORK"; fi
 # ---------------------------------------------------------------------------------------------------------------
 # Build
 
+# Where cargo puts builds: CARGO_TARGET_DIR or .cargo/config.toml may move the target directory.
+target_dir() {
+    (cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+}
+# example_bin NAME: builds crates/airlock-broker/examples/NAME.rs (release) and prints the binary's path.
+example_bin() {
+    log "building $1 (cargo build --release -p airlock-broker --example $1)"
+    (cd "$ROOT" && cargo build --release -p airlock-broker --example "$1" >&2)
+    echo "$(target_dir)/release/examples/$1"
+}
+
 if [[ -n ${AIRLOCK_BIN:-} ]]; then
     AIRLOCK=$AIRLOCK_BIN
     [[ -x $AIRLOCK ]] || die "AIRLOCK_BIN: $AIRLOCK is not an executable"
 else
     log "building airlock (cargo build --release -p airlock)"
     (cd "$ROOT" && cargo build --release -p airlock >&2)
-    # The target directory may be moved (CARGO_TARGET_DIR, .cargo/config.toml); cargo knows where.
-    TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    AIRLOCK="$TARGET_DIR/release/airlock"
+    AIRLOCK="$(target_dir)/release/airlock"
     [[ -x $AIRLOCK ]] || die "no binary at $AIRLOCK after the build"
 fi
 AIRLOCK_DESC="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "unknown commit"), release build"
@@ -389,15 +402,8 @@ PROXIES=(airlock tinyproxy squid)
 # The plain HTTP tables also show the floor, when it is measured.
 HTTP_TARGETS=("${PROXIES[@]}")
 if [[ ${FLOOR:-1} == 1 ]] && { want http1k || want http1m || want latency; }; then
-    if [[ -n ${BARE_BIN:-} ]]; then
-        BARE=$BARE_BIN
-    else
-        log "building bare_forward (cargo build --release -p airlock-broker --example bare_forward)"
-        (cd "$ROOT" && cargo build --release -p airlock-broker --example bare_forward >&2)
-        BARE="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/bare_forward"
-    fi
-    read -r BARE_PORT < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    BARE=${BARE_BIN:-$(example_bin bare_forward)}
+    BARE_PORT=$(free_port)
     start bare_forward "$WORK/bare.log" "$BARE" "127.0.0.1:$BARE_PORT"
     wait_port bare_forward "$BARE_PORT" "$LAST_PID" "$WORK/bare.log"
     HTTP_TARGETS+=(bare_forward)
@@ -680,14 +686,7 @@ if want https; then
         python3 -m venv "$MITM_VENV" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
         timeout 900 "$MITM_VENV/bin/pip" install -q mitmproxy==11.0.2 >&2 || die "pip install mitmproxy failed"
     fi
-    if [[ -n ${TUNNEL_LOAD_BIN:-} ]]; then
-        LOAD=$TUNNEL_LOAD_BIN
-    else
-        log "building the HTTPS load client (cargo build --release -p airlock-broker --example tunnel_load)"
-        (cd "$ROOT" && cargo build --release -p airlock-broker --example tunnel_load >&2)
-        LOAD="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/tunnel_load"
-    fi
+    LOAD=${TUNNEL_LOAD_BIN:-$(example_bin tunnel_load)}
     [[ -x $LOAD ]] || die "no load client at $LOAD"
 
     log "https: restarting airlock with interception and the secret"
@@ -723,7 +722,7 @@ EOF
     AIRLOCK_CA="$AIRLOCK_HOME/ca/cert.pem"
 
     # mitmproxy: the same rewrite (surrogate -> real value in Authorization), upstream verified against the same CA.
-    read -r MITM_PORT < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    MITM_PORT=$(free_port)
     mkdir -p "$WORK/mitm"
     cat >"$WORK/mitm/rewrite.py" <<EOF
 SURROGATE = "$SURROGATE"

@@ -610,15 +610,8 @@ mod tests {
 
     /// `[rate_limits]` and `[budgets]` as the policy loader reads them (validated, as the broker gets them).
     fn budgets(sections: &str, max_runs: usize) -> Budgets {
-        let dir = tempfile::tempdir().unwrap();
         let text = format!("version = 1\n[agents.a]\n[agents.b]\n[tools.t]\n[tools.fetch]\n{sections}");
-        let opts = airlock_policy::LoadOptions {
-            profile_flag: None,
-            profile_env: None,
-            workspace: dir.path().to_path_buf(),
-            home: dir.path().to_path_buf(),
-        };
-        let doc = airlock_policy::load::load_str(&dir.path().join("airlock.toml"), text, dir.path(), &opts).unwrap();
+        let doc = crate::load_test_policy(&text);
         let (model, _) = airlock_policy::model::build(&doc).unwrap();
         Budgets::with_max_runs(&model.file.rate_limits, &model.file.budgets, max_runs)
     }

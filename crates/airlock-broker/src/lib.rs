@@ -37,6 +37,20 @@ pub use proxy::{AuditTrail, Broker, BrokerConfig, BrokerError, Limits, PolicySou
 pub use resolve::Resolver;
 pub use ssrf::SsrfPolicy;
 
+/// Test support: `text` as the policy loader reads it from an `airlock.toml`.
+#[cfg(test)]
+pub(crate) fn load_test_policy(text: &str) -> airlock_policy::load::Document {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let opts = airlock_policy::LoadOptions {
+        profile_flag: None,
+        profile_env: None,
+        workspace: dir.path().to_path_buf(),
+        home: dir.path().to_path_buf(),
+    };
+    airlock_policy::load::load_str(&dir.path().join("airlock.toml"), text.to_string(), dir.path(), &opts)
+        .expect("the test policy loads")
+}
+
 /// Locks a mutex, carrying on if a panicking thread poisoned it: every guarded map here stays consistent between
 /// statements, and a broker that stops serving because one request panicked would fail everyone.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -132,15 +132,7 @@ mod tests {
 
     /// `[rate_limits]` as the policy loader reads it.
     fn limits(section: &str) -> Limiter {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!("version = 1\n{section}");
-        let opts = airlock_policy::LoadOptions {
-            profile_flag: None,
-            profile_env: None,
-            workspace: dir.path().to_path_buf(),
-            home: dir.path().to_path_buf(),
-        };
-        let doc = airlock_policy::load::load_str(&dir.path().join("airlock.toml"), text, dir.path(), &opts).unwrap();
+        let doc = crate::load_test_policy(&format!("version = 1\n{section}"));
         Limiter::from_config(&doc.file.rate_limits)
     }
 
