@@ -177,7 +177,8 @@ struct Shared {
     limits: Limits,
     upstreams: Arc<Upstreams>,
     leaks: Arc<LeakScanner>,
-    rate_limits: Limiter,
+    /// The rate limiter and the engine whose config built it: a policy reload brings new limits (and full buckets).
+    rate_limits: RwLock<(Arc<Engine>, Arc<Limiter>)>,
     connections: std::sync::Mutex<std::collections::HashMap<Principal, Arc<Semaphore>>>,
     credentials: Arc<CredentialSet>,
     ca: Option<Arc<LocalCa>>,
@@ -188,6 +189,23 @@ struct Shared {
 }
 
 impl Shared {
+    /// The rate limiter for the policy now in force, rebuilt from `[rate_limits]` after a reload.
+    fn limiter(&self) -> Arc<Limiter> {
+        let engine = self.policy.engine();
+        {
+            let current = self.rate_limits.read().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&current.0, &engine) {
+                return Arc::clone(&current.1);
+            }
+        }
+        let mut current = self.rate_limits.write().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&current.0, &engine) {
+            let limiter = Arc::new(Limiter::from_config(&engine.compiled().model.file.rate_limits));
+            *current = (engine, limiter);
+        }
+        Arc::clone(&current.1)
+    }
+
     /// A fresh id that ties a request's audit record to its answer (`X-Airlock-Request-Id`).
     fn request_id(&self) -> String {
         let n = self.next_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -233,7 +251,7 @@ impl Denial {
     }
 
     fn rate(shared: &Shared, p: &Principal, t: &Target) -> Option<Denial> {
-        let limited = shared.rate_limits.check(p, &t.host, t.port, t.default_port).err()?;
+        let limited = shared.limiter().check(p, &t.host, t.port, t.default_port).err()?;
         let mut d = Denial::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate",
@@ -330,6 +348,7 @@ impl Broker {
     pub fn new(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let tls = crate::upstream::client_tls_config(&config.extra_ca_pems).map_err(BrokerError::Tls)?;
         let upstreams = Arc::new(Upstreams::new(tls, config.timeouts.connect, config.timeouts.response));
+        let engine_at_start = config.policy.engine();
         Ok(Broker {
             shared: Arc::new(Shared {
                 policy: config.policy,
@@ -343,7 +362,7 @@ impl Broker {
                 limits: config.limits,
                 upstreams,
                 leaks: config.leaks,
-                rate_limits: config.rate_limits,
+                rate_limits: RwLock::new((engine_at_start, Arc::new(config.rate_limits))),
                 connections: Default::default(),
                 credentials: config.credentials,
                 ca: config.ca,

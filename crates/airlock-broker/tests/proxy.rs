@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::Harness;
 
 #[test]
@@ -227,4 +229,31 @@ fn a_tool_over_its_hourly_egress_bytes_gets_429_with_retry_after() {
     assert_eq!(r.json()["kind"], "budget");
     assert!(r.headers.contains("retry-after:"), "{}", r.headers);
     assert_eq!(h.upstream.count(), 1);
+}
+
+#[test]
+fn rate_limits_follow_a_policy_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("airlock.toml");
+    let limited = |burst: u32| {
+        format!("{}\n[rate_limits.tools.fetch]\nrequests_per_minute = 1\nburst = {burst}\n", common::POLICY)
+    };
+    std::fs::write(&file, limited(1)).unwrap();
+    let opts = airlock_policy::LoadOptions {
+        profile_flag: None,
+        profile_env: None,
+        workspace: dir.path().to_path_buf(),
+        home: dir.path().to_path_buf(),
+    };
+    let store = Arc::new(airlock_policy::PolicyStore::open(&file, opts).unwrap());
+    let policy = Arc::clone(&store);
+    let h = Harness::with(&limited(1), move |cfg| cfg.policy = policy);
+    let url = format!("http://api.example.com:{}/r", h.upstream.addr.port());
+    assert_eq!(h.curl(&[&url]).status, 200);
+    assert_eq!(h.curl(&[&url]).status, 429, "burst 1: the second request waits");
+    std::fs::write(&file, limited(5)).unwrap();
+    store.reload().unwrap();
+    for i in 0..4 {
+        assert_eq!(h.curl(&[&url]).status, 200, "after the reload, request {i} fits the new burst");
+    }
 }

@@ -88,8 +88,9 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     }
     let audit =
         AuditTrail { log: Arc::clone(&log), mac, record_allows: model.record_allows, fail_closed: model.fail_closed };
+    let store = Arc::new(store);
     let broker = Broker::new(BrokerConfig {
-        policy: Arc::new(store),
+        policy: Arc::clone(&store) as Arc<dyn airlock_broker::PolicySource>,
         ssrf,
         resolver: Arc::new(resolver),
         audit: Some(audit),
@@ -121,7 +122,8 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
-    let result = runtime.block_on(serve(broker, principal, &a, &env));
+    let reloads = Reloads { store, config: config.clone(), log: Arc::downgrade(&log) };
+    let result = runtime.block_on(serve(broker, principal, &a, &env, reloads));
     let closed = match Arc::try_unwrap(log) {
         Ok(log) => log.close().map(|_| ()).map_err(|e| CliError::input(format!("closing the audit log: {e}"))),
         Err(_) => Ok(()),
@@ -146,8 +148,65 @@ fn remote_token() -> Result<zeroize::Zeroizing<String>, CliError> {
     Ok(zeroize::Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-async fn serve(broker: Broker, principal: Principal, a: &ProxyArgs, env: &[(String, String)]) -> Result<(), CliError> {
+/// What SIGHUP needs: the store to reload, and the log to record it in (weak: the log is closed at exit, and a
+/// reload in flight must not keep it open).
+struct Reloads {
+    store: Arc<PolicyStore>,
+    config: std::path::PathBuf,
+    log: std::sync::Weak<AuditLog>,
+}
+
+impl Reloads {
+    /// Re-reads the config. A config with errors is refused and the policy in force stays; either way the audit log
+    /// says what happened.
+    fn reload(&self) {
+        use airlock_audit::event::activity;
+        use airlock_audit::{Event, Severity};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let path = self.config.display().to_string();
+        let event = match self.store.reload() {
+            Ok(r) => {
+                eprintln!("airlock: reloaded {path}: generation {}, {} policies", r.generation, r.policies);
+                Event::entity_change(now, activity::UPDATE, "policy", &path)
+                    .message(format!("policy reloaded on SIGHUP: generation {}, {} policies", r.generation, r.policies))
+            }
+            Err(e) => {
+                eprintln!("airlock: {path}: reload refused, the previous policy stays in force:\n{e}");
+                Event::entity_change(now, activity::UPDATE, "policy", &path)
+                    .message(format!("policy reload refused, the previous policy stays: {e}"))
+                    .status(false)
+                    .severity(Severity::Medium)
+            }
+        };
+        if let Some(log) = self.log.upgrade()
+            && let Err(e) = log.append(event)
+        {
+            eprintln!("airlock: the audit log could not record the reload: {e}");
+        }
+    }
+}
+
+async fn serve(
+    broker: Broker,
+    principal: Principal,
+    a: &ProxyArgs,
+    env: &[(String, String)],
+    reloads: Reloads,
+) -> Result<(), CliError> {
     let mut tasks = tokio::task::JoinSet::new();
+    // SIGHUP re-reads airlock.toml: new rules, rate limits and secret pins apply to the next request.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| CliError::input(format!("install a SIGHUP handler: {e}")))?;
+    tasks.spawn(async move {
+        while hup.recv().await.is_some() {
+            // Reading, compiling and durably recording take milliseconds: off the async workers.
+            tokio::task::block_in_place(|| reloads.reload());
+        }
+        Ok(())
+    });
     if !a.no_tcp {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await

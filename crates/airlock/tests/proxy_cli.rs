@@ -167,6 +167,53 @@ fn a_remote_proxy_serves_only_clients_with_its_token() {
     let _ = child.wait();
 }
 
+#[test]
+fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    let config = al.home.join("airlock.toml");
+    std::fs::write(&config, POLICY).unwrap();
+    let port = upstream();
+    let (mut child, mut lines) = spawn_proxy(&al, &["--resolve", "other.example.com=127.0.0.1"]);
+    let proxy = loop {
+        let line = lines.next().expect("the proxy printed its address").unwrap();
+        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
+            break p.to_string();
+        }
+    };
+    let other = format!("http://other.example.com:{port}/");
+    assert_eq!(curl(&proxy, &other).0, 403);
+    let hup = |pid: u32| {
+        let ok = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success();
+        assert!(ok, "kill -HUP");
+    };
+    // Until the reload lands, at most 5 s.
+    let until = |want: u16| {
+        for _ in 0..50 {
+            if curl(&proxy, &other).0 == want {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    std::fs::write(
+        &config,
+        POLICY.replace(r#"hosts = ["api.example.com:*"]"#, r#"hosts = ["api.example.com:*", "other.example.com:*"]"#),
+    )
+    .unwrap();
+    hup(child.id());
+    assert!(until(200), "SIGHUP made the new rule apply");
+    // A config with an error is refused; the policy in force stays.
+    std::fs::write(&config, "version = 1\n[tools.fetch]\nnetwork = 7\n").unwrap();
+    hup(child.id());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(curl(&proxy, &other).0, 200, "a broken config must not replace the working one");
+    assert!(child.try_wait().unwrap().is_none(), "the proxy keeps running");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 const INJECT_POLICY: &str = r#"
 version = 1
 default_profile = "dev"
