@@ -467,7 +467,14 @@ async fn handle(
     let principal = match &attribution {
         Attribution::Fixed(p) => p.clone(),
         Attribution::Token(table) => {
-            match req.headers().get(header::PROXY_AUTHORIZATION).and_then(|h| table.authenticate(h.as_bytes())) {
+            // A capability call is addressed to the broker itself, not through it: its own `Authorization` header
+            // (what a client sends for `http://user:token@host/`) may carry the token as well.
+            let to_broker = req.uri().scheme().is_none() && req.uri().path().starts_with(CAPABILITY_PREFIX);
+            let presented = req
+                .headers()
+                .get(header::PROXY_AUTHORIZATION)
+                .or_else(|| if to_broker { req.headers().get(header::AUTHORIZATION) } else { None });
+            match presented.and_then(|h| table.authenticate(h.as_bytes())) {
                 Some(p) => p.clone(),
                 None => {
                     let d = Denial::new(

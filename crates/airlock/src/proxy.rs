@@ -221,6 +221,7 @@ async fn serve(
         } else {
             (format!("http://{addr}"), Attribution::Fixed(principal.clone()))
         };
+        println!("AIRLOCK_CAPABILITIES_URL={url}/v1/capabilities");
         println!("HTTP_PROXY={url}");
         println!("HTTPS_PROXY={url}");
         println!("http_proxy={url}");

@@ -163,6 +163,22 @@ fn a_remote_proxy_serves_only_clients_with_its_token() {
     assert_eq!(status, 407, "{body}");
     let (status, _) = curl(&format!("http://airlock:{}x@{addr}", &token[..token.len() - 1]), &url);
     assert_eq!(status, 407, "a wrong token is refused");
+    // The capability API on the same listener takes the token as its own Authorization (userinfo in the URL).
+    let call = |url: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--noproxy", "*", "-w", "\n%{http_code}", "-X", "POST"])
+            .args(["--data-binary", r#"{"method":"GET","path":"/v1/models"}"#, url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_string())
+    };
+    let (status, body) = call(&format!("http://{addr}/v1/capabilities/openai/models"));
+    assert_eq!(status, 407, "{body}");
+    let (status, body) = call(&format!("{proxy}/v1/capabilities/openai/models"));
+    assert_eq!(status, 403, "with the token, the call is decided: {body}");
+    assert!(body.contains("OPENAI_API_KEY"), "the tool is not given the provider's secret: {body}");
     let _ = child.kill();
     let _ = child.wait();
 }
