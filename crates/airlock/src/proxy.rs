@@ -172,6 +172,7 @@ impl Reloads {
                 eprintln!("airlock: reloaded {path}: generation {}, {} policies", r.generation, r.policies);
                 Event::entity_change(now, activity::UPDATE, "policy", &path)
                     .message(format!("policy reloaded on SIGHUP: generation {}, {} policies", r.generation, r.policies))
+                    .status(true)
             }
             Err(e) => {
                 eprintln!("airlock: {path}: reload refused, the previous policy stays in force:\n{e}");

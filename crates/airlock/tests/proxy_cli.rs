@@ -226,8 +226,15 @@ fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(curl(&proxy, &other).0, 200, "a broken config must not replace the working one");
     assert!(child.try_wait().unwrap().is_none(), "the proxy keeps running");
-    let _ = child.kill();
-    let _ = child.wait();
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    // Both reloads are on the record: the one applied and the one refused.
+    let q = al.call(["--json", "audit", "query", "--type", "entity"]).expect(0);
+    let events: Vec<serde_json::Value> = q.out().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reloads: Vec<&serde_json::Value> = events.iter().filter(|e| e["entity"]["type"] == "policy").collect();
+    assert_eq!(reloads.len(), 2, "{events:#?}");
+    assert_eq!(reloads[0]["status"], "Success", "{:#}", reloads[0]);
+    assert_eq!(reloads[1]["status"], "Failure", "{:#}", reloads[1]);
 }
 
 const INJECT_POLICY: &str = r#"
