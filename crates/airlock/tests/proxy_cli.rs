@@ -72,6 +72,16 @@ fn spawn_proxy(
     (child, lines)
 }
 
+/// The `HTTP_PROXY=` line's value from the proxy's stdout.
+fn proxy_url(lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>) -> String {
+    loop {
+        let line = lines.next().expect("the proxy printed its address").unwrap();
+        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
+            return p.to_string();
+        }
+    }
+}
+
 #[test]
 fn proxy_serves_policy_and_records_every_decision() {
     let al = Airlock::with_passphrase(PASS);
@@ -80,12 +90,7 @@ fn proxy_serves_policy_and_records_every_decision() {
     std::fs::write(al.home.join("airlock.toml"), POLICY).unwrap();
     let port = upstream();
     let (mut child, mut lines) = spawn_proxy(&al, &["--resolve", "other.example.com=127.0.0.1"]);
-    let proxy = loop {
-        let line = lines.next().expect("the proxy printed its address").unwrap();
-        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
-            break p.to_string();
-        }
-    };
+    let proxy = proxy_url(&mut lines);
 
     let (status, body) = curl(&proxy, &format!("http://api.example.com:{port}/v1"));
     assert_eq!((status, body.as_str()), (200, "hello from upstream"));
@@ -148,12 +153,7 @@ fn a_remote_proxy_serves_only_clients_with_its_token() {
     let port = upstream();
     // Loopback keeps the test local; --allow-remote is what switches on token authentication.
     let (mut child, mut lines) = spawn_proxy(&al, &["--allow-remote"]);
-    let proxy = loop {
-        let line = lines.next().expect("the proxy printed its address").unwrap();
-        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
-            break p.to_string();
-        }
-    };
+    let proxy = proxy_url(&mut lines);
     let (user_and_token, addr) = proxy.trim_start_matches("http://").split_once('@').expect("a token in the URL");
     let token = user_and_token.strip_prefix("airlock:").unwrap();
     assert!(token.len() >= 43, "a 256-bit token");
@@ -191,12 +191,7 @@ fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
     std::fs::write(&config, POLICY).unwrap();
     let port = upstream();
     let (mut child, mut lines) = spawn_proxy(&al, &["--resolve", "other.example.com=127.0.0.1"]);
-    let proxy = loop {
-        let line = lines.next().expect("the proxy printed its address").unwrap();
-        if let Some(p) = line.strip_prefix("HTTP_PROXY=") {
-            break p.to_string();
-        }
-    };
+    let proxy = proxy_url(&mut lines);
     let other = format!("http://other.example.com:{port}/");
     assert_eq!(curl(&proxy, &other).0, 403);
     let hup = |pid: u32| {
