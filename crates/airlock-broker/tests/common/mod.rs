@@ -1022,3 +1022,63 @@ pub fn tls_through_connect(
         Ok(out)
     })
 }
+
+fn capability_provider(base: &str, secret: &str) -> airlock_policy::providers::ProviderConfig {
+    let cap = |methods: &[&str], path: &str, blocklist: &[&str]| airlock_policy::providers::CapabilityConfig {
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        paths: vec![path.to_string()],
+        response_blocklist: blocklist.iter().map(|b| b.to_string()).collect(),
+        description: None,
+    };
+    airlock_policy::providers::ProviderConfig {
+        base_url: base.to_string(),
+        secret: secret.to_string(),
+        inject: Some(airlock_policy::config::InjectRecipe {
+            header: Some("X-Example-Key".into()),
+            format: Some("Key {value}".into()),
+            query: None,
+        }),
+        capabilities: BTreeMap::from([
+            ("things".to_string(), cap(&["GET", "POST"], "/quiet", &[])),
+            ("secretive".to_string(), cap(&["GET"], "/secretive", &["client_secret"])),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The injection harness with providers: `example` on the TLS upstream as tunnel.example.com (where RECIPE_TOKEN is
+/// pinned), `elsewhere` on other.example.com (where it is not), `ungranted` needing a secret the tool lacks.
+pub fn capability_harness() -> Harness {
+    inject_harness_with(|cfg, tls_port| {
+        let providers = BTreeMap::from([
+            (
+                "example".to_string(),
+                capability_provider(&format!("https://tunnel.example.com:{tls_port}"), "RECIPE_TOKEN"),
+            ),
+            (
+                "elsewhere".to_string(),
+                capability_provider(&format!("https://other.example.com:{tls_port}"), "RECIPE_TOKEN"),
+            ),
+            (
+                "ungranted".to_string(),
+                capability_provider(&format!("https://tunnel.example.com:{tls_port}"), "NOT_GIVEN"),
+            ),
+        ]);
+        cfg.capabilities = Arc::new(airlock_broker::capability::Registry::builtin().with_config(&providers).unwrap());
+    })
+}
+
+impl Harness {
+    /// POSTs `envelope` to the capability endpoint, straight to the broker (it is the origin here, not a proxy).
+    pub fn capability_call(&self, name: &str, envelope: &str) -> CurlResult {
+        self.curl_direct(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            envelope,
+            &format!("http://{}/v1/capabilities/{name}", self.proxy),
+        ])
+    }
+}

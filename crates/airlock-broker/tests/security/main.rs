@@ -13,6 +13,7 @@ mod exfiltrate_slowly_past_an_egress_budget;
 mod follow_a_redirect_with_injected_auth;
 mod front_an_opened_tunnel_with_another_sni;
 mod leak_common;
+mod leave_a_capability_for_another_host_or_path;
 mod override_an_injected_credential;
 mod oversized_headers_inside_a_tunnel;
 mod reflect_a_secret_in_a_response;
