@@ -527,17 +527,10 @@ impl Provider {
 
         let recipe = match &config.inject {
             None => Recipe::header("Authorization", BEARER),
-            Some(InjectRecipe { header: Some(h), query: None, format }) => {
-                Recipe::header(h, format.as_deref().unwrap_or("{value}"))
-            }
-            Some(InjectRecipe { header: None, query: Some(q), format: None }) => Recipe::query(q),
-            Some(InjectRecipe { header: None, query: Some(_), format: Some(_) }) => {
-                return Err("inject: format applies to a header, not to a query parameter".into());
-            }
-            Some(_) => return Err("inject needs exactly one of header or query".into()),
+            Some(r) => Recipe::from_config(r),
         }
         .map_err(|e| format!("inject: {e}"))?;
-        let recipe_header = recipe_header(&recipe);
+        let recipe_header = recipe.header_name().cloned();
         if let Some(h) = &recipe_header
             && let Some(why) = framing_or_routing(h.as_str())
         {
@@ -890,7 +883,7 @@ fn form_encode(s: &str) -> String {
 
 /// The caller's headers, each allowed for this provider, as a map.
 fn caller_headers(given: &[(String, String)], p: &Provider) -> Result<HeaderMap, CapabilityError> {
-    let recipe_header = recipe_header(&p.recipe);
+    let recipe_header = p.recipe.header_name().cloned();
     let mut map = HeaderMap::new();
     for (raw_name, raw_value) in given {
         let refuse = |reason: String| CapabilityError::Header { name: raw_name.clone(), reason };
@@ -964,15 +957,6 @@ fn framing_or_routing(name: &str) -> Option<&'static str> {
         return Some("changes how a server routes the request or which method it runs");
     }
     None
-}
-
-/// The header a recipe writes, if any.
-fn recipe_header(recipe: &Recipe) -> Option<HeaderName> {
-    match recipe {
-        Recipe::Header { name, .. } => Some(name.clone()),
-        Recipe::Basic { .. } => Some(header::AUTHORIZATION),
-        Recipe::Query { .. } => None,
-    }
 }
 
 /// The body bytes and the content type to use when the caller names none.

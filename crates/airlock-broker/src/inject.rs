@@ -98,8 +98,19 @@ impl Recipe {
         }
     }
 
+    /// From `airlock.toml`'s `inject = { header, format }` or `inject = { query }`: exactly one of header or query,
+    /// and `format` only with a header.
+    pub fn from_config(r: &airlock_policy::config::InjectRecipe) -> Result<Recipe, String> {
+        match (&r.header, &r.query, &r.format) {
+            (Some(h), None, format) => Recipe::header(h, format.as_deref().unwrap_or("{value}")),
+            (None, Some(q), None) => Recipe::query(q),
+            (None, Some(_), Some(_)) => Err("format applies to a header, not to a query parameter".into()),
+            _ => Err("inject needs exactly one of header or query".into()),
+        }
+    }
+
     /// The header this recipe writes, if any.
-    fn header_name(&self) -> Option<&HeaderName> {
+    pub(crate) fn header_name(&self) -> Option<&HeaderName> {
         match self {
             Recipe::Header { name, .. } => Some(name),
             Recipe::Basic { .. } => Some(&header::AUTHORIZATION),

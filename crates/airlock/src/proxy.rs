@@ -161,11 +161,8 @@ impl Reloads {
     /// says what happened.
     fn reload(&self) {
         use airlock_audit::event::activity;
-        use airlock_audit::{Event, Severity};
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        use airlock_audit::{Clock, Event, Severity, SystemClock};
+        let now = SystemClock.now_ms();
         let path = self.config.display().to_string();
         let event = match self.store.reload() {
             Ok(r) => {
@@ -331,11 +328,7 @@ fn credentials(
         let value = vault.resolve(&id)?;
         let secret_spec = model.secrets.get(name);
         let recipe = match (secret_spec.and_then(|s| s.inject.as_ref()), &info.injection) {
-            (Some(r), _) => Some(match (&r.header, &r.query) {
-                (Some(h), _) => Recipe::header(h, r.format.as_deref().unwrap_or("{value}")),
-                (None, Some(q)) => Recipe::query(q),
-                (None, None) => Err("inject needs a header or a query parameter".into()),
-            }),
+            (Some(r), _) => Some(Recipe::from_config(r)),
             (None, Some(Injection::Header { name: h, template })) => Some(Recipe::header(h, template)),
             (None, Some(Injection::Query { param })) => Some(Recipe::query(param)),
             (None, Some(Injection::Basic { username })) => Some(Recipe::basic(username)),
