@@ -44,6 +44,9 @@ pub struct ConfigFile {
     pub budgets: Budgets,
     #[serde(default)]
     pub audit: Audit,
+    /// What `airlock run` gives the tools it runs: environment pass-through, auto-pause, the proxy forwarder's port.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
     /// Secret metadata: where each secret may go and how it is injected. Values live in the vault, never here.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretMeta>")]
@@ -230,6 +233,40 @@ pub struct Budget {
     pub distinct_hosts: Option<u32>,
 }
 
+/// `[sandbox]`: settings for `airlock run`. Every field is optional; a profile's `[profiles.NAME.sandbox]` replaces
+/// the fields it sets.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Environment variables passed from the caller into the tool's otherwise empty environment: names (`"LANG"`)
+    /// or prefixes ending in `*` (`"LC_*"`). Names the sandbox sets itself (`HTTPS_PROXY`, `PATH`, `HOME`,
+    /// `AIRLOCK_*`, ...) and names that make programs load or run code (`LD_*`, `BASH_ENV`, `NODE_OPTIONS`, `GIT_*`,
+    /// `PAGER`, ...) are refused, as are prefixes that would match them. Default: `["LANG", "LANGUAGE", "LC_*",
+    /// "TERM", "TZ", "NO_COLOR", "COLORTERM"]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub env: Option<Vec<Spanned<String>>>,
+    /// Pause an agent's runs after this many denied egress attempts or leak blocks within a window, e.g.
+    /// `{ denials = 5, window = "60s" }`. Unset: never paused automatically.
+    #[schemars(with = "Option<AutoPauseConfig>")]
+    pub auto_pause: Option<Spanned<AutoPauseConfig>>,
+    /// Loopback port inside the sandbox where the proxy forwarder listens (1-65535; default 3128).
+    #[schemars(with = "Option<u16>", range(min = 1))]
+    pub forward_port: Option<Spanned<u16>>,
+}
+
+/// `[sandbox] auto_pause`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoPauseConfig {
+    /// Denied egress attempts and leak blocks (together) that pause the agent; at least 1.
+    #[schemars(with = "u32", range(min = 1))]
+    pub denials: Spanned<u32>,
+    /// How far back they are counted: from `"1s"` to `"1d"`.
+    #[schemars(with = "Interval")]
+    pub window: Spanned<Interval>,
+}
+
 /// Where decisions are recorded.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -345,6 +382,10 @@ pub struct SecretMeta {
     /// also swaps this secret's surrogate, escaped for the type. Headers and the URL are always searched.
     #[serde(default)]
     pub body_types: Vec<String>,
+    /// Environment variable in which a sandboxed tool granted this secret finds its surrogate (default: derived
+    /// from the secret's name by the sandbox). A plain name; the names `[sandbox] env` refuses are refused here too.
+    #[schemars(with = "Option<String>")]
+    pub env: Option<Spanned<String>>,
     pub description: Option<String>,
 }
 
@@ -414,6 +455,11 @@ pub struct Tool {
     pub secrets: Vec<Spanned<String>>,
     #[serde(default)]
     pub limits: Limits,
+    /// Environment variables passed through to this tool besides `[sandbox] env`: names or prefixes ending in `*`,
+    /// with the same refusals.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub env: Vec<Spanned<String>>,
     pub max_risk: Option<u8>,
     pub schedule: Option<Schedule>,
 }
@@ -504,6 +550,7 @@ pub struct ProfileOverlay {
     pub audit: Option<Audit>,
     pub rate_limits: Option<RateLimits>,
     pub budgets: Option<Budgets>,
+    pub sandbox: Option<SandboxConfig>,
 }
 
 /// A byte count written as an integer or as a string with a binary unit (`"64KiB"`, `"512MiB"`, `"2GiB"`).

@@ -48,6 +48,7 @@ pub mod normalize;
 pub mod profile;
 pub mod providers;
 pub mod refs;
+pub mod sandbox;
 pub mod store;
 
 use std::path::Path;

@@ -158,6 +158,12 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.run = g.run.or(base.run.take());
         base.hosts.extend(g.hosts);
     }
+    if let Some(x) = o.sandbox {
+        let base = &mut file.sandbox;
+        base.env = x.env.or(base.env.take());
+        base.auto_pause = x.auto_pause.or(base.auto_pause.take());
+        base.forward_port = x.forward_port.or(base.forward_port.take());
+    }
 }
 
 fn read_cedar_files(source: &SourceText, file: &ConfigFile, base: &Path) -> Result<Vec<SourceText>, ConfigError> {

@@ -16,6 +16,7 @@ use crate::load::Document;
 use crate::normalize::{self, HostPattern, HostPatternKind};
 use crate::profile::{Profile, ProfileSettings};
 use crate::refs::{self, Reference};
+pub use crate::sandbox::env_allowed;
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +138,9 @@ pub struct ToolSpec {
     pub limits: Limits,
     /// The tool and `[limits]` set no limit at all.
     pub declares_no_limits: bool,
+    /// `[tools.NAME] env`: variables passed through to this tool besides [`SandboxSettings::env`] (names, or
+    /// prefixes ending in `*`; see [`env_allowed`]).
+    pub env: Vec<String>,
     pub max_risk: u8,
     pub schedule: Option<Window>,
     pub span: Range<usize>,
@@ -249,7 +253,32 @@ pub struct SecretSpec {
     pub inject: Option<InjectRecipe>,
     /// Lowercased media types whose request bodies are searched for the surrogate.
     pub body_types: Vec<String>,
+    /// `[secrets.NAME] env`: the variable holding the surrogate in a sandboxed tool; `None` leaves the name to the
+    /// sandbox.
+    pub env: Option<String>,
     pub span: Range<usize>,
+}
+
+/// `[sandbox]`, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Variables passed from the caller into every sandboxed tool: names, or prefixes ending in `*` (see
+    /// [`env_allowed`]). [`crate::sandbox::DEFAULT_ENV`] when the file does not say.
+    pub env: Vec<String>,
+    /// `None`: runs are never paused automatically.
+    pub auto_pause: Option<AutoPause>,
+    /// Loopback port of the proxy forwarder inside the sandbox ([`crate::sandbox::DEFAULT_FORWARD_PORT`] unless
+    /// set); never 0.
+    pub forward_port: u16,
+}
+
+/// Pause an agent's runs after `denials` denied egress attempts or leak blocks within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoPause {
+    /// At least 1.
+    pub denials: u32,
+    /// From 1 second to 1 day.
+    pub window: std::time::Duration,
 }
 
 /// The validated configuration.
@@ -279,6 +308,8 @@ pub struct Model {
     pub max_request_bytes: Option<u64>,
     pub fail_closed: bool,
     pub record_allows: bool,
+    /// `[sandbox]`: what `airlock run` gives the tools it runs.
+    pub sandbox: SandboxSettings,
     pub file: ConfigFile,
 }
 
@@ -335,6 +366,17 @@ impl Builder<'_> {
                 format!("invalid {kind} id {v:?}: use 1-64 of A-Z a-z 0-9 _ - . (not first)"),
             );
             None
+        }
+    }
+
+    /// One `env` entry: a variable name, or (with `allow_prefix`) a prefix ending in `*`.
+    fn env_pattern(&mut self, s: &Spanned<String>, allow_prefix: bool) -> Option<String> {
+        match crate::sandbox::check_pattern(s.get_ref(), allow_prefix) {
+            Ok(()) => Some(s.get_ref().clone()),
+            Err(m) => {
+                self.err("env-name", s.span(), m);
+                None
+            }
         }
     }
 
@@ -622,6 +664,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
                 ),
             }
         }
+        let env = meta.env.as_ref().and_then(|e| b.env_pattern(e, false));
         secrets.insert(
             name.get_ref().clone(),
             SecretSpec {
@@ -629,10 +672,12 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
                 hosts,
                 inject: meta.inject.clone(),
                 body_types,
+                env,
                 span: name.span(),
             },
         );
     }
+    let sandbox = sandbox_settings(&mut b, &file.sandbox);
 
     // Tools.
     let mut tools = BTreeMap::new();
@@ -678,10 +723,34 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         let fs_deny = b.fs_deny(&t.fs.deny);
         let exec_allow = t.exec.allow.iter().filter_map(|p| b.program(p)).collect();
         let exec_deny = t.exec.deny.iter().filter_map(|p| b.program(p)).collect();
+        let env: Vec<String> = t.env.iter().filter_map(|p| b.env_pattern(p, true)).collect();
         let mut used = Vec::new();
+        let mut surrogate_vars: BTreeMap<&str, &str> = BTreeMap::new();
         for s in &t.secrets {
-            if secrets.contains_key(s.get_ref()) {
+            if let Some(spec) = secrets.get(s.get_ref()) {
                 used.push(At { value: s.get_ref().clone(), span: s.span() });
+                // The surrogate's variable must be unambiguous: not also passed through from the caller, and not
+                // shared with another secret of the same tool.
+                let Some(var) = spec.env.as_deref() else { continue };
+                if let Some(p) = sandbox.env.iter().chain(&env).find(|p| env_allowed(std::slice::from_ref(p), var)) {
+                    b.err(
+                        "env-name",
+                        s.span(),
+                        format!(
+                            "tool {id} gets secret {}'s surrogate in {var}, but env entry {p:?} passes {var} through \
+                             from the caller",
+                            spec.name
+                        ),
+                    );
+                } else if let Some(other) = surrogate_vars.insert(var, &spec.name)
+                    && other != spec.name
+                {
+                    b.err(
+                        "env-name",
+                        s.span(),
+                        format!("tool {id} gets secrets {other} and {} in the same variable {var}", spec.name),
+                    );
+                }
             } else {
                 b.err(
                     "unknown-secret",
@@ -708,6 +777,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
                 secrets: used,
                 limits,
                 declares_no_limits,
+                env,
                 max_risk,
                 schedule,
                 span: key.span(),
@@ -920,6 +990,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         max_request_bytes: file.network.max_request_bytes.map(|s| s.0),
         fail_closed,
         record_allows: file.audit.record_allows.unwrap_or(true),
+        sandbox,
         file: file.clone(),
     };
     Ok((model, b.diags))
@@ -1026,6 +1097,41 @@ fn check_budgets(b: &mut Builder<'_>, file: &ConfigFile) {
             b.err("budget", k.span(), m);
         }
     }
+}
+
+/// `[sandbox]` with its defaults. Zero denials, a window outside 1s-1d and port 0 are refused where written.
+fn sandbox_settings(b: &mut Builder<'_>, s: &config::SandboxConfig) -> SandboxSettings {
+    let env = match &s.env {
+        Some(list) => list.iter().filter_map(|p| b.env_pattern(p, true)).collect(),
+        None => crate::sandbox::DEFAULT_ENV.iter().map(|p| p.to_string()).collect(),
+    };
+    let auto_pause = s.auto_pause.as_ref().and_then(|a| {
+        let a = a.get_ref();
+        let denials = *a.denials.get_ref();
+        let window = a.window.get_ref().0;
+        let mut ok = true;
+        if denials == 0 {
+            let m = "sandbox.auto_pause.denials must be at least 1 (to never pause, remove auto_pause)";
+            b.err("sandbox", a.denials.span(), m);
+            ok = false;
+        }
+        let (min, max) = (std::time::Duration::from_secs(1), std::time::Duration::from_secs(86_400));
+        if !(min..=max).contains(&window) {
+            let m = format!("sandbox.auto_pause.window must be from 1s to 1d, not {window:?}");
+            b.err("sandbox", a.window.span(), m);
+            ok = false;
+        }
+        ok.then_some(AutoPause { denials, window })
+    });
+    let forward_port = match &s.forward_port {
+        Some(p) if *p.get_ref() == 0 => {
+            b.err("sandbox", p.span(), "sandbox.forward_port must be from 1 to 65535, not 0");
+            crate::sandbox::DEFAULT_FORWARD_PORT
+        }
+        Some(p) => *p.get_ref(),
+        None => crate::sandbox::DEFAULT_FORWARD_PORT,
+    };
+    SandboxSettings { env, auto_pause, forward_port }
 }
 
 fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {

@@ -527,3 +527,179 @@ fn audit_intervals_must_have_a_unit_and_be_positive() {
     let (_, d) = refused_with("version = 1\n[audit]\ncheckpoint_every = 0\n", None, "audit");
     assert_says(&d, "at least 1");
 }
+
+// --- Sandbox ---------------------------------------------------------------------------------------------------
+
+/// `[sandbox] env = [entry]` is refused with `code`, pointing at the entry; returns the message.
+#[track_caller]
+fn sandbox_env_refused(entry: &str, code: &str) -> String {
+    let text = format!("version = 1\n\n[sandbox]\nenv = [\"LANG\", {entry:?}]\n");
+    let (s, d) = refused_with(&text, None, code);
+    assert_at(&d, &s.config, line_col(&text, &format!("{entry:?}")));
+    assert_eq!((d.line, d.column), (4, 16), "{d}");
+    d.message
+}
+
+#[test]
+fn sandbox_env_entries_must_be_variable_names() {
+    for bad in ["BAD-NAME", "1ST", "A B", "*A", "A*B", "LC_**", ""] {
+        let m = sandbox_env_refused(bad, "env-name");
+        assert!(m.contains(&format!("invalid environment variable name {bad:?}")), "{m}");
+        assert!(m.contains("letters, digits and _"), "{m}");
+    }
+}
+
+#[test]
+fn sandbox_env_refuses_a_bare_star() {
+    let m = sandbox_env_refused("*", "env-name");
+    assert!(m.contains("\"*\" would pass the caller's whole environment through"), "{m}");
+}
+
+#[test]
+fn sandbox_env_refuses_loader_variables_and_prefixes_that_reach_them() {
+    let m = sandbox_env_refused("LD_PRELOAD", "env-name");
+    assert_eq!(
+        m,
+        "\"LD_PRELOAD\" cannot be passed through: it matches LD_*, and it makes the dynamic loader load code the \
+         caller chose"
+    );
+    let m = sandbox_env_refused("LD*", "env-name");
+    assert!(m.starts_with("\"LD*\" cannot be passed through: it matches LD_*"), "{m}");
+    let m = sandbox_env_refused("DYLD_INSERT_LIBRARIES", "env-name");
+    assert!(m.contains("it matches DYLD_*"), "{m}");
+    let m = sandbox_env_refused("HTTP*", "env-name");
+    assert!(m.contains("it matches HTTP_PROXY, and the sandbox sets it itself"), "{m}");
+    let m = sandbox_env_refused("NODE_*", "env-name");
+    assert!(m.contains("it matches NODE_EXTRA_CA_CERTS"), "{m}");
+}
+
+#[test]
+fn sandbox_env_refuses_what_the_sandbox_sets_itself_in_any_case() {
+    for name in ["HTTPS_PROXY", "https_proxy", "No_Proxy", "SSL_CERT_FILE", "PATH", "HOME", "TMPDIR"] {
+        let m = sandbox_env_refused(name, "env-name");
+        assert_eq!(m, format!("{name:?} cannot be passed through: the sandbox sets it itself"));
+    }
+    let m = sandbox_env_refused("AIRLOCK_X", "env-name");
+    assert_eq!(m, "\"AIRLOCK_X\" cannot be passed through: it matches AIRLOCK_*, and the sandbox sets it itself");
+}
+
+#[test]
+fn sandbox_env_refuses_interpreter_and_shell_injection_variables() {
+    for (name, says) in [
+        ("BASH_ENV", "shells run code"),
+        ("ENV", "shells run code"),
+        ("NODE_OPTIONS", "interpreter load code"),
+        ("PYTHONPATH", "interpreter load code"),
+        ("PERL5OPT", "interpreter load code"),
+        ("GIT_SSH_COMMAND", "git reads commands"),
+        ("GIT_CONFIG_COUNT", "git reads commands"),
+        ("PAGER", "programs run the command it holds"),
+    ] {
+        let m = sandbox_env_refused(name, "env-name");
+        assert!(m.contains(says), "{name}: {m}");
+    }
+}
+
+#[test]
+fn tool_and_secret_env_are_checked_like_sandbox_env() {
+    let text = "version = 1\n[tools.t]\nenv = [\"MY_TOOL_*\", \"LD_LIBRARY_PATH\"]\n";
+    let (s, d) = refused_with(text, None, "env-name");
+    assert_at(&d, &s.config, line_col(text, "\"LD_LIBRARY_PATH\""));
+    assert_says(&d, "\"LD_LIBRARY_PATH\" cannot be passed through: it matches LD_*");
+
+    let text = "version = 1\n[secrets.GH]\nhosts = [\"api.github.com\"]\nenv = \"https_proxy\"\n";
+    let (s, d) = refused_with(text, None, "env-name");
+    assert_at(&d, &s.config, (4, 7));
+    assert_says(&d, "\"https_proxy\" cannot be passed through: the sandbox sets it itself");
+    // A secret's variable is one name, never a prefix.
+    let text = "version = 1\n[secrets.GH]\nhosts = [\"api.github.com\"]\nenv = \"GH_*\"\n";
+    let (s, d) = refused_with(text, None, "env-name");
+    assert_at(&d, &s.config, (4, 7));
+    assert_says(&d, "invalid environment variable name \"GH_*\"");
+}
+
+#[test]
+fn a_surrogate_variable_cannot_also_be_passed_through_or_shared() {
+    let text = r#"version = 1
+[sandbox]
+env = ["LANG", "GH_*"]
+[secrets.GH]
+hosts = ["api.github.com"]
+env = "GH_TOKEN"
+[secrets.GH2]
+hosts = ["api.github.com"]
+env = "GH_TOKEN"
+[tools.t]
+secrets = ["GH"]
+[tools.u]
+env = []
+secrets = ["GH2"]
+"#;
+    let (s, d) = refused_with(text, None, "env-name");
+    assert_at(&d, &s.config, (11, 12));
+    assert_says(&d, "tool t gets secret GH's surrogate in GH_TOKEN, but env entry \"GH_*\" passes GH_TOKEN through");
+
+    let text = r#"version = 1
+[secrets.A]
+hosts = ["a.example"]
+env = "TOKEN"
+[secrets.B]
+hosts = ["b.example"]
+env = "TOKEN"
+[tools.t]
+secrets = ["A", "B"]
+"#;
+    let (s, d) = refused_with(text, None, "env-name");
+    assert_at(&d, &s.config, line_col(text, "\"B\"]"));
+    assert_says(&d, "tool t gets secrets A and B in the same variable TOKEN");
+}
+
+#[test]
+fn auto_pause_needs_at_least_one_denial_and_a_window_from_a_second_to_a_day() {
+    let text = "version = 1\n[sandbox]\nauto_pause = { denials = 0, window = \"60s\" }\n";
+    let (s, d) = refused_with(text, None, "sandbox");
+    assert_at(&d, &s.config, (3, 26));
+    assert_says(&d, "sandbox.auto_pause.denials must be at least 1");
+
+    // Zero is refused by the duration parser itself, where it is written.
+    let text = "version = 1\n[sandbox]\nauto_pause = { denials = 3, window = \"0s\" }\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_eq!((d.file.as_path(), d.line), (s.config.as_path(), 3), "{d}");
+    assert_says(&d, "duration \"0s\" must be more than zero");
+
+    for (window, col) in [("500ms", 38), ("2d", 38), ("25h", 38)] {
+        let text = format!("version = 1\n[sandbox]\nauto_pause = {{ denials = 3, window = \"{window}\" }}\n");
+        let (s, d) = refused_with(&text, None, "sandbox");
+        assert_at(&d, &s.config, (3, col));
+        assert_says(&d, "sandbox.auto_pause.window must be from 1s to 1d");
+    }
+
+    // Both keys are required, and nothing else is accepted.
+    let (_, d) = refused_with("version = 1\n[sandbox.auto_pause]\ndenials = 3\n", None, "toml");
+    assert_says(&d, "missing field `window`");
+    let (_, d) =
+        refused_with("version = 1\n[sandbox.auto_pause]\ndenials = 3\nwindow = \"1m\"\nburst = 1\n", None, "toml");
+    assert_says(&d, "unknown key `burst`");
+}
+
+#[test]
+fn forward_port_zero_or_out_of_range_is_refused() {
+    let text = "version = 1\n[sandbox]\nforward_port = 0\n";
+    let (s, d) = refused_with(text, None, "sandbox");
+    assert_at(&d, &s.config, (3, 16));
+    assert_says(&d, "sandbox.forward_port must be from 1 to 65535, not 0");
+
+    let text = "version = 1\n[sandbox]\nforward_port = 65536\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_eq!((d.file.as_path(), d.line), (s.config.as_path(), 3), "{d}");
+}
+
+#[test]
+fn a_profile_overlay_is_checked_where_it_is_written() {
+    let text =
+        "version = 1\n[sandbox]\nforward_port = 8080\n\n[profiles.prod.sandbox]\nenv = [\"LANG\", \"LD_AUDIT\"]\n";
+    let (s, d) = refused_with(text, Some("prod"), "env-name");
+    assert_at(&d, &s.config, line_col(text, "\"LD_AUDIT\""));
+    // Other profiles do not see the overlay.
+    assert!(s.load(Some("dev")).is_ok());
+}
