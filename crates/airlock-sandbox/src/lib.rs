@@ -9,12 +9,42 @@
 //!   filters, no_new_privs, writable cgroups), found by trying rather than guessed from version numbers. The
 //!   sandbox must degrade loudly, never silently: `airlock run --check` prints [`Probe`]'s matrix, and a run whose
 //!   policy needs something missing is refused with the matrix's `fix` hint.
+//! - [`cgroup`]: a run's own cgroup (v2, v1 or hybrid): memory and pids limits, freezing, a kill that reaches
+//!   every process of the run, usage counters.
+//! - [`supervisor`]: the run registry in the state directory (records plus liveness locks) that `airlock ps`,
+//!   `kill`, `pause` and `resume` act through, and the lockdown file of the global kill switch.
 //!
 //! ## Entry points
 //! - [`probe()`], then [`Probe::rows`] (the `--check` matrix), `Display` (that matrix as a table) or `serde`
 //!   (its `--json` form).
 
+pub mod cgroup;
+pub mod error;
+pub mod forward;
+pub mod init;
+pub mod landlock;
+pub mod launch;
+pub mod mounts;
+pub mod net;
+pub mod output;
+pub mod privileges;
 pub mod probe;
+pub mod rlimits;
+pub mod seccomp;
+pub mod spec;
+pub mod supervisor;
+
+pub use error::SandboxError;
+
+pub use crate::landlock::{Enforcement, FsRules, LandlockPlan};
+pub use rlimits::Rlimits;
+pub use seccomp::SeccompProgram;
+
+pub use cgroup::{CgroupLimits, CgroupUsage, RunCgroup};
+pub use supervisor::{
+    KillOutcome, KillResult, Lockdown, PauseMethod, Registry, RunGuard, RunRecord, lockdown_engage, lockdown_lift,
+    lockdown_status, process_start_ticks,
+};
 
 pub use probe::{
     CgroupEntry, CgroupLayout, CgroupMount, CgroupVersion, Cgroups, Controller, FEATURES, Landlock, NamespaceKind,

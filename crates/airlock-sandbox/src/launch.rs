@@ -1,0 +1,240 @@
+//! Starting a sandbox from the supervisor, and learning how it ended.
+//!
+//! The supervisor re-executes the Airlock binary as stage 1 ([`crate::init`]) with an empty environment, hands it
+//! the spec on a pipe, and keeps a pidfd to it, so that a signal meant for this run can never hit a process that
+//! reused its pid. The spec is written only after the caller's `before_start` hook has run (that is where the run
+//! joins its cgroup), and stage 1 blocks on the spec, so nothing inside starts outside the cgroup.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::SandboxError;
+use crate::init::{INIT_ARG, SPEC_FD, STATUS_FD};
+use crate::spec::SandboxSpec;
+
+/// A started sandbox: stage 1's pid and pidfd, its output pipes, and the status pipe from the init.
+pub struct Sandbox {
+    child: Child,
+    pidfd: Option<OwnedFd>,
+    status: File,
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+}
+
+/// How a run ended, as far as the sandbox can tell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ended {
+    /// The tool's exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended the tool, when one did.
+    pub signal: Option<i32>,
+    /// The sandbox could not be set up, or the command could not be started: why.
+    pub error: Option<String>,
+    /// The tool was started (its `execve` succeeded).
+    pub started: bool,
+    /// What Landlock enforced for the tool, as the kernel reported it (`full (ABI 7)`, `partial ...`).
+    pub landlock: Option<String>,
+    /// Stage 1's own status (the shell convention); differs from the tool's when the sandbox itself was killed.
+    pub sandbox_status: i32,
+    pub usage: Usage,
+}
+
+/// Resource use of the whole sandbox (stage 1 and everything it waited for).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Usage {
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub max_rss_kib: u64,
+}
+
+impl Sandbox {
+    /// Starts stage 1 of a sandbox for `spec`. `exe` is the Airlock binary (normally `/proc/self/exe`). The tool's
+    /// stdin is `stdin`; its stdout and stderr are pipes read by the caller. `before_start` gets stage 1's pid
+    /// before anything inside runs.
+    pub fn spawn(
+        exe: &Path,
+        spec: &SandboxSpec,
+        stdin: Stdio,
+        before_start: impl FnOnce(u32) -> Result<(), SandboxError>,
+    ) -> Result<Sandbox, SandboxError> {
+        let (spec_r, spec_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        // Out of the way of 3 and 4, which the dup2 calls below fill.
+        let (spec_r, status_w) = (above(&spec_r, 10)?, above(&status_w, 10)?);
+        let (spec_raw, status_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd());
+        let mut cmd = Command::new(exe);
+        cmd.arg(INIT_ARG).env_clear().stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: the closure runs in the forked child before exec and calls only dup2(2), which is
+        // async-signal-safe; dup2 clears close-on-exec on the new descriptors, so stage 1 inherits exactly these two.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (from, to) in [(spec_raw, SPEC_FD), (status_raw, STATUS_FD)] {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| SandboxError::os(format!("start {}", exe.display()), e))?;
+        drop((spec_r, status_w));
+        let pidfd = pidfd_open(child.id());
+        let pid = child.id();
+        let sandbox = Sandbox {
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            pidfd,
+            status: File::from(status_r),
+        };
+        if let Err(e) = before_start(pid) {
+            sandbox.kill();
+            return Err(e);
+        }
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(spec).map_err(|e| SandboxError::Invalid(format!("encode the sandbox spec: {e}")))?,
+        );
+        let mut w = File::from(spec_w);
+        if let Err(e) = w.write_all(&json) {
+            sandbox.kill();
+            return Err(SandboxError::os("send the sandbox spec", e));
+        }
+        Ok(sandbox)
+    }
+
+    /// Stage 1's pid in the caller's pid namespace.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to stage 1, which forwards it to the tool (SIGKILL ends the whole sandbox). Safe against pid
+    /// reuse: it goes through a pidfd where the kernel has them.
+    pub fn signal(&self, signal: i32) -> bool {
+        match &self.pidfd {
+            // SAFETY: pidfd_send_signal(2) with a pidfd we own, a null siginfo and no flags.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0) == 0
+            },
+            // SAFETY: kill(2); without pidfds the child is still ours (we have not reaped it), so the pid is its own.
+            None => unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 },
+        }
+    }
+
+    /// SIGKILL to the whole sandbox.
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// A handle other threads can use to signal this sandbox while one thread waits on it.
+    pub fn signaller(&self) -> Signaller {
+        Signaller { pidfd: self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok()), pid: self.child.id() }
+    }
+
+    /// Waits for stage 1 to end and collects the init's report and the resource use.
+    pub fn wait(mut self) -> Result<Ended, SandboxError> {
+        let pid = self.child.id() as libc::pid_t;
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero rusage is a valid value for the kernel to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: wait4(2) on our own child, with pointers to live locals.
+            let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            if rc == pid {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(SandboxError::os("wait for the sandbox", err));
+            }
+        }
+        let sandbox_status =
+            if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+        let mut text = String::new();
+        let _ = self.status.read_to_string(&mut text);
+        let mut ended = Ended {
+            code: None,
+            signal: None,
+            error: None,
+            started: false,
+            landlock: None,
+            sandbox_status,
+            usage: Usage {
+                user_ms: millis(usage.ru_utime),
+                system_ms: millis(usage.ru_stime),
+                max_rss_kib: usage.ru_maxrss.max(0) as u64,
+            },
+        };
+        for line in text.lines() {
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            match word {
+                "started" => ended.started = true,
+                "exit" => ended.code = rest.parse().ok(),
+                "signal" => ended.signal = rest.parse().ok(),
+                "error" => ended.error = Some(rest.to_string()),
+                "landlock" => ended.landlock = Some(rest.to_string()),
+                _ => {}
+            }
+        }
+        if ended.code.is_none() && ended.signal.is_none() && ended.error.is_none() {
+            // The init never reported: the sandbox was killed from outside (timeout, `airlock kill`, lockdown).
+            ended.signal = (!libc::WIFEXITED(status)).then(|| libc::WTERMSIG(status));
+        }
+        Ok(ended)
+    }
+}
+
+/// Signals one sandbox from any thread.
+pub struct Signaller {
+    pidfd: Option<OwnedFd>,
+    pid: u32,
+}
+
+impl Signaller {
+    pub fn signal(&self, signal: i32) -> bool {
+        match &self.pidfd {
+            // SAFETY: as in `Sandbox::signal`.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0) == 0
+            },
+            // SAFETY: kill(2); see `Sandbox::signal`. Without a pidfd a late signal could in theory reach a reused
+            // pid; kernels without pidfds (before 5.3) are not supported for long-running supervisors.
+            None => unsafe { libc::kill(self.pid as libc::pid_t, signal) == 0 },
+        }
+    }
+}
+
+fn millis(t: libc::timeval) -> u64 {
+    (t.tv_sec.max(0) as u64) * 1000 + (t.tv_usec.max(0) as u64) / 1000
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::os("create a pipe", e))
+}
+
+/// A close-on-exec duplicate of `fd` numbered at least `min`.
+fn above(fd: &OwnedFd, min: RawFd) -> Result<OwnedFd, SandboxError> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new descriptor, checked before it is owned.
+    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if raw < 0 {
+        return Err(SandboxError::os("duplicate a pipe", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) with no flags; the result is checked before it is owned.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a fresh descriptor.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+}
+
+/// How long [`Sandbox::wait`] callers usually give a terminated sandbox before SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
