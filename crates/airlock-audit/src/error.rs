@@ -39,6 +39,13 @@ pub enum AuditError {
     Merkle(#[from] crate::merkle::MerkleError),
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// JSON that is not an audit event (from another process sharing the log, see [`crate::shared`]).
+    #[error("not an audit event: {0}")]
+    InvalidEvent(String),
+    /// The process that holds a shared log could not be reached, or did not take the record. The caller must
+    /// deny.
+    #[error("shared audit log {socket}: {reason}")]
+    Shared { socket: PathBuf, reason: String },
 }
 
 pub(crate) fn io_err(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(std::io::Error) -> AuditError {

@@ -22,6 +22,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::error::AuditError;
 use crate::mac::AuditMac;
 
 /// OCSF schema version the events follow.
@@ -269,6 +270,18 @@ impl Event {
             .message(message)
     }
 
+    /// An event received as JSON, e.g. from another Airlock process sharing the log ([`crate::shared`]): an
+    /// object naming one of the classes above. Its other fields are the sender's business, as with [`Event::set`].
+    pub fn from_value(value: Value) -> Result<Event, AuditError> {
+        let Value::Object(body) = value else { return Err(AuditError::InvalidEvent("not a JSON object".into())) };
+        let uid = body
+            .get("class_uid")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| AuditError::InvalidEvent("no integer class_uid".into()))?;
+        let class = Class::from_uid(uid).ok_or_else(|| AuditError::InvalidEvent(format!("unknown class_uid {uid}")))?;
+        Ok(Event { class, body })
+    }
+
     pub fn class(&self) -> Class {
         self.class
     }
@@ -416,6 +429,17 @@ mod tests {
         assert!(mac.matches(b"token=abc", q));
         assert_eq!(decision_of(&e), Some("deny"));
         assert_eq!(actor_of(&e), Some("agent-a"));
+    }
+
+    #[test]
+    fn events_round_trip_through_json_and_unknown_classes_are_refused() {
+        let e = Event::process_launch(1_700_000_000_000, "agent-a", Some("sh"), 42, "/bin/sh").message("started");
+        let back = Event::from_value(e.to_value()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.class(), Class::ProcessActivity);
+        for bad in [json!([1]), json!({"message": "x"}), json!({"class_uid": 1234}), json!({"class_uid": "6003"})] {
+            assert!(matches!(Event::from_value(bad), Err(AuditError::InvalidEvent(_))));
+        }
     }
 
     #[test]

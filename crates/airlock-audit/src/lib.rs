@@ -24,6 +24,8 @@
 //! - [`Event`]: OCSF 1.8 events (API Activity, Process Activity, Detection Finding, Entity Management,
 //!   Application Lifecycle).
 //! - [`verify()`]: full verification, returning a [`Report`] of every problem found.
+//! - [`SharedLog`]: the log shared by several processes (one holds it and serves the others on a Unix socket);
+//!   it and [`AuditLog`] both implement [`Append`].
 //! - [`reader`]: follow, filter and export records while the log is being written.
 //! - [`sink`]: export to a SIEM — CEF or OCSF over syslog (UDP, TCP, TLS), OCSF JSON lines, webhooks.
 //! - [`checkpoint`] and [`merkle`]: the signed note format and the tree, for verifiers elsewhere.
@@ -40,6 +42,7 @@ pub mod merkle;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod shared;
 pub mod sink;
 pub mod verify;
 mod writer;
@@ -53,5 +56,6 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 pub use event::{Class, Decision, Event, Severity};
 pub use mac::AuditMac;
+pub use shared::{Append, SharedLog};
 pub use verify::{Problem, Report, VerifyOptions, verify};
 pub use writer::{AuditLog, Clock, LogStatus, Options, Receipt, Retention, SignedCheckpoint, SystemClock};

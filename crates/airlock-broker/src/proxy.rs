@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use airlock_audit::{AuditLog, AuditMac, Decision as AuditDecision, Event, Severity};
+use airlock_audit::{Append, AuditMac, Decision as AuditDecision, Event, Severity};
 use airlock_policy::normalize::HostName;
 use airlock_policy::normalize::{Scheme, Target};
 use airlock_policy::{Engine, PolicyStore, Request as PolicyRequest};
@@ -76,7 +76,8 @@ impl PolicySource for Arc<Engine> {
 
 /// Where decisions are recorded.
 pub struct AuditTrail {
-    pub log: Arc<AuditLog>,
+    /// The log itself, or a connection to the process that holds it (`airlock_audit::SharedLog`).
+    pub log: Arc<dyn Append>,
     pub mac: AuditMac,
     /// Record allowed requests too (denials are always recorded).
     pub record_allows: bool,

@@ -185,7 +185,7 @@ fn a_steering_attempt_refused_inside_a_tunnel_is_recorded_in_the_audit_log() {
     let h = Harness::open(|cfg| {
         cfg.resolver = Arc::new(pinned_resolver(&pins()));
         cfg.audit = Some(airlock_broker::AuditTrail {
-            log: Arc::clone(&log),
+            log: Arc::clone(&log) as Arc<dyn airlock_audit::Append>,
             mac: airlock_audit::AuditMac::new(Key32::from_bytes([8; 32])),
             record_allows: false,
             fail_closed: true,
