@@ -30,7 +30,10 @@ CARGO_DENY_VERSION=0.20.2
 # git:           `git clone` over HTTPS through the proxy, with a surrogate as its credential.
 # python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
 # nodejs, npm:   Node's fetch through the proxy (with undici's ProxyAgent, pinned, installed under target/).
-APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates git)
+# netcat-openbsd, iputils-ping, keyutils, bash: the tools the sandbox escape tests try (`nc`, `ping`,
+#                `keyctl`, `/dev/tcp`).
+APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates git
+    netcat-openbsd iputils-ping keyutils bash)
 # Python and Node may come from elsewhere (pyenv, NodeSource, whose nodejs conflicts with Debian's npm): take them
 # from Debian only when they are missing.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

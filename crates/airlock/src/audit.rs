@@ -16,7 +16,7 @@ use airlock_audit::sink::file::{FileSink, FileSinkOptions};
 use airlock_audit::sink::syslog::{Format as SyslogFormat, SyslogSink, Transport, parse_facility};
 use airlock_audit::sink::webhook::{WebhookOptions, WebhookSink};
 use airlock_audit::sink::{Sink, SinkOptions};
-use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, Retention, VerifyOptions};
+use airlock_audit::{AuditError, AuditLog, AuditMac, Class, Decision, Options, Retention, SharedLog, VerifyOptions};
 use airlock_crypto::SecretBytes;
 use airlock_crypto::kdf::labels;
 use airlock_crypto::sign::SigningKey;
@@ -448,7 +448,7 @@ fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
     i64::try_from(age.0.as_millis()).map_err(|_| CliError::usage(format!("{flag} {s:?} is too long")))
 }
 
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_else(|_| ms.to_string())
 }
 
@@ -477,6 +477,26 @@ impl ChangeLog {
             message: format!("the change was made but could not be recorded in the audit log: {e}"),
         })
     }
+}
+
+/// The installation's audit log, shared with every other Airlock process on this home: this process holds it when
+/// nobody else does (and then serves the others on `$AIRLOCK_HOME/audit.sock`), else appends through whoever does.
+/// Everything needed to open the log again later (when the holder exits and this process takes over) is prepared
+/// here, while the vault is open.
+pub fn shared_log(home: &Path, vault: &mut Vault) -> Result<SharedLog, CliError> {
+    let audit = configured_audit(home)?.unwrap_or_default();
+    let tokens = sink_tokens(&audit, vault)?;
+    let seed = vault.subkey(labels::AUDIT_CHECKPOINT_SIGNING)?;
+    let origin = format!("airlock/audit/{}", vault.vault_id());
+    let home_dir = home.to_path_buf();
+    let open = move |lock_timeout: std::time::Duration| -> Result<AuditLog, airlock_audit::AuditError> {
+        let setup = setup_with_tokens(&audit, &home_dir, &tokens)
+            .map_err(|e| airlock_audit::AuditError::InvalidOption(e.message))?;
+        let signer = NoteSigner::new(&origin, SigningKey::from_seed(&seed))
+            .map_err(|e| airlock_audit::AuditError::InvalidOption(e.to_string()))?;
+        AuditLog::open(&setup.dir, signer, Options { lock_timeout, ..setup.options }, setup.sinks)
+    };
+    SharedLog::open(&home.join("audit.sock"), Box::new(open)).map_err(audit_err)
 }
 
 /// Where the log lives, how it runs and where copies go.
@@ -514,6 +534,32 @@ fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
 /// Turns `[audit]` settings into log options and started-ready sinks. Relative paths are taken from `home`;
 /// webhook tokens (`${secret:…}` / `${env:…}`) are resolved here, at the point of use, never earlier.
 pub fn setup_from_config(a: &config::Audit, home: &Path, vault: &mut Vault) -> Result<LogSetup, CliError> {
+    let tokens = sink_tokens(a, vault)?;
+    setup_with_tokens(a, home, &tokens)
+}
+
+/// Each sink's resolved webhook token (in `[audit] sinks` order), so that sinks can be built again without the vault.
+fn sink_tokens(a: &config::Audit, vault: &mut Vault) -> Result<Vec<Option<SecretBytes>>, CliError> {
+    a.sinks
+        .iter()
+        .flatten()
+        .map(|s| match &s.token {
+            Some(t) => {
+                let ws = airlock_vault::DEFAULT_WORKSPACE;
+                let text = airlock_vault::reference::interpolate(
+                    t.get_ref(),
+                    ws,
+                    |id| Ok(zeroize::Zeroizing::new(vault.resolve(id)?.expose().to_vec())),
+                    |var| std::env::var(var).ok(),
+                )?;
+                Ok(Some(SecretBytes::copy_from(text.as_bytes())))
+            }
+            None => Ok(None),
+        })
+        .collect()
+}
+
+fn setup_with_tokens(a: &config::Audit, home: &Path, tokens: &[Option<SecretBytes>]) -> Result<LogSetup, CliError> {
     let defaults = Options::default();
     let options = Options {
         checkpoint_every: a.checkpoint_every.unwrap_or(defaults.checkpoint_every),
@@ -530,7 +576,7 @@ pub fn setup_from_config(a: &config::Audit, home: &Path, vault: &mut Vault) -> R
     let rel = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { home.join(p) };
     let dir = a.dir.as_deref().map_or_else(|| default_dir(home), rel);
     let mut sinks: Vec<(Box<dyn Sink>, SinkOptions)> = Vec::new();
-    for s in a.sinks.iter().flatten() {
+    for (i, s) in a.sinks.iter().flatten().enumerate() {
         let sink_opts = SinkOptions {
             queue_capacity: s.queue.map_or(SinkOptions::default().queue_capacity, |q| q as usize),
             fail_closed: s.fail_closed.unwrap_or(false),
@@ -563,19 +609,7 @@ pub fn setup_from_config(a: &config::Audit, home: &Path, vault: &mut Vault) -> R
                 Box::new(SyslogSink::new(transport, format, facility, checkpoints).map_err(sink_err)?)
             }
             SinkKind::Webhook => {
-                let token = match &s.token {
-                    Some(t) => {
-                        let ws = airlock_vault::DEFAULT_WORKSPACE;
-                        let text = airlock_vault::reference::interpolate(
-                            t.get_ref(),
-                            ws,
-                            |id| Ok(zeroize::Zeroizing::new(vault.resolve(id)?.expose().to_vec())),
-                            |var| std::env::var(var).ok(),
-                        )?;
-                        Some(SecretBytes::copy_from(text.as_bytes()))
-                    }
-                    None => None,
-                };
+                let token = tokens.get(i).and_then(|t| t.as_ref()).map(|t| SecretBytes::copy_from(t.expose()));
                 let opts = WebhookOptions {
                     ca_pem: s.ca.as_deref().map(rel),
                     wants_checkpoints: checkpoints,

@@ -48,6 +48,90 @@ pub enum Command {
     /// The local CA the broker signs intercepted hosts' certificates with.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Run a command in the sandbox: namespaces, Landlock, seccomp, limits, egress only through the broker.
+    Run(Box<RunArgs>),
+    /// Show the sandboxed runs on this machine, as a tree of parent and child runs.
+    Ps,
+    /// Stop runs: TERM, then KILL after the grace period.
+    Kill(KillArgs),
+    /// Freeze runs (cgroup freezer, else SIGSTOP) until `airlock resume`.
+    Pause(SelectRuns),
+    /// Thaw paused runs.
+    Resume(SelectRuns),
+    /// The global kill switch: kill every run and refuse all egress and new runs until `--lift`.
+    Lockdown(LockdownArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The tool being run (policy decides per tool; default: the command's name when a tool has it, else the
+    /// config's only tool).
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// The agent running it (default: $AIRLOCK_AGENT, else the config's only agent).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The run this one is a child of (agent nesting depth is counted and limited).
+    #[arg(long, value_name = "RUN")]
+    pub parent: Option<String>,
+    /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: PolicyEnvArgs,
+    /// Print what this kernel lets the sandbox enforce, and whether this policy's run could start; run nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Start even if a protection the policy needs is unavailable here (each missing one is named and audited).
+    #[arg(long)]
+    pub allow_degraded: bool,
+    /// Resolve names through this DNS server (IP:PORT; repeatable) instead of /etc/resolv.conf (the broker's).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns: Vec<std::net::SocketAddr>,
+    /// Answer this name with this address without asking DNS (`host=IP`; repeatable), like curl's --resolve.
+    #[arg(long, value_name = "HOST=IP")]
+    pub resolve: Vec<String>,
+    /// Trust this CA (PEM file; repeatable) for upstream TLS, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// The command and its arguments, run directly (never through a shell).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct SelectRuns {
+    /// Run ids (as `airlock ps` shows them).
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+    /// Every run of this agent.
+    #[arg(long, conflicts_with = "all")]
+    pub agent: Option<String>,
+    /// Every run.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub select: SelectRuns,
+    /// How long runs get to exit after TERM before KILL (`5s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LockdownArgs {
+    /// End the lockdown.
+    #[arg(long)]
+    pub lift: bool,
+    /// Show whether a lockdown is on; change nothing.
+    #[arg(long, conflicts_with = "lift")]
+    pub status: bool,
+    /// Why (recorded in the state file and the audit log).
+    #[arg(long, default_value = "manual lockdown")]
+    pub reason: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(c) => crate::audit::run(&ctx, c),
         Command::Proxy(a) => crate::proxy::run(&ctx, a),
         Command::Ca(c) => crate::ca::run(&ctx, c),
+        Command::Run(a) => crate::run::run(&ctx, *a),
+        Command::Ps => crate::supervise::ps(&ctx),
+        Command::Kill(a) => crate::supervise::kill(&ctx, a),
+        Command::Pause(s) => crate::supervise::pause(&ctx, s, false),
+        Command::Resume(s) => crate::supervise::pause(&ctx, s, true),
+        Command::Lockdown(a) => crate::supervise::lockdown(&ctx, a),
     }
 }
 

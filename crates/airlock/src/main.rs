@@ -16,6 +16,9 @@
 //! | 8 | invalid input: bad name, host, value, option, or insecure file permissions; a config that fails `policy check` |
 //! | 9 | denied: `policy explain` decided the request is not allowed |
 //! | 10 | the audit log failed verification (or holds a torn record: run `airlock audit repair`) |
+//! | 11 | `airlock run`: this machine cannot enforce what the policy needs (`airlock run --check` says what is missing) |
+//! | 12 | `airlock run`: the sandbox could not be set up, or the command could not be started in it |
+//! | other | `airlock run`: the tool's own exit code, or 128 + the signal that ended it |
 
 mod audit;
 mod ca;
@@ -26,6 +29,8 @@ mod harden;
 mod input;
 mod policy;
 mod proxy;
+mod run;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -110,6 +115,8 @@ impl From<CryptoError> for CliError {
 }
 
 fn main() -> ExitCode {
+    // A sandbox's stage 1 is this binary re-executed; it must not parse a command line or touch the vault.
+    airlock_sandbox::init::run_if_requested();
     if let Err(e) = harden::harden() {
         eprintln!("airlock: warning: {e}");
     }

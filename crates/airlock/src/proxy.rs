@@ -67,27 +67,21 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
     };
     drop(vault);
-    let mut env: Vec<(String, String)> = surrogates;
+    // Only surrogates are printed; a secret whose exposure is `env` is for sandboxed tools, never for a terminal.
+    let mut env: Vec<(String, String)> =
+        surrogates.iter().filter(|t| !t.real).map(|t| (t.name.clone(), t.value.to_string())).collect();
     if ca.is_some() {
         env.extend(crate::ca::env_lines(&crate::ca::files(&ctx.home)));
     }
 
     let ssrf = ssrf_policy(&model.allow_private, model.block_private)?;
-    let timeout = Duration::from_secs(5);
-    let mut resolver = if a.dns.is_empty() {
-        Resolver::system(timeout).map_err(|e| CliError::input(e.to_string()))?
-    } else {
-        Resolver::with_name_servers(&a.dns, timeout).map_err(|e| CliError::input(e.to_string()))?
+    let resolver = resolver(&a.dns, &a.resolve)?;
+    let audit = AuditTrail {
+        log: Arc::clone(&log) as Arc<dyn airlock_audit::Append>,
+        mac,
+        record_allows: model.record_allows,
+        fail_closed: model.fail_closed,
     };
-    for r in &a.resolve {
-        let (host, ip) =
-            r.split_once('=').ok_or_else(|| CliError::input(format!("--resolve {r:?}: expected HOST=IP")))?;
-        let ip: IpAddr =
-            ip.parse().map_err(|_| CliError::input(format!("--resolve {r:?}: {ip:?} is not an address")))?;
-        resolver = resolver.pin(host, vec![ip]);
-    }
-    let audit =
-        AuditTrail { log: Arc::clone(&log), mac, record_allows: model.record_allows, fail_closed: model.fail_closed };
     let store = Arc::new(store);
     let broker = Broker::new(BrokerConfig {
         policy: Arc::clone(&store) as Arc<dyn airlock_broker::PolicySource>,
@@ -100,13 +94,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
             max_connections_per_principal: a.max_connections.max(1),
             ..Default::default()
         },
-        extra_ca_pems: a
-            .upstream_ca
-            .iter()
-            .map(|p| {
-                std::fs::read_to_string(p).map_err(|e| CliError::input(format!("--upstream-ca {}: {e}", p.display())))
-            })
-            .collect::<Result<_, _>>()?,
+        extra_ca_pems: read_pems(&a.upstream_ca)?,
         leaks: Arc::new(leaks),
         rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
         credentials: Arc::new(credentials),
@@ -130,6 +118,32 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     };
     runtime.shutdown_timeout(Duration::from_secs(1));
     result.and(closed)
+}
+
+/// The broker's resolver: the system's, or `--dns` servers, with `--resolve HOST=IP` pins.
+pub(crate) fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver, CliError> {
+    let timeout = Duration::from_secs(5);
+    let mut resolver = if dns.is_empty() {
+        Resolver::system(timeout).map_err(|e| CliError::input(e.to_string()))?
+    } else {
+        Resolver::with_name_servers(dns, timeout).map_err(|e| CliError::input(e.to_string()))?
+    };
+    for r in resolve {
+        let (host, ip) =
+            r.split_once('=').ok_or_else(|| CliError::input(format!("--resolve {r:?}: expected HOST=IP")))?;
+        let ip: IpAddr =
+            ip.parse().map_err(|_| CliError::input(format!("--resolve {r:?}: {ip:?} is not an address")))?;
+        resolver = resolver.pin(host, vec![ip]);
+    }
+    Ok(resolver)
+}
+
+/// `--upstream-ca` files, read.
+pub(crate) fn read_pems(paths: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| CliError::input(format!("--upstream-ca {}: {e}", p.display()))))
+        .collect()
 }
 
 /// The token remote clients must present: `AIRLOCK_PROXY_TOKEN` (at least 32 characters, URL-safe), else 32 random
@@ -284,7 +298,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, CliError> {
 }
 
 /// `[network] allow_private` and `block_private` as the broker's SSRF allowances.
-fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private: bool) -> Result<SsrfPolicy, CliError> {
+pub(crate) fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private: bool) -> Result<SsrfPolicy, CliError> {
     let mut p = SsrfPolicy::default();
     for entry in allow {
         match &entry.value {
@@ -303,14 +317,23 @@ fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private:
     Ok(p)
 }
 
-/// The credentials the tool may have injected, with a surrogate for each, and the environment lines that hand the
-/// surrogates to the tool (`NAME=surrogate`). Secrets the tool is granted but the vault lacks are warned about.
-fn credentials(
+/// One environment variable a tool gets for a secret: its surrogate, or (exposure `env`) the real value.
+pub(crate) struct ToolEnv {
+    pub name: String,
+    pub value: zeroize::Zeroizing<String>,
+    /// The real value: only ever placed in a sandboxed tool's environment.
+    pub real: bool,
+}
+
+/// The credentials the tool may have injected, with a surrogate for each, and the environment variables that hand
+/// the surrogates to the tool (named by `[secrets.NAME] env`, else after the secret). Secrets the tool is granted
+/// but the vault lacks are warned about.
+pub(crate) fn credentials(
     vault: &mut airlock_vault::Vault,
     model: &airlock_policy::model::Model,
     tool: &str,
     registry: &Registry,
-) -> Result<(CredentialSet, Vec<(String, String)>), CliError> {
+) -> Result<(CredentialSet, Vec<ToolEnv>), CliError> {
     let mut creds = Vec::new();
     let mut env = Vec::new();
     let mut map = SurrogateMap::new();
@@ -352,10 +375,15 @@ fn credentials(
         if let Some(r) = recipe {
             cred = cred.recipe(r);
         }
+        let var = secret_spec.and_then(|s| s.env.clone()).unwrap_or_else(|| env_name(name));
         if info.exposure == airlock_vault::Exposure::Surrogate && value.expose().len() >= MIN_SURROGATE_LEN {
             let surrogate = map.surrogate_for(&id, value.expose()).to_string();
-            env.push((env_name(name), surrogate.clone()));
+            env.push(ToolEnv { name: var, value: zeroize::Zeroizing::new(surrogate.clone()), real: false });
             cred = cred.surrogate(&surrogate);
+        } else if info.exposure == airlock_vault::Exposure::Env {
+            let real = String::from_utf8(value.expose().to_vec())
+                .map_err(|_| CliError::input(format!("secret {name}: an `env` secret must be UTF-8 text")))?;
+            env.push(ToolEnv { name: var, value: zeroize::Zeroizing::new(real), real: true });
         }
         creds.push(cred);
     }
@@ -380,7 +408,7 @@ fn env_name(secret: &str) -> String {
 
 /// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
 /// so that one headed to the wrong host is caught in any encoding.
-fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
+pub(crate) fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
     let mut builder = LeakScanner::builder();
     for info in vault.list()? {
         let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;

@@ -1,0 +1,869 @@
+//! `airlock run`: one command in the sandbox, with a broker of its own as its only way out.
+//!
+//! This file decides what the run gets (from the policy, the vault and what the kernel offers) and supervises it;
+//! `airlock-sandbox` does the kernel work. The order matters and is fail-closed throughout:
+//! 1. a lockdown, an unknown agent or tool, a denied program or a nesting depth over the limit refuse the run;
+//! 2. the kernel is probed; a protection the policy needs but the kernel lacks refuses the run unless
+//!    `--allow-degraded`, which is audited with what was missing;
+//! 3. the vault (for surrogates, the CA and the audit keys) and the shared audit log are opened; the broker starts on
+//!    a Unix socket that only this run's sandbox can reach;
+//! 4. the run is registered (so `airlock ps/kill/pause` see it), joins its cgroup, and starts;
+//! 5. output streams back through the output filter under the output limit; the wall-clock limit, a signal to
+//!    `airlock run` and an output flood each end the sandbox; the end is audited with the run's id.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_audit::{Append, AuditMac, Event};
+use airlock_broker::capability::Registry as Providers;
+use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal};
+use airlock_crypto::kdf::labels;
+use airlock_policy::PolicyStore;
+use airlock_policy::engine::{Action, Request};
+use airlock_policy::model::{FsPattern, Model, ToolSpec};
+use airlock_sandbox::cgroup::{CgroupLimits, RunCgroup};
+use airlock_sandbox::landlock::{FsRules, LandlockPlan};
+use airlock_sandbox::launch::{Ended, Sandbox};
+use airlock_sandbox::output::{OutputBudget, OutputFilter, PassThrough, Stream};
+use airlock_sandbox::rlimits::Rlimits;
+use airlock_sandbox::spec::{Bind, EnvVar, FileSpec, RUN_DIR, SandboxSpec};
+use airlock_sandbox::supervisor::{Registry, RunRecord};
+use airlock_sandbox::{Probe, Support};
+use serde_json::json;
+
+use crate::CliError;
+use crate::cli::RunArgs;
+use crate::commands::Ctx;
+
+/// Exit code when the sandbox cannot enforce what the policy needs here (see `airlock run --check`).
+pub const EXIT_DEGRADED: u8 = 11;
+/// Exit code when the sandbox could not be set up, or the command could not be started in it.
+pub const EXIT_SETUP: u8 = 12;
+/// Runs nest at most this deep when no agent sets `max_depth`.
+pub const MAX_DEPTH: u32 = 8;
+
+/// Read-only system directories every run sees (and may execute from).
+const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+/// Host files no tool needs and every attacker wants, hidden even inside the read-only `/etc`.
+const HOST_SECRETS: &[&str] =
+    &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d", "/etc/security/opasswd"];
+const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+/// Size of a file a tool may write (RLIMIT_FSIZE): large enough for real work, small enough that one runaway
+/// write does not fill a disk.
+const FILE_SIZE: u64 = 4 << 30;
+/// A deny glob is expanded over the visible tree by walking it; a tree larger than this is refused rather than
+/// half-masked.
+const MAX_WALK: usize = 200_000;
+
+pub fn state_dir(home: &Path) -> PathBuf {
+    home.join("runs")
+}
+
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
+    let probe = airlock_sandbox::probe();
+    let config = crate::policy::config_path(a.config.clone(), &ctx.home)?;
+    let store = PolicyStore::open(&config, crate::policy::load_options(&a.env)?)
+        .map_err(|e| CliError { code: 4, message: format!("{}: {e}", config.display()) })?;
+    let engine = store.engine();
+    let model = engine.compiled().model.clone();
+    let plan = Plan::new(&model, &a)?;
+    let missing = plan.missing(&probe);
+    if a.check {
+        return check(ctx, &probe, &plan, &missing);
+    }
+    let state = state_dir(&ctx.home);
+    if let Some(l) = airlock_sandbox::supervisor::lockdown_status(&state).map_err(sandbox_err)? {
+        return Err(CliError {
+            code: 9,
+            message: format!("Airlock is in lockdown ({}); `airlock lockdown --lift` ends it", l.reason),
+        });
+    }
+    let decision = engine.decide(&Request::exec(&plan.agent, &plan.tool, &plan.program.to_string_lossy())).decision;
+    if !decision.allowed {
+        return Err(CliError { code: 9, message: format!("denied: {}", decision.reason) });
+    }
+    if !missing.is_empty() && !a.allow_degraded {
+        let lines: Vec<String> = missing.iter().map(|m| format!("  - {}: {}; fix: {}", m.feature, m.why, m.fix)).collect();
+        return Err(CliError {
+            code: EXIT_DEGRADED,
+            message: format!(
+                "refusing to run: this machine cannot enforce the policy\n{}\n(`airlock run --check` shows the full \
+                 matrix; --allow-degraded runs anyway, and says so in the audit log)",
+                lines.join("\n")
+            ),
+        });
+    }
+    let registry = Registry::open(&state).map_err(sandbox_err)?;
+    let depth = plan.depth(&registry, &model)?;
+
+    // The vault gives the audit keys, the CA and the surrogates; the broker gets the real values.
+    let mut vault = ctx.open_unlocked()?;
+    let log = Arc::new(crate::audit::shared_log(&ctx.home, &mut vault)?);
+    let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
+    let providers = Providers::builtin()
+        .with_config(&model.file.providers)
+        .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
+    let tool_spec = &model.tools[&plan.tool];
+    let (credentials, tool_env) = crate::proxy::credentials(&mut vault, &model, &plan.tool, &providers)?;
+    let leaks = crate::proxy::leak_scanner(&mut vault, &credentials)?;
+    let ca = match model.tls_inspect {
+        airlock_policy::config::TlsInspect::Off => None,
+        _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
+    };
+    drop(vault);
+
+    let run_id = hex::encode(airlock_crypto::random::bytes::<8>());
+    let dirs = RunDirs::create(&ctx.home, &run_id)?;
+    let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
+    let audit: Arc<dyn Append> = log.clone();
+    let broker = Broker::new(BrokerConfig {
+        policy: Arc::new(store) as Arc<dyn airlock_broker::PolicySource>,
+        ssrf: crate::proxy::ssrf_policy(&model.allow_private, model.block_private)?,
+        resolver: Arc::new(crate::proxy::resolver(&a.dns, &a.resolve)?),
+        audit: Some(AuditTrail {
+            log: Arc::clone(&audit),
+            mac,
+            record_allows: model.record_allows,
+            fail_closed: model.fail_closed,
+        }),
+        timeouts: Default::default(),
+        limits: airlock_broker::Limits {
+            max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
+            ..Default::default()
+        },
+        extra_ca_pems: crate::proxy::read_pems(&a.upstream_ca)?,
+        leaks: Arc::new(leaks),
+        rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
+        credentials: Arc::new(credentials),
+        ca: ca.clone(),
+        budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
+        capabilities: Arc::new(providers),
+    })
+    .map_err(|e| CliError::input(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::UnixListener::bind(&dirs.socket)
+            .map_err(|e| CliError::input(format!("listen on {}: {e}", dirs.socket.display())))?
+    };
+    runtime.spawn(async move { broker.serve_unix(listener, Attribution::Fixed(principal)).await });
+
+    let cgroup = if probe.cgroups.controller("memory").is_some() || probe.cgroups.controller("pids").is_some() {
+        RunCgroup::create(&probe.cgroups, &run_id, &CgroupLimits { memory_bytes: plan.memory, pids: plan.pids }).ok()
+    } else {
+        None
+    };
+    let ca_files = ca.as_ref().map(|_| crate::ca::files(&ctx.home));
+    let spec = plan.spec(&model, tool_spec, &dirs, ca_files.as_ref(), &tool_env, &run_id, &probe, cgroup.as_ref())?;
+
+    let record = RunRecord {
+        run: run_id.clone(),
+        agent: plan.agent.clone(),
+        tool: plan.tool.clone(),
+        parent: a.parent.clone(),
+        depth,
+        supervisor_pid: std::process::id(),
+        sandbox_pid: None,
+        sandbox_start_ticks: None,
+        cgroup: cgroup.as_ref().map(RunCgroup::paths).unwrap_or_default(),
+        command: plan.argv.clone(),
+        workspace: plan.workspace.clone(),
+        started_unix_ms: jiff::Timestamp::now().as_millisecond().max(0) as u64,
+        paused: false,
+    };
+    let guard = registry.register(&record).map_err(sandbox_err)?;
+    let degraded: Vec<&str> = missing.iter().map(|m| m.feature).collect();
+    let started = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| CliError::input(format!("find the airlock binary: {e}")))?;
+    let sandbox = Sandbox::spawn(&exe, &spec, std::process::Stdio::inherit(), |pid| {
+        if let Some(cg) = &cgroup {
+            cg.add_pid(pid)?;
+        }
+        guard.update(|r| {
+            r.sandbox_pid = Some(pid);
+            r.sandbox_start_ticks = airlock_sandbox::supervisor::process_start_ticks(pid);
+        })
+    })
+    .map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") })?;
+    let launch = Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), sandbox.pid(), &plan.program.to_string_lossy())
+        .correlation(&run_id)
+        .set("process.cmd_line", json!(plan.argv.join(" ")))
+        .set("unmapped.airlock.run", json!({"id": run_id, "parent": a.parent, "depth": depth, "workspace": plan.workspace}))
+        .set("unmapped.airlock.degraded", json!(degraded))
+        .status(true);
+    let launch = if degraded.is_empty() { launch } else { launch.severity(airlock_audit::event::Severity::High) };
+    if let Err(e) = audit.append(launch) {
+        sandbox.kill();
+        let _ = sandbox.wait();
+        return Err(CliError { code: 1, message: format!("the run could not be recorded in the audit log, so it was stopped: {e}") });
+    }
+
+    // Supervision: output, the wall clock, and signals to us.
+    let signaller = Arc::new(sandbox.signaller());
+    let why: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
+    let stop = |reason: &'static str, signaller: &airlock_sandbox::launch::Signaller, why: &Mutex<Option<&'static str>>| {
+        why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+        signaller.signal(libc::SIGKILL);
+    };
+    let budget = Arc::new(OutputBudget::new(plan.output_bytes));
+    let collect = ctx.json;
+    let mut pumps = Vec::new();
+    let mut sandbox = sandbox;
+    for (stream, pipe) in [
+        (Stream::Stdout, sandbox.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        (Stream::Stderr, sandbox.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+    ] {
+        let Some(pipe) = pipe else { continue };
+        let (budget, signaller, why) = (Arc::clone(&budget), Arc::clone(&signaller), Arc::clone(&why));
+        pumps.push(std::thread::spawn(move || {
+            pump(stream, pipe, Box::new(PassThrough), &budget, collect, || stop("output_limit", &signaller, &why))
+        }));
+    }
+    let finished = Arc::new(AtomicBool::new(false));
+    if let Some(wall) = plan.wall {
+        let (signaller, why, finished) = (Arc::clone(&signaller), Arc::clone(&why), Arc::clone(&finished));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + wall;
+            while !finished.load(Ordering::SeqCst) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    stop("timeout", &signaller, &why);
+                    return;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+            }
+        });
+    }
+    {
+        let (signaller, why) = (Arc::clone(&signaller), Arc::clone(&why));
+        runtime.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+            else {
+                return;
+            };
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {}, _ = hup.recv() => {} }
+            why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert("interrupted");
+            signaller.signal(libc::SIGTERM);
+            tokio::time::sleep(airlock_sandbox::launch::DEFAULT_GRACE).await;
+            signaller.signal(libc::SIGKILL);
+        });
+    }
+
+    let ended = sandbox.wait().map_err(sandbox_err);
+    finished.store(true, Ordering::SeqCst);
+    let outputs: Vec<Vec<u8>> = pumps.into_iter().map(|p| p.join().unwrap_or_default()).collect();
+    let usage = cgroup.as_ref().map(RunCgroup::usage);
+    if let Some(cg) = &cgroup {
+        let _ = cg.kill_all();
+        let _ = cg.remove();
+    }
+    drop(guard);
+    dirs.remove();
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    let ended = ended?;
+    let mut reason = why.lock().unwrap_or_else(|p| p.into_inner()).map(str::to_string);
+    if reason.is_none() && usage.as_ref().and_then(|u| u.oom_kills).unwrap_or(0) > 0 {
+        reason = Some("memory_limit".into());
+    }
+    if reason.is_none() && ended.code.is_none() && ended.signal.is_some() && !ended.started {
+        reason = Some("killed".into());
+    }
+    let elapsed = started.elapsed();
+    let exit = Event::process_exit(now_ms(), &plan.agent, ended_pid(&record), ended.code, reason.as_deref())
+        .correlation(&run_id)
+        .set("unmapped.airlock.run", json!({"id": run_id, "tool": plan.tool, "signal": ended.signal, "error": ended.error,
+            "duration_ms": elapsed.as_millis() as u64, "usage": ended.usage, "output_bytes": budget.used()}))
+        .status(ended.code == Some(0));
+    let recorded = audit.append(exit);
+    let closed = match Arc::try_unwrap(log) {
+        Ok(log) => log.close().map_err(|e| e.to_string()),
+        Err(_) => Ok(()),
+    };
+    report(ctx, &plan, &run_id, &ended, reason.as_deref(), elapsed, &budget, &outputs, &degraded, usage.as_ref());
+    if let Err(e) = recorded.map_err(|e| e.to_string()).and(closed) {
+        eprintln!("airlock: warning: the run's end could not be recorded in the audit log: {e}");
+    }
+    if let Some(e) = &ended.error {
+        return Err(CliError { code: EXIT_SETUP, message: format!("the sandbox could not run the command: {e}") });
+    }
+    let code = match (ended.code, ended.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => ended.sandbox_status,
+    };
+    Err(CliError { code: code.clamp(0, 255) as u8, message: String::new() }).or_else(|e| if code == 0 { Ok(()) } else { Err(e) })
+}
+
+fn ended_pid(r: &RunRecord) -> u32 {
+    r.sandbox_pid.unwrap_or(0)
+}
+
+/// Copies one output stream to ours (or into the run record) through the filter and the output limit.
+fn pump(
+    stream: Stream,
+    mut pipe: Box<dyn Read + Send>,
+    mut filter: Box<dyn OutputFilter>,
+    budget: &OutputBudget,
+    collect: bool,
+    on_flood: impl Fn(),
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut shown = Vec::new();
+    let mut kept = Vec::new();
+    let mut flooded = false;
+    let emit = |bytes: &[u8], kept: &mut Vec<u8>| {
+        if collect {
+            kept.extend_from_slice(bytes);
+        } else {
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+                Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+            };
+        }
+    };
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if flooded {
+            continue; // drain until the sandbox is gone, showing nothing more
+        }
+        let allowed = budget.take(n);
+        shown.clear();
+        filter.filter(stream, &buf[..allowed], &mut shown);
+        emit(&shown, &mut kept);
+        if allowed < n {
+            flooded = true;
+            on_flood();
+        }
+    }
+    shown.clear();
+    filter.finish(stream, &mut shown);
+    emit(&shown, &mut kept);
+    kept
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    ctx: &Ctx,
+    plan: &Plan,
+    run_id: &str,
+    ended: &Ended,
+    reason: Option<&str>,
+    elapsed: Duration,
+    budget: &OutputBudget,
+    outputs: &[Vec<u8>],
+    degraded: &[&str],
+    usage: Option<&airlock_sandbox::cgroup::CgroupUsage>,
+) {
+    if ctx.json {
+        let text = |i: usize| outputs.get(i).map(|o| String::from_utf8_lossy(o).into_owned()).unwrap_or_default();
+        let v = json!({
+            "run": run_id,
+            "agent": plan.agent,
+            "tool": plan.tool,
+            "command": plan.argv,
+            "exit_code": ended.code,
+            "signal": ended.signal,
+            "reason": reason.unwrap_or(if ended.error.is_some() { "setup_failed" } else { "exited" }),
+            "error": ended.error,
+            "duration_ms": elapsed.as_millis() as u64,
+            "usage": ended.usage,
+            "memory_peak_bytes": usage.and_then(|u| u.memory_peak_bytes),
+            "output_bytes": budget.used(),
+            "output_truncated": budget.exceeded(),
+            "degraded": degraded,
+            "stdout": text(0),
+            "stderr": text(1),
+        });
+        println!("{v}");
+    } else if let Some(r) = reason {
+        let what = match r {
+            "timeout" => format!("ran past its wall-clock limit of {}s and was killed", plan.wall.map_or(0, |w| w.as_secs())),
+            "output_limit" => format!("wrote more than its output limit of {} bytes and was killed", plan.output_bytes),
+            "memory_limit" => "hit its memory limit and was killed".to_string(),
+            "interrupted" => "was interrupted".to_string(),
+            other => format!("ended: {other}"),
+        };
+        eprintln!("airlock: run {run_id} {what}");
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn sandbox_err(e: airlock_sandbox::SandboxError) -> CliError {
+    CliError::input(e.to_string())
+}
+
+/// A protection the policy needs that this machine does not offer.
+pub struct Missing {
+    pub feature: &'static str,
+    pub why: String,
+    pub fix: String,
+}
+
+/// What the run will be, decided before anything starts.
+struct Plan {
+    agent: String,
+    tool: String,
+    program: PathBuf,
+    argv: Vec<String>,
+    workspace: PathBuf,
+    memory: Option<u64>,
+    pids: Option<u64>,
+    cpu_seconds: Option<u64>,
+    open_files: Option<u64>,
+    wall: Option<Duration>,
+    output_bytes: u64,
+    parent: Option<String>,
+}
+
+impl Plan {
+    fn new(model: &Model, a: &RunArgs) -> Result<Plan, CliError> {
+        let agent = match (&a.agent, std::env::var("AIRLOCK_AGENT").ok().filter(|s| !s.is_empty())) {
+            (Some(x), _) => x.clone(),
+            (None, Some(x)) => x,
+            (None, None) if model.agents.len() == 1 => model.agents.keys().next().cloned().unwrap_or_default(),
+            (None, None) => return Err(CliError::usage("which agent is this? pass --agent (or set AIRLOCK_AGENT)".into())),
+        };
+        if !model.agents.contains_key(&agent) {
+            return Err(CliError::input(format!("agent {agent:?} is not in the config")));
+        }
+        let argv: Vec<String> = a
+            .command
+            .iter()
+            .map(|s| s.clone().into_string().map_err(|_| CliError::input("the command line is not valid UTF-8".into())))
+            .collect::<Result<_, _>>()?;
+        let name = argv.first().map(|c| c.rsplit('/').next().unwrap_or(c).to_string()).unwrap_or_default();
+        let tool = match &a.tool {
+            Some(t) => t.clone(),
+            None if model.tools.contains_key(&name) => name,
+            None if model.tools.len() == 1 => model.tools.keys().next().cloned().unwrap_or_default(),
+            None => return Err(CliError::usage("which tool is this? pass --tool".into())),
+        };
+        let Some(spec) = model.tools.get(&tool) else {
+            return Err(CliError::input(format!("tool {tool:?} is not in the config")));
+        };
+        let workspace = PathBuf::from(&model.workspace);
+        let program = if a.check && argv.is_empty() {
+            PathBuf::new()
+        } else {
+            let first = a.command.first().ok_or_else(|| CliError::usage("no command: airlock run [OPTIONS] -- CMD [ARGS...]".into()))?;
+            resolve_program(first, &model.search_path)?
+        };
+        let l = &spec.limits;
+        Ok(Plan {
+            agent,
+            tool,
+            program,
+            argv,
+            workspace,
+            memory: l.memory.map(|s| s.0),
+            pids: l.pids,
+            cpu_seconds: l.cpu_seconds,
+            open_files: l.open_files,
+            wall: l.wall_seconds.map(Duration::from_secs),
+            output_bytes: l.output_bytes.map_or(16 << 20, |s| s.0),
+            parent: a.parent.clone(),
+        })
+    }
+
+    /// What the policy needs that the kernel lacks.
+    fn missing(&self, p: &Probe) -> Vec<Missing> {
+        let mut out = Vec::new();
+        let mut need = |feature: &'static str, s: &Support| {
+            if let Support::Missing { why, fix } = s {
+                out.push(Missing { feature, why: why.clone(), fix: fix.clone().unwrap_or_else(|| "none known".into()) });
+            }
+        };
+        need("user namespaces", &p.namespaces.user);
+        need("namespaces", &p.namespaces.all);
+        need("landlock", &p.landlock.support);
+        need("seccomp", &p.seccomp.filter);
+        if self.memory.is_some() && p.cgroups.controller("memory").is_none() {
+            out.push(Missing {
+                feature: "cgroup memory",
+                why: "no writable cgroup with the memory controller; only the address-space rlimit bounds memory".into(),
+                fix: "run under a delegated cgroup (systemd-run --user --scope -p Delegate=yes airlock run ...)".into(),
+            });
+        }
+        if self.pids.is_some() && p.cgroups.controller("pids").is_none() {
+            out.push(Missing {
+                feature: "cgroup pids",
+                why: "no writable cgroup with the pids controller; only RLIMIT_NPROC bounds processes (and not for root)"
+                    .into(),
+                fix: "run under a delegated cgroup (systemd-run --user --scope -p Delegate=yes airlock run ...)".into(),
+            });
+        }
+        out
+    }
+
+    /// The run's depth below its root run; refused past the root agent's `max_depth` (or [`MAX_DEPTH`]).
+    fn depth(&self, registry: &Registry, model: &Model) -> Result<u32, CliError> {
+        let Some(parent) = &self.parent else { return Ok(0) };
+        let Some(mut rec) = registry.get(parent).map_err(sandbox_err)? else {
+            return Err(CliError::input(format!("parent run {parent} is not running")));
+        };
+        let depth = rec.depth + 1;
+        while let Some(p) = rec.parent.clone() {
+            match registry.get(&p).map_err(sandbox_err)? {
+                Some(r) => rec = r,
+                None => break,
+            }
+        }
+        let limit = model
+            .file
+            .agents
+            .iter()
+            .find(|(k, _)| k.get_ref() == &rec.agent)
+            .and_then(|(_, a)| a.max_depth)
+            .unwrap_or(MAX_DEPTH);
+        if depth > limit {
+            return Err(CliError {
+                code: 9,
+                message: format!("denied: run depth {depth} is past the limit of {limit} below agent {}", rec.agent),
+            });
+        }
+        Ok(depth)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        &self,
+        model: &Model,
+        tool: &ToolSpec,
+        dirs: &RunDirs,
+        ca: Option<&crate::ca::CaFiles>,
+        tool_env: &[crate::proxy::ToolEnv],
+        run_id: &str,
+        probe: &Probe,
+        cgroup: Option<&RunCgroup>,
+    ) -> Result<SandboxSpec, CliError> {
+        let engine_allows = |action: Action, path: &Path| {
+            path.to_str().is_some_and(|p| {
+                let covered = |l: &airlock_policy::model::FsList| {
+                    l.allow.iter().any(|a| a.value.covers(p)) && !l.mask.iter().any(|m| m.value.covers(p))
+                };
+                match action {
+                    Action::FsWrite => covered(&tool.fs_write),
+                    Action::FsExec => covered(&tool.fs_exec),
+                    _ => covered(&tool.fs_read) || covered(&tool.fs_write),
+                }
+            })
+        };
+        let mut binds: Vec<Bind> = SYSTEM.iter().chain(["/etc"].iter()).map(|p| ro(p)).collect();
+        let mut read = vec![PathBuf::from("/etc"), PathBuf::from("/proc"), PathBuf::from(RUN_DIR), PathBuf::from("/dev")];
+        let mut read_exec: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
+        let mut write = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm")];
+        let mut write_exec = Vec::new();
+
+        // The workspace and every path the tool's lists name, with the strongest access they grant.
+        let mut user_paths: Vec<PathBuf> = vec![self.workspace.clone()];
+        for l in [&tool.fs_read, &tool.fs_write, &tool.fs_exec] {
+            for p in &l.allow {
+                if let FsPattern::Subtree(s) = &p.value {
+                    user_paths.push(PathBuf::from(s));
+                }
+            }
+        }
+        user_paths.sort();
+        user_paths.dedup();
+        let mut visible: Vec<PathBuf> = Vec::new();
+        for p in user_paths {
+            let Ok(canon) = p.canonicalize() else { continue };
+            if canon == Path::new("/") || canon.starts_with(&dirs.base) {
+                continue;
+            }
+            let (w, x, r) = (engine_allows(Action::FsWrite, &canon), engine_allows(Action::FsExec, &canon), engine_allows(Action::FsRead, &canon));
+            if !(w || x || r) || model.fs_deny.iter().chain(&tool.fs_deny).any(|d| d.value.covers(&canon.to_string_lossy())) {
+                continue;
+            }
+            if SYSTEM.iter().any(|s| canon.starts_with(s)) && !w {
+                continue; // already visible read-only and executable
+            }
+            binds.push(Bind { path: canon.clone(), writable: w, device: false });
+            match (w, x) {
+                (true, true) => write_exec.push(canon.clone()),
+                (true, false) => write.push(canon.clone()),
+                (false, true) => read_exec.push(canon.clone()),
+                (false, false) => read.push(canon.clone()),
+            }
+            visible.push(canon);
+        }
+        for d in DEVICES {
+            binds.push(Bind { path: PathBuf::from(d), writable: true, device: true });
+        }
+        let cwd = if visible.contains(&self.workspace) { self.workspace.clone() } else { PathBuf::from("/tmp") };
+
+        // Masks: host secrets, deny lists and `!` masks, the Airlock home, denied programs, and git's hooks.
+        let mut masks: Vec<PathBuf> = HOST_SECRETS.iter().map(PathBuf::from).collect();
+        if let Ok(entries) = std::fs::read_dir("/etc/ssh") {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let n = name.to_string_lossy();
+                if n.starts_with("ssh_host_") && n.ends_with("_key") {
+                    masks.push(e.path());
+                }
+            }
+        }
+        if let Ok(home) = dirs.home.canonicalize() {
+            masks.push(home);
+        }
+        for p in model.exec_deny.iter().chain(&tool.exec_deny) {
+            if let Some(r) = &p.value.resolved {
+                masks.push(PathBuf::from(r));
+            }
+        }
+        let deny: Vec<&FsPattern> = model
+            .fs_deny
+            .iter()
+            .chain(&tool.fs_deny)
+            .chain(&tool.fs_read.mask)
+            .chain(&tool.fs_write.mask)
+            .chain(&tool.fs_exec.mask)
+            .map(|a| &a.value)
+            .collect();
+        masks.extend(expand_denies(&deny, &visible)?);
+        let mut read_only = Vec::new();
+        let git = self.workspace.join(".git");
+        if git.is_dir() && visible.contains(&self.workspace) {
+            let hooks = git.join("hooks");
+            if !hooks.exists() && binds.iter().any(|b| b.path == self.workspace && b.writable) {
+                // Masked even when absent: otherwise the tool could create it, and a hook runs on the host at the
+                // user's next commit.
+                let _ = std::fs::create_dir(&hooks);
+            }
+            masks.push(hooks);
+            // core.hooksPath, core.fsmonitor and friends in .git/config run commands on the host too.
+            read_only.push(git.join("config"));
+        }
+        masks.sort();
+        masks.dedup();
+
+        // The environment, from nothing.
+        let mut env: Vec<EnvVar> = Vec::new();
+        let allow: Vec<String> = model.sandbox.env.iter().chain(&tool.env).cloned().collect();
+        for (k, v) in std::env::vars_os() {
+            let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else { continue };
+            if airlock_policy::model::env_allowed(&allow, k) {
+                env.push(EnvVar::new(k, v));
+            }
+        }
+        let port = model.sandbox.forward_port;
+        let proxy = format!("http://127.0.0.1:{port}");
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            env.push(EnvVar::new(k, proxy.as_str()));
+        }
+        env.push(EnvVar::new("NO_PROXY", ""));
+        env.push(EnvVar::new("no_proxy", ""));
+        env.push(EnvVar::new("NODE_USE_ENV_PROXY", "1"));
+        env.push(EnvVar::new("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"));
+        env.push(EnvVar::new("HOME", "/tmp"));
+        env.push(EnvVar::new("TMPDIR", "/tmp"));
+        env.push(EnvVar::new("AIRLOCK_RUN", run_id));
+        env.push(EnvVar::new("AIRLOCK_AGENT", self.agent.as_str()));
+        env.push(EnvVar::new("AIRLOCK_TOOL", self.tool.as_str()));
+        let mut files = Vec::new();
+        if let Some(ca) = ca {
+            let bundle = std::fs::read_to_string(&ca.bundle)
+                .map_err(|e| CliError::input(format!("read the CA bundle {}: {e}", ca.bundle.display())))?;
+            let cert = std::fs::read_to_string(&ca.cert)
+                .map_err(|e| CliError::input(format!("read the CA certificate {}: {e}", ca.cert.display())))?;
+            files.push(FileSpec { path: PathBuf::from(RUN_DIR).join("ca-bundle.pem"), contents: bundle });
+            files.push(FileSpec { path: PathBuf::from(RUN_DIR).join("ca.pem"), contents: cert });
+            for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"] {
+                env.push(EnvVar::new(k, format!("{RUN_DIR}/ca-bundle.pem")));
+            }
+            env.push(EnvVar::new("NODE_EXTRA_CA_CERTS", format!("{RUN_DIR}/ca.pem")));
+        }
+        for t in tool_env {
+            env.retain(|e| e.name != t.name);
+            env.push(EnvVar::new(t.name.as_str(), t.value.as_str()));
+        }
+
+        let memory_cgroup = cgroup.is_some_and(RunCgroup::enforces_memory);
+        let address_space = self.memory.map(|m| if memory_cgroup { m.saturating_mul(4).max(8 << 30) } else { m });
+        let rlimits = Rlimits {
+            address_space,
+            cpu_seconds: self.cpu_seconds,
+            processes: self.pids,
+            open_files: self.open_files,
+            file_size: Some(FILE_SIZE),
+        };
+        let landlock = matches!(probe.landlock.support, Support::Available).then(|| LandlockPlan {
+            fs: FsRules {
+                read,
+                read_exec,
+                write,
+                write_exec,
+                devices: DEVICES.iter().map(PathBuf::from).collect(),
+            },
+            tcp_connect_ports: vec![port],
+            scope: true,
+        });
+        Ok(SandboxSpec {
+            program: self.program.clone(),
+            argv: self.argv.clone(),
+            cwd,
+            env,
+            root_dir: dirs.root.clone(),
+            binds,
+            masks,
+            read_only,
+            files,
+            proxy_socket: Some(dirs.socket.clone()),
+            forward_port: port,
+            hostname: "airlock".into(),
+            tmp_bytes: self.memory.map_or(512 << 20, |m| m.min(1 << 30)),
+            landlock,
+            seccomp: matches!(probe.seccomp.filter, Support::Available),
+            rlimits,
+        })
+    }
+}
+
+fn ro(p: &str) -> Bind {
+    Bind { path: PathBuf::from(p), writable: false, device: false }
+}
+
+/// The paths under `visible` that a deny glob covers (subtrees are used as they are). Walks are bounded: a tree too
+/// large to check is refused rather than shown unmasked.
+fn expand_denies(deny: &[&FsPattern], visible: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    let mut globs = Vec::new();
+    for d in deny {
+        match d {
+            FsPattern::Subtree(s) => out.push(PathBuf::from(s)),
+            FsPattern::Glob(_) => globs.push(*d),
+        }
+    }
+    if globs.is_empty() {
+        return Ok(out);
+    }
+    let mut seen = 0usize;
+    let mut stack: Vec<PathBuf> = visible.to_vec();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_WALK {
+                return Err(CliError::input(format!(
+                    "the deny globs would have to be checked against more than {MAX_WALK} files under {}; narrow the \
+                     workspace or the globs",
+                    visible.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let path = e.path();
+            let text = path.to_string_lossy();
+            if globs.iter().any(|g| g.covers(&text)) {
+                out.push(path);
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the program the way the policy does: a path as written (made absolute), or a bare name on the search path.
+fn resolve_program(cmd: &OsString, search: &[PathBuf]) -> Result<PathBuf, CliError> {
+    let bytes = cmd.as_bytes();
+    let found = if bytes.contains(&b'/') {
+        let p = PathBuf::from(cmd);
+        Some(if p.is_absolute() { p } else { std::env::current_dir().unwrap_or_default().join(p) })
+    } else {
+        let default: Vec<PathBuf> = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let dirs = if search.is_empty() { &default[..] } else { search };
+        dirs.iter().map(|d| d.join(cmd)).find(|p| p.is_file())
+    };
+    let Some(p) = found else {
+        return Err(CliError { code: 4, message: format!("command not found: {}", cmd.to_string_lossy()) });
+    };
+    p.canonicalize().map_err(|e| CliError { code: 4, message: format!("command {}: {e}", p.display()) })
+}
+
+/// The run's private host directories: the empty root the sandbox mounts over, and the broker's socket.
+struct RunDirs {
+    base: PathBuf,
+    root: PathBuf,
+    socket: PathBuf,
+    home: PathBuf,
+}
+
+impl RunDirs {
+    fn create(home: &Path, run_id: &str) -> Result<RunDirs, CliError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let sandboxes = home.join("sandboxes");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&sandboxes)
+            .map_err(|e| CliError::input(format!("create {}: {e}", sandboxes.display())))?;
+        let mut base = sandboxes.join(run_id);
+        // A Unix socket path must fit in 108 bytes; a deep AIRLOCK_HOME gets its sockets in a private temp dir.
+        if base.as_os_str().len() + 12 > 100 {
+            base = std::env::temp_dir().join(format!("airlock-{}-{run_id}", nix::unistd::getuid()));
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&base)
+            .map_err(|e| CliError::input(format!("create {}: {e}", base.display())))?;
+        let root = base.join("root");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&root)
+            .map_err(|e| CliError::input(format!("create {}: {e}", root.display())))?;
+        Ok(RunDirs { socket: base.join("proxy.sock"), root, base, home: home.to_path_buf() })
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir(&self.root);
+        let _ = std::fs::remove_dir(&self.base);
+    }
+}
+
+/// `airlock run --check`: the matrix, then what this policy needs.
+fn check(ctx: &Ctx, probe: &Probe, plan: &Plan, missing: &[Missing]) -> Result<(), CliError> {
+    if ctx.json {
+        let v = json!({
+            "probe": probe,
+            "agent": plan.agent,
+            "tool": plan.tool,
+            "can_run": missing.is_empty(),
+            "missing": missing.iter().map(|m| json!({"feature": m.feature, "why": m.why, "fix": m.fix})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        print!("{probe}");
+        println!();
+        if missing.is_empty() {
+            println!("tool {} for agent {}: every protection the policy needs is available", plan.tool, plan.agent);
+        } else {
+            println!("tool {} for agent {}: missing", plan.tool, plan.agent);
+            for m in missing {
+                println!("  - {}: {}; fix: {}", m.feature, m.why, m.fix);
+            }
+        }
+    }
+    if missing.is_empty() { Ok(()) } else { Err(CliError { code: EXIT_DEGRADED, message: String::new() }) }
+}
