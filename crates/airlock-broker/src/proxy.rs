@@ -60,6 +60,16 @@ use crate::upstream::{Body, BoxError, Destination, Upstreams};
 /// Where decisions come from: a fixed engine, or a store that hot-reloads.
 pub trait PolicySource: Send + Sync {
     fn engine(&self) -> Arc<Engine>;
+
+    /// `Some(reason)` while every request must be refused whatever the policy says: the supervisor's kill switch
+    /// (`airlock lockdown`). Checked before each decision.
+    fn lockdown(&self) -> Option<String> {
+        None
+    }
+
+    /// Told of every refused request (policy, leak, SSRF, budget, ...), so that a supervisor can pause an agent
+    /// that keeps trying. Must not block.
+    fn denied(&self, _principal: &Principal, _kind: &str) {}
 }
 
 impl PolicySource for PolicyStore {
@@ -586,6 +596,10 @@ fn handle_capability(
             return refuse(d, Some(target)).await;
         };
         let cred = held.with_only_recipe(plan.recipe.clone());
+        if let Some(why) = shared.policy.lockdown() {
+            let d = Denial::new(StatusCode::FORBIDDEN, "lockdown", format!("Airlock is in lockdown: {why}"));
+            return refuse(d, Some(target)).await;
+        }
         let engine = shared.policy.engine();
         let url = target_url(&target);
         let gate = PolicyGate::new(&engine, &principal, &target, &url);
@@ -754,6 +768,9 @@ async fn forward_inner(
     }
     // 4. decide
     let url = target_url(&target);
+    if let Some(why) = shared.policy.lockdown() {
+        return Err(fail(Denial::new(StatusCode::FORBIDDEN, "lockdown", format!("Airlock is in lockdown: {why}"))));
+    }
     let engine = shared.policy.engine();
     let decision = decide(&engine, principal, method.as_str(), &url, declared.unwrap_or(0));
     if !decision.allowed {
@@ -1096,6 +1113,10 @@ async fn handle_connect(
     }
     let leaked = scan_head(&shared.leaks, req.uri(), req.headers(), |_: &Source| true);
     if let Some(d) = leaked {
+        return refuse(d, target).await;
+    }
+    if let Some(why) = shared.policy.lockdown() {
+        let d = Denial::new(StatusCode::FORBIDDEN, "lockdown", format!("Airlock is in lockdown: {why}"));
         return refuse(d, target).await;
     }
     let engine = shared.policy.engine();
@@ -1679,6 +1700,9 @@ async fn refused(shared: &Shared, seen: &Seen<'_>, d: &Denial) -> Response<Body>
 }
 
 async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
+    if let Some(p) = seen.principal {
+        shared.policy.denied(p, d.kind);
+    }
     let Some(trail) = &shared.audit else { return };
     let mut e = event(trail, seen, AuditDecision::Deny, &d.policies)
         .message(d.reason.clone())

@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     };
     let store = Arc::new(store);
     let broker = Broker::new(BrokerConfig {
-        policy: Arc::clone(&store) as Arc<dyn airlock_broker::PolicySource>,
+        policy: Arc::new(crate::supervise::Supervised::new(Arc::clone(&store), &ctx.home, None)),
         ssrf,
         resolver: Arc::new(resolver),
         audit: Some(audit),

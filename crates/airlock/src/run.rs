@@ -122,7 +122,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
     let audit: Arc<dyn Append> = log.clone();
     let broker = Broker::new(BrokerConfig {
-        policy: Arc::new(store) as Arc<dyn airlock_broker::PolicySource>,
+        policy: Arc::new(crate::supervise::Supervised::new(Arc::new(store), &ctx.home, Some(Arc::clone(&audit)))),
         ssrf: crate::proxy::ssrf_policy(&model.allow_private, model.block_private)?,
         resolver: Arc::new(crate::proxy::resolver(&a.dns, &a.resolve)?),
         audit: Some(AuditTrail {
@@ -210,6 +210,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     // Supervision: output, the wall clock, and signals to us.
     let signaller = Arc::new(sandbox.signaller());
     let why: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
+    // A lockdown engaged between the check at the top and now may have listed this run before it had a sandbox
+    // to kill; from here on the record names the sandbox, so any later lockdown kills it.
+    if !matches!(airlock_sandbox::supervisor::lockdown_status(&state), Ok(None)) {
+        why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert("lockdown");
+        signaller.signal(libc::SIGKILL);
+    }
     let stop = |reason: &'static str, signaller: &airlock_sandbox::launch::Signaller, why: &Mutex<Option<&'static str>>| {
         why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
         signaller.signal(libc::SIGKILL);

@@ -228,3 +228,120 @@ pub fn lockdown(ctx: &Ctx, a: LockdownArgs) -> Result<(), CliError> {
     let _ = log.close();
     done
 }
+
+/// The policy as a broker under supervision sees it: the store's engine, refused wholesale during a lockdown, and
+/// every denial counted toward auto-pause.
+///
+/// The lockdown file is read at most every [`LOCKDOWN_RECHECK`], so a lockdown reaches every broker within that
+/// time (and `airlock lockdown` kills the runs themselves at once). Auto-pause counts the denials this broker sees
+/// (one run's, for a standalone `airlock run`); when `denials` fall within `window`, every run of the agent is
+/// paused and the pause is audited. It fires once per broker: resuming is a human's decision.
+pub struct Supervised {
+    store: std::sync::Arc<airlock_policy::PolicyStore>,
+    state: std::path::PathBuf,
+    checked: std::sync::Mutex<Option<(std::time::Instant, Option<String>)>>,
+    auto_pause: Option<AutoPauser>,
+}
+
+/// How often a broker rereads the lockdown state.
+pub const LOCKDOWN_RECHECK: Duration = Duration::from_millis(100);
+
+struct AutoPauser {
+    rule: airlock_policy::model::AutoPause,
+    recent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+    fired: std::sync::atomic::AtomicBool,
+    audit: std::sync::Arc<dyn Append>,
+}
+
+impl Supervised {
+    pub fn new(
+        store: std::sync::Arc<airlock_policy::PolicyStore>,
+        home: &std::path::Path,
+        audit: Option<std::sync::Arc<dyn Append>>,
+    ) -> Supervised {
+        let rule = store.engine().compiled().model.sandbox.auto_pause;
+        Supervised {
+            store,
+            state: state_dir(home),
+            checked: std::sync::Mutex::new(None),
+            auto_pause: rule.zip(audit).map(|(rule, audit)| AutoPauser {
+                rule,
+                recent: Default::default(),
+                fired: Default::default(),
+                audit,
+            }),
+        }
+    }
+}
+
+impl airlock_broker::PolicySource for Supervised {
+    fn engine(&self) -> std::sync::Arc<airlock_policy::Engine> {
+        self.store.engine()
+    }
+
+    fn lockdown(&self) -> Option<String> {
+        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, state)) = &*checked
+            && at.elapsed() < LOCKDOWN_RECHECK
+        {
+            return state.clone();
+        }
+        // Unreadable state counts as a lockdown: fail closed.
+        let state = match airlock_sandbox::supervisor::lockdown_status(&self.state) {
+            Ok(l) => l.map(|l| l.reason),
+            Err(e) => Some(format!("the lockdown state cannot be read: {e}")),
+        };
+        *checked = Some((std::time::Instant::now(), state.clone()));
+        state
+    }
+
+    fn denied(&self, principal: &airlock_broker::Principal, kind: &str) {
+        let Some(ap) = &self.auto_pause else { return };
+        if kind == "lockdown" || ap.fired.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut recent = ap.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back(now);
+        while recent.front().is_some_and(|t| now.duration_since(*t) > ap.rule.window) {
+            recent.pop_front();
+        }
+        if (recent.len() as u32) < ap.rule.denials || ap.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        drop(recent);
+        // Off the broker's worker: pausing waits for the freezer.
+        let (state, audit, agent, rule) = (self.state.clone(), std::sync::Arc::clone(&ap.audit), principal.clone(), ap.rule);
+        std::thread::spawn(move || auto_pause(&state, &*audit, &agent, rule));
+    }
+}
+
+fn auto_pause(state: &std::path::Path, audit: &dyn Append, who: &airlock_broker::Principal, rule: airlock_policy::model::AutoPause) {
+    let Ok(reg) = Registry::open(state) else { return };
+    let runs: Vec<RunRecord> = reg.list().unwrap_or_default().into_iter().filter(|r| r.agent == who.agent).collect();
+    for r in &runs {
+        let result = reg.pause(r);
+        let e = action_event(
+            "pause",
+            r,
+            format!(
+                "auto-paused: agent {} had {} denied requests within {}s (run {} tripped it)",
+                who.agent,
+                rule.denials,
+                rule.window.as_secs(),
+                who.run
+            ),
+        )
+        .set("unmapped.airlock.pause", json!({"auto": true, "ok": result.is_ok()}))
+        .severity(Severity::High)
+        .status(result.is_ok());
+        let _ = audit.append(e);
+    }
+    eprintln!(
+        "airlock: agent {} auto-paused after {} denied requests within {}s; `airlock resume --agent {}` resumes it",
+        who.agent,
+        rule.denials,
+        rule.window.as_secs(),
+        who.agent
+    );
+}
