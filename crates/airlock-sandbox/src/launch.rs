@@ -64,49 +64,7 @@ impl Sandbox {
         stdin: Stdio,
         before_start: impl FnOnce(u32) -> Result<(), SandboxError>,
     ) -> Result<Sandbox, SandboxError> {
-        let (spec_r, spec_w) = pipe()?;
-        let (status_r, status_w) = pipe()?;
-        // Out of the way of 3 and 4, which the dup2 calls below fill.
-        let (spec_r, status_w) = (above(&spec_r, 10)?, above(&status_w, 10)?);
-        let (spec_raw, status_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd());
-        let mut cmd = Command::new(exe);
-        cmd.arg(INIT_ARG).env_clear().stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: the closure runs in the forked child before exec and calls only dup2(2), which is
-        // async-signal-safe; dup2 clears close-on-exec on the new descriptors, so stage 1 inherits exactly these two.
-        unsafe {
-            cmd.pre_exec(move || {
-                for (from, to) in [(spec_raw, SPEC_FD), (status_raw, STATUS_FD)] {
-                    if libc::dup2(from, to) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| SandboxError::os(format!("start {}", exe.display()), e))?;
-        drop((spec_r, status_w));
-        let pidfd = pidfd_open(child.id());
-        let pid = child.id();
-        let sandbox = Sandbox {
-            stdout: child.stdout.take(),
-            stderr: child.stderr.take(),
-            child,
-            pidfd,
-            status: File::from(status_r),
-        };
-        if let Err(e) = before_start(pid) {
-            sandbox.kill();
-            return Err(e);
-        }
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(spec).map_err(|e| SandboxError::Invalid(format!("encode the sandbox spec: {e}")))?,
-        );
-        let mut w = File::from(spec_w);
-        if let Err(e) = w.write_all(&json) {
-            sandbox.kill();
-            return Err(SandboxError::os("send the sandbox spec", e));
-        }
-        Ok(sandbox)
+        Pending::start(exe, stdin, before_start)?.send(spec)
     }
 
     /// Stage 1's pid in the caller's pid namespace.
@@ -187,6 +145,84 @@ impl Sandbox {
             ended.signal = (!libc::WIFEXITED(status)).then(|| libc::WTERMSIG(status));
         }
         Ok(ended)
+    }
+}
+
+/// A stage 1 that is running but has no spec yet: it waits, blocked on the spec pipe, with nothing inside started.
+/// Lets a supervisor start the process (and place it in its cgroup, which can be slow) while it prepares the rest.
+pub struct Pending {
+    sandbox: Sandbox,
+    spec_w: OwnedFd,
+}
+
+impl Pending {
+    /// Starts stage 1 without a spec. `before_start` gets its pid; when it fails, stage 1 is killed.
+    pub fn start(
+        exe: &Path,
+        stdin: Stdio,
+        before_start: impl FnOnce(u32) -> Result<(), SandboxError>,
+    ) -> Result<Pending, SandboxError> {
+        let (spec_r, spec_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        // Out of the way of 3 and 4, which the dup2 calls below fill.
+        let (spec_r, status_w) = (above(&spec_r, 10)?, above(&status_w, 10)?);
+        let (spec_raw, status_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd());
+        let mut cmd = Command::new(exe);
+        cmd.arg(INIT_ARG).env_clear().stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: the closure runs in the forked child before exec and calls only dup2(2), which is
+        // async-signal-safe; dup2 clears close-on-exec on the new descriptors, so stage 1 inherits exactly these two.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (from, to) in [(spec_raw, SPEC_FD), (status_raw, STATUS_FD)] {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| SandboxError::os(format!("start {}", exe.display()), e))?;
+        drop((spec_r, status_w));
+        let pidfd = pidfd_open(child.id());
+        let pid = child.id();
+        let sandbox = Sandbox {
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            pidfd,
+            status: File::from(status_r),
+        };
+        if let Err(e) = before_start(pid) {
+            sandbox.kill();
+            let _ = sandbox.wait();
+            return Err(e);
+        }
+        Ok(Pending { sandbox, spec_w })
+    }
+
+    /// Stage 1's pid.
+    pub fn pid(&self) -> u32 {
+        self.sandbox.pid()
+    }
+
+    /// Hands stage 1 its spec: from here on the sandbox is built and the tool starts.
+    pub fn send(self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let Pending { sandbox, spec_w } = self;
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(spec).map_err(|e| SandboxError::Invalid(format!("encode the sandbox spec: {e}")))?,
+        );
+        let mut w = File::from(spec_w);
+        if let Err(e) = w.write_all(&json) {
+            sandbox.kill();
+            return Err(SandboxError::os("send the sandbox spec", e));
+        }
+        Ok(sandbox)
+    }
+
+    /// Gives up on this sandbox: stage 1 reads no spec and exits; it is killed and reaped to be sure.
+    pub fn abandon(self) {
+        self.sandbox.kill();
+        let _ = self.sandbox.wait();
     }
 }
 

@@ -28,7 +28,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
 use crate::SandboxError;
-use crate::spec::{Bind, PROXY_SOCKET, RUN_DIR, SandboxSpec};
+use crate::spec::{Bind, CA_BUNDLE, CA_CERT, PROXY_SOCKET, RUN_DIR, SYSTEM_ROOTS, SandboxSpec};
 
 const NONE: Option<&str> = None;
 
@@ -61,6 +61,18 @@ pub fn build_root(spec: &SandboxSpec) -> Result<(), SandboxError> {
         let at = under(root, &file.path);
         std::fs::write(&at, &file.contents)
             .map_err(|e| SandboxError::os(format!("write {}", file.path.display()), e))?;
+    }
+    if let Some(cert) = &spec.ca_cert {
+        let roots = SYSTEM_ROOTS.iter().find_map(|p| std::fs::read(p).ok()).unwrap_or_default();
+        let mut bundle = roots;
+        if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(cert.as_bytes());
+        for (path, bytes) in [(CA_CERT, cert.as_bytes()), (CA_BUNDLE, &bundle[..])] {
+            std::fs::write(under(root, Path::new(path)), bytes)
+                .map_err(|e| SandboxError::os(format!("write {path}"), e))?;
+        }
     }
     let empty = under(root, Path::new(RUN_DIR)).join("empty");
     std::fs::write(&empty, b"").map_err(|e| SandboxError::os("create the mask file", e))?;

@@ -71,6 +71,10 @@ pub struct SandboxSpec {
     #[serde(default)]
     pub read_only: Vec<PathBuf>,
     pub files: Vec<FileSpec>,
+    /// The broker's CA certificate (PEM), when it intercepts TLS: written to [`CA_CERT`], and with the system's
+    /// roots to [`CA_BUNDLE`]. The init builds the bundle itself, so the spec stays small.
+    #[serde(default)]
+    pub ca_cert: Option<String>,
     /// The broker's per-run Unix socket on the host; bound into the sandbox at [`PROXY_SOCKET`].
     pub proxy_socket: Option<PathBuf>,
     /// Loopback port inside the sandbox where the init forwards connections to the broker.
@@ -90,3 +94,13 @@ pub const PROXY_SOCKET: &str = "/run/airlock/proxy.sock";
 
 /// The directory Airlock owns inside the sandbox (read-only to the tool).
 pub const RUN_DIR: &str = "/run/airlock";
+
+/// The broker's CA certificate inside the sandbox (for `NODE_EXTRA_CA_CERTS` and other "extra CA" settings).
+pub const CA_CERT: &str = "/run/airlock/ca.pem";
+
+/// The system's roots plus the broker's CA inside the sandbox (for `SSL_CERT_FILE` and friends).
+pub const CA_BUNDLE: &str = "/run/airlock/ca-bundle.pem";
+
+/// Where the system's trusted roots live, by distribution; the first that exists is used.
+pub const SYSTEM_ROOTS: &[&str] =
+    &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];

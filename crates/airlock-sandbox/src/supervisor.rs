@@ -444,7 +444,7 @@ pub fn lockdown_status(state_dir: &Path) -> Result<Option<Lockdown>, SandboxErro
 pub fn lockdown_engage(state_dir: &Path, l: &Lockdown) -> Result<(), SandboxError> {
     ensure_private_dir(state_dir)?;
     let json = serde_json::to_vec_pretty(l).map_err(|e| SandboxError::os("encoding the lockdown file", e))?;
-    write_atomic(state_dir, LOCKDOWN_FILE, &json)
+    write_atomic(state_dir, LOCKDOWN_FILE, &json, true)
 }
 
 /// Lifts lockdown; `false` when it was not engaged.
@@ -499,7 +499,7 @@ fn lock_dir(dir: &Path) -> Result<File, SandboxError> {
 
 fn write_record(dir: &Path, rec: &RunRecord) -> Result<(), SandboxError> {
     let json = serde_json::to_vec_pretty(rec).map_err(|e| SandboxError::os("encoding a run record", e))?;
-    write_atomic(dir, &format!("{}.json", rec.run), &json)
+    write_atomic(dir, &format!("{}.json", rec.run), &json, false)
 }
 
 fn read_record(path: &Path, run: &str) -> Result<Option<RunRecord>, SandboxError> {
@@ -517,8 +517,10 @@ fn read_record(path: &Path, run: &str) -> Result<Option<RunRecord>, SandboxError
 }
 
 /// Writes `dir/name` so that readers see the old or the new content, never a part: a 0600 temporary file in the
-/// same directory, synced, renamed over the target, then the directory synced.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SandboxError> {
+/// same directory, renamed over the target. `durable` also syncs the file and the directory, for state that must
+/// survive a power cut (the lockdown); run records describe live processes, which a power cut ends anyway, so they
+/// skip the two syncs that would otherwise sit on every run's start.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<(), SandboxError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
@@ -530,14 +532,16 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SandboxError
         // The umask can only take bits away from 0600, but an odd one could leave the owner unable to read.
         file.set_permissions(fs::Permissions::from_mode(0o600))?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &target)
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(SandboxError::os(step(), e));
     }
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SandboxError> {

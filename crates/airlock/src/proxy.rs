@@ -298,7 +298,10 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, CliError> {
 }
 
 /// `[network] allow_private` and `block_private` as the broker's SSRF allowances.
-pub(crate) fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private: bool) -> Result<SsrfPolicy, CliError> {
+pub(crate) fn ssrf_policy(
+    allow: &[airlock_policy::model::At<PrivateAllow>],
+    block_private: bool,
+) -> Result<SsrfPolicy, CliError> {
     let mut p = SsrfPolicy::default();
     for entry in allow {
         match &entry.value {
@@ -408,7 +411,10 @@ fn env_name(secret: &str) -> String {
 
 /// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
 /// so that one headed to the wrong host is caught in any encoding.
-pub(crate) fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
+pub(crate) fn leak_scanner(
+    vault: &mut airlock_vault::Vault,
+    credentials: &CredentialSet,
+) -> Result<LeakScanner, CliError> {
     let mut builder = LeakScanner::builder();
     for info in vault.list()? {
         let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;

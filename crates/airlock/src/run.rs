@@ -28,10 +28,10 @@ use airlock_policy::engine::{Action, Request};
 use airlock_policy::model::{FsPattern, Model, ToolSpec};
 use airlock_sandbox::cgroup::{CgroupLimits, RunCgroup};
 use airlock_sandbox::landlock::{FsRules, LandlockPlan};
-use airlock_sandbox::launch::{Ended, Sandbox};
+use airlock_sandbox::launch::{Ended, Pending};
 use airlock_sandbox::output::{OutputBudget, OutputFilter, PassThrough, Stream};
 use airlock_sandbox::rlimits::Rlimits;
-use airlock_sandbox::spec::{Bind, EnvVar, FileSpec, RUN_DIR, SandboxSpec};
+use airlock_sandbox::spec::{Bind, CA_BUNDLE, CA_CERT, EnvVar, RUN_DIR, SandboxSpec};
 use airlock_sandbox::supervisor::{Registry, RunRecord};
 use airlock_sandbox::{Probe, Support};
 use serde_json::json;
@@ -50,8 +50,15 @@ pub const MAX_DEPTH: u32 = 8;
 /// Read-only system directories every run sees (and may execute from).
 const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 /// Host files no tool needs and every attacker wants, hidden even inside the read-only `/etc`.
-const HOST_SECRETS: &[&str] =
-    &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d", "/etc/security/opasswd"];
+const HOST_SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/security/opasswd",
+];
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 /// Size of a file a tool may write (RLIMIT_FSIZE): large enough for real work, small enough that one runaway
 /// write does not fill a disk.
@@ -65,10 +72,17 @@ pub fn state_dir(home: &Path) -> PathBuf {
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
-    let probe = airlock_sandbox::probe();
-    let config = crate::policy::config_path(a.config.clone(), &ctx.home)?;
-    let store = PolicyStore::open(&config, crate::policy::load_options(&a.env)?)
-        .map_err(|e| CliError { code: 4, message: format!("{}: {e}", config.display()) })?;
+    let began = Instant::now();
+    // The kernel probe, the vault with the audit log, and the policy do not depend on each other, and each costs
+    // milliseconds: they are done at the same time.
+    let (probe, opened, loaded) = std::thread::scope(|s| {
+        let probe = s.spawn(airlock_sandbox::probe);
+        let opened = (!a.check).then(|| s.spawn(|| open_vault_and_log(ctx)));
+        let loaded = load_policy(ctx, &a);
+        (probe.join(), opened.map(|h| h.join()), loaded)
+    });
+    let probe = probe.map_err(|_| CliError::input("the kernel probe failed".into()))?;
+    let (config, store) = loaded?;
     let engine = store.engine();
     let model = engine.compiled().model.clone();
     let plan = Plan::new(&model, &a)?;
@@ -76,95 +90,69 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     if a.check {
         return check(ctx, &probe, &plan, &missing);
     }
+    let (mut vault, log, mac) = match opened {
+        Some(Ok(r)) => r?,
+        _ => return Err(CliError::input("opening the vault failed".into())),
+    };
+    let log = Arc::new(log);
+    let audit: Arc<dyn Append> = log.clone();
+
+    // Refusals are decisions too: each is audited before it is reported.
     let state = state_dir(&ctx.home);
+    let refuse = |code: u8, kind: &str, message: String, policies: &[String]| -> Result<(), CliError> {
+        let policies: Vec<&str> = policies.iter().map(String::as_str).collect();
+        let e = Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), 0, &plan.program.to_string_lossy())
+            .decision(airlock_audit::Decision::Deny, &policies)
+            .set("process.cmd_line", json!(plan.argv.join(" ")))
+            .set("unmapped.airlock.refused", json!(kind))
+            .message(message.clone())
+            .status(false);
+        // The log closes (and signs its final checkpoint) when the last reference drops, on the way out.
+        if let Err(e) = audit.append(e) {
+            eprintln!("airlock: warning: the refusal could not be recorded in the audit log: {e}");
+        }
+        Err(CliError { code, message })
+    };
     if let Some(l) = airlock_sandbox::supervisor::lockdown_status(&state).map_err(sandbox_err)? {
-        return Err(CliError {
-            code: 9,
-            message: format!("Airlock is in lockdown ({}); `airlock lockdown --lift` ends it", l.reason),
-        });
+        let m = format!("Airlock is in lockdown ({}); `airlock lockdown --lift` ends it", l.reason);
+        return refuse(9, "lockdown", m, &[]);
     }
     let decision = engine.decide(&Request::exec(&plan.agent, &plan.tool, &plan.program.to_string_lossy())).decision;
     if !decision.allowed {
-        return Err(CliError { code: 9, message: format!("denied: {}", decision.reason) });
+        return refuse(9, "policy", format!("denied: {}", decision.reason), &decision.policies);
+    }
+    if let Some(m) = missing.iter().find(|m| !m.degradable) {
+        let m = format!(
+            "refusing to run: {} is not available here ({}), and without it there is no sandbox at all, so \
+             --allow-degraded does not apply; fix: {}",
+            m.feature, m.why, m.fix
+        );
+        return refuse(EXIT_DEGRADED, "degraded", m, &[]);
     }
     if !missing.is_empty() && !a.allow_degraded {
-        let lines: Vec<String> = missing.iter().map(|m| format!("  - {}: {}; fix: {}", m.feature, m.why, m.fix)).collect();
-        return Err(CliError {
-            code: EXIT_DEGRADED,
-            message: format!(
-                "refusing to run: this machine cannot enforce the policy\n{}\n(`airlock run --check` shows the full \
-                 matrix; --allow-degraded runs anyway, and says so in the audit log)",
-                lines.join("\n")
-            ),
-        });
+        let lines: Vec<String> =
+            missing.iter().map(|m| format!("  - {}: {}; fix: {}", m.feature, m.why, m.fix)).collect();
+        let m = format!(
+            "refusing to run: this machine cannot enforce the policy\n{}\n(`airlock run --check` shows the full \
+             matrix; --allow-degraded runs anyway, and says so in the audit log)",
+            lines.join("\n")
+        );
+        return refuse(EXIT_DEGRADED, "degraded", m, &[]);
     }
     let registry = Registry::open(&state).map_err(sandbox_err)?;
-    let depth = plan.depth(&registry, &model)?;
-
-    // The vault gives the audit keys, the CA and the surrogates; the broker gets the real values.
-    let mut vault = ctx.open_unlocked()?;
-    let log = Arc::new(crate::audit::shared_log(&ctx.home, &mut vault)?);
-    let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
-    let providers = Providers::builtin()
-        .with_config(&model.file.providers)
-        .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
-    let tool_spec = &model.tools[&plan.tool];
-    let (credentials, tool_env) = crate::proxy::credentials(&mut vault, &model, &plan.tool, &providers)?;
-    let leaks = crate::proxy::leak_scanner(&mut vault, &credentials)?;
-    let ca = match model.tls_inspect {
-        airlock_policy::config::TlsInspect::Off => None,
-        _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
+    let depth = match plan.depth(&registry, &model) {
+        Ok(d) => d,
+        Err(e) if e.code == 9 => return refuse(9, "depth", e.message, &[]),
+        Err(e) => return Err(e),
     };
-    drop(vault);
 
     let run_id = hex::encode(airlock_crypto::random::bytes::<8>());
     let dirs = RunDirs::create(&ctx.home, &run_id)?;
-    let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
-    let audit: Arc<dyn Append> = log.clone();
-    let broker = Broker::new(BrokerConfig {
-        policy: Arc::new(crate::supervise::Supervised::new(Arc::new(store), &ctx.home, Some(Arc::clone(&audit)))),
-        ssrf: crate::proxy::ssrf_policy(&model.allow_private, model.block_private)?,
-        resolver: Arc::new(crate::proxy::resolver(&a.dns, &a.resolve)?),
-        audit: Some(AuditTrail {
-            log: Arc::clone(&audit),
-            mac,
-            record_allows: model.record_allows,
-            fail_closed: model.fail_closed,
-        }),
-        timeouts: Default::default(),
-        limits: airlock_broker::Limits {
-            max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
-            ..Default::default()
-        },
-        extra_ca_pems: crate::proxy::read_pems(&a.upstream_ca)?,
-        leaks: Arc::new(leaks),
-        rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
-        credentials: Arc::new(credentials),
-        ca: ca.clone(),
-        budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
-        capabilities: Arc::new(providers),
-    })
-    .map_err(|e| CliError::input(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::UnixListener::bind(&dirs.socket)
-            .map_err(|e| CliError::input(format!("listen on {}: {e}", dirs.socket.display())))?
-    };
-    runtime.spawn(async move { broker.serve_unix(listener, Attribution::Fixed(principal)).await });
-
     let cgroup = if probe.cgroups.controller("memory").is_some() || probe.cgroups.controller("pids").is_some() {
         RunCgroup::create(&probe.cgroups, &run_id, &CgroupLimits { memory_bytes: plan.memory, pids: plan.pids }).ok()
     } else {
         None
     };
-    let ca_files = ca.as_ref().map(|_| crate::ca::files(&ctx.home));
-    let spec = plan.spec(&model, tool_spec, &dirs, ca_files.as_ref(), &tool_env, &run_id, &probe, cgroup.as_ref())?;
-
     let record = RunRecord {
         run: run_id.clone(),
         agent: plan.agent.clone(),
@@ -182,29 +170,131 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     };
     let guard = registry.register(&record).map_err(sandbox_err)?;
     let degraded: Vec<&str> = missing.iter().map(|m| m.feature).collect();
-    let started = Instant::now();
     let exe = std::env::current_exe().map_err(|e| CliError::input(format!("find the airlock binary: {e}")))?;
-    let sandbox = Sandbox::spawn(&exe, &spec, std::process::Stdio::inherit(), |pid| {
+    let tool_spec = &model.tools[&plan.tool];
+
+    // Stage 1 starts (and joins its cgroup, which can take milliseconds) while the broker is built; it waits for
+    // its spec, so nothing runs inside until the broker is listening.
+    // Stage 1 is started from this (the main) thread: its parent-death signal fires when the thread that forked
+    // it exits, and this thread lives as long as the run.
+    let (pending, prepared) = std::thread::scope(|s| {
+        let prepared = s.spawn(|| -> Result<_, CliError> {
+            // The vault gives the CA and the surrogates; the broker gets the real values.
+            let providers = Providers::builtin()
+                .with_config(&model.file.providers)
+                .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
+            let (credentials, tool_env) = crate::proxy::credentials(&mut vault, &model, &plan.tool, &providers)?;
+            let leaks = crate::proxy::leak_scanner(&mut vault, &credentials)?;
+            let ca = match model.tls_inspect {
+                airlock_policy::config::TlsInspect::Off => None,
+                _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
+            };
+            let broker = Broker::new(BrokerConfig {
+                policy: Arc::new(crate::supervise::Supervised::new(
+                    Arc::new(store),
+                    &ctx.home,
+                    Some(Arc::clone(&audit)),
+                )),
+                ssrf: crate::proxy::ssrf_policy(&model.allow_private, model.block_private)?,
+                resolver: Arc::new(crate::proxy::resolver(&a.dns, &a.resolve)?),
+                audit: Some(AuditTrail {
+                    log: Arc::clone(&audit),
+                    mac,
+                    record_allows: model.record_allows,
+                    fail_closed: model.fail_closed,
+                }),
+                timeouts: Default::default(),
+                limits: airlock_broker::Limits {
+                    max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
+                    ..Default::default()
+                },
+                extra_ca_pems: crate::proxy::read_pems(&a.upstream_ca)?,
+                leaks: Arc::new(leaks),
+                rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
+                credentials: Arc::new(credentials),
+                ca: ca.clone(),
+                budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
+                capabilities: Arc::new(providers),
+            })
+            .map_err(|e| CliError::input(e.to_string()))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
+            let listener = {
+                let _guard = runtime.enter();
+                tokio::net::UnixListener::bind(&dirs.socket)
+                    .map_err(|e| CliError::input(format!("listen on {}: {e}", dirs.socket.display())))?
+            };
+            let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
+            runtime.spawn(async move { broker.serve_unix(listener, Attribution::Fixed(principal)).await });
+            let ca_files = ca.as_ref().map(|_| crate::ca::files(&ctx.home));
+            let spec =
+                plan.spec(&model, tool_spec, &dirs, ca_files.as_ref(), &tool_env, &run_id, &probe, cgroup.as_ref())?;
+            Ok((runtime, spec))
+        });
+        let pending = Pending::start(&exe, std::process::Stdio::inherit(), |pid| {
+            if let Some(cg) = &cgroup {
+                cg.add_pid(pid)?;
+            }
+            guard.update(|r| {
+                r.sandbox_pid = Some(pid);
+                r.sandbox_start_ticks = airlock_sandbox::supervisor::process_start_ticks(pid);
+            })
+        });
+        let prepared = prepared
+            .join()
+            .unwrap_or_else(|_| Err(CliError { code: EXIT_SETUP, message: "preparing the broker failed".into() }));
+        (pending, prepared)
+    });
+    drop(vault);
+    let pending = pending.map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") });
+    let cleanup = || {
         if let Some(cg) = &cgroup {
-            cg.add_pid(pid)?;
+            let _ = cg.remove();
         }
-        guard.update(|r| {
-            r.sandbox_pid = Some(pid);
-            r.sandbox_start_ticks = airlock_sandbox::supervisor::process_start_ticks(pid);
-        })
-    })
-    .map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") })?;
-    let launch = Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), sandbox.pid(), &plan.program.to_string_lossy())
-        .correlation(&run_id)
-        .set("process.cmd_line", json!(plan.argv.join(" ")))
-        .set("unmapped.airlock.run", json!({"id": run_id, "parent": a.parent, "depth": depth, "workspace": plan.workspace}))
-        .set("unmapped.airlock.degraded", json!(degraded))
-        .status(true);
+        dirs.remove();
+    };
+    let (runtime, spec) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if let Ok(p) = pending {
+                p.abandon();
+            }
+            cleanup();
+            return Err(e);
+        }
+    };
+    let pending = match pending {
+        Ok(p) => p,
+        Err(e) => {
+            cleanup();
+            return Err(e);
+        }
+    };
+    let started = Instant::now();
+    let sandbox =
+        pending.send(&spec).map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") })?;
+    let setup_ms = began.elapsed().as_millis() as u64;
+    let launch =
+        Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), sandbox.pid(), &plan.program.to_string_lossy())
+            .correlation(&run_id)
+            .set("process.cmd_line", json!(plan.argv.join(" ")))
+            .set(
+                "unmapped.airlock.run",
+                json!({"id": run_id, "parent": a.parent, "depth": depth, "workspace": plan.workspace}),
+            )
+            .set("unmapped.airlock.degraded", json!(degraded))
+            .status(true);
     let launch = if degraded.is_empty() { launch } else { launch.severity(airlock_audit::event::Severity::High) };
     if let Err(e) = audit.append(launch) {
         sandbox.kill();
         let _ = sandbox.wait();
-        return Err(CliError { code: 1, message: format!("the run could not be recorded in the audit log, so it was stopped: {e}") });
+        return Err(CliError {
+            code: 1,
+            message: format!("the run could not be recorded in the audit log, so it was stopped: {e}"),
+        });
     }
 
     // Supervision: output, the wall clock, and signals to us.
@@ -216,10 +306,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert("lockdown");
         signaller.signal(libc::SIGKILL);
     }
-    let stop = |reason: &'static str, signaller: &airlock_sandbox::launch::Signaller, why: &Mutex<Option<&'static str>>| {
-        why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
-        signaller.signal(libc::SIGKILL);
-    };
+    let stop =
+        |reason: &'static str, signaller: &airlock_sandbox::launch::Signaller, why: &Mutex<Option<&'static str>>| {
+            why.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+            signaller.signal(libc::SIGKILL);
+        };
     let budget = Arc::new(OutputBudget::new(plan.output_bytes));
     let collect = ctx.json;
     let mut pumps = Vec::new();
@@ -288,15 +379,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     let elapsed = started.elapsed();
     let exit = Event::process_exit(now_ms(), &plan.agent, ended_pid(&record), ended.code, reason.as_deref())
         .correlation(&run_id)
-        .set("unmapped.airlock.run", json!({"id": run_id, "tool": plan.tool, "signal": ended.signal, "error": ended.error,
-            "duration_ms": elapsed.as_millis() as u64, "usage": ended.usage, "output_bytes": budget.used()}))
+        .set(
+            "unmapped.airlock.run",
+            json!({"id": run_id, "tool": plan.tool, "signal": ended.signal, "error": ended.error,
+            "duration_ms": elapsed.as_millis() as u64, "usage": ended.usage, "output_bytes": budget.used()}),
+        )
         .status(ended.code == Some(0));
     let recorded = audit.append(exit);
     let closed = match Arc::try_unwrap(log) {
         Ok(log) => log.close().map_err(|e| e.to_string()),
         Err(_) => Ok(()),
     };
-    report(ctx, &plan, &run_id, &ended, reason.as_deref(), elapsed, &budget, &outputs, &degraded, usage.as_ref());
+    let timing = Timing { setup_ms, run_ms: elapsed.as_millis() as u64 };
+    report(ctx, &plan, &run_id, &ended, reason.as_deref(), timing, &budget, &outputs, &degraded, usage.as_ref());
     if let Err(e) = recorded.map_err(|e| e.to_string()).and(closed) {
         eprintln!("airlock: warning: the run's end could not be recorded in the audit log: {e}");
     }
@@ -308,7 +403,23 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         (None, Some(s)) => 128 + s,
         (None, None) => ended.sandbox_status,
     };
-    Err(CliError { code: code.clamp(0, 255) as u8, message: String::new() }).or_else(|e| if code == 0 { Ok(()) } else { Err(e) })
+    Err(CliError { code: code.clamp(0, 255) as u8, message: String::new() })
+        .or_else(|e| if code == 0 { Ok(()) } else { Err(e) })
+}
+
+/// The vault, unlocked, with the shared audit log and the key that hides sensitive fields in it.
+fn open_vault_and_log(ctx: &Ctx) -> Result<(airlock_vault::Vault, airlock_audit::SharedLog, AuditMac), CliError> {
+    let mut vault = ctx.open_unlocked()?;
+    let log = crate::audit::shared_log(&ctx.home, &mut vault)?;
+    let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
+    Ok((vault, log, mac))
+}
+
+fn load_policy(ctx: &Ctx, a: &RunArgs) -> Result<(PathBuf, PolicyStore), CliError> {
+    let config = crate::policy::config_path(a.config.clone(), &ctx.home)?;
+    let store = PolicyStore::open(&config, crate::policy::load_options(&a.env)?)
+        .map_err(|e| CliError { code: 4, message: format!("{}: {e}", config.display()) })?;
+    Ok((config, store))
 }
 
 fn ended_pid(r: &RunRecord) -> u32 {
@@ -370,7 +481,7 @@ fn report(
     run_id: &str,
     ended: &Ended,
     reason: Option<&str>,
-    elapsed: Duration,
+    timing: Timing,
     budget: &OutputBudget,
     outputs: &[Vec<u8>],
     degraded: &[&str],
@@ -387,7 +498,9 @@ fn report(
             "signal": ended.signal,
             "reason": reason.unwrap_or(if ended.error.is_some() { "setup_failed" } else { "exited" }),
             "error": ended.error,
-            "duration_ms": elapsed.as_millis() as u64,
+            "duration_ms": timing.run_ms,
+            "setup_ms": timing.setup_ms,
+            "landlock": ended.landlock,
             "usage": ended.usage,
             "memory_peak_bytes": usage.and_then(|u| u.memory_peak_bytes),
             "output_bytes": budget.used(),
@@ -399,7 +512,9 @@ fn report(
         println!("{v}");
     } else if let Some(r) = reason {
         let what = match r {
-            "timeout" => format!("ran past its wall-clock limit of {}s and was killed", plan.wall.map_or(0, |w| w.as_secs())),
+            "timeout" => {
+                format!("ran past its wall-clock limit of {}s and was killed", plan.wall.map_or(0, |w| w.as_secs()))
+            }
             "output_limit" => format!("wrote more than its output limit of {} bytes and was killed", plan.output_bytes),
             "memory_limit" => "hit its memory limit and was killed".to_string(),
             "interrupted" => "was interrupted".to_string(),
@@ -407,6 +522,14 @@ fn report(
         };
         eprintln!("airlock: run {run_id} {what}");
     }
+}
+
+/// Where a run's time went: the supervisor's own setup (policy, vault, audit log, broker), then the run itself
+/// (sandbox setup, the tool, teardown).
+#[derive(Clone, Copy)]
+struct Timing {
+    setup_ms: u64,
+    run_ms: u64,
 }
 
 fn now_ms() -> i64 {
@@ -422,6 +545,8 @@ pub struct Missing {
     pub feature: &'static str,
     pub why: String,
     pub fix: String,
+    /// `--allow-degraded` may run without it. Namespaces may not: without them nothing is confined.
+    pub degradable: bool,
 }
 
 /// What the run will be, decided before anything starts.
@@ -446,7 +571,9 @@ impl Plan {
             (Some(x), _) => x.clone(),
             (None, Some(x)) => x,
             (None, None) if model.agents.len() == 1 => model.agents.keys().next().cloned().unwrap_or_default(),
-            (None, None) => return Err(CliError::usage("which agent is this? pass --agent (or set AIRLOCK_AGENT)".into())),
+            (None, None) => {
+                return Err(CliError::usage("which agent is this? pass --agent (or set AIRLOCK_AGENT)".into()));
+            }
         };
         if !model.agents.contains_key(&agent) {
             return Err(CliError::input(format!("agent {agent:?} is not in the config")));
@@ -470,7 +597,10 @@ impl Plan {
         let program = if a.check && argv.is_empty() {
             PathBuf::new()
         } else {
-            let first = a.command.first().ok_or_else(|| CliError::usage("no command: airlock run [OPTIONS] -- CMD [ARGS...]".into()))?;
+            let first = a
+                .command
+                .first()
+                .ok_or_else(|| CliError::usage("no command: airlock run [OPTIONS] -- CMD [ARGS...]".into()))?;
             resolve_program(first, &model.search_path)?
         };
         let l = &spec.limits;
@@ -493,28 +623,33 @@ impl Plan {
     /// What the policy needs that the kernel lacks.
     fn missing(&self, p: &Probe) -> Vec<Missing> {
         let mut out = Vec::new();
-        let mut need = |feature: &'static str, s: &Support| {
+        let mut need = |feature: &'static str, s: &Support, degradable: bool| {
             if let Support::Missing { why, fix } = s {
-                out.push(Missing { feature, why: why.clone(), fix: fix.clone().unwrap_or_else(|| "none known".into()) });
+                let fix = fix.clone().unwrap_or_else(|| "none known".into());
+                out.push(Missing { feature, why: why.clone(), fix, degradable });
             }
         };
-        need("user namespaces", &p.namespaces.user);
-        need("namespaces", &p.namespaces.all);
-        need("landlock", &p.landlock.support);
-        need("seccomp", &p.seccomp.filter);
+        need("user namespaces", &p.namespaces.user, false);
+        need("namespaces", &p.namespaces.all, false);
+        need("landlock", &p.landlock.support, true);
+        need("seccomp", &p.seccomp.filter, true);
         if self.memory.is_some() && p.cgroups.controller("memory").is_none() {
             out.push(Missing {
                 feature: "cgroup memory",
-                why: "no writable cgroup with the memory controller; only the address-space rlimit bounds memory".into(),
+                why: "no writable cgroup with the memory controller; only the address-space rlimit bounds memory"
+                    .into(),
                 fix: "run under a delegated cgroup (systemd-run --user --scope -p Delegate=yes airlock run ...)".into(),
+                degradable: true,
             });
         }
         if self.pids.is_some() && p.cgroups.controller("pids").is_none() {
             out.push(Missing {
                 feature: "cgroup pids",
-                why: "no writable cgroup with the pids controller; only RLIMIT_NPROC bounds processes (and not for root)"
-                    .into(),
+                why:
+                    "no writable cgroup with the pids controller; only RLIMIT_NPROC bounds processes (and not for root)"
+                        .into(),
                 fix: "run under a delegated cgroup (systemd-run --user --scope -p Delegate=yes airlock run ...)".into(),
+                degradable: true,
             });
         }
         out
@@ -574,7 +709,8 @@ impl Plan {
             })
         };
         let mut binds: Vec<Bind> = SYSTEM.iter().chain(["/etc"].iter()).map(|p| ro(p)).collect();
-        let mut read = vec![PathBuf::from("/etc"), PathBuf::from("/proc"), PathBuf::from(RUN_DIR), PathBuf::from("/dev")];
+        let mut read =
+            vec![PathBuf::from("/etc"), PathBuf::from("/proc"), PathBuf::from(RUN_DIR), PathBuf::from("/dev")];
         let mut read_exec: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
         let mut write = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm")];
         let mut write_exec = Vec::new();
@@ -596,8 +732,14 @@ impl Plan {
             if canon == Path::new("/") || canon.starts_with(&dirs.base) {
                 continue;
             }
-            let (w, x, r) = (engine_allows(Action::FsWrite, &canon), engine_allows(Action::FsExec, &canon), engine_allows(Action::FsRead, &canon));
-            if !(w || x || r) || model.fs_deny.iter().chain(&tool.fs_deny).any(|d| d.value.covers(&canon.to_string_lossy())) {
+            let (w, x, r) = (
+                engine_allows(Action::FsWrite, &canon),
+                engine_allows(Action::FsExec, &canon),
+                engine_allows(Action::FsRead, &canon),
+            );
+            if !(w || x || r)
+                || model.fs_deny.iter().chain(&tool.fs_deny).any(|d| d.value.covers(&canon.to_string_lossy()))
+            {
                 continue;
             }
             if SYSTEM.iter().any(|s| canon.starts_with(s)) && !w {
@@ -685,18 +827,15 @@ impl Plan {
         env.push(EnvVar::new("AIRLOCK_RUN", run_id));
         env.push(EnvVar::new("AIRLOCK_AGENT", self.agent.as_str()));
         env.push(EnvVar::new("AIRLOCK_TOOL", self.tool.as_str()));
-        let mut files = Vec::new();
+        let mut ca_cert = None;
         if let Some(ca) = ca {
-            let bundle = std::fs::read_to_string(&ca.bundle)
-                .map_err(|e| CliError::input(format!("read the CA bundle {}: {e}", ca.bundle.display())))?;
             let cert = std::fs::read_to_string(&ca.cert)
                 .map_err(|e| CliError::input(format!("read the CA certificate {}: {e}", ca.cert.display())))?;
-            files.push(FileSpec { path: PathBuf::from(RUN_DIR).join("ca-bundle.pem"), contents: bundle });
-            files.push(FileSpec { path: PathBuf::from(RUN_DIR).join("ca.pem"), contents: cert });
+            ca_cert = Some(cert);
             for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"] {
-                env.push(EnvVar::new(k, format!("{RUN_DIR}/ca-bundle.pem")));
+                env.push(EnvVar::new(k, CA_BUNDLE));
             }
-            env.push(EnvVar::new("NODE_EXTRA_CA_CERTS", format!("{RUN_DIR}/ca.pem")));
+            env.push(EnvVar::new("NODE_EXTRA_CA_CERTS", CA_CERT));
         }
         for t in tool_env {
             env.retain(|e| e.name != t.name);
@@ -713,13 +852,7 @@ impl Plan {
             file_size: Some(FILE_SIZE),
         };
         let landlock = matches!(probe.landlock.support, Support::Available).then(|| LandlockPlan {
-            fs: FsRules {
-                read,
-                read_exec,
-                write,
-                write_exec,
-                devices: DEVICES.iter().map(PathBuf::from).collect(),
-            },
+            fs: FsRules { read, read_exec, write, write_exec, devices: DEVICES.iter().map(PathBuf::from).collect() },
             tcp_connect_ports: vec![port],
             scope: true,
         });
@@ -732,7 +865,8 @@ impl Plan {
             binds,
             masks,
             read_only,
-            files,
+            files: Vec::new(),
+            ca_cert,
             proxy_socket: Some(dirs.socket.clone()),
             forward_port: port,
             hostname: "airlock".into(),

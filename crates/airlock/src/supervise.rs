@@ -77,7 +77,8 @@ fn activity_for(verb: &str) -> u8 {
 pub fn ps(ctx: &Ctx) -> Result<(), CliError> {
     let reg = registry(ctx)?;
     let tree = reg.tree().map_err(|e| CliError::input(e.to_string()))?;
-    let lockdown = airlock_sandbox::supervisor::lockdown_status(&state_dir(&ctx.home)).map_err(|e| CliError::input(e.to_string()))?;
+    let lockdown = airlock_sandbox::supervisor::lockdown_status(&state_dir(&ctx.home))
+        .map_err(|e| CliError::input(e.to_string()))?;
     if ctx.json {
         let runs: Vec<_> = tree.iter().map(|(r, _)| r).collect();
         println!("{}", json!({"runs": runs, "lockdown": lockdown}));
@@ -109,9 +110,8 @@ pub fn ps(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<(), CliError> {
-    let grace = airlock_policy::config::Interval::parse(&a.grace)
-        .map_err(|m| CliError::usage(format!("--grace: {m}")))?
-        .0;
+    let grace =
+        airlock_policy::config::Interval::parse(&a.grace).map_err(|m| CliError::usage(format!("--grace: {m}")))?.0;
     let reg = registry(ctx)?;
     let runs = select(&reg, &a.select)?;
     let log = audit_log(ctx)?;
@@ -131,7 +131,10 @@ fn kill_runs(reg: &Registry, runs: &[RunRecord], grace: Duration, log: &dyn Appe
             KillResult::AlreadyGone => "already gone",
         };
         let mut e = action_event("kill", r, format!("{why}: {result}"))
-            .set("unmapped.airlock.kill", json!({"result": o.result, "elapsed_ms": o.elapsed.as_millis() as u64, "error": o.error}))
+            .set(
+                "unmapped.airlock.kill",
+                json!({"result": o.result, "elapsed_ms": o.elapsed.as_millis() as u64, "error": o.error}),
+            )
             .severity(Severity::Medium)
             .status(o.error.is_none());
         if o.error.is_some() {
@@ -193,7 +196,12 @@ pub fn lockdown(ctx: &Ctx, a: LockdownArgs) -> Result<(), CliError> {
             println!("{}", json!({"lockdown": status}));
         } else {
             match status {
-                Some(l) => println!("lockdown since {} by {}: {}", crate::audit::format_ms(l.since_unix_ms as i64), l.by, l.reason),
+                Some(l) => println!(
+                    "lockdown since {} by {}: {}",
+                    crate::audit::format_ms(l.since_unix_ms as i64),
+                    l.by,
+                    l.reason
+                ),
                 None => println!("no lockdown"),
             }
         }
@@ -220,7 +228,8 @@ pub fn lockdown(ctx: &Ctx, a: LockdownArgs) -> Result<(), CliError> {
     // The state file first: from this moment no run starts and every broker refuses egress.
     let l = Lockdown { since_unix_ms: now_ms().max(0) as u64, reason: a.reason.clone(), by: user() };
     airlock_sandbox::supervisor::lockdown_engage(&state, &l).map_err(|e| CliError::input(e.to_string()))?;
-    log.append(lifecycle(true, format!("lockdown engaged: {}", a.reason))).map_err(|e| CliError::input(e.to_string()))?;
+    log.append(lifecycle(true, format!("lockdown engaged: {}", a.reason)))
+        .map_err(|e| CliError::input(e.to_string()))?;
     let reg = registry(ctx)?;
     let runs = reg.list().map_err(|e| CliError::input(e.to_string()))?;
     println!("lockdown engaged; killing {} run(s)", runs.len());
@@ -311,12 +320,18 @@ impl airlock_broker::PolicySource for Supervised {
         }
         drop(recent);
         // Off the broker's worker: pausing waits for the freezer.
-        let (state, audit, agent, rule) = (self.state.clone(), std::sync::Arc::clone(&ap.audit), principal.clone(), ap.rule);
+        let (state, audit, agent, rule) =
+            (self.state.clone(), std::sync::Arc::clone(&ap.audit), principal.clone(), ap.rule);
         std::thread::spawn(move || auto_pause(&state, &*audit, &agent, rule));
     }
 }
 
-fn auto_pause(state: &std::path::Path, audit: &dyn Append, who: &airlock_broker::Principal, rule: airlock_policy::model::AutoPause) {
+fn auto_pause(
+    state: &std::path::Path,
+    audit: &dyn Append,
+    who: &airlock_broker::Principal,
+    rule: airlock_policy::model::AutoPause,
+) {
     let Ok(reg) = Registry::open(state) else { return };
     let runs: Vec<RunRecord> = reg.list().unwrap_or_default().into_iter().filter(|r| r.agent == who.agent).collect();
     for r in &runs {
