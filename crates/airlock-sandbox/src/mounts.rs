@@ -10,8 +10,9 @@
 //! 2. a tmpfs on the run's empty root directory; binds, `/tmp`, a minimal `/dev`, a new `/proc` and `/run/airlock`,
 //!    parents before children;
 //! 3. `pivot_root` into it, and the host's tree is detached;
-//! 4. masks (a read-only empty directory or file over each deny path) and read-only overlays, resolved inside the
-//!    new root so that a symlink planted in the workspace cannot point a mount at the host;
+//! 4. pins (a directory bound over itself, so it cannot be renamed away), masks (a read-only empty directory or
+//!    file over each deny path) and read-only overlays, resolved inside the new root so that a symlink planted in
+//!    the workspace cannot point a mount at the host;
 //! 5. the root, `/dev` and `/run/airlock` themselves become read-only.
 //!
 //! Each bind source is opened with `O_PATH` and checked to still be the canonical path the supervisor approved
@@ -85,6 +86,11 @@ pub fn build_root(spec: &SandboxSpec) -> Result<(), SandboxError> {
     std::env::set_current_dir("/").map_err(|e| SandboxError::os("chdir /", e))?;
 
     let empty = Path::new(RUN_DIR).join("empty");
+    for path in &spec.pinned {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            bind_path(path, path)?;
+        }
+    }
     for path in &spec.masks {
         mask(path, &empty)?;
     }

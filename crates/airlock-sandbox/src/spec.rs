@@ -70,6 +70,10 @@ pub struct SandboxSpec {
     /// Files bound read-only over themselves (`.git/config`), so the tool can read but not change them.
     #[serde(default)]
     pub read_only: Vec<PathBuf>,
+    /// Directories bound over themselves, still writable: a mount point cannot be renamed or removed, so the tool
+    /// cannot swap one (`.git`) for a copy of its own making.
+    #[serde(default)]
+    pub pinned: Vec<PathBuf>,
     pub files: Vec<FileSpec>,
     /// The broker's CA certificate (PEM), when it intercepts TLS: written to [`CA_CERT`], and with the system's
     /// roots to [`CA_BUNDLE`]. The init builds the bundle itself, so the spec stays small.

@@ -230,8 +230,17 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
             runtime.spawn(async move { broker.serve_unix(listener, Attribution::Fixed(principal)).await });
             let ca_files = ca.as_ref().map(|_| crate::ca::files(&ctx.home));
-            let spec =
-                plan.spec(&model, tool_spec, &dirs, ca_files.as_ref(), &tool_env, &run_id, &probe, cgroup.as_ref())?;
+            let spec = plan.spec(
+                &model,
+                tool_spec,
+                &policy_paths(&config, &model),
+                &dirs,
+                ca_files.as_ref(),
+                &tool_env,
+                &run_id,
+                &probe,
+                cgroup.as_ref(),
+            )?;
             Ok((runtime, spec))
         });
         let pending = Pending::start(&exe, std::process::Stdio::inherit(), |pid| {
@@ -274,6 +283,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         }
     };
     let started = Instant::now();
+    let wall_started = std::time::SystemTime::now();
     let sandbox =
         pending.send(&spec).map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") })?;
     let setup_ms = began.elapsed().as_millis() as u64;
@@ -359,6 +369,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
 
     let ended = sandbox.wait().map_err(sandbox_err);
     finished.store(true, Ordering::SeqCst);
+    let writable_ws = spec.binds.iter().any(|b| b.writable && b.path == plan.workspace);
+    let (git_changed, git_checked) =
+        if writable_ws { git_changes(&plan.workspace, wall_started) } else { (Vec::new(), true) };
     let outputs: Vec<Vec<u8>> = pumps.into_iter().map(|p| p.join().unwrap_or_default()).collect();
     let usage = cgroup.as_ref().map(RunCgroup::usage);
     if let Some(cg) = &cgroup {
@@ -385,13 +398,37 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             "duration_ms": elapsed.as_millis() as u64, "usage": ended.usage, "output_bytes": budget.used()}),
         )
         .status(ended.code == Some(0));
-    let recorded = audit.append(exit);
+    let mut recorded = audit.append(exit).map(drop);
+    if !git_changed.is_empty() || !git_checked {
+        let paths: Vec<String> = git_changed.iter().map(|p| p.display().to_string()).collect();
+        let finding = Event::finding(
+            now_ms(),
+            &format!("{run_id}-git"),
+            "a sandboxed run created or changed git metadata in its workspace",
+            &["git-metadata"],
+            airlock_audit::event::Severity::High,
+        )
+        .correlation(&run_id)
+        .actor(&plan.agent, Some(&plan.tool))
+        .set("unmapped.airlock.git", json!({"paths": paths, "fully_checked": git_checked}));
+        recorded = recorded.and(audit.append(finding).map(drop));
+        for p in &paths {
+            eprintln!(
+                "airlock: warning: run {run_id} created or changed git metadata at {p}: its config and hooks were \
+                 written by the tool and run commands on this machine when you use git there; inspect them first"
+            );
+        }
+        if !git_checked {
+            eprintln!("airlock: warning: run {run_id}: the workspace is too large to check for new git metadata");
+        }
+    }
     let closed = match Arc::try_unwrap(log) {
         Ok(log) => log.close().map_err(|e| e.to_string()),
         Err(_) => Ok(()),
     };
     let timing = Timing { setup_ms, run_ms: elapsed.as_millis() as u64 };
-    report(ctx, &plan, &run_id, &ended, reason.as_deref(), timing, &budget, &outputs, &degraded, usage.as_ref());
+    let extra = json!({"git_changes": git_changed, "git_fully_checked": git_checked});
+    report(ctx, &plan, &run_id, &ended, reason.as_deref(), timing, &budget, &outputs, &degraded, usage.as_ref(), extra);
     if let Err(e) = recorded.map_err(|e| e.to_string()).and(closed) {
         eprintln!("airlock: warning: the run's end could not be recorded in the audit log: {e}");
     }
@@ -486,6 +523,7 @@ fn report(
     outputs: &[Vec<u8>],
     degraded: &[&str],
     usage: Option<&airlock_sandbox::cgroup::CgroupUsage>,
+    extra: serde_json::Value,
 ) {
     if ctx.json {
         let text = |i: usize| outputs.get(i).map(|o| String::from_utf8_lossy(o).into_owned()).unwrap_or_default();
@@ -508,6 +546,8 @@ fn report(
             "degraded": degraded,
             "stdout": text(0),
             "stderr": text(1),
+            "git_changes": extra["git_changes"],
+            "git_fully_checked": extra["git_fully_checked"],
         });
         println!("{v}");
     } else if let Some(r) = reason {
@@ -689,6 +729,7 @@ impl Plan {
         &self,
         model: &Model,
         tool: &ToolSpec,
+        policy_paths: &[PathBuf],
         dirs: &RunDirs,
         ca: Option<&crate::ca::CaFiles>,
         tool_env: &[crate::proxy::ToolEnv],
@@ -789,18 +830,26 @@ impl Plan {
             .collect();
         masks.extend(expand_denies(&deny, &visible)?);
         let mut read_only = Vec::new();
-        let git = self.workspace.join(".git");
-        if git.is_dir() && visible.contains(&self.workspace) {
-            let hooks = git.join("hooks");
-            if !hooks.exists() && binds.iter().any(|b| b.path == self.workspace && b.writable) {
-                // Masked even when absent: otherwise the tool could create it, and a hook runs on the host at the
-                // user's next commit.
-                let _ = std::fs::create_dir(&hooks);
+        let mut pinned = Vec::new();
+        let writable_ws = binds.iter().any(|b| b.path == self.workspace && b.writable);
+        if visible.contains(&self.workspace) {
+            let git = self.workspace.join(".git");
+            match std::fs::symlink_metadata(&git) {
+                Ok(m) if m.is_dir() => {
+                    // `.git` becomes a mount point, so it cannot be renamed away and replaced by a copy with hooks.
+                    pinned.push(git.clone());
+                    protect_git_dir(&git, writable_ws, &mut masks, &mut read_only);
+                    for module in git_module_dirs(&git.join("modules")) {
+                        protect_git_dir(&module, writable_ws, &mut masks, &mut read_only);
+                    }
+                }
+                // A worktree's or submodule's `gitdir:` pointer: rewritten, it would send git to a tool-made repo.
+                Ok(_) => read_only.push(git),
+                Err(_) => {}
             }
-            masks.push(hooks);
-            // core.hooksPath, core.fsmonitor and friends in .git/config run commands on the host too.
-            read_only.push(git.join("config"));
         }
+        // The policy this run is judged by must not be rewritable by the run (a workspace often holds airlock.toml).
+        read_only.extend(policy_paths.iter().cloned());
         masks.sort();
         masks.dedup();
 
@@ -865,6 +914,7 @@ impl Plan {
             binds,
             masks,
             read_only,
+            pinned,
             files: Vec::new(),
             ca_cert,
             proxy_socket: Some(dirs.socket.clone()),
@@ -876,6 +926,106 @@ impl Plan {
             rlimits,
         })
     }
+}
+
+/// Hides a git directory's hooks (creating the directory first when the tool could otherwise create it) and makes
+/// its config read-only: both run commands on the host the next time someone uses git there (`core.hooksPath`,
+/// `core.fsmonitor`, aliases, filters).
+fn protect_git_dir(git: &Path, writable: bool, masks: &mut Vec<PathBuf>, read_only: &mut Vec<PathBuf>) {
+    let hooks = git.join("hooks");
+    if !hooks.exists() && writable {
+        let _ = std::fs::create_dir(&hooks);
+    }
+    masks.push(hooks);
+    read_only.push(git.join("config"));
+}
+
+/// Submodules' git directories under `.git/modules` (they nest), bounded.
+fn git_module_dirs(modules: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![modules.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            if out.len() >= 1000 {
+                return out;
+            }
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if path.join("config").is_file() {
+                stack.push(path.join("modules"));
+                out.push(path);
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The config file and the Cedar files (or, for a glob, their directory) the policy was read from.
+fn policy_paths(config: &Path, model: &Model) -> Vec<PathBuf> {
+    let Ok(config) = config.canonicalize() else { return Vec::new() };
+    let base = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = vec![config];
+    for entry in &model.file.policy_files {
+        let written = entry.get_ref();
+        let full = base.join(written);
+        let path = if written.contains(['*', '?', '[', '{']) {
+            // The literal directory above the first wildcard: nothing new may appear in it either.
+            let literal: PathBuf = full
+                .components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+                .collect();
+            literal
+        } else {
+            full
+        };
+        if let Ok(p) = path.canonicalize() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Git metadata created or changed during the run anywhere in the workspace: a new repository's config or hooks, a
+/// rewritten `gitdir:` pointer. The run's own repository is protected outright; a repository the tool makes is not
+/// (nothing in the kernel can refuse a directory by name), so it is found and reported instead. Judged by ctime,
+/// which a tool cannot set back.
+fn git_changes(workspace: &Path, since: std::time::SystemTime) -> (Vec<PathBuf>, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    let changed = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()) >= since)
+    };
+    let mut found = Vec::new();
+    let mut seen = 0usize;
+    let mut stack = vec![workspace.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_WALK {
+                return (found, false);
+            }
+            let path = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            if e.file_name() == ".git" {
+                let hooks_changed = std::fs::read_dir(path.join("hooks"))
+                    .map(|rd| rd.flatten().any(|h| changed(&h.path())))
+                    .unwrap_or(false);
+                if (t.is_file() && changed(&path)) || changed(&path.join("config")) || hooks_changed {
+                    found.push(path);
+                }
+            } else if t.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    (found, true)
 }
 
 fn ro(p: &str) -> Bind {

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
