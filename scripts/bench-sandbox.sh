@@ -2,7 +2,7 @@
 # End-to-end benchmark of the sandbox (`airlock run`). Prints markdown tables for docs/benchmarks.md:
 #   1. launch overhead: `airlock run -- true` vs plain `true` vs bubblewrap (`bwrap --ro-bind / / --dev /dev
 #      --proc /proc --unshare-all true`), with `hyperfine -N`, side by side in one run;
-#   2. download throughput through the in-sandbox forwarder: `curl` inside `airlock run` vs the same `curl` through
+#   2. download throughput out of the sandbox: `curl` inside `airlock run` vs the same `curl` through
 #      `airlock proxy` without a sandbox (both through the broker, so the ratio is the sandbox's cost), one nginx
 #      upstream on loopback;
 #   3. `airlock kill --all` stopping 50 running sandboxed processes, and the kill records in the audit log.
@@ -52,7 +52,7 @@ fi
 for t in hyperfine bwrap nginx curl; do command -v "$t" >/dev/null || die "$t not found"; done
 
 if [[ -n "${AIRLOCK_BIN:-}" ]]; then
-    AIRLOCK=$AIRLOCK_BIN
+    AIRLOCK=$(realpath "$AIRLOCK_BIN")
 else
     log "building airlock (release)"
     cargo build --release -q -p airlock --manifest-path "$ROOT/Cargo.toml"
@@ -123,6 +123,9 @@ fi
 if want throughput; then
     log "throughput: ${SIZE_MB} MiB downloads through the broker, with and without the sandbox"
     head -c "$((SIZE_MB << 20))" /dev/zero >"$WORK/www/big.bin"
+    # nginx's workers run as another user (www-data) when started as root.
+    chmod 755 "$WORK" "$WORK/www"
+    chmod 644 "$WORK/www/big.bin"
     cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -145,6 +148,10 @@ EOF
     PIDS+=($!)
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break || sleep 0.1; done
     url="http://127.0.0.1:$NGINX_PORT/big.bin"
+    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$url")
+    [[ $got == "200 $((SIZE_MB << 20))" ]] || die "nginx does not serve big.bin: $got"
+    got=$(run -- curl -s -o /dev/null -w '%{http_code} %{size_download}' "$url")
+    [[ $got == "200 $((SIZE_MB << 20))" ]] || die "the sandboxed curl does not get big.bin: $got"
     speeds() { # label, then the command printing one speed in bytes/s per run
         local label=$1
         shift
@@ -165,7 +172,7 @@ print("| path | throughput | vs `airlock proxy` |")
 print("|---|---|---|")
 print(f"| curl → nginx (no proxy) | {d/mb:.0f} MiB/s | |")
 print(f"| curl → `airlock proxy` → nginx | {p/mb:.0f} MiB/s | 100% |")
-print(f"| `airlock run -- curl` → forwarder → per-run broker → nginx | {s/mb:.0f} MiB/s | {100*s/p:.0f}% |")
+print(f"| `airlock run -- curl` → sandbox loopback listener → per-run broker → nginx | {s/mb:.0f} MiB/s | {100*s/p:.0f}% |")
 print()
 print("Target: the sandboxed download at least 85% of the unsandboxed one.")
 PY
@@ -175,7 +182,7 @@ fi
 if want kill; then
     log "kill: $KILL_N sandboxed sleeps, then airlock kill --all"
     for _ in $(seq "$KILL_N"); do
-        run -- sleep 600 >/dev/null 2>&1 &
+        run -- sleep 600 >/dev/null 2>>"$WORK/kill-runs.err" &
         PIDS+=($!)
     done
     for _ in $(seq 600); do
@@ -183,7 +190,7 @@ if want kill; then
         [[ $n -ge $KILL_N ]] && break
         sleep 0.1
     done
-    [[ $n -ge $KILL_N ]] || die "only $n of $KILL_N runs started"
+    [[ $n -ge $KILL_N ]] || die "only $n of $KILL_N runs started: $(head -5 "$WORK/kill-runs.err")"
     before=$(grep -c 'killed by `airlock kill`' <("$AIRLOCK" audit tail -n 100000 2>/dev/null) || true)
     t0=$(date +%s%N)
     "$AIRLOCK" kill --all --grace 1s >"$WORK/kill.out"

@@ -9,19 +9,19 @@
 //!   forwards signals to the init and exits as the init exits. It is what the supervisor signals and what
 //!   `airlock kill` finds in the run record; SIGKILL to it takes everything with it (each stage dies with its
 //!   parent).
-//! - **the init** (PID 1 of the new pid namespace): builds the root ([`mounts`]), brings `lo` up, binds the
-//!   forwarder, forks the tool, starts forwarding, then reaps. Signals it receives go to the tool. When the tool
+//! - **the init** (PID 1 of the new pid namespace): builds the root ([`mounts`]), brings `lo` up, opens the proxy
+//!   listener on `127.0.0.1:PORT` and hands it to the supervisor (fd 5, SCM_RIGHTS), forks the tool, then reaps. Signals it receives go to the tool. When the tool
 //!   exits, the init reports how on fd 4 and exits, and the kernel kills whatever the tool left behind in the
 //!   namespace.
 //! - **the tool** (forked from the init before any thread exists): its own session, then rlimits, every capability
 //!   dropped, no_new_privs, Landlock, seccomp (last, so that nothing above needs a filtered call), and `execve` of
 //!   the command, never through a shell. Every descriptor but 0-2 is closed by the exec.
 //!
-//! Status lines on fd 4, one per line: `started`, `exit N`, `signal N`, `error TEXT`.
+//! Status lines on fd 4, one per line: `started`, `landlock TEXT`, `exit N`, `signal N`, `error TEXT`.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sched::CloneFlags;
@@ -30,8 +30,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::SandboxError;
-use crate::spec::{PROXY_SOCKET, SandboxSpec};
-use crate::{forward, landlock, mounts, net, privileges, rlimits, seccomp};
+use crate::spec::SandboxSpec;
+use crate::{landlock, mounts, net, privileges, rlimits, seccomp};
 
 /// The first argument that makes the Airlock binary a sandbox stage 1.
 pub const INIT_ARG: &str = "__sandbox-init";
@@ -39,6 +39,8 @@ pub const INIT_ARG: &str = "__sandbox-init";
 pub const SPEC_FD: RawFd = 3;
 /// Status lines leave on this descriptor.
 pub const STATUS_FD: RawFd = 4;
+/// The proxy listener leaves on this descriptor (a Unix socket to the supervisor), as SCM_RIGHTS.
+pub const LISTENER_FD: RawFd = 5;
 
 /// The process signals are forwarded to: the init (in stage 1) or the tool (in the init). 0 until it exists.
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
@@ -119,16 +121,19 @@ fn init(spec: &SandboxSpec) -> Result<i32, SandboxError> {
     mounts::build_root(spec)?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| SandboxError::os("set the hostname", e))?;
     net::loopback_up()?;
-    let listener = match &spec.proxy_socket {
-        Some(_) => Some(forward::bind(spec.forward_port)?),
-        None => None,
-    };
+    if spec.proxy_listener {
+        // Listening in this network namespace, accepted on by the broker outside it: the tool's only way out, with
+        // no copy in between, and a connection on it can only be this run's.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", spec.forward_port))
+            .map_err(|e| SandboxError::os(format!("listen on 127.0.0.1:{}", spec.forward_port), e))?;
+        send_fd(LISTENER_FD, listener.as_raw_fd())?;
+    }
     let filter = if spec.seccomp { Some(seccomp::build()?) } else { None };
     let tool = Tool::prepare(spec, filter)?;
 
     let (exec_r, exec_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::os("create the exec pipe", e))?;
-    // SAFETY: the init is single-threaded here (the forwarder thread starts only after this fork), so the child
+    // SAFETY: the init is single-threaded (it never starts a thread), so the child
     // may allocate and run ordinary code before exec.
     match unsafe { fork() }.map_err(|e| SandboxError::os("fork the tool", e))? {
         ForkResult::Child => {
@@ -152,9 +157,6 @@ fn init(spec: &SandboxSpec) -> Result<i32, SandboxError> {
                 return Ok(127);
             }
             report("started");
-            if let Some(listener) = listener {
-                forward::spawn(listener, PROXY_SOCKET.into())?;
-            }
             let code = reap_until(child);
             Ok(code)
         }
@@ -311,6 +313,17 @@ fn read_spec() -> Result<SandboxSpec, SandboxError> {
     let mut buf = zeroize::Zeroizing::new(Vec::new());
     f.read_to_end(&mut buf).map_err(|e| SandboxError::os("read the sandbox spec", e))?;
     serde_json::from_slice(&buf).map_err(|e| SandboxError::Invalid(format!("bad sandbox spec: {e}")))
+}
+
+/// Hands `fd` to the supervisor over the Unix socket at `channel`.
+fn send_fd(channel: RawFd, fd: RawFd) -> Result<(), SandboxError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"L")];
+    sendmsg::<()>(channel, &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| SandboxError::os("hand the proxy listener to the broker", e))?;
+    Ok(())
 }
 
 fn write_proc(path: &str, contents: &str) -> Result<(), SandboxError> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::SandboxError;
-use crate::init::{INIT_ARG, SPEC_FD, STATUS_FD};
+use crate::init::{INIT_ARG, LISTENER_FD, SPEC_FD, STATUS_FD};
 use crate::spec::SandboxSpec;
 
 /// A started sandbox: stage 1's pid and pidfd, its output pipes, and the status pipe from the init.
@@ -24,6 +24,8 @@ pub struct Sandbox {
     child: Child,
     pidfd: Option<OwnedFd>,
     status: File,
+    /// Where the init hands over the proxy listener.
+    listener_rx: Option<OwnedFd>,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
 }
@@ -70,6 +72,37 @@ impl Sandbox {
     /// Stage 1's pid in the caller's pid namespace.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits for the proxy listener the init opened in the sandbox's network namespace (a spec with
+    /// `proxy_listener`). `None` when the sandbox ended before handing it over (its setup failed; [`Sandbox::wait`]
+    /// says why).
+    pub fn take_listener(&mut self) -> Result<Option<std::net::TcpListener>, SandboxError> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        let Some(rx) = self.listener_rx.take() else { return Ok(None) };
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = loop {
+            match recvmsg::<()>(rx.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(|e| SandboxError::os("receive the proxy listener", e))?,
+            }
+        };
+        for c in msg.cmsgs().map_err(|e| SandboxError::os("read the proxy listener message", e))? {
+            if let ControlMessageOwned::ScmRights(fds) = c
+                && let Some(&fd) = fds.first()
+            {
+                // SAFETY: the kernel just installed `fd` in this process for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                for extra in &fds[1..] {
+                    // SAFETY: as above; descriptors nobody asked for are closed.
+                    drop(unsafe { OwnedFd::from_raw_fd(*extra) });
+                }
+                return Ok(Some(std::net::TcpListener::from(owned)));
+            }
+        }
+        Ok(None)
     }
 
     /// Sends `signal` to stage 1, which forwards it to the tool (SIGKILL ends the whole sandbox). Safe against pid
@@ -164,16 +197,23 @@ impl Pending {
     ) -> Result<Pending, SandboxError> {
         let (spec_r, spec_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
-        // Out of the way of 3 and 4, which the dup2 calls below fill.
-        let (spec_r, status_w) = (above(&spec_r, 10)?, above(&status_w, 10)?);
-        let (spec_raw, status_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd());
+        let (listener_rx, listener_tx) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| SandboxError::os("create the listener channel", e))?;
+        // Out of the way of 3, 4 and 5, which the dup2 calls below fill.
+        let (spec_r, status_w, listener_tx) = (above(&spec_r, 10)?, above(&status_w, 10)?, above(&listener_tx, 10)?);
+        let (spec_raw, status_raw, listener_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd(), listener_tx.as_raw_fd());
         let mut cmd = Command::new(exe);
         cmd.arg(INIT_ARG).env_clear().stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: the closure runs in the forked child before exec and calls only dup2(2), which is
-        // async-signal-safe; dup2 clears close-on-exec on the new descriptors, so stage 1 inherits exactly these two.
+        // async-signal-safe; dup2 clears close-on-exec on the new descriptors, so stage 1 inherits exactly these.
         unsafe {
             cmd.pre_exec(move || {
-                for (from, to) in [(spec_raw, SPEC_FD), (status_raw, STATUS_FD)] {
+                for (from, to) in [(spec_raw, SPEC_FD), (status_raw, STATUS_FD), (listener_raw, LISTENER_FD)] {
                     if libc::dup2(from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -182,7 +222,7 @@ impl Pending {
             });
         }
         let mut child = cmd.spawn().map_err(|e| SandboxError::os(format!("start {}", exe.display()), e))?;
-        drop((spec_r, status_w));
+        drop((spec_r, status_w, listener_tx));
         let pidfd = pidfd_open(child.id());
         let pid = child.id();
         let sandbox = Sandbox {
@@ -191,6 +231,7 @@ impl Pending {
             child,
             pidfd,
             status: File::from(status_r),
+            listener_rx: Some(listener_rx),
         };
         if let Err(e) = before_start(pid) {
             sandbox.kill();

@@ -20,7 +20,6 @@
 
 pub mod cgroup;
 pub mod error;
-pub mod forward;
 pub mod init;
 pub mod landlock;
 pub mod launch;

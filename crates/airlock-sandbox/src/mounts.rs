@@ -29,7 +29,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
 use crate::SandboxError;
-use crate::spec::{Bind, CA_BUNDLE, CA_CERT, PROXY_SOCKET, RUN_DIR, SYSTEM_ROOTS, SandboxSpec};
+use crate::spec::{Bind, CA_BUNDLE, CA_CERT, RUN_DIR, SYSTEM_ROOTS, SandboxSpec};
 
 const NONE: Option<&str> = None;
 
@@ -44,7 +44,6 @@ enum Step<'a> {
     Proc,
     /// A host path that is a symlink (`/bin -> usr/bin` on merged-/usr systems) is recreated as the same symlink.
     Symlink(PathBuf),
-    Socket(&'a Path),
 }
 
 /// Builds the new root and moves into it. Runs in the sandbox init, which owns the mount namespace.
@@ -132,9 +131,6 @@ fn steps(spec: &SandboxSpec) -> Result<Vec<(PathBuf, Step<'_>)>, SandboxError> {
             Err(_) => {} // missing: nothing to show
         }
     }
-    if let Some(sock) = &spec.proxy_socket {
-        steps.push((PROXY_SOCKET.into(), Step::Socket(sock)));
-    }
     for t in &steps {
         if t.0.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
             return Err(SandboxError::Invalid(format!("{}: `.` and `..` are not allowed", t.0.display())));
@@ -177,10 +173,6 @@ fn place(root: &Path, target: &Path, step: &Step<'_>) -> Result<(), SandboxError
             if std::fs::symlink_metadata(&at).is_err() {
                 std::os::unix::fs::symlink(to, &at).map_err(|e| SandboxError::os(what("recreate the symlink"), e))?;
             }
-        }
-        Step::Socket(host) => {
-            touch(&at)?;
-            bind_path(host, &at)?;
         }
         Step::Bind(b) => {
             let source = open_checked(&b.path)?;

@@ -2,8 +2,8 @@
 //!
 //! Why: a namespace with no route out is the one network rule a tool cannot talk its way around. There is no
 //! interface to send on, no resolver to ask (no `resolv.conf` target exists in the new root), and no host loopback
-//! either: `127.0.0.1` inside is a different `127.0.0.1`. The only way out is the init's forwarder, which leads to
-//! the broker. A new network namespace starts with `lo` down; the init brings it up so the forwarder can listen.
+//! either: `127.0.0.1` inside is a different `127.0.0.1`. The only way out is the proxy listener the init opens on
+//! `lo` and hands to the broker outside. A new network namespace starts with `lo` down; the init brings it up.
 
 use crate::SandboxError;
 

@@ -79,9 +79,10 @@ pub struct SandboxSpec {
     /// roots to [`CA_BUNDLE`]. The init builds the bundle itself, so the spec stays small.
     #[serde(default)]
     pub ca_cert: Option<String>,
-    /// The broker's per-run Unix socket on the host; bound into the sandbox at [`PROXY_SOCKET`].
-    pub proxy_socket: Option<PathBuf>,
-    /// Loopback port inside the sandbox where the init forwards connections to the broker.
+    /// Open the proxy listener: `127.0.0.1:forward_port` inside the sandbox's network namespace, handed to the
+    /// supervisor (whose broker accepts on it) before the tool starts.
+    pub proxy_listener: bool,
+    /// Loopback port inside the sandbox where the broker listens.
     pub forward_port: u16,
     pub hostname: String,
     /// Size of the private `/tmp` and `/dev/shm`, in bytes.
@@ -92,9 +93,6 @@ pub struct SandboxSpec {
     pub seccomp: bool,
     pub rlimits: Rlimits,
 }
-
-/// Where the broker's socket appears inside the sandbox.
-pub const PROXY_SOCKET: &str = "/run/airlock/proxy.sock";
 
 /// The directory Airlock owns inside the sandbox (read-only to the tool).
 pub const RUN_DIR: &str = "/run/airlock";

@@ -454,13 +454,11 @@ pub(crate) fn format_ms(ms: i64) -> String {
 
 /// The audit log of a CLI command that changes the vault. Opened *before* the change, so that a log that cannot
 /// be written (locked, unwritable, full) stops the change before it happens: fail closed.
-pub struct ChangeLog(AuditLog);
+pub struct ChangeLog(SharedLog);
 
 impl ChangeLog {
     pub fn open(ctx: &Ctx, vault: &mut Vault) -> Result<ChangeLog, CliError> {
-        let setup = log_setup(&ctx.home, vault)?;
-        let signer = signer(vault)?;
-        AuditLog::open(&setup.dir, signer, setup.options, setup.sinks).map(ChangeLog).map_err(audit_err)
+        shared_log(&ctx.home, vault).map(ChangeLog)
     }
 
     /// Records the change (already made) and closes the log, which signs a checkpoint over it.
@@ -471,7 +469,7 @@ impl ChangeLog {
             .set("actor.app_name", json!("airlock-cli"))
             .status(true)
             .message(message);
-        let done = self.0.append(event).and_then(|_| self.0.close().map(drop));
+        let done = airlock_audit::Append::append(&self.0, event).and_then(|_| self.0.close());
         done.map_err(|e| CliError {
             code: 1,
             message: format!("the change was made but could not be recorded in the audit log: {e}"),
@@ -506,16 +504,6 @@ pub struct LogSetup {
     pub sinks: Vec<(Box<dyn Sink>, SinkOptions)>,
 }
 
-/// The `[audit]` section of `$AIRLOCK_HOME/airlock.toml` when there is one (validated as `policy check` does),
-/// else the defaults. The installation's own config, not `./airlock.toml`: where vault changes are recorded must
-/// not depend on the directory a command runs in.
-pub fn log_setup(home: &Path, vault: &mut Vault) -> Result<LogSetup, CliError> {
-    match configured_audit(home)? {
-        Some(a) => setup_from_config(&a, home, vault),
-        None => Ok(LogSetup { dir: default_dir(home), options: Options::default(), sinks: vec![] }),
-    }
-}
-
 /// `[audit]` of `$AIRLOCK_HOME/airlock.toml`, validated; `None` without that file.
 fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
     let path = home.join("airlock.toml");
@@ -529,13 +517,6 @@ fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
     let doc = airlock_policy::load::load_file(&path, &opts).map_err(bad)?;
     let (model, _warnings) = airlock_policy::model::build(&doc).map_err(bad)?;
     Ok(Some(model.file.audit.clone()))
-}
-
-/// Turns `[audit]` settings into log options and started-ready sinks. Relative paths are taken from `home`;
-/// webhook tokens (`${secret:…}` / `${env:…}`) are resolved here, at the point of use, never earlier.
-pub fn setup_from_config(a: &config::Audit, home: &Path, vault: &mut Vault) -> Result<LogSetup, CliError> {
-    let tokens = sink_tokens(a, vault)?;
-    setup_with_tokens(a, home, &tokens)
 }
 
 /// Each sink's resolved webhook token (in `[audit] sinks` order), so that sinks can be built again without the vault.
@@ -559,6 +540,8 @@ fn sink_tokens(a: &config::Audit, vault: &mut Vault) -> Result<Vec<Option<Secret
         .collect()
 }
 
+/// Turns `[audit]` settings into log options and ready-to-start sinks. Relative paths are taken from `home`; webhook
+/// tokens come resolved ([`sink_tokens`]).
 fn setup_with_tokens(a: &config::Audit, home: &Path, tokens: &[Option<SecretBytes>]) -> Result<LogSetup, CliError> {
     let defaults = Options::default();
     let options = Options {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_audit::{AuditLog, AuditMac};
+use airlock_audit::{Append, AuditMac};
 use airlock_broker::capability::Registry;
 use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recipe};
 use airlock_broker::leak::{LeakScanner, Source};
@@ -50,13 +50,9 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     }
 
     let mut vault = ctx.open_unlocked()?;
-    let setup = crate::audit::log_setup(&ctx.home, &mut vault)?;
-    let signer = crate::audit::signer(&mut vault)?;
+    // Shared with every other Airlock process on this home (`airlock run`s, CLI changes): see `audit::shared_log`.
+    let log = Arc::new(crate::audit::shared_log(&ctx.home, &mut vault)?);
     let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
-    let log = Arc::new(
-        AuditLog::open(&setup.dir, signer, setup.options, setup.sinks)
-            .map_err(|e| CliError::input(format!("audit log {}: {e}", setup.dir.display())))?,
-    );
     let registry = Registry::builtin()
         .with_config(&model.file.providers)
         .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
@@ -167,7 +163,7 @@ fn remote_token() -> Result<zeroize::Zeroizing<String>, CliError> {
 struct Reloads {
     store: Arc<PolicyStore>,
     config: std::path::PathBuf,
-    log: std::sync::Weak<AuditLog>,
+    log: std::sync::Weak<airlock_audit::SharedLog>,
 }
 
 impl Reloads {

@@ -5,8 +5,9 @@
 //! 1. a lockdown, an unknown agent or tool, a denied program or a nesting depth over the limit refuse the run;
 //! 2. the kernel is probed; a protection the policy needs but the kernel lacks refuses the run unless
 //!    `--allow-degraded`, which is audited with what was missing;
-//! 3. the vault (for surrogates, the CA and the audit keys) and the shared audit log are opened; the broker starts on
-//!    a Unix socket that only this run's sandbox can reach;
+//! 3. the vault (for surrogates, the CA and the audit keys) and the shared audit log are opened; the broker is built
+//!    and, once the sandbox's init hands over the listener it opened inside the sandbox's network namespace, accepts
+//!    on it: the only way out, and one that only this run can reach;
 //! 4. the run is registered (so `airlock ps/kill/pause` see it), joins its cgroup, and starts;
 //! 5. output streams back through the output filter under the output limit; the wall-clock limit, a signal to
 //!    `airlock run` and an output flood each end the sandbox; the end is audited with the run's id.
@@ -222,13 +223,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 .enable_all()
                 .build()
                 .map_err(|e| CliError::input(format!("start the runtime: {e}")))?;
-            let listener = {
-                let _guard = runtime.enter();
-                tokio::net::UnixListener::bind(&dirs.socket)
-                    .map_err(|e| CliError::input(format!("listen on {}: {e}", dirs.socket.display())))?
-            };
-            let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
-            runtime.spawn(async move { broker.serve_unix(listener, Attribution::Fixed(principal)).await });
             let ca_files = ca.as_ref().map(|_| crate::ca::files(&ctx.home));
             let spec = plan.spec(
                 &model,
@@ -241,7 +235,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 &probe,
                 cgroup.as_ref(),
             )?;
-            Ok((runtime, spec))
+            Ok((runtime, broker, spec))
         });
         let pending = Pending::start(&exe, std::process::Stdio::inherit(), |pid| {
             if let Some(cg) = &cgroup {
@@ -265,7 +259,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         }
         dirs.remove();
     };
-    let (runtime, spec) = match prepared {
+    let (runtime, broker, spec) = match prepared {
         Ok(p) => p,
         Err(e) => {
             if let Ok(p) = pending {
@@ -284,8 +278,34 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     };
     let started = Instant::now();
     let wall_started = std::time::SystemTime::now();
-    let sandbox =
+    let mut sandbox =
         pending.send(&spec).map_err(|e| CliError { code: EXIT_SETUP, message: format!("start the sandbox: {e}") })?;
+    // The init listens on 127.0.0.1:PORT inside the sandbox's network namespace and hands the socket over; the
+    // broker accepts on it directly, so a connection on it can only come from this run, and no hop copies bytes.
+    // Without it (the sandbox failed before handing it over), `wait` below reports why.
+    match sandbox.take_listener() {
+        Ok(Some(listener)) => {
+            let principal = Principal::new(&plan.agent, &plan.tool, &run_id);
+            let served = listener.set_nonblocking(true).and_then(|()| {
+                let _guard = runtime.enter();
+                tokio::net::TcpListener::from_std(listener)
+            });
+            match served {
+                Ok(l) => {
+                    runtime.spawn(async move { broker.serve_tcp(l, Attribution::Fixed(principal)).await });
+                }
+                Err(e) => {
+                    sandbox.kill();
+                    eprintln!("airlock: the broker could not take the sandbox's proxy listener: {e}");
+                }
+            }
+        }
+        Ok(None) => drop(broker),
+        Err(e) => {
+            sandbox.kill();
+            eprintln!("airlock: {e}");
+        }
+    }
     let setup_ms = began.elapsed().as_millis() as u64;
     let launch =
         Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), sandbox.pid(), &plan.program.to_string_lossy())
@@ -917,7 +937,7 @@ impl Plan {
             pinned,
             files: Vec::new(),
             ca_cert,
-            proxy_socket: Some(dirs.socket.clone()),
+            proxy_listener: true,
             forward_port: port,
             hostname: "airlock".into(),
             tmp_bytes: self.memory.map_or(512 << 20, |m| m.min(1 << 30)),
@@ -1091,11 +1111,10 @@ fn resolve_program(cmd: &OsString, search: &[PathBuf]) -> Result<PathBuf, CliErr
     p.canonicalize().map_err(|e| CliError { code: 4, message: format!("command {}: {e}", p.display()) })
 }
 
-/// The run's private host directories: the empty root the sandbox mounts over, and the broker's socket.
+/// The run's private host directory: the empty root the sandbox mounts over.
 struct RunDirs {
     base: PathBuf,
     root: PathBuf,
-    socket: PathBuf,
     home: PathBuf,
 }
 
@@ -1108,11 +1127,7 @@ impl RunDirs {
             .mode(0o700)
             .create(&sandboxes)
             .map_err(|e| CliError::input(format!("create {}: {e}", sandboxes.display())))?;
-        let mut base = sandboxes.join(run_id);
-        // A Unix socket path must fit in 108 bytes; a deep AIRLOCK_HOME gets its sockets in a private temp dir.
-        if base.as_os_str().len() + 12 > 100 {
-            base = std::env::temp_dir().join(format!("airlock-{}-{run_id}", nix::unistd::getuid()));
-        }
+        let base = sandboxes.join(run_id);
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&base)
@@ -1122,11 +1137,10 @@ impl RunDirs {
             .mode(0o700)
             .create(&root)
             .map_err(|e| CliError::input(format!("create {}: {e}", root.display())))?;
-        Ok(RunDirs { socket: base.join("proxy.sock"), root, base, home: home.to_path_buf() })
+        Ok(RunDirs { root, base, home: home.to_path_buf() })
     }
 
     fn remove(&self) {
-        let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_dir(&self.root);
         let _ = std::fs::remove_dir(&self.base);
     }
