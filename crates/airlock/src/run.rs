@@ -50,8 +50,9 @@ pub const MAX_DEPTH: u32 = 8;
 
 /// Read-only system directories every run sees (and may execute from).
 const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
-/// Host files no tool needs and every attacker wants, hidden even inside the read-only `/etc`.
-const HOST_SECRETS: &[&str] = &[
+/// Host files no tool needs and every attacker wants, hidden even inside the read-only `/etc`; and the resolver
+/// configuration, so that a DNS lookup fails at once instead of waiting on a server it cannot reach.
+const HOST_MASKED: &[&str] = &[
     "/etc/shadow",
     "/etc/shadow-",
     "/etc/gshadow",
@@ -59,6 +60,7 @@ const HOST_SECRETS: &[&str] = &[
     "/etc/sudoers",
     "/etc/sudoers.d",
     "/etc/security/opasswd",
+    "/etc/resolv.conf",
 ];
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 /// Size of a file a tool may write (RLIMIT_FSIZE): large enough for real work, small enough that one runaway
@@ -821,7 +823,7 @@ impl Plan {
         let cwd = if visible.contains(&self.workspace) { self.workspace.clone() } else { PathBuf::from("/tmp") };
 
         // Masks: host secrets, deny lists and `!` masks, the Airlock home, denied programs, and git's hooks.
-        let mut masks: Vec<PathBuf> = HOST_SECRETS.iter().map(PathBuf::from).collect();
+        let mut masks: Vec<PathBuf> = HOST_MASKED.iter().map(PathBuf::from).collect();
         if let Ok(entries) = std::fs::read_dir("/etc/ssh") {
             for e in entries.flatten() {
                 let name = e.file_name();
