@@ -305,7 +305,7 @@ impl RunCgroup {
         let v1_freezer = self.freezer_leaf().filter(|l| l.version == CgroupVersion::V1 && l.path.exists());
         loop {
             for leaf in self.leaves.iter().filter(|l| l.kill && l.path.exists()) {
-                write_file(&leaf.file("cgroup.kill"), "1")?;
+                gone_is_fine(write_file(&leaf.file("cgroup.kill"), "1"))?;
             }
             if self.procs().is_empty() {
                 return Ok(());
@@ -320,7 +320,7 @@ impl RunCgroup {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }
-            self.thaw()?;
+            gone_is_fine(self.thaw())?;
             let round_end = Instant::now() + Duration::from_millis(50);
             while Instant::now() < round_end && !self.procs().is_empty() {
                 thread::sleep(POLL);
@@ -529,6 +529,15 @@ fn remove_dir_retrying(path: &Path) -> Result<(), SandboxError> {
 
 /// One `write(2)` of the whole value: each write to a cgroup file is one command to the kernel. No O_CREAT, so
 /// a missing interface file is an error rather than a new regular file.
+/// A leaf that vanished while it was being written to was removed by the run's own supervisor once it emptied:
+/// for a kill, that is success.
+fn gone_is_fine(r: Result<(), SandboxError>) -> Result<(), SandboxError> {
+    match r {
+        Err(SandboxError::Os { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 fn write_file(path: &Path, value: &str) -> Result<(), SandboxError> {
     let step = || format!("writing {value:?} to {}", path.display());
     let mut file = OpenOptions::new().write(true).open(path).map_err(|e| SandboxError::os(step(), e))?;

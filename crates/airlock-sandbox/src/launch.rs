@@ -45,6 +45,8 @@ pub struct Ended {
     pub landlock: Option<String>,
     /// Stage 1's own status (the shell convention); differs from the tool's when the sandbox itself was killed.
     pub sandbox_status: i32,
+    /// The sandbox itself was killed from outside before the init could report how the tool ended.
+    pub killed: bool,
     pub usage: Usage,
 }
 
@@ -156,6 +158,7 @@ impl Sandbox {
             started: false,
             landlock: None,
             sandbox_status,
+            killed: false,
             usage: Usage {
                 user_ms: millis(usage.ru_utime),
                 system_ms: millis(usage.ru_stime),
@@ -176,6 +179,7 @@ impl Sandbox {
         if ended.code.is_none() && ended.signal.is_none() && ended.error.is_none() {
             // The init never reported: the sandbox was killed from outside (timeout, `airlock kill`, lockdown).
             ended.signal = (!libc::WIFEXITED(status)).then(|| libc::WTERMSIG(status));
+            ended.killed = true;
         }
         Ok(ended)
     }
@@ -204,8 +208,13 @@ impl Pending {
             nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| SandboxError::os("create the listener channel", e))?;
-        // Out of the way of 3, 4 and 5, which the dup2 calls below fill.
-        let (spec_r, status_w, listener_tx) = (above(&spec_r, 10)?, above(&status_w, 10)?, above(&listener_tx, 10)?);
+        // Out of the way of 3, 4 and 5, which the dup2 calls below fill. The low originals are closed at once:
+        // a write end left open here would keep `wait` from ever seeing the status pipe's end.
+        let (spec_r, status_w, listener_tx) = {
+            let moved = (above(&spec_r, 10)?, above(&status_w, 10)?, above(&listener_tx, 10)?);
+            drop((spec_r, status_w, listener_tx));
+            moved
+        };
         let (spec_raw, status_raw, listener_raw) = (spec_r.as_raw_fd(), status_w.as_raw_fd(), listener_tx.as_raw_fd());
         let mut cmd = Command::new(exe);
         cmd.arg(INIT_ARG).env_clear().stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -253,11 +262,21 @@ impl Pending {
             serde_json::to_vec(spec).map_err(|e| SandboxError::Invalid(format!("encode the sandbox spec: {e}")))?,
         );
         let mut w = File::from(spec_w);
-        if let Err(e) = w.write_all(&json) {
-            sandbox.kill();
-            return Err(SandboxError::os("send the sandbox spec", e));
+        match w.write_all(&json) {
+            Ok(()) => Ok(sandbox),
+            // Stage 1 is gone already (killed while the supervisor was preparing): the sandbox exists and has ended,
+            // and `wait` says how, like any other run that was killed.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(sandbox),
+            Err(e) => {
+                sandbox.kill();
+                Err(SandboxError::os("send the sandbox spec", e))
+            }
         }
-        Ok(sandbox)
+    }
+
+    /// Sends `signal` to stage 1 (as [`Sandbox::signal`]).
+    pub fn signal(&self, signal: i32) -> bool {
+        self.sandbox.signal(signal)
     }
 
     /// Gives up on this sandbox: stage 1 reads no spec and exits; it is killed and reaped to be sure.
@@ -315,3 +334,83 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 
 /// How long [`Sandbox::wait`] callers usually give a terminated sandbox before SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::rlimits::Rlimits;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec {
+            program: "/bin/true".into(),
+            argv: vec!["true".into()],
+            cwd: "/".into(),
+            env: Vec::new(),
+            root_dir: "/nonexistent".into(),
+            binds: Vec::new(),
+            masks: Vec::new(),
+            read_only: Vec::new(),
+            pinned: Vec::new(),
+            files: Vec::new(),
+            ca_cert: None,
+            proxy_listener: false,
+            forward_port: 3128,
+            hostname: "t".into(),
+            tmp_bytes: 1 << 20,
+            landlock: None,
+            seccomp: false,
+            rlimits: Rlimits::default(),
+        }
+    }
+
+    /// A stand-in stage 1 that ignores its arguments and waits, like a real one blocked on its spec.
+    fn waiting_stage1(dir: &Path) -> std::path::PathBuf {
+        let exe = dir.join("stage1");
+        std::fs::write(&exe, "#!/bin/sh\nexec sleep 30\n").expect("write");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        exe
+    }
+
+    fn is_dead(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(true)
+    }
+
+    /// Killed while the supervisor was still preparing (`airlock kill`, a lockdown): handing over the spec finds
+    /// the pipe broken, and that is not a setup failure but a run that was killed, and `wait` says so.
+    #[test]
+    fn a_stage1_killed_before_its_spec_ends_by_the_signal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pending = Pending::start(&waiting_stage1(dir.path()), Stdio::null(), |_| Ok(())).expect("start");
+        let pid = pending.pid();
+        assert!(pending.signal(libc::SIGKILL));
+        for _ in 0..500 {
+            if is_dead(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(is_dead(pid), "stage 1 did not die");
+        let sandbox = pending.send(&spec()).expect("a stage 1 killed before its spec is not a setup error");
+        let ended = sandbox.wait().expect("wait");
+        assert_eq!(ended.signal, Some(libc::SIGKILL));
+        assert!(ended.killed && !ended.started && ended.error.is_none(), "{ended:?}");
+        assert_eq!(ended.sandbox_status, 128 + libc::SIGKILL);
+    }
+
+    /// `before_start` failing stops stage 1: nothing is left running.
+    #[test]
+    fn a_failing_before_start_leaves_nothing_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seen = 0;
+        let r = Pending::start(&waiting_stage1(dir.path()), Stdio::null(), |pid| {
+            seen = pid;
+            Err(SandboxError::Invalid("no cgroup".into()))
+        });
+        assert!(matches!(r, Err(SandboxError::Invalid(_))));
+        assert!(seen > 0 && is_dead(seen), "stage 1 {seen} is still running");
+    }
+}

@@ -404,15 +404,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     dirs.remove();
     runtime.shutdown_timeout(Duration::from_millis(200));
     let ended = ended?;
-    let mut reason = why.lock().unwrap_or_else(|p| p.into_inner()).map(str::to_string);
-    if reason.is_none() && usage.as_ref().and_then(|u| u.oom_kills).unwrap_or(0) > 0 {
-        reason = Some("memory_limit".into());
-    }
-    if reason.is_none() && ended.code.is_none() && ended.signal.is_some() && !ended.started {
-        reason = Some("killed".into());
-    }
+    // Why the run ended: what the supervisor did, else what the kernel did, else how the tool itself ended.
+    let oom = usage.as_ref().and_then(|u| u.oom_kills).unwrap_or(0) > 0;
+    let reason: &str = match *why.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(r) => r,
+        None if oom => "memory_limit",
+        None if ended.error.is_some() => "setup_failed",
+        None if ended.killed => "killed",
+        None if ended.code.is_some() => "exited",
+        None => "signaled",
+    };
     let elapsed = started.elapsed();
-    let exit = Event::process_exit(now_ms(), &plan.agent, ended_pid(&record), ended.code, reason.as_deref())
+    let killed_by = (!matches!(reason, "exited" | "signaled")).then_some(reason);
+    let exit = Event::process_exit(now_ms(), &plan.agent, ended_pid(&record), ended.code, killed_by)
         .correlation(&run_id)
         .set(
             "unmapped.airlock.run",
@@ -450,7 +454,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     };
     let timing = Timing { setup_ms, run_ms: elapsed.as_millis() as u64 };
     let extra = json!({"git_changes": git_changed, "git_fully_checked": git_checked});
-    report(ctx, &plan, &run_id, &ended, reason.as_deref(), timing, &budget, &outputs, &degraded, usage.as_ref(), extra);
+    report(ctx, &plan, &run_id, &ended, reason, timing, &budget, &outputs, &degraded, usage.as_ref(), extra);
     if let Err(e) = recorded.map_err(|e| e.to_string()).and(closed) {
         eprintln!("airlock: warning: the run's end could not be recorded in the audit log: {e}");
     }
@@ -539,7 +543,7 @@ fn report(
     plan: &Plan,
     run_id: &str,
     ended: &Ended,
-    reason: Option<&str>,
+    reason: &str,
     timing: Timing,
     budget: &OutputBudget,
     outputs: &[Vec<u8>],
@@ -556,7 +560,7 @@ fn report(
             "command": plan.argv,
             "exit_code": ended.code,
             "signal": ended.signal,
-            "reason": reason.unwrap_or(if ended.error.is_some() { "setup_failed" } else { "exited" }),
+            "reason": reason,
             "error": ended.error,
             "duration_ms": timing.run_ms,
             "setup_ms": timing.setup_ms,
@@ -572,8 +576,8 @@ fn report(
             "git_fully_checked": extra["git_fully_checked"],
         });
         println!("{v}");
-    } else if let Some(r) = reason {
-        let what = match r {
+    } else if !matches!(reason, "exited" | "signaled" | "setup_failed") {
+        let what = match reason {
             "timeout" => {
                 format!("ran past its wall-clock limit of {}s and was killed", plan.wall.map_or(0, |w| w.as_secs()))
             }
@@ -1068,6 +1072,18 @@ fn expand_denies(deny: &[&FsPattern], visible: &[PathBuf]) -> Result<Vec<PathBuf
     if globs.is_empty() {
         return Ok(out);
     }
+    // Compiled once: a glob on a deny list also covers everything below what it matches (as the policy reads it).
+    let mut set = globset::GlobSetBuilder::new();
+    for g in &globs {
+        for text in [g.text().to_string(), format!("{}/**", g.text())] {
+            let glob = globset::GlobBuilder::new(&text)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| CliError::input(format!("deny glob {}: {e}", g.text())))?;
+            set.add(glob);
+        }
+    }
+    let set = set.build().map_err(|e| CliError::input(format!("deny globs: {e}")))?;
     let mut seen = 0usize;
     let mut stack: Vec<PathBuf> = visible.to_vec();
     while let Some(dir) = stack.pop() {
@@ -1083,7 +1099,7 @@ fn expand_denies(deny: &[&FsPattern], visible: &[PathBuf]) -> Result<Vec<PathBuf
             }
             let path = e.path();
             let text = path.to_string_lossy();
-            if globs.iter().any(|g| g.covers(&text)) {
+            if set.is_match(text.as_ref()) {
                 out.push(path);
             } else if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(path);
