@@ -118,6 +118,21 @@ print()
 print(f"`airlock run` overhead is {ratio:.1f}x bubblewrap's. Target: under 8 ms median overhead.")
 PY
     emit ""
+    # Where the time goes, from the run record: the supervisor's own setup (policy, vault, audit log, broker, stage 1
+    # in its cgroup) and the sandbox itself (spec handed over -> namespaces, root, Landlock, seccomp -> `true` ->
+    # reaped).
+    (cd "$WORK/ws" && for _ in $(seq 30); do "$AIRLOCK" --json run --config "$CONFIG" --agent bench --tool t -- true; done) >"$WORK/records.jsonl"
+    python3 - "$WORK/records.jsonl" <<'PY'
+import json, statistics, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+setup = statistics.median(r["setup_ms"] for r in recs)
+sandbox = statistics.median(r["duration_ms"] for r in recs)
+print(f"Breakdown over {len(recs)} runs of `airlock --json run -- true` (medians from the run records): supervisor "
+      f"setup {setup:.0f} ms (policy, vault, shared audit log, broker, stage 1 joining its cgroup; done in parallel "
+      f"where independent), sandbox {sandbox:.0f} ms (spec handed over, namespaces, new root, Landlock, seccomp, "
+      f"`true`, reaped). The rest of the wall time is process start and the audit records of launch and exit.")
+PY
+    emit ""
 fi
 
 if want throughput; then
