@@ -1023,11 +1023,18 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
     let (lines, mut cp_len) = segment::read_checkpoint_file(dir).map_err(io_err(&cp_path, "read"))?;
     let mut last_cp: Option<Checkpoint> = None;
     let mut cp_torn = None;
-    for (i, line) in lines.iter().enumerate() {
-        if !line.complete && i == lines.len() - 1 {
-            cp_torn = Some(line.offset);
-            break;
-        }
+    let mut lines = &lines[..];
+    if let Some(last) = lines.last()
+        && !last.complete
+    {
+        cp_torn = Some(last.offset);
+        lines = &lines[..lines.len() - 1];
+    }
+    // Only the newest checkpoint is opened (its signature checked): it is what the records must continue, and the
+    // writer appends checkpoints in growing size. Checking every older one here made each open cost time in
+    // proportion to the log's whole history (two checkpoints per `airlock run`); `airlock audit verify` checks them
+    // all.
+    if let Some(line) = lines.last() {
         let note = line.note.as_ref().map_err(|reason| AuditError::Corrupt {
             path: cp_path.clone(),
             reason: format!("offset {}: {reason}", line.offset),
@@ -1036,10 +1043,7 @@ fn recover(dir: &Path, signer: &NoteSigner, opts: &Options, now: i64) -> Result<
             path: cp_path.clone(),
             reason: format!("offset {}: {e}", line.offset),
         })?;
-        // The newest is the largest; the writer appends them in order, but trust sizes, not positions.
-        if last_cp.as_ref().is_none_or(|l| cp.size >= l.size) {
-            last_cp = Some(cp);
-        }
+        last_cp = Some(cp);
     }
     let existed = cp_path.exists();
     let mut checkpoints = OpenOptions::new()
