@@ -31,6 +31,28 @@ pub const HOST_CANARY_VAR: &str = "AIRLOCK_TEST_HOST_CANARY";
 /// Defines `st NAME STATUS`, which prints `@NAME=STATUS` on a line of its own (`cmd; st name $?`).
 pub const BASH_PRELUDE: &str = "st() { printf '\\n@%s=%s\\n' \"$1\" \"$2\"; }\n";
 
+/// The start of every Python attack script: libc through ctypes, `report(NAME, RET)` (prints `@NAME=0` on
+/// success, else `@NAME=ERRNO`, read back like `st`), and `control_fork()`, the benign control (`@fork=0`).
+pub const PY_PRELUDE: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def report(name, ret):
+    err = ctypes.get_errno()
+    print(f"@{name}={0 if ret >= 0 else (err or 1)}", flush=True)
+def control_fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("@fork=0", flush=True)
+"#;
+
+/// `python3 -c SCRIPT` (after [`PY_PRELUDE`]) as one shell word, for a bash script.
+pub fn python_word(script: &str) -> String {
+    format!("'{}'", format!("{PY_PRELUDE}{script}").replace('\'', "'\\''"))
+}
+
 /// Tool lines: the workspace readable and writable.
 pub const WS_RW: &str = "[tools.t.fs]\nread = [\"${WORKSPACE}\"]\nwrite = [\"${WORKSPACE}\"]\n";
 /// Tool lines: the workspace readable only.

@@ -7,12 +7,7 @@
 use crate::common::sandbox::*;
 
 const KEYS_PY: &str = r#"
-import ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING = -3, -4
-def report(name, ret):
-    print(f"@{name}={0 if ret >= 0 else (ctypes.get_errno() or 1)}", flush=True)
 report("add_key", libc.syscall(248, b"user", b"airlock-py-key", b"value", 5, ctypes.c_long(KEY_SPEC_SESSION_KEYRING)))
 report("request_key", libc.syscall(249, b"user", b"airlock-py-key", None, ctypes.c_long(0)))
 report("keyctl_get_id", libc.syscall(250, 0, ctypes.c_long(KEY_SPEC_USER_KEYRING), 0))   # KEYCTL_GET_KEYRING_ID
@@ -35,9 +30,9 @@ keyctl padd user airlock-k @s < /dev/null; st padd_session $?
 keyctl request user airlock-k; st request $?
 keyctl newring airlock-ring @s; st newring $?
 keyctl session airlock-session true; st new_session $?
-python3 -c '{}'
+python3 -c {}
 "#,
-        KEYS_PY.replace('\'', "'\\''")
+        python_word(KEYS_PY)
     ));
     r.succeeded("python_works");
     for a in [

@@ -6,18 +6,9 @@
 use crate::common::sandbox::*;
 
 const PTRACE_PY: &str = r#"
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.restype = ctypes.c_long
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-def report(name, ret):
-    err = ctypes.get_errno()
-    print(f"@{name}={0 if ret >= 0 else (err or 1)}", flush=True)
-pid = os.fork()
-if pid == 0:
-    os._exit(0)
-os.waitpid(pid, 0)
-print("@fork=0", flush=True)
+control_fork()
 parent = os.getppid()
 print(f"@parent_pid={parent}", flush=True)
 report("attach_parent", libc.ptrace(16, parent, None, None))     # PTRACE_ATTACH
@@ -53,8 +44,8 @@ fn sandbox_ptrace_parent() {
     require_programs(&["bash", "python3"]);
     // bash stays the parent (`; st ...` after python keeps it from exec'ing python in its place).
     let r = sb.bash(&format!(
-        "python3 -c '{}'; st python $?\n{}",
-        PTRACE_PY.replace('\'', "'\\''"),
+        "python3 -c {}; st python $?\n{}",
+        python_word(PTRACE_PY),
         if has_program("strace") {
             "strace -f -o /dev/null true; st strace_run $?\nstrace -o /dev/null -p $$ & sp=$!; sleep 1; kill $sp 2>/dev/null; wait $sp; st strace_attach $?\nstrace -o /dev/null -p 1; st strace_init $?\n"
         } else {

@@ -6,20 +6,10 @@
 use crate::common::sandbox::*;
 
 const UNSHARE_PY: &str = r#"
-import ctypes, os
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWPID = 0x20000, 0x10000000, 0x40000000, 0x20000000
 CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWTIME = 0x02000000, 0x08000000, 0x04000000, 0x80
 SIGCHLD = 17
-def report(name, ret):
-    err = ctypes.get_errno()
-    print(f"@{name}={0 if ret >= 0 else (err or 1)}", flush=True)
-pid = os.fork()
-if pid == 0:
-    os._exit(0)
-os.waitpid(pid, 0)
-print("@fork=0", flush=True)
+control_fork()
 for name, flag in [("user", CLONE_NEWUSER), ("mount", CLONE_NEWNS), ("net", CLONE_NEWNET), ("pid", CLONE_NEWPID),
                    ("cgroup", CLONE_NEWCGROUP), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("time", CLONE_NEWTIME)]:
     report(f"unshare_{name}", libc.unshare(flag))
@@ -65,7 +55,7 @@ if hasattr(os, "unshare"):
 fn sandbox_unshare_namespaces() {
     let sb = Sandbox::new(&format!("{WS_RW}{}", exec_allow(&["bash", "python3", "unshare", "true", "id"])));
     require_programs(&["bash", "python3"]);
-    let mut script = format!("python3 -c '{}'; st python $?\n", UNSHARE_PY.replace('\'', "'\\''"));
+    let mut script = format!("python3 -c {}; st python $?\n", python_word(UNSHARE_PY));
     if has_program("unshare") {
         script.push_str(
             "unshare -U true; st unshare_u $?\nunshare -Ur id; st unshare_ur $?\nunshare -n true; st unshare_n $?\n",
