@@ -309,6 +309,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         }
     }
     let setup_ms = began.elapsed().as_millis() as u64;
+    let sandbox_pid = sandbox.pid();
     let launch =
         Event::process_launch(now_ms(), &plan.agent, Some(&plan.tool), sandbox.pid(), &plan.program.to_string_lossy())
             .correlation(&run_id)
@@ -416,7 +417,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     };
     let elapsed = started.elapsed();
     let killed_by = (!matches!(reason, "exited" | "signaled")).then_some(reason);
-    let exit = Event::process_exit(now_ms(), &plan.agent, ended_pid(&record), ended.code, killed_by)
+    let exit = Event::process_exit(now_ms(), &plan.agent, sandbox_pid, ended.code, killed_by)
         .correlation(&run_id)
         .set(
             "unmapped.airlock.run",
@@ -466,8 +467,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         (None, Some(s)) => 128 + s,
         (None, None) => ended.sandbox_status,
     };
-    Err(CliError { code: code.clamp(0, 255) as u8, message: String::new() })
-        .or_else(|e| if code == 0 { Ok(()) } else { Err(e) })
+    if code == 0 {
+        return Ok(());
+    }
+    // The tool's own status, already reported by the tool itself: an empty message prints nothing more.
+    Err(CliError { code: code.clamp(1, 255) as u8, message: String::new() })
 }
 
 /// The vault, unlocked, with the shared audit log and the key that hides sensitive fields in it.
@@ -483,10 +487,6 @@ fn load_policy(ctx: &Ctx, a: &RunArgs) -> Result<(PathBuf, PolicyStore), CliErro
     let store = PolicyStore::open(&config, crate::policy::load_options(&a.env)?)
         .map_err(|e| CliError { code: 4, message: format!("{}: {e}", config.display()) })?;
     Ok((config, store))
-}
-
-fn ended_pid(r: &RunRecord) -> u32 {
-    r.sandbox_pid.unwrap_or(0)
 }
 
 /// Copies one output stream to ours (or into the run record) through the filter and the output limit.

@@ -354,6 +354,9 @@ fn json_record_has_every_field() {
         .unwrap_or_else(|| panic!("no end record for {id}: {events:#?}"));
     assert_eq!(end["metadata"]["correlation_uid"], id.as_str());
     assert_eq!(end["exit_code"], 3);
+    // Both name the same process: the sandbox's stage 1.
+    assert!(launch["process"]["pid"].as_u64().is_some_and(|p| p > 0), "{launch:#}");
+    assert_eq!(end["process"]["pid"], launch["process"]["pid"]);
 }
 
 // --- 2. argv ---
