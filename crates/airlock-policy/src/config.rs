@@ -44,7 +44,7 @@ pub struct ConfigFile {
     pub budgets: Budgets,
     #[serde(default)]
     pub audit: Audit,
-    /// What `airlock run` gives the tools it runs: environment pass-through, auto-pause, the proxy forwarder's port.
+    /// What `airlock run` gives the tools it runs: environment pass-through, auto-pause, the proxy listener's port.
     #[serde(default)]
     pub sandbox: SandboxConfig,
     /// Secret metadata: where each secret may go and how it is injected. Values live in the vault, never here.
@@ -250,7 +250,7 @@ pub struct SandboxConfig {
     /// `{ denials = 5, window = "60s" }`. Unset: never paused automatically.
     #[schemars(with = "Option<AutoPauseConfig>")]
     pub auto_pause: Option<Spanned<AutoPauseConfig>>,
-    /// Loopback port inside the sandbox where the proxy forwarder listens (1-65535; default 3128).
+    /// Loopback port inside the sandbox where the broker listens for the tool (1-65535; default 3128).
     #[schemars(with = "Option<u16>", range(min = 1))]
     pub forward_port: Option<Spanned<u16>>,
 }

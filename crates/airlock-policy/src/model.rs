@@ -267,7 +267,7 @@ pub struct SandboxSettings {
     pub env: Vec<String>,
     /// `None`: runs are never paused automatically.
     pub auto_pause: Option<AutoPause>,
-    /// Loopback port of the proxy forwarder inside the sandbox ([`crate::sandbox::DEFAULT_FORWARD_PORT`] unless
+    /// Loopback port of the proxy listener inside the sandbox ([`crate::sandbox::DEFAULT_FORWARD_PORT`] unless
     /// set); never 0.
     pub forward_port: u16,
 }
@@ -727,6 +727,12 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         let mut used = Vec::new();
         let mut surrogate_vars: BTreeMap<&str, &str> = BTreeMap::new();
         for s in &t.secrets {
+            if used.iter().any(|u: &At<String>| u.value == *s.get_ref()) {
+                // Each grant compiles to a policy with the secret's name in its id: a repeat would be a second
+                // policy with the same id.
+                b.err("duplicate", s.span(), format!("tool {id} lists secret {:?} twice", s.get_ref()));
+                continue;
+            }
             if let Some(spec) = secrets.get(s.get_ref()) {
                 used.push(At { value: s.get_ref().clone(), span: s.span() });
                 // The surrogate's variable must be unambiguous: not also passed through from the caller, and not

@@ -241,6 +241,25 @@ hosts = ["api.github.com"]
 }
 
 #[test]
+fn tool_listing_a_secret_twice() {
+    // It used to be an internal error ("12 policies generated but 11 parsed"): each grant is a policy named after
+    // the secret, and the repeat produced a second policy with the same id.
+    let text = r#"version = 1
+[agents.a]
+tools = ["web"]
+[tools.web]
+secrets = ["GH", "GH"]
+[[tools.web.network]]
+hosts = ["api.github.com"]
+[secrets.GH]
+hosts = ["api.github.com"]
+"#;
+    let (_s, d) = refused_with(text, None, "duplicate");
+    assert_eq!((d.line, d.column), (5, 18));
+    assert_says(&d, "tool web lists secret \"GH\" twice");
+}
+
+#[test]
 fn unknown_role_tool_and_parent_agent_each_point_at_the_name() {
     let text = "version = 1\n[agents.a]\nroles = [\"ghost\"]\ntools = [\"nope\"]\nparent = \"nobody\"\n";
     let s = Setup::with_config(text);
