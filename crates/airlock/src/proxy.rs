@@ -53,52 +53,36 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     // Shared with every other Airlock process on this home (`airlock run`s, CLI changes): see `audit::shared_log`.
     let log = Arc::new(crate::audit::shared_log(&ctx.home, &mut vault)?);
     let mac = AuditMac::new(vault.subkey(labels::AUDIT_MAC)?);
-    let registry = Registry::builtin()
-        .with_config(&model.file.providers)
-        .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
-    let (credentials, surrogates) = credentials(&mut vault, &model, &a.tool, &registry)?;
-    let leaks = leak_scanner(&mut vault, &credentials)?;
-    let ca = match model.tls_inspect {
-        airlock_policy::config::TlsInspect::Off => None,
-        _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
-    };
-    drop(vault);
-    // Only surrogates are printed; a secret whose exposure is `env` is for sandboxed tools, never for a terminal.
-    let mut env: Vec<(String, String)> =
-        surrogates.iter().filter(|t| !t.real).map(|t| (t.name.clone(), t.value.to_string())).collect();
-    if ca.is_some() {
-        env.extend(crate::ca::env_lines(&crate::ca::files(&ctx.home)));
-    }
-
-    let ssrf = ssrf_policy(&model.allow_private, model.block_private)?;
-    let resolver = resolver(&a.dns, &a.resolve)?;
+    let store = Arc::new(store);
     let audit = AuditTrail {
         log: Arc::clone(&log) as Arc<dyn airlock_audit::Append>,
         mac,
         record_allows: model.record_allows,
         fail_closed: model.fail_closed,
     };
-    let store = Arc::new(store);
-    let broker = Broker::new(BrokerConfig {
-        policy: Arc::new(crate::supervise::Supervised::new(Arc::clone(&store), &ctx.home, None)),
-        ssrf,
-        resolver: Arc::new(resolver),
-        audit: Some(audit),
-        timeouts: Default::default(),
-        limits: airlock_broker::Limits {
-            max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
-            max_connections_per_principal: a.max_connections.max(1),
-            ..Default::default()
+    let built = tool_broker(
+        &mut vault,
+        BrokerInputs {
+            home: &ctx.home,
+            config: &config,
+            model: &model,
+            tool: &a.tool,
+            policy: Arc::new(crate::supervise::Supervised::new(Arc::clone(&store), &ctx.home, None)),
+            audit,
+            dns: &a.dns,
+            resolve: &a.resolve,
+            upstream_ca: &a.upstream_ca,
+            max_connections: Some(a.max_connections.max(1)),
         },
-        extra_ca_pems: read_pems(&a.upstream_ca)?,
-        leaks: Arc::new(leaks),
-        rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
-        credentials: Arc::new(credentials),
-        ca,
-        budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
-        capabilities: Arc::new(registry),
-    })
-    .map_err(|e| CliError::input(e.to_string()))?;
+    )?;
+    drop(vault);
+    // Only surrogates are printed; a secret whose exposure is `env` is for sandboxed tools, never for a terminal.
+    let mut env: Vec<(String, String)> =
+        built.tool_env.iter().filter(|t| !t.real).map(|t| (t.name.clone(), t.value.to_string())).collect();
+    if built.ca.is_some() {
+        env.extend(crate::ca::env_lines(&crate::ca::files(&ctx.home)));
+    }
+    let broker = built.broker;
 
     let run_id = hex::encode(airlock_crypto::random::bytes::<8>());
     let principal = Principal::new(&a.agent, &a.tool, &run_id);
@@ -116,8 +100,70 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     result.and(closed)
 }
 
+/// What `airlock proxy` and `airlock run` each build a broker from.
+pub(crate) struct BrokerInputs<'a> {
+    pub home: &'a Path,
+    /// The config file, for error messages.
+    pub config: &'a Path,
+    pub model: &'a airlock_policy::model::Model,
+    pub tool: &'a str,
+    pub policy: Arc<dyn airlock_broker::PolicySource>,
+    pub audit: AuditTrail,
+    pub dns: &'a [std::net::SocketAddr],
+    pub resolve: &'a [String],
+    pub upstream_ca: &'a [std::path::PathBuf],
+    /// Client connections one principal may hold open (`None`: the broker's default).
+    pub max_connections: Option<usize>,
+}
+
+/// A broker for one tool, and what the tool is handed alongside it.
+pub(crate) struct ToolBroker {
+    pub broker: Broker,
+    /// The tool's secrets as environment variables (surrogates, or real values for exposure `env`).
+    pub tool_env: Vec<ToolEnv>,
+    /// The local CA, when the broker opens tunnels.
+    pub ca: Option<Arc<airlock_broker::ca::LocalCa>>,
+}
+
+/// Builds the broker for one tool: the providers, the credentials it may inject (real values from the vault, with
+/// their surrogates), the leak scanner over every vault value, the local CA, SSRF allowances and the resolver.
+pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>) -> Result<ToolBroker, CliError> {
+    let model = i.model;
+    let registry = Registry::builtin()
+        .with_config(&model.file.providers)
+        .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", i.config.display()) })?;
+    let (credentials, tool_env) = credentials(vault, model, i.tool, &registry)?;
+    let leaks = leak_scanner(vault, &credentials)?;
+    let ca = match model.tls_inspect {
+        airlock_policy::config::TlsInspect::Off => None,
+        _ => Some(Arc::new(crate::ca::load_or_create(i.home, vault)?)),
+    };
+    let defaults = airlock_broker::Limits::default();
+    let broker = Broker::new(BrokerConfig {
+        policy: i.policy,
+        ssrf: ssrf_policy(&model.allow_private, model.block_private)?,
+        resolver: Arc::new(resolver(i.dns, i.resolve)?),
+        audit: Some(i.audit),
+        timeouts: Default::default(),
+        limits: airlock_broker::Limits {
+            max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
+            max_connections_per_principal: i.max_connections.unwrap_or(defaults.max_connections_per_principal),
+            ..defaults
+        },
+        extra_ca_pems: read_pems(i.upstream_ca)?,
+        leaks: Arc::new(leaks),
+        rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
+        credentials: Arc::new(credentials),
+        ca: ca.clone(),
+        budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
+        capabilities: Arc::new(registry),
+    })
+    .map_err(|e| CliError::input(e.to_string()))?;
+    Ok(ToolBroker { broker, tool_env, ca })
+}
+
 /// The broker's resolver: the system's, or `--dns` servers, with `--resolve HOST=IP` pins.
-pub(crate) fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver, CliError> {
+fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver, CliError> {
     let timeout = Duration::from_secs(5);
     let mut resolver = if dns.is_empty() {
         Resolver::system(timeout).map_err(|e| CliError::input(e.to_string()))?
@@ -135,7 +181,7 @@ pub(crate) fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Resu
 }
 
 /// `--upstream-ca` files, read.
-pub(crate) fn read_pems(paths: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
+fn read_pems(paths: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
     paths
         .iter()
         .map(|p| std::fs::read_to_string(p).map_err(|e| CliError::input(format!("--upstream-ca {}: {e}", p.display()))))
@@ -294,10 +340,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, CliError> {
 }
 
 /// `[network] allow_private` and `block_private` as the broker's SSRF allowances.
-pub(crate) fn ssrf_policy(
-    allow: &[airlock_policy::model::At<PrivateAllow>],
-    block_private: bool,
-) -> Result<SsrfPolicy, CliError> {
+fn ssrf_policy(allow: &[airlock_policy::model::At<PrivateAllow>], block_private: bool) -> Result<SsrfPolicy, CliError> {
     let mut p = SsrfPolicy::default();
     for entry in allow {
         match &entry.value {
@@ -327,7 +370,7 @@ pub(crate) struct ToolEnv {
 /// The credentials the tool may have injected, with a surrogate for each, and the environment variables that hand
 /// the surrogates to the tool (named by `[secrets.NAME] env`, else after the secret). Secrets the tool is granted
 /// but the vault lacks are warned about.
-pub(crate) fn credentials(
+fn credentials(
     vault: &mut airlock_vault::Vault,
     model: &airlock_policy::model::Model,
     tool: &str,
@@ -407,10 +450,7 @@ fn env_name(secret: &str) -> String {
 
 /// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
 /// so that one headed to the wrong host is caught in any encoding.
-pub(crate) fn leak_scanner(
-    vault: &mut airlock_vault::Vault,
-    credentials: &CredentialSet,
-) -> Result<LeakScanner, CliError> {
+fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
     let mut builder = LeakScanner::builder();
     for info in vault.list()? {
         let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_audit::{Append, AuditMac, Event};
-use airlock_broker::capability::Registry as Providers;
-use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal};
+use airlock_broker::{Attribution, AuditTrail, Principal};
 use airlock_crypto::kdf::labels;
 use airlock_policy::PolicyStore;
 use airlock_policy::engine::{Action, Request};
@@ -183,43 +182,28 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     let (pending, prepared) = std::thread::scope(|s| {
         let prepared = s.spawn(|| -> Result<_, CliError> {
             // The vault gives the CA and the surrogates; the broker gets the real values.
-            let providers = Providers::builtin()
-                .with_config(&model.file.providers)
-                .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", config.display()) })?;
-            let (credentials, tool_env) = crate::proxy::credentials(&mut vault, &model, &plan.tool, &providers)?;
-            let leaks = crate::proxy::leak_scanner(&mut vault, &credentials)?;
-            let ca = match model.tls_inspect {
-                airlock_policy::config::TlsInspect::Off => None,
-                _ => Some(Arc::new(crate::ca::load_or_create(&ctx.home, &mut vault)?)),
+            let audit_trail = AuditTrail {
+                log: Arc::clone(&audit),
+                mac,
+                record_allows: model.record_allows,
+                fail_closed: model.fail_closed,
             };
-            let broker = Broker::new(BrokerConfig {
-                policy: Arc::new(crate::supervise::Supervised::new(
-                    Arc::new(store),
-                    &ctx.home,
-                    Some(Arc::clone(&audit)),
-                )),
-                ssrf: crate::proxy::ssrf_policy(&model.allow_private, model.block_private)?,
-                resolver: Arc::new(crate::proxy::resolver(&a.dns, &a.resolve)?),
-                audit: Some(AuditTrail {
-                    log: Arc::clone(&audit),
-                    mac,
-                    record_allows: model.record_allows,
-                    fail_closed: model.fail_closed,
-                }),
-                timeouts: Default::default(),
-                limits: airlock_broker::Limits {
-                    max_body_bytes: model.max_request_bytes.unwrap_or(64 << 20),
-                    ..Default::default()
+            let policy = crate::supervise::Supervised::new(Arc::new(store), &ctx.home, Some(Arc::clone(&audit)));
+            let crate::proxy::ToolBroker { broker, tool_env, ca } = crate::proxy::tool_broker(
+                &mut vault,
+                crate::proxy::BrokerInputs {
+                    home: &ctx.home,
+                    config: &config,
+                    model: &model,
+                    tool: &plan.tool,
+                    policy: Arc::new(policy),
+                    audit: audit_trail,
+                    dns: &a.dns,
+                    resolve: &a.resolve,
+                    upstream_ca: &a.upstream_ca,
+                    max_connections: None,
                 },
-                extra_ca_pems: crate::proxy::read_pems(&a.upstream_ca)?,
-                leaks: Arc::new(leaks),
-                rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
-                credentials: Arc::new(credentials),
-                ca: ca.clone(),
-                budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
-                capabilities: Arc::new(providers),
-            })
-            .map_err(|e| CliError::input(e.to_string()))?;
+            )?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -229,6 +213,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             let spec = plan.spec(
                 &model,
                 tool_spec,
+                &engine,
                 &policy_paths(&config, &model),
                 &dirs,
                 ca_files.as_ref(),
@@ -755,6 +740,7 @@ impl Plan {
         &self,
         model: &Model,
         tool: &ToolSpec,
+        engine: &airlock_policy::Engine,
         policy_paths: &[PathBuf],
         dirs: &RunDirs,
         ca: Option<&crate::ca::CaFiles>,
@@ -763,17 +749,11 @@ impl Plan {
         probe: &Probe,
         cgroup: Option<&RunCgroup>,
     ) -> Result<SandboxSpec, CliError> {
-        let engine_allows = |action: Action, path: &Path| {
-            path.to_str().is_some_and(|p| {
-                let covered = |l: &airlock_policy::model::FsList| {
-                    l.allow.iter().any(|a| a.value.covers(p)) && !l.mask.iter().any(|m| m.value.covers(p))
-                };
-                match action {
-                    Action::FsWrite => covered(&tool.fs_write),
-                    Action::FsExec => covered(&tool.fs_exec),
-                    _ => covered(&tool.fs_read) || covered(&tool.fs_write),
-                }
-            })
+        // What the tool may do with a path is the policy engine's decision (its lists, masks, deny paths, credential
+        // stores, profile and user policies alike); the sandbox only makes that decision physical.
+        let allows = |action: Action, path: &Path| {
+            path.to_str()
+                .is_some_and(|p| engine.decide(&Request::fs(&self.agent, &self.tool, action, p)).decision.allowed)
         };
         let mut binds: Vec<Bind> = SYSTEM.iter().chain(["/etc"].iter()).map(|p| ro(p)).collect();
         let mut read =
@@ -799,14 +779,9 @@ impl Plan {
             if canon == Path::new("/") || canon.starts_with(&dirs.base) {
                 continue;
             }
-            let (w, x, r) = (
-                engine_allows(Action::FsWrite, &canon),
-                engine_allows(Action::FsExec, &canon),
-                engine_allows(Action::FsRead, &canon),
-            );
-            if !(w || x || r)
-                || model.fs_deny.iter().chain(&tool.fs_deny).any(|d| d.value.covers(&canon.to_string_lossy()))
-            {
+            let (w, x, r) =
+                (allows(Action::FsWrite, &canon), allows(Action::FsExec, &canon), allows(Action::FsRead, &canon));
+            if !(w || x || r) {
                 continue;
             }
             if SYSTEM.iter().any(|s| canon.starts_with(s)) && !w {
