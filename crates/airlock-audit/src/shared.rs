@@ -144,24 +144,38 @@ impl SharedLog {
                 Err(Failure::Broken(_)) => request,
             }
         };
-        // The owner went away, perhaps after appending this record but before replying. Send it once more, to
-        // whoever holds the log now (maybe this process): a duplicate record is better than a lost one.
-        let mut role = write(&self.role);
-        // Another thread may have reconnected or taken over meanwhile; then use what it found.
-        if let Role::Client(client) = &*role
-            && !client.is_connected()
-        {
-            *role = acquire(&self.socket, &self.open_log)?;
-        }
-        match &*role {
-            Role::Owner(server) => server.append(request.into_event()?, durable),
-            Role::Client(client) => client.request(&request.line).map_err(|f| match f {
-                Failure::Failed(e) => e,
-                Failure::Broken(reason) => AuditError::Shared {
-                    socket: self.socket.clone(),
-                    reason: format!("the connection to the log's owner broke twice: {reason}"),
+        // The owner went away, perhaps after appending this record but before replying. Send it again, to whoever
+        // holds the log now (maybe this process): a duplicate record is better than a lost one. Owners can hand over
+        // in a chain (several runs ending at once, each holding the log in turn), so this goes on until a receipt,
+        // a final refusal, or the takeover window is spent.
+        let deadline = Instant::now() + TAKEOVER_WINDOW;
+        loop {
+            let mut role = write(&self.role);
+            // Another thread may have reconnected or taken over meanwhile; then use what it found.
+            if let Role::Client(client) = &*role
+                && !client.is_connected()
+            {
+                *role = acquire(&self.socket, &self.open_log)?;
+            }
+            let reason = match &*role {
+                Role::Owner(server) => return server.append(request.into_event()?, durable),
+                Role::Client(client) => match client.request(&request.line) {
+                    Ok(receipt) => return Ok(receipt),
+                    Err(Failure::Failed(e)) => return Err(e),
+                    Err(Failure::Broken(reason)) => reason,
                 },
-            }),
+            };
+            if Instant::now() >= deadline {
+                return Err(AuditError::Shared {
+                    socket: self.socket.clone(),
+                    reason: format!(
+                        "the connection to the log's owner kept breaking for {} s: {reason}",
+                        TAKEOVER_WINDOW.as_secs()
+                    ),
+                });
+            }
+            drop(role);
+            std::thread::sleep(RETRY_SLEEP);
         }
     }
 }
