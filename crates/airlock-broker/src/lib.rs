@@ -22,7 +22,6 @@ pub mod budget;
 pub mod ca;
 pub mod capability;
 pub mod inject;
-pub mod leak;
 pub mod limits;
 pub mod principal;
 pub mod proxy;
@@ -32,6 +31,9 @@ pub mod sni;
 pub mod ssrf;
 pub mod upstream;
 
+/// Known-value leak detection lives in the redaction crate (the same automaton masks tool output); the broker
+/// scans outgoing requests with it.
+pub use airlock_redact::known as leak;
 pub use principal::{Attribution, Principal, TokenTable};
 pub use proxy::{AuditTrail, Broker, BrokerConfig, BrokerError, Limits, PolicySource, Timeouts};
 pub use resolve::Resolver;

@@ -1,4 +1,7 @@
-//! Outgoing-leak detection: known secret values and canary tokens, in the encodings tools actually use.
+//! Known values: every vault secret, surrogate and canary, in the encodings tools actually use.
+//!
+//! The same automaton serves two callers. The broker blocks a request that carries one ([`LeakScanner::scan`],
+//! [`LeakScanner::stream`]); the redaction engine masks one in output ([`LeakScanner::find_all`]).
 //!
 //! # Why this exists
 //! A tool only ever holds surrogates, so a real secret value or a canary showing up in its outgoing traffic means
@@ -212,10 +215,11 @@ impl LeakScannerBuilder {
         dedup_keep_first(&mut patterns);
 
         let origins: Vec<(u32, Encoding)> = patterns.iter().map(|p| (p.source, p.encoding)).collect();
+        let lengths: Vec<u32> = patterns.iter().map(|p| p.bytes.len() as u32).collect();
         let max_pattern_len = patterns.iter().map(|p| p.bytes.len()).max().unwrap_or(0);
         let matcher = if patterns.is_empty() { None } else { Some(Matcher::build(&patterns)?) };
         // `patterns` is dropped (and zeroized) here; only the automaton keeps a trace of them.
-        Ok(LeakScanner { matcher, origins, sources, skipped, max_pattern_len })
+        Ok(LeakScanner { matcher, origins, lengths, sources, skipped, max_pattern_len })
     }
 }
 
@@ -225,6 +229,8 @@ pub struct LeakScanner {
     matcher: Option<Matcher>,
     /// By pattern id: which source and encoding the pattern stands for.
     origins: Vec<(u32, Encoding)>,
+    /// By pattern id: its length in bytes (a match's start is its end minus this).
+    lengths: Vec<u32>,
     sources: Vec<Source>,
     skipped: Vec<Source>,
     max_pattern_len: usize,
@@ -289,6 +295,22 @@ impl LeakScanner {
         stream.feed_where(data, report)
     }
 
+    /// Every match in `data`, as (source, encoding, byte span), in order of where they end. Where several patterns
+    /// end at the same byte, the longest is reported (so a mask covers all of them). Overlapping matches that end
+    /// at different bytes are all reported.
+    pub fn find_all(&self, data: &[u8], mut each: impl FnMut(KnownMatch<'_>)) {
+        let Some(matcher) = &self.matcher else { return };
+        let mut state = matcher.start;
+        let mut at = 0;
+        while let Some((_, more)) = matcher.walk(&mut state, &data[at..]) {
+            at += more;
+            let pattern = matcher.longest(state, &self.lengths);
+            let (source, encoding) = self.origins[pattern.as_usize()];
+            let len = self.lengths[pattern.as_usize()] as usize;
+            each(KnownMatch { source: &self.sources[source as usize], encoding, start: at - len, end: at });
+        }
+    }
+
     /// A streaming scan over the chunks of one body.
     pub fn stream(&self) -> StreamScan<'_> {
         StreamScan { scanner: self, state: self.matcher.as_ref().map(|m| m.start), scanned: 0 }
@@ -298,6 +320,15 @@ impl LeakScanner {
         let (source, encoding) = self.origins[pattern.as_usize()];
         Finding { source: self.sources[source as usize].clone(), encoding, end }
     }
+}
+
+/// One match of [`LeakScanner::find_all`]: which value, in which form, where. Never the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownMatch<'a> {
+    pub source: &'a Source,
+    pub encoding: Encoding,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// Scans one body chunk by chunk, finding values that span any number of chunks of any size.
@@ -435,6 +466,20 @@ impl Matcher {
         match &self.engine {
             Engine::Dfa(a) => a.memory_usage(),
             Engine::Nfa(a) => a.memory_usage(),
+        }
+    }
+
+    /// Of the patterns matching in match state `state`, the longest.
+    fn longest(&self, state: StateID, lengths: &[u32]) -> PatternID {
+        fn pick<A: Automaton>(aut: &A, sid: StateID, lengths: &[u32]) -> PatternID {
+            (0..aut.match_len(sid))
+                .map(|i| aut.match_pattern(sid, i))
+                .max_by_key(|p| lengths[p.as_usize()])
+                .expect("a match state holds at least one pattern")
+        }
+        match &self.engine {
+            Engine::Dfa(a) => pick(a, state, lengths),
+            Engine::Nfa(a) => pick(a, state, lengths),
         }
     }
 

@@ -1,0 +1,342 @@
+//! Detection rules: data, not code.
+//!
+//! # Why rules are TOML
+//! Credential formats change every month and every team has in-house tokens. A rule is therefore a record in a
+//! TOML file that anyone can read, review and extend, not a function compiled into the binary. The built-in rules
+//! (under `rules/` in this crate, compiled in with `include_str!`) are written by us from the public token format
+//! specifications; users add their own files with [`RuleSet::add_toml`].
+//!
+//! # The format
+//! ```toml
+//! [[rule]]
+//! id = "github-pat-classic"            # unique, lowercase, [a-z0-9-]; shown as [REDACTED:github-pat-classic]
+//! family = "github"                    # groups rules in reports and benchmarks
+//! category = "secret"                  # "secret" (default) or "pii"
+//! description = "GitHub personal access token (classic)"
+//! keywords = ["ghp_"]                  # ASCII, matched case-insensitively; the match must contain one
+//! regex = '''\bghp_[0-9A-Za-z]{36}\b'''
+//! check = "github-crc32"               # optional: a checksum or structural validator (see `checks`)
+//! entropy = 3.0                        # optional: minimum Shannon entropy (bits per byte) of the secret
+//! max_len = 64                         # optional: longest possible match (default 256; at most 16384)
+//! multiline = false                    # optional: may a match span lines (PEM blocks)
+//! keep_prefix = 4                      # optional: bytes of the secret kept by shape-keeping masking
+//! placeholders = true                  # optional: drop secrets that look like placeholders (default true)
+//! allow = ["EXAMPLE"]                  # optional: drop secrets containing one of these (case-insensitive)
+//! positive = ["GITHUB_TOKEN=ghp_..."]  # at least one text the rule must find
+//! negative = ["ghp_tooShort"]          # at least one text it must not find
+//! ```
+//! The regex is compiled over bytes with Unicode off: `\b`, `\w`, `\d` and `\s` are ASCII, and `.` matches any
+//! byte but `\n`. A group named `secret` marks the part that is the secret (what is masked, measured for entropy
+//! and checked); without it the whole match is the secret. Matching uses only linear-time engines.
+//!
+//! # Failing closed
+//! A rule file that does not parse, an unknown field, a duplicate id, a regex that does not compile or exceeds
+//! the size limit, an unknown check or a rule without examples is an error naming the file and the rule. Nothing
+//! is half-loaded: [`RuleSet::add_toml`] adds all of a file's rules or none.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use serde::Deserialize;
+
+use crate::checks::Check;
+
+/// Default for [`RuleSpec::max_len`].
+pub const DEFAULT_MAX_LEN: usize = 256;
+/// Upper bound on [`RuleSpec::max_len`]: the streaming window holds back this many bytes at most.
+pub const MAX_MAX_LEN: usize = 16 * 1024;
+/// Compiled-size limit per regex: a rule that needs more is almost certainly a mistake (a huge bounded repeat).
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// What a rule finds: a credential, or a kind of personal data that can be switched off on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    #[default]
+    Secret,
+    Pii,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Secret => "secret",
+            Category::Pii => "pii",
+        }
+    }
+}
+
+/// One rule as written in a rule file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    pub family: String,
+    #[serde(default)]
+    pub category: Category,
+    pub description: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub regex: String,
+    #[serde(default)]
+    pub check: Option<String>,
+    #[serde(default)]
+    pub entropy: Option<f64>,
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    #[serde(default)]
+    pub multiline: bool,
+    #[serde(default)]
+    pub keep_prefix: usize,
+    #[serde(default = "yes")]
+    pub placeholders: bool,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub positive: Vec<String>,
+    #[serde(default)]
+    pub negative: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl fmt::Debug for RuleSpec {
+    // The examples are fake secrets, but they still look like secrets in a log: leave them out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleSpec").field("id", &self.id).field("family", &self.family).finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+/// A rule file or rule could not be used. Names the file and the rule; never carries example text.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("rule file {file}: {reason}")]
+    Parse { file: String, reason: String },
+    #[error("rule file {file}: has no rules")]
+    Empty { file: String },
+    #[error("rule file {file}: rule {id:?}: {reason}")]
+    Invalid { file: String, id: String, reason: String },
+}
+
+/// A compiled rule. Cloning is cheap (the compiled regex is shared).
+#[derive(Clone)]
+pub struct Rule {
+    pub(crate) spec: RuleSpec,
+    pub(crate) regex: meta::Regex,
+    /// Index of the `secret` capture group, if the rule has one.
+    pub(crate) secret_group: Option<usize>,
+    pub(crate) check: Option<Check>,
+    pub(crate) max_len: usize,
+    /// Lowercased keywords.
+    pub(crate) keywords: Vec<Vec<u8>>,
+    /// Lowercased `allow` strings.
+    pub(crate) allow: Vec<Vec<u8>>,
+    /// Where this rule came from (a file name), for error messages and `--list-rules`.
+    pub(crate) origin: String,
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule").field("id", &self.spec.id).field("origin", &self.origin).finish_non_exhaustive()
+    }
+}
+
+impl Rule {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+    pub fn family(&self) -> &str {
+        &self.spec.family
+    }
+    pub fn category(&self) -> Category {
+        self.spec.category
+    }
+    pub fn description(&self) -> &str {
+        &self.spec.description
+    }
+    pub fn spec(&self) -> &RuleSpec {
+        &self.spec
+    }
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+    /// Generic rules (`family = "generic"`) lose to any specific rule that finds the same bytes.
+    pub(crate) fn rank(&self) -> u8 {
+        match (self.check.is_some(), self.spec.family.as_str()) {
+            (true, _) => 3,
+            (false, "generic") => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// The built-in rule files, in load order.
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("cloud.toml", include_str!("../rules/cloud.toml")),
+    ("vcs-ci.toml", include_str!("../rules/vcs-ci.toml")),
+    ("payment.toml", include_str!("../rules/payment.toml")),
+    ("messaging.toml", include_str!("../rules/messaging.toml")),
+    ("ai.toml", include_str!("../rules/ai.toml")),
+    ("saas.toml", include_str!("../rules/saas.toml")),
+    ("database.toml", include_str!("../rules/database.toml")),
+    ("keys.toml", include_str!("../rules/keys.toml")),
+    ("generic.toml", include_str!("../rules/generic.toml")),
+    ("pii.toml", include_str!("../rules/pii.toml")),
+];
+
+/// An ordered, validated collection of rules. Build a [`crate::Scanner`] from it.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// No rules (add files with [`RuleSet::add_toml`]).
+    pub fn empty() -> RuleSet {
+        RuleSet::default()
+    }
+
+    /// The rules shipped with Airlock.
+    pub fn builtin() -> RuleSet {
+        let mut set = RuleSet::empty();
+        for (name, text) in BUILTIN_FILES {
+            // The built-in files are tested; a failure here is a build defect, not user input.
+            set.add_toml(name, text).unwrap_or_else(|e| panic!("built-in rules: {e}"));
+        }
+        set
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.spec.id == id)
+    }
+
+    /// Parses and compiles every rule of one file and adds them all, or returns the first error and adds none.
+    pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
+        let parsed: RuleFile =
+            toml::from_str(text).map_err(|e| RuleError::Parse { file: file.to_string(), reason: e.message().to_string() })?;
+        if parsed.rule.is_empty() {
+            return Err(RuleError::Empty { file: file.to_string() });
+        }
+        self.add_specs(file, parsed.rule)
+    }
+
+    /// Adds rules already in memory (say, converted from another tool's format), all or none.
+    pub fn add_specs(&mut self, file: &str, specs: Vec<RuleSpec>) -> Result<(), RuleError> {
+        let mut seen: HashSet<String> = self.rules.iter().map(|r| r.spec.id.clone()).collect();
+        let mut compiled = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let id = spec.id.clone();
+            let invalid = |reason: String| RuleError::Invalid { file: file.to_string(), id: id.clone(), reason };
+            if !seen.insert(spec.id.clone()) {
+                return Err(invalid("a rule with this id is already loaded".into()));
+            }
+            compiled.push(compile(spec, file).map_err(invalid)?);
+        }
+        self.rules.extend(compiled);
+        Ok(())
+    }
+
+    /// Drops rules by id (a user's `disable = [...]`). Unknown ids are returned so the caller can refuse them.
+    pub fn disable(&mut self, ids: &[String]) -> Vec<String> {
+        let unknown = ids.iter().filter(|id| self.get(id).is_none()).cloned().collect();
+        self.rules.retain(|r| !ids.contains(&r.spec.id));
+        unknown
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+}
+
+/// Compiles a rule's regex: bytes, ASCII classes and boundaries, linear-time engines only.
+pub(crate) fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
+    meta::Builder::new()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                // The bounded backtracker is linear too (it never revisits a (state, position) pair), but it is
+                // only used on small inputs anyway; the lazy DFA does the work.
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .hybrid_cache_capacity(2 << 20),
+        )
+        .build(pattern)
+        .map_err(|e| format!("regex does not compile: {e}"))
+}
+
+fn compile(spec: RuleSpec, origin: &str) -> Result<Rule, String> {
+    if !valid_id(&spec.id) {
+        return Err("ids are 1 to 64 characters of a-z, 0-9 and '-'".into());
+    }
+    if spec.family.is_empty() || !valid_id(&spec.family) {
+        return Err("family must be a non-empty id ([a-z0-9-])".into());
+    }
+    if spec.description.trim().is_empty() {
+        return Err("description is empty".into());
+    }
+    let mut keywords = Vec::new();
+    for k in &spec.keywords {
+        if k.is_empty() || !k.is_ascii() {
+            return Err(format!("keyword {k:?} must be non-empty ASCII"));
+        }
+        keywords.push(k.to_ascii_lowercase().into_bytes());
+    }
+    if keywords.is_empty() && spec.category == Category::Secret {
+        return Err("a secret rule needs at least one keyword (the prefilter finds candidates by keyword)".into());
+    }
+    let regex = compile_regex(&spec.regex)?;
+    if regex.is_match(b"".as_slice()) {
+        return Err("regex matches the empty string".into());
+    }
+    let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
+    let check = match &spec.check {
+        None => None,
+        Some(name) => Some(Check::from_name(name).ok_or_else(|| {
+            format!("unknown check {name:?} (known: {})", Check::names().collect::<Vec<_>>().join(", "))
+        })?),
+    };
+    if let Some(e) = spec.entropy
+        && !(0.0..=8.0).contains(&e)
+    {
+        return Err(format!("entropy {e} is outside 0..=8 bits per byte"));
+    }
+    let max_len = spec.max_len.unwrap_or(DEFAULT_MAX_LEN);
+    if max_len == 0 || max_len > MAX_MAX_LEN {
+        return Err(format!("max_len must be 1..={MAX_MAX_LEN}"));
+    }
+    if spec.positive.is_empty() || spec.negative.is_empty() {
+        return Err("a rule needs at least one positive and one negative example".into());
+    }
+    let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();
+    Ok(Rule { regex, secret_group, check, max_len, keywords, allow, origin: origin.to_string(), spec })
+}

@@ -1,0 +1,154 @@
+//! Streaming redaction: output arrives in chunks of any size, and a secret split across two chunks must still be
+//! masked, with nothing of it shown before it is recognised.
+//!
+//! # How
+//! The stream keeps a carry-over window of the last [`Scanner::hold`] bytes (the longest span any finding can
+//! have). Each chunk is appended to the carry and the whole buffer is scanned. A finding that starts more than
+//! `hold` bytes before the buffer's end is complete (it cannot extend past the end), so it is masked and emitted
+//! along with everything before it; the last `hold` bytes (or from the end of the last emitted finding) are kept
+//! for the next round, where any finding starting there is found again, whole. So memory is bounded by `hold`
+//! plus one chunk, and every byte is emitted at most `hold` bytes late. `finish` flushes the carry.
+//!
+//! Bytes held back are tool output that may contain a secret: the carry is zeroized when it shrinks, grows or is
+//! dropped.
+
+use std::sync::{Arc, RwLock};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::known::LeakScanner;
+use crate::mask::MaskStyle;
+use crate::scan::{Finding, LineCounter, Scanner};
+
+/// A cheap, cloneable handle to the current scanner and masking style: what the sandbox's output path, the
+/// broker and the CLI hold. When the vault changes, [`Redactor::set_known`] swaps in the new values for every
+/// stream started afterwards.
+#[derive(Clone)]
+pub struct Redactor {
+    scanner: Arc<RwLock<Arc<Scanner>>>,
+    style: MaskStyle,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor").field("style", &self.style).finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    pub fn new(scanner: Scanner, style: MaskStyle) -> Redactor {
+        Redactor { scanner: Arc::new(RwLock::new(Arc::new(scanner))), style }
+    }
+
+    /// The scanner in use now.
+    pub fn scanner(&self) -> Arc<Scanner> {
+        self.scanner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn style(&self) -> MaskStyle {
+        self.style
+    }
+
+    /// Replaces the known values (rebuilt from the vault); streams already started keep the values they began with.
+    pub fn set_known(&self, known: Option<Arc<LeakScanner>>) {
+        let next = Arc::new(self.scanner().with_known(known));
+        *self.scanner.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Masks a complete buffer.
+    pub fn redact(&self, data: &[u8]) -> (Vec<u8>, Vec<Finding>) {
+        self.scanner().redact(data, &self.style)
+    }
+
+    /// Starts a stream.
+    pub fn stream(&self) -> StreamRedactor {
+        StreamRedactor::new(self.scanner(), self.style)
+    }
+}
+
+/// Redacts one stream, chunk by chunk. See the module documentation.
+pub struct StreamRedactor {
+    scanner: Arc<Scanner>,
+    style: MaskStyle,
+    carry: Zeroizing<Vec<u8>>,
+    /// Stream offset of `carry[0]`.
+    base: u64,
+    /// Line and column (1-based) of `carry[0]`.
+    line: u64,
+    column: u64,
+}
+
+impl std::fmt::Debug for StreamRedactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRedactor").field("base", &self.base).field("held", &self.carry.len()).finish()
+    }
+}
+
+impl StreamRedactor {
+    pub fn new(scanner: Arc<Scanner>, style: MaskStyle) -> StreamRedactor {
+        StreamRedactor { scanner, style, carry: Zeroizing::new(Vec::new()), base: 0, line: 1, column: 1 }
+    }
+
+    /// Feeds a chunk; appends what may be shown now to `out` and returns the findings completed by it.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Vec<Finding> {
+        self.append(chunk);
+        self.emit(false, out)
+    }
+
+    /// Ends the stream: appends everything held back (masked) to `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Vec<Finding> {
+        self.emit(true, out)
+    }
+
+    /// Bytes consumed and emitted so far (the stream offset of the first byte held back).
+    pub fn emitted(&self) -> u64 {
+        self.base
+    }
+
+    /// Bytes held back now.
+    pub fn held(&self) -> usize {
+        self.carry.len()
+    }
+
+    /// Appends without ever leaving a copy of held bytes in freed memory: a larger buffer is allocated, filled
+    /// and swapped in, and the old one is wiped on drop.
+    fn append(&mut self, chunk: &[u8]) {
+        let need = self.carry.len() + chunk.len();
+        if need > self.carry.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(need.max(2 * self.carry.capacity())));
+            bigger.extend_from_slice(&self.carry);
+            self.carry = bigger;
+        }
+        self.carry.extend_from_slice(chunk);
+    }
+
+    fn emit(&mut self, last: bool, out: &mut Vec<u8>) -> Vec<Finding> {
+        let buf: &[u8] = &self.carry;
+        let hold = self.scanner.hold();
+        let safe = if last { buf.len() } else { buf.len().saturating_sub(hold) };
+        if safe == 0 {
+            return Vec::new();
+        }
+        let hits = self.scanner.hits(buf);
+        let mut lines = LineCounter::starting_at(self.line, self.column);
+        let mut findings = Vec::new();
+        let mut at = 0;
+        // A hit starting before `safe` is complete; hits are sorted and do not overlap.
+        for h in hits.iter().take_while(|h| h.start < safe) {
+            out.extend_from_slice(&buf[at..h.start]);
+            self.style.mask(self.scanner.hit_rule_id(h), self.scanner.keep_prefix(h), &buf[h.start..h.end], out);
+            findings.push(self.scanner.finding(buf, h, self.base, &mut lines));
+            at = h.end;
+        }
+        let cut = safe.max(at);
+        out.extend_from_slice(&buf[at..cut]);
+        (self.line, self.column) = lines.position(buf, cut);
+        self.base += cut as u64;
+        // Shift the tail down in place and wipe what it leaves behind.
+        let len = self.carry.len();
+        self.carry.copy_within(cut..len, 0);
+        self.carry[len - cut..].zeroize();
+        self.carry.truncate(len - cut);
+        findings
+    }
+}
