@@ -15,24 +15,28 @@ pub enum Check {
     /// GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`) and npm (`npm_`) tokens: the last six base62 characters
     /// are the CRC32 of the 30 characters before them (after the prefix), zero-padded.
     GithubCrc32,
-    /// Payment card numbers: 13 to 19 digits (spaces or dashes between groups allowed) with a valid Luhn digit
-    /// and a known issuer prefix.
+    /// Payment card numbers: 13 to 19 digits (spaces or dashes between groups allowed) with a valid Luhn digit,
+    /// and an issuer prefix in use with a length that issuer uses (see [`card_issuer`]).
     Luhn,
     /// IBAN: a known country's length and the ISO 13616 mod-97 check.
     Iban,
     /// A JWT: three (or five, for JWE) base64url parts whose first decodes to a JSON object with `"alg"`.
     Jwt,
-    /// US social security number: not area 000, 666 or 9xx, not group 00, not serial 0000.
+    /// US social security number: not area 000, 666 or 9xx, not group 00, not serial 0000, and not one of the
+    /// numbers the SSA voided after they were printed in advertising (078-05-1120, 219-09-9999, 123-45-6789).
     UsSsn,
     /// A dotted-quad IPv4 address with every octet at most 255, no leading zeros, and not a version-like
     /// `0.x.y.z`.
     Ipv4,
-    /// An IPv6 address that parses (and is not just `::` or `::1`-like short forms with no hex letters... see
-    /// [`ipv6`]).
+    /// An IPv6 address that parses and has at least three colons: `a::b` is far more often a Rust or C++ path
+    /// than an address, and `::1` is not anyone's.
     Ipv6,
-    /// Phone numbers: 8 to 15 digits in all (E.164's maximum), not all the same digit.
+    /// Phone numbers: 8 to 15 digits in all (E.164's maximum), not all the same digit, not shaped like a date
+    /// or a dotted quad, and plausible for its numbering plan: see [`phone`].
     Phone,
-    /// An email address whose domain has a dot and an alphabetic top-level label of at least two letters.
+    /// An email address: a local part of at most 64 bytes, a domain of dot-separated labels ending in an
+    /// alphabetic top-level label of at least two letters that is not a file extension (`logo@2x.png`) or a
+    /// camel-case member name (Kotlin's `this@MainActivity.getString`), and not the SSH user `git@`.
     Email,
 }
 
@@ -111,13 +115,7 @@ fn digits_of(secret: &[u8], separators: &[u8]) -> Option<Vec<u8>> {
 
 fn luhn(secret: &[u8]) -> bool {
     let Some(digits) = digits_of(secret, b" -") else { return false };
-    if !(13..=19).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) {
-        return false;
-    }
-    // Issuer prefixes (ISO/IEC 7812 IIN ranges in use): Visa 4, Mastercard 51-55 and 2221-2720, Amex 34/37,
-    // Discover 6011/644-649/65, JCB 3528-3589, Diners 300-305/36/38/39, UnionPay 62, Maestro 50/56-58/6x.
-    let first = digits[0];
-    if !matches!(first, 2..=6) {
+    if !(13..=19).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) || !card_issuer(&digits) {
         return false;
     }
     let sum: u32 = digits
@@ -130,6 +128,32 @@ fn luhn(secret: &[u8]) -> bool {
         })
         .sum();
     sum % 10 == 0
+}
+
+/// The number made of the first `n` digits.
+fn leading(digits: &[u8], n: usize) -> u32 {
+    digits.iter().take(n).fold(0, |acc, &d| acc * 10 + u32::from(d))
+}
+
+/// Is this a card number's issuer prefix (ISO/IEC 7812 IIN ranges in use) with a length that issuer issues?
+/// Visa 4 (13, 16, 19); Mastercard 51-55 and 2221-2720 (16); Mir 2200-2204 (16-19); Amex 34/37 (15); JCB
+/// 3528-3589 (16-19); Diners 300-305, 3095, 36, 38, 39 (14-19); Maestro 50, 56-58, 63, 67 (13-19); Discover 6011,
+/// 644-649, 65, UnionPay 62 and RuPay 60 (16-19).
+fn card_issuer(digits: &[u8]) -> bool {
+    let len = digits.len();
+    let (p2, p3, p4) = (leading(digits, 2), leading(digits, 3), leading(digits, 4));
+    match digits[0] {
+        4 => matches!(len, 13 | 16 | 19),
+        2 => ((2221..=2720).contains(&p4) && len == 16) || ((2200..=2204).contains(&p4) && len >= 16),
+        3 => {
+            (matches!(p2, 34 | 37) && len == 15)
+                || ((3528..=3589).contains(&p4) && len >= 16)
+                || (((300..=305).contains(&p3) || p4 == 3095 || matches!(p2, 36 | 38 | 39)) && len >= 14)
+        }
+        5 => ((51..=55).contains(&p2) && len == 16) || matches!(p2, 50 | 56..=58),
+        6 => (matches!(p2, 60 | 62 | 65) || p4 == 6011 || (644..=649).contains(&p3)) && len >= 16 || matches!(p2, 63 | 67),
+        _ => false,
+    }
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -185,10 +209,12 @@ fn us_ssn(secret: &[u8]) -> bool {
     if d.len() != 9 {
         return false;
     }
-    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
-    let group = d[3] * 10 + d[4];
-    let serial = d[5..].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
-    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+    let area = leading(&d, 3);
+    let group = leading(&d[3..], 2);
+    let serial = leading(&d[5..], 4);
+    // Voided after appearing in advertising (a wallet insert, a 1950s ad) or commonly used as the example number.
+    let voided = matches!((area, group, serial), (78, 5, 1120) | (219, 9, 9999) | (123, 45, 6789));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !voided
 }
 
 fn ipv4(secret: &[u8]) -> bool {
@@ -206,17 +232,157 @@ fn ipv6(secret: &[u8]) -> bool {
     text.parse::<std::net::Ipv6Addr>().is_ok() && text.matches(':').count() >= 3
 }
 
-fn phone(secret: &[u8]) -> bool {
-    let Some(digits) = digits_of(secret, b" -.()+/") else { return false };
-    (8..=15).contains(&digits.len()) && !digits.iter().all(|&d| d == digits[0])
+/// ITU-T E.164 country codes, by their first two digits: `Some(1)` and `Some(2)` give the code's length, `None`
+/// marks a spare (unassigned) range. One-digit codes (1, 7) are handled before this is consulted.
+fn country_code_len(first_two: u32) -> Option<usize> {
+    match first_two {
+        20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98 => Some(2),
+        21..=26 | 29 | 35 | 37 | 38 | 42 | 50 | 59 | 67..=69 | 80 | 85 | 87 | 88 | 96 | 97 | 99 => Some(3),
+        _ => None,
+    }
 }
+
+/// National significant number lengths for a few large numbering plans; others get E.164's general bounds.
+fn national_len_ok(country: u32, len: usize) -> bool {
+    match country {
+        1 | 7 | 52 | 91 => len == 10,
+        33 | 34 | 61 => len == 9,
+        44 => (9..=10).contains(&len),
+        49 => (6..=13).contains(&len),
+        39 => (6..=11).contains(&len),
+        55 | 86 => (10..=11).contains(&len),
+        81 => (9..=10).contains(&len),
+        _ => (4..=14).contains(&len),
+    }
+}
+
+/// North American Numbering Plan: NXX-NXX-XXXX where N is 2-9, and neither the area code nor the exchange is a
+/// service code (N11).
+fn nanp(d: &[u8]) -> bool {
+    d.len() == 10
+        && d[0] >= 2
+        && d[3] >= 2
+        && !(d[1] == 1 && d[2] == 1)
+        && !(d[4] == 1 && d[5] == 1)
+}
+
+/// Digit-group lengths of `secret`, split at separators, with the separator byte that ends each group.
+fn digit_groups(secret: &[u8]) -> Vec<(usize, u8)> {
+    let mut groups = Vec::new();
+    let mut run = 0;
+    for &b in secret {
+        if b.is_ascii_digit() {
+            run += 1;
+        } else {
+            if run > 0 {
+                groups.push((run, b));
+            }
+            run = 0;
+        }
+    }
+    if run > 0 {
+        groups.push((run, 0));
+    }
+    groups
+}
+
+/// A phone number, written the way people write them. Beyond 8-15 digits (E.164) that are not all one digit:
+/// - not shaped like a date (`2024-01-15`, `15.01.2024`) or a dotted quad (`10.20.30.40`);
+/// - `+` or `00` then a country code: the code is assigned (E.164), the national number's length fits the plan
+///   for the plans we know (NANP 10 and valid area code and exchange, UK 9-10, France 9, India 10, ...), a `(0)`
+///   trunk prefix is dropped, and a number written with no separator at all has at least 10 digits;
+/// - a national number with a trunk `0` (UK, Germany, France, India, ...): 9 to 12 digits;
+/// - otherwise 10 digits that are a valid NANP number or an Indian mobile (6-9...), 11 digits `1` + NANP, or a
+///   short plan's 8 or 9 digits.
+fn phone(secret: &[u8]) -> bool {
+    let plus = secret.first() == Some(&b'+');
+    if secret.iter().skip(1).any(|&b| b == b'+') {
+        return false;
+    }
+    let Some(digits) = digits_of(secret, b" -.()+/") else { return false };
+    if !(8..=15).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) {
+        return false;
+    }
+    let groups = digit_groups(secret);
+    let lens: Vec<usize> = groups.iter().map(|g| g.0).collect();
+    let date_like = matches!(lens.as_slice(), [4, 2, 2] | [2, 2, 4]);
+    let quad_like = lens.len() == 4 && lens.iter().all(|&l| l <= 3) && groups[..3].iter().all(|g| g.1 == b'.');
+    if date_like || quad_like {
+        return false;
+    }
+    let international = if plus {
+        Some(&digits[..])
+    } else if digits.starts_with(&[0, 0]) {
+        Some(&digits[2..])
+    } else {
+        None
+    };
+    match international {
+        Some(rest) => {
+            if plus && groups.len() == 1 && digits.len() < 10 {
+                return false;
+            }
+            let Some(&first) = rest.first() else { return false };
+            let cc_len = match first {
+                0 => return false,
+                1 | 7 => 1,
+                _ => match country_code_len(leading(rest, 2)) {
+                    Some(n) => n,
+                    None => return false,
+                },
+            };
+            if rest.len() <= cc_len {
+                return false;
+            }
+            let country = leading(rest, cc_len);
+            let mut national = &rest[cc_len..];
+            if national.first() == Some(&0) {
+                // `+44 (0)20 ...`: the trunk prefix, written for callers inside the country. Italy keeps its 0.
+                if memchr::memmem::find(secret, b"(0)").is_some() {
+                    national = &national[1..];
+                } else if country != 39 {
+                    return false;
+                }
+            }
+            !national.iter().all(|&d| d == national[0])
+                && national_len_ok(country, national.len())
+                && (country != 1 || nanp(national))
+        }
+        None if digits[0] == 0 => (9..=12).contains(&digits.len()),
+        None => match digits.len() {
+            10 => nanp(&digits) || digits[0] >= 6,
+            11 => digits[0] == 1 && nanp(&digits[1..]),
+            n => n <= 9,
+        },
+    }
+}
+
+/// File extensions that are not top-level domains: `icon@2x.png` is an image, not an address.
+const NOT_TLDS: &[&[u8]] = &[
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"tif", b"tiff", b"css", b"scss", b"js",
+    b"mjs", b"cjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml", b"txt", b"lock", b"html", b"htm",
+    b"xml", b"java", b"kt", b"swift", b"vue", b"ttf", b"otf", b"eot", b"woff", b"wasm", b"pdf", b"tgz", b"gz",
+    b"bz", b"xz", b"tar", b"jar", b"exe", b"dll", b"so", b"dylib", b"whl", b"egg", b"gem", b"rpm", b"deb", b"dmg",
+    b"iso", b"img", b"bin", b"dat", b"log", b"tmp", b"bak", b"orig", b"swp", b"cfg", b"ini", b"conf", b"env",
+];
 
 fn email(secret: &[u8]) -> bool {
     let Some(at) = secret.iter().rposition(|&b| b == b'@') else { return false };
-    let domain = &secret[at + 1..];
-    let Some(dot) = domain.iter().rposition(|&b| b == b'.') else { return false };
-    let tld = &domain[dot + 1..];
-    at > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
+    let (local, domain) = (&secret[..at], &secret[at + 1..]);
+    if local.is_empty() || local.len() > 64 || secret.len() > 254 || local.eq_ignore_ascii_case(b"git") {
+        return false;
+    }
+    let labels: Vec<&[u8]> = domain.split(|&b| b == b'.').collect();
+    let Some((tld, _)) = labels.split_last() else { return false };
+    if labels.len() < 2
+        || labels.iter().any(|l| l.is_empty() || l.len() > 63 || l.starts_with(b"-") || l.ends_with(b"-"))
+    {
+        return false;
+    }
+    let lower = tld.to_ascii_lowercase();
+    // `Outer.method`: a lowercase letter followed by an uppercase one does not happen in a written domain.
+    let camel = tld.windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && !camel && !NOT_TLDS.contains(&lower.as_slice())
 }
 
 /// Shannon entropy of `data` in bits per byte.
@@ -279,12 +445,106 @@ mod tests {
     fn structural_checks() {
         assert!(jwt(b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"));
         assert!(!jwt(b"eyJub3QiOiJqd3QifQ.eyJzdWIiOiIxIn0.c2ln"));
-        assert!(us_ssn(b"123-45-6789"));
-        assert!(!us_ssn(b"666-45-6789") && !us_ssn(b"123-00-6789") && !us_ssn(b"900-45-6789"));
+        assert!(us_ssn(b"536-22-8194") && us_ssn(b"536 22 8194") && us_ssn(b"536228194"));
+        assert!(!us_ssn(b"666-45-6789") && !us_ssn(b"536-00-6789") && !us_ssn(b"900-45-6789"));
+        assert!(!us_ssn(b"078-05-1120") && !us_ssn(b"123-45-6789"), "voided advertising numbers");
         assert!(ipv4(b"192.168.10.4") && !ipv4(b"256.1.1.1") && !ipv4(b"01.2.3.4") && !ipv4(b"0.1.2.3"));
+        assert!(!ipv4(b"1.2.3.4.5"), "five parts is a version or an OID");
         assert!(ipv6(b"2001:db8::8a2e:370:7334") && !ipv6(b"std::io") && !ipv6(b"::1"));
-        assert!(phone(b"+1 (415) 555-2671") && !phone(b"1234") && !phone(b"0000000000"));
-        assert!(email(b"a.b@example.co.uk") && !email(b"user@localhost") && !email(b"x@y.123"));
+        assert!(!ipv6(b"00:1a:2b:3c:4d:5e"), "a MAC address");
+    }
+
+    #[test]
+    fn card_numbers_need_an_issuer_prefix_with_its_length() {
+        for card in ["4222222222222", "6011111111111117", "3530111333300000", "30569309025904", "2223003122003222"] {
+            assert!(luhn(card.as_bytes()), "{card}");
+        }
+        assert!(luhn(b"3782 822463 10005"), "Amex 4-6-5");
+        // Luhn-valid, but no issuer issues these lengths under these prefixes.
+        for (payload, why) in [
+            ("4111111111111111", "Visa has no 17-digit numbers"),
+            ("341111111111111", "Amex numbers are 15 digits"),
+            ("711111111111111", "7 is not a card issuer"),
+            ("681111111111111", "68 is not a card range"),
+            ("551111111111111111", "Mastercard numbers are 16 digits"),
+        ] {
+            let card = with_luhn_digit(payload);
+            assert!(!luhn(card.as_bytes()), "{card}: {why}");
+        }
+        assert!(luhn(with_luhn_digit("411111111111111").as_bytes()), "the helper makes valid numbers");
+    }
+
+    /// `payload` followed by the digit that makes it pass Luhn.
+    fn with_luhn_digit(payload: &str) -> String {
+        (0..10).map(|d| format!("{payload}{d}")).find(|c| {
+            let sum: u32 = c.bytes().rev().enumerate().map(|(i, b)| {
+                let d = u32::from(b - b'0');
+                if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+            }).sum();
+            sum % 10 == 0
+        }).unwrap()
+    }
+
+    #[test]
+    fn phone_numbers_fit_their_numbering_plan() {
+        for ok in [
+            "+1 (415) 555-2671",
+            "+14155552671",
+            "(415) 555-2671",
+            "415.555.2671",
+            "1-800-555-0199",
+            "+44 20 7946 0958",
+            "+44 (0)20 7946 0958",
+            "07700 900123",
+            "030 1234567",
+            "+49 30 1234567",
+            "06 12 34 56 78",
+            "+33 6 12 34 56 78",
+            "+91 98765 43210",
+            "0044 20 7946 0958",
+            "+39 06 6982 1234",
+        ] {
+            assert!(phone(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "1234",
+            "0000000000",
+            "+1 415 555 267",      // NANP needs 10 digits
+            "+1 (115) 555-2671",   // area codes start 2-9
+            "+1 415 911 2671",     // N11 is a service code
+            "+44 020 7946 0958",   // a trunk 0 after the country code
+            "+28 1234 5678",       // 28 is spare
+            "+0 415 555 2671",     // no country code 0
+            "+20240115",           // eight bare digits after a plus: a diff line, not a number
+            "2024-01-15",          // a date
+            "15.01.2024",          // a date
+            "10.200.30.40",        // a dotted quad
+            "+1 415+555 2671",     // a second plus
+            "4155552671234567",    // 16 digits: longer than E.164 allows
+            "1155552671",          // 10 digits, neither NANP nor an Indian mobile
+            "0301",                // too short for a trunk number
+        ] {
+            assert!(!phone(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_domains_are_domains() {
+        for ok in ["a.b@example.co.uk", "j.doe+billing@corp.acme.io", "12345@qq.com", "Alice@Corp.COM"] {
+            assert!(email(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "user@localhost",
+            "x@y.123",
+            "git@github.com",
+            "logo@2x.png",
+            "this@MainActivity.getString",
+            "a@-bad.com",
+            "a@bad..com",
+            "@types.node",
+        ] {
+            assert!(!email(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]

@@ -26,9 +26,12 @@
 //!   [`Scanner::scan`] and [`Scanner::redact`] for whole buffers.
 //! - [`Redactor`]: the shared handle; [`Redactor::stream`] gives a [`StreamRedactor`].
 //! - [`MaskStyle`]: `[REDACTED:rule-id]` or shape-keeping.
+//! - `log::fmt_layer` (feature `tracing`): a `tracing_subscriber` fmt layer whose output is masked.
 
 pub mod checks;
 pub mod known;
+#[cfg(feature = "tracing")]
+pub mod log;
 pub mod mask;
 pub mod rule;
 pub mod scan;

@@ -26,7 +26,8 @@
 //! negative = ["ghp_tooShort"]          # at least one text it must not find
 //! ```
 //! The regex is compiled over bytes with Unicode off: `\b`, `\w`, `\d` and `\s` are ASCII, and `.` matches any
-//! byte but `\n`. A group named `secret` marks the part that is the secret (what is masked, measured for entropy
+//! byte but `\n`. Its longest possible match must be bounded and at most `max_len` (so `{1,64}`, never `+` or
+//! `*`): that bound makes streaming exact. A group named `secret` marks the part that is the secret (what is masked, measured for entropy
 //! and checked); without it the whole match is the secret. Matching uses only linear-time engines.
 //!
 //! # Failing closed
@@ -246,8 +247,18 @@ impl RuleSet {
         self.add_specs(file, parsed.rule)
     }
 
-    /// Adds rules already in memory (say, converted from another tool's format), all or none.
+    /// Adds rules already in memory, all or none. Each needs positive and negative examples.
     pub fn add_specs(&mut self, file: &str, specs: Vec<RuleSpec>) -> Result<(), RuleError> {
+        self.add_checked(file, specs, true)
+    }
+
+    /// Adds rules converted from another tool's format (say, a gitleaks config), which come without examples;
+    /// everything else is validated as for [`RuleSet::add_specs`].
+    pub fn add_imported(&mut self, file: &str, specs: Vec<RuleSpec>) -> Result<(), RuleError> {
+        self.add_checked(file, specs, false)
+    }
+
+    fn add_checked(&mut self, file: &str, specs: Vec<RuleSpec>, need_examples: bool) -> Result<(), RuleError> {
         let mut seen: HashSet<String> = self.rules.iter().map(|r| r.spec.id.clone()).collect();
         let mut compiled = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -256,7 +267,7 @@ impl RuleSet {
             if !seen.insert(spec.id.clone()) {
                 return Err(invalid("a rule with this id is already loaded".into()));
             }
-            compiled.push(compile(spec, file).map_err(invalid)?);
+            compiled.push(compile(spec, file, need_examples).map_err(invalid)?);
         }
         self.rules.extend(compiled);
         Ok(())
@@ -279,7 +290,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Compiles a rule's regex: bytes, ASCII classes and boundaries, linear-time engines only.
-pub(crate) fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
+pub fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
     meta::Builder::new()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
         .configure(
@@ -294,7 +305,18 @@ pub(crate) fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
         .map_err(|e| format!("regex does not compile: {e}"))
 }
 
-fn compile(spec: RuleSpec, origin: &str) -> Result<Rule, String> {
+/// The longest match `pattern` can produce, in bytes (`None`: unbounded).
+fn longest_match(pattern: &str) -> Result<Option<usize>, String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| format!("regex does not compile: {e}"))?;
+    Ok(hir.properties().maximum_len())
+}
+
+fn compile(spec: RuleSpec, origin: &str, need_examples: bool) -> Result<Rule, String> {
     if !valid_id(&spec.id) {
         return Err("ids are 1 to 64 characters of a-z, 0-9 and '-'".into());
     }
@@ -315,6 +337,22 @@ fn compile(spec: RuleSpec, origin: &str) -> Result<Rule, String> {
         return Err("a secret rule needs at least one keyword (the prefilter finds candidates by keyword)".into());
     }
     let regex = compile_regex(&spec.regex)?;
+    let max_len = spec.max_len.unwrap_or(DEFAULT_MAX_LEN);
+    if max_len == 0 || max_len > MAX_MAX_LEN {
+        return Err(format!("max_len must be 1..={MAX_MAX_LEN}"));
+    }
+    // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
+    // split stream finds exactly what the whole buffer does) and keeps rejected candidates cheap.
+    match longest_match(&spec.regex)? {
+        Some(n) if n <= max_len => {}
+        Some(n) => return Err(format!("regex can match {n} bytes, more than max_len = {max_len}")),
+        None => {
+            return Err(format!(
+                "regex has no upper bound on its match length: use bounded repeats ({{1,64}}, not + or *) within \
+                 max_len = {max_len}"
+            ));
+        }
+    }
     if regex.is_match(b"".as_slice()) {
         return Err("regex matches the empty string".into());
     }
@@ -330,11 +368,7 @@ fn compile(spec: RuleSpec, origin: &str) -> Result<Rule, String> {
     {
         return Err(format!("entropy {e} is outside 0..=8 bits per byte"));
     }
-    let max_len = spec.max_len.unwrap_or(DEFAULT_MAX_LEN);
-    if max_len == 0 || max_len > MAX_MAX_LEN {
-        return Err(format!("max_len must be 1..={MAX_MAX_LEN}"));
-    }
-    if spec.positive.is_empty() || spec.negative.is_empty() {
+    if need_examples && (spec.positive.is_empty() || spec.negative.is_empty()) {
         return Err("a rule needs at least one positive and one negative example".into());
     }
     let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();

@@ -14,7 +14,7 @@
 //! buffer; they are off unless asked for.
 //!
 //! # What counts as a finding
-//! A regex match no longer than the rule's `max_len` that contains one of the rule's keywords, whose secret part
+//! A regex match (never longer than the rule's `max_len`: rules are validated for that) that contains one of the rule's keywords, whose secret part
 //! passes the rule's check, entropy floor, allow-list and the placeholder filter. Findings that overlap are merged
 //! into one that covers them all (so the mask hides every byte any detector claimed), attributed to the strongest
 //! detector: a known value, then a rule with a checksum, then a specific rule, then a generic one.
@@ -93,6 +93,9 @@ pub struct Finding {
     /// 1-based line and byte column of `start`.
     pub line: u64,
     pub column: u64,
+    /// 1-based line and byte column of the last byte of the span.
+    pub end_line: u64,
+    pub end_column: u64,
     /// A keyed hash of rule and secret: the same secret found twice gives the same fingerprint, and it reveals
     /// nothing about the value to whoever lacks the key.
     pub fingerprint: Fingerprint,
@@ -292,6 +295,7 @@ impl Scanner {
     /// be fed hits in order.
     pub(crate) fn finding(&self, data: &[u8], h: &Hit, base: u64, lines: &mut LineCounter) -> Finding {
         let (line, column) = lines.position(data, h.start);
+        let (end_line, end_column) = lines.position(data, h.end - 1);
         let (rule, family, category, known) = match &h.detector {
             Detector::Rule(i) => (
                 self.rule_ids[*i].clone(),
@@ -313,6 +317,8 @@ impl Scanner {
             end: base + h.end as u64,
             line,
             column,
+            end_line,
+            end_column,
             fingerprint,
         }
     }
@@ -423,15 +429,17 @@ impl Scanner {
                     (m.start(), m.end(), (m.start(), m.end()))
                 }
             };
-            at = if m_end > m_start { m_end } else { m_end + 1 };
-            if m_end - m_start > rule.max_len || secret.1 <= secret.0 {
-                continue;
-            }
-            if !rule.keywords.is_empty() && !contains_occurrence(occurrences, m_start, m_end) {
-                continue;
-            }
-            if accept(rule, &data[secret.0..secret.1]) {
+            // An accepted match consumes its bytes; a rejected one does not (the next candidate may start inside
+            // it). So what is found at a position never depends on where the search began, which is what makes a
+            // split stream find exactly what the whole buffer does.
+            let accepted = secret.1 > secret.0
+                && (rule.keywords.is_empty() || contains_occurrence(occurrences, m_start, m_end))
+                && accept(rule, &data[secret.0..secret.1]);
+            if accepted {
                 hits.push(Hit { start: secret.0, end: secret.1, detector: Detector::Rule(r), rank: rule.rank() });
+                at = m_end.max(m_start + 1);
+            } else {
+                at = m_start + 1;
             }
         }
     }

@@ -76,6 +76,8 @@ pub struct StreamRedactor {
     /// Line and column (1-based) of `carry[0]`.
     line: u64,
     column: u64,
+    /// Scan only: report findings, produce no output (`scan-secrets`).
+    scan_only: bool,
 }
 
 impl std::fmt::Debug for StreamRedactor {
@@ -86,7 +88,12 @@ impl std::fmt::Debug for StreamRedactor {
 
 impl StreamRedactor {
     pub fn new(scanner: Arc<Scanner>, style: MaskStyle) -> StreamRedactor {
-        StreamRedactor { scanner, style, carry: Zeroizing::new(Vec::new()), base: 0, line: 1, column: 1 }
+        StreamRedactor { scanner, style, carry: Zeroizing::new(Vec::new()), base: 0, line: 1, column: 1, scan_only: false }
+    }
+
+    /// A stream that only reports findings: `out` is left untouched.
+    pub fn scan_only(scanner: Arc<Scanner>) -> StreamRedactor {
+        StreamRedactor { scan_only: true, ..StreamRedactor::new(scanner, MaskStyle::Label) }
     }
 
     /// Feeds a chunk; appends what may be shown now to `out` and returns the findings completed by it.
@@ -135,13 +142,17 @@ impl StreamRedactor {
         let mut at = 0;
         // A hit starting before `safe` is complete; hits are sorted and do not overlap.
         for h in hits.iter().take_while(|h| h.start < safe) {
-            out.extend_from_slice(&buf[at..h.start]);
-            self.style.mask(self.scanner.hit_rule_id(h), self.scanner.keep_prefix(h), &buf[h.start..h.end], out);
+            if !self.scan_only {
+                out.extend_from_slice(&buf[at..h.start]);
+                self.style.mask(self.scanner.hit_rule_id(h), self.scanner.keep_prefix(h), &buf[h.start..h.end], out);
+            }
             findings.push(self.scanner.finding(buf, h, self.base, &mut lines));
             at = h.end;
         }
         let cut = safe.max(at);
-        out.extend_from_slice(&buf[at..cut]);
+        if !self.scan_only {
+            out.extend_from_slice(&buf[at..cut]);
+        }
         (self.line, self.column) = lines.position(buf, cut);
         self.base += cut as u64;
         // Shift the tail down in place and wipe what it leaves behind.
