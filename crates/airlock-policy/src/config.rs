@@ -47,6 +47,9 @@ pub struct ConfigFile {
     /// What `airlock run` gives the tools it runs: environment pass-through, auto-pause, the proxy listener's port.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// What `airlock run` masks in the output of the tools it runs: secrets, personal data and known vault values.
+    #[serde(default)]
+    pub redact: RedactConfig,
     /// Secret metadata: where each secret may go and how it is injected. Values live in the vault, never here.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretMeta>")]
@@ -265,6 +268,44 @@ pub struct AutoPauseConfig {
     /// How far back they are counted: from `"1s"` to `"1d"`.
     #[schemars(with = "Interval")]
     pub window: Spanned<Interval>,
+}
+
+/// `[redact]`: masking of what the tools run by `airlock run` print. Every field is optional; a profile's
+/// `[profiles.NAME.redact]` replaces the fields it sets.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    /// Mask secrets, personal data and known vault values in the output (stdout and stderr) of tools run by
+    /// `airlock run`. Default true.
+    pub tool_output: Option<bool>,
+    /// Personal-data families masked in tool output: `"email"`, `"phone"`, `"credit-card"`, `"iban"`, `"us-ssn"`,
+    /// `"ip-address"`. Default: all of them; `[]` masks none. Each may be listed once.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub pii: Option<Vec<Spanned<String>>>,
+    /// How a match is masked: `"label"` (`[REDACTED:rule-id]`, the default) or `"shape"` (keeps length and
+    /// punctuation).
+    pub mask: Option<RedactMask>,
+    /// Extra rule files, relative to the directory of this file. Whether they exist and parse is checked when they
+    /// are used.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub rules: Option<Vec<Spanned<String>>>,
+    /// Ids of rules to turn off (`"generic-password-assignment"`): 1-64 of a-z 0-9 `-`, each listed once.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub disable: Option<Vec<Spanned<String>>>,
+}
+
+/// `[redact] mask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedactMask {
+    /// Replace a match with `[REDACTED:rule-id]`.
+    #[default]
+    Label,
+    /// Keep the length, the punctuation and a rule's public prefix (`ghp_`); every letter and digit becomes `*`.
+    Shape,
 }
 
 /// Where decisions are recorded.
@@ -551,6 +592,7 @@ pub struct ProfileOverlay {
     pub rate_limits: Option<RateLimits>,
     pub budgets: Option<Budgets>,
     pub sandbox: Option<SandboxConfig>,
+    pub redact: Option<RedactConfig>,
 }
 
 /// A byte count written as an integer or as a string with a binary unit (`"64KiB"`, `"512MiB"`, `"2GiB"`).

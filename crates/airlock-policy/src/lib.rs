@@ -47,6 +47,7 @@ pub mod model;
 pub mod normalize;
 pub mod profile;
 pub mod providers;
+pub mod redact;
 pub mod refs;
 pub mod sandbox;
 pub mod store;

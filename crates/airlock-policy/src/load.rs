@@ -51,6 +51,8 @@ pub struct Document {
     pub profile: Profile,
     pub settings: ProfileSettings,
     pub cedar: Vec<SourceText>,
+    /// The directory relative paths in the file are taken from (Cedar files, `[redact] rules`): the config file's.
+    pub base_dir: PathBuf,
     pub workspace: PathBuf,
     pub home: PathBuf,
 }
@@ -62,7 +64,7 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Document, ConfigErro
     load_str(path, text, &base, opts)
 }
 
-/// Parses `text` as if read from `path`; relative Cedar file paths are taken from `base_dir`.
+/// Parses `text` as if read from `path`; relative Cedar file paths (and `[redact] rules`) are taken from `base_dir`.
 pub fn load_str(path: &Path, text: String, base_dir: &Path, opts: &LoadOptions) -> Result<Document, ConfigError> {
     let source = SourceText::new(path, text);
     if source.text.len() > MAX_CONFIG_BYTES {
@@ -109,6 +111,7 @@ pub fn load_str(path: &Path, text: String, base_dir: &Path, opts: &LoadOptions) 
         profile,
         settings: profile.settings(),
         cedar,
+        base_dir: base_dir.to_path_buf(),
         workspace: opts.workspace.clone(),
         home: opts.home.clone(),
     })
@@ -163,6 +166,14 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.env = x.env.or(base.env.take());
         base.auto_pause = x.auto_pause.or(base.auto_pause.take());
         base.forward_port = x.forward_port.or(base.forward_port.take());
+    }
+    if let Some(r) = o.redact {
+        let base = &mut file.redact;
+        base.tool_output = r.tool_output.or(base.tool_output);
+        base.pii = r.pii.or(base.pii.take());
+        base.mask = r.mask.or(base.mask);
+        base.rules = r.rules.or(base.rules.take());
+        base.disable = r.disable.or(base.disable.take());
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
 use crate::load::Document;
 use crate::normalize::{self, HostPattern, HostPatternKind};
 use crate::profile::{Profile, ProfileSettings};
+pub use crate::redact::PII_FAMILIES;
 use crate::refs::{self, Reference};
 pub use crate::sandbox::env_allowed;
 
@@ -281,6 +282,45 @@ pub struct AutoPause {
     pub window: std::time::Duration,
 }
 
+/// `[redact]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactSettings {
+    /// Mask tool output in `airlock run`.
+    pub tool_output: bool,
+    /// Personal-data families to mask (validated names; default all six).
+    pub pii: Vec<String>,
+    /// `label` or `shape`.
+    pub mask: MaskMode,
+    /// Extra rule files, resolved against the config file's directory (not checked for existence here).
+    pub rule_files: Vec<std::path::PathBuf>,
+    /// Rule ids to turn off (syntax-checked: 1-64 chars of [a-z0-9-]; whether they exist is checked by the binary).
+    pub disable: Vec<String>,
+}
+
+impl Default for RedactSettings {
+    /// What an absent `[redact]` means: tool output masked, every [`PII_FAMILIES`] family, labels, no extra rule
+    /// files and nothing disabled.
+    fn default() -> RedactSettings {
+        RedactSettings {
+            tool_output: true,
+            pii: PII_FAMILIES.iter().map(|f| f.to_string()).collect(),
+            mask: MaskMode::default(),
+            rule_files: Vec::new(),
+            disable: Vec::new(),
+        }
+    }
+}
+
+/// `[redact] mask`: what a match is replaced with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaskMode {
+    /// `[REDACTED:rule-id]`.
+    #[default]
+    Label,
+    /// Same length: punctuation and a rule's public prefix kept, every letter and digit `*`.
+    Shape,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -310,6 +350,8 @@ pub struct Model {
     pub record_allows: bool,
     /// `[sandbox]`: what `airlock run` gives the tools it runs.
     pub sandbox: SandboxSettings,
+    /// `[redact]`: what `airlock run` masks in the output of the tools it runs.
+    pub redact: RedactSettings,
     pub file: ConfigFile,
 }
 
@@ -678,6 +720,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         );
     }
     let sandbox = sandbox_settings(&mut b, &file.sandbox);
+    let redact = redact_settings(&mut b, &file.redact, &doc.base_dir);
 
     // Tools.
     let mut tools = BTreeMap::new();
@@ -997,6 +1040,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         fail_closed,
         record_allows: file.audit.record_allows.unwrap_or(true),
         sandbox,
+        redact,
         file: file.clone(),
     };
     Ok((model, b.diags))
@@ -1138,6 +1182,55 @@ fn sandbox_settings(b: &mut Builder<'_>, s: &config::SandboxConfig) -> SandboxSe
         None => crate::sandbox::DEFAULT_FORWARD_PORT,
     };
     SandboxSettings { env, auto_pause, forward_port }
+}
+
+/// `[redact]` with its defaults. An unknown personal-data family, a malformed rule id, an entry listed twice and an
+/// empty rule file path are refused where written, never skipped: a misspelt family would go unmasked unnoticed.
+fn redact_settings(b: &mut Builder<'_>, r: &config::RedactConfig, base: &std::path::Path) -> RedactSettings {
+    let defaults = RedactSettings::default();
+    let pii = match &r.pii {
+        None => defaults.pii,
+        Some(list) => {
+            let mut pii: Vec<String> = Vec::new();
+            for f in list {
+                let name = f.get_ref();
+                if !PII_FAMILIES.contains(&name.as_str()) {
+                    let known = PII_FAMILIES.join(", ");
+                    let m = format!("unknown personal-data family {name:?} in redact.pii: the families are {known}");
+                    b.err("redact", f.span(), m);
+                } else if pii.contains(name) {
+                    b.err("redact", f.span(), format!("redact.pii lists {name:?} twice"));
+                } else {
+                    pii.push(name.clone());
+                }
+            }
+            pii
+        }
+    };
+    let mask = match r.mask.unwrap_or_default() {
+        config::RedactMask::Label => MaskMode::Label,
+        config::RedactMask::Shape => MaskMode::Shape,
+    };
+    let mut rule_files = Vec::new();
+    for p in r.rules.iter().flatten() {
+        if p.get_ref().trim().is_empty() {
+            b.err("redact", p.span(), "redact.rules: a rule file path cannot be empty");
+        } else {
+            rule_files.push(base.join(p.get_ref()));
+        }
+    }
+    let mut disable: Vec<String> = Vec::new();
+    for id in r.disable.iter().flatten() {
+        let v = id.get_ref();
+        if !crate::redact::valid_rule_id(v) {
+            b.err("redact", id.span(), format!("invalid rule id {v:?} in redact.disable: use 1-64 of a-z 0-9 -"));
+        } else if disable.contains(v) {
+            b.err("redact", id.span(), format!("redact.disable lists {v:?} twice"));
+        } else {
+            disable.push(v.clone());
+        }
+    }
+    RedactSettings { tool_output: r.tool_output.unwrap_or(defaults.tool_output), pii, mask, rule_files, disable }
 }
 
 fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {

@@ -722,3 +722,99 @@ fn a_profile_overlay_is_checked_where_it_is_written() {
     // Other profiles do not see the overlay.
     assert!(s.load(Some("dev")).is_ok());
 }
+
+// --- Redact ----------------------------------------------------------------------------------------------------
+
+/// `[redact]` with `body` is refused with `code`, pointing at `needle`; returns the message.
+#[track_caller]
+fn redact_refused(body: &str, needle: &str, code: &str) -> String {
+    let text = format!("version = 1\n\n[redact]\n{body}\n");
+    let (s, d) = refused_with(&text, None, code);
+    assert_at(&d, &s.config, line_col(&text, needle));
+    d.message
+}
+
+#[test]
+fn redact_pii_names_only_known_families() {
+    for bad in ["mail", "Email", "ssn", "credit_card", ""] {
+        let needle = format!("{bad:?}]");
+        let m = redact_refused(&format!("pii = [\"email\", {bad:?}]"), &needle, "redact");
+        assert_eq!(
+            m,
+            format!(
+                "unknown personal-data family {bad:?} in redact.pii: the families are email, phone, credit-card, iban, \
+                 us-ssn, ip-address"
+            )
+        );
+    }
+}
+
+#[test]
+fn redact_pii_and_disable_refuse_repeats_at_the_repeat() {
+    let m = redact_refused("pii = [\"email\", \"iban\", \"email\"]", "\"email\"]", "redact");
+    assert_eq!(m, "redact.pii lists \"email\" twice");
+    let m = redact_refused("disable = [\"a-rule\", \"b\", \"a-rule\"]", "\"a-rule\"]", "redact");
+    assert_eq!(m, "redact.disable lists \"a-rule\" twice");
+}
+
+#[test]
+fn redact_mask_is_label_or_shape() {
+    for bad in ["bold", "Label", "SHAPE", ""] {
+        let m = redact_refused(&format!("mask = {bad:?}"), &format!("{bad:?}"), "toml");
+        assert!(m.contains(&format!("unknown variant `{bad}`, expected `label` or `shape`")), "{m}");
+    }
+    let text = "version = 1\n[redact]\nmask = 1\n";
+    let (s, d) = refused_with(text, None, "toml");
+    assert_at(&d, &s.config, (3, 8));
+}
+
+#[test]
+fn redact_disable_takes_rule_ids_only() {
+    let long = "a".repeat(65);
+    for bad in ["Generic-Password", "a_b", "a b", "a.b", "", "ünïcode", long.as_str()] {
+        let needle = format!("{bad:?}]");
+        let m = redact_refused(&format!("disable = [\"ok-id\", {bad:?}]"), &needle, "redact");
+        assert_eq!(m, format!("invalid rule id {bad:?} in redact.disable: use 1-64 of a-z 0-9 -"));
+    }
+}
+
+#[test]
+fn redact_rule_file_paths_cannot_be_empty() {
+    for bad in ["", "  "] {
+        let needle = format!("{bad:?}]");
+        let m = redact_refused(&format!("rules = [\"extra.toml\", {bad:?}]"), &needle, "redact");
+        assert_eq!(m, "redact.rules: a rule file path cannot be empty");
+    }
+}
+
+#[test]
+fn redact_refuses_unknown_keys_and_wrong_types() {
+    let (_, d) = refused_with("version = 1\n[redact]\npi = [\"email\"]\n", None, "toml");
+    assert_says(&d, "unknown key `pi`");
+    let (s, d) = refused_with("version = 1\n[redact]\ntool_output = \"yes\"\n", None, "toml");
+    assert_eq!((d.file.as_path(), d.line), (s.config.as_path(), 3), "{d}");
+    let (s, d) = refused_with("version = 1\n[redact]\npii = \"email\"\n", None, "toml");
+    assert_eq!((d.file.as_path(), d.line), (s.config.as_path(), 3), "{d}");
+    let (_, d) = refused_with("version = 1\n[profiles.prod.redact]\nmasks = \"shape\"\n", None, "toml");
+    assert_says(&d, "unknown key `masks`");
+}
+
+#[test]
+fn every_redact_mistake_is_reported_at_once() {
+    let text = "version = 1\n[redact]\npii = [\"mail\", \"email\", \"email\"]\nrules = [\"\"]\ndisable = [\"X\", \"y\", \"y\"]\n";
+    let s = Setup::with_config(text);
+    let err = refused(&s, None);
+    let found: Vec<(usize, usize)> =
+        err.diagnostics.iter().filter(|d| d.code == "redact").map(|d| (d.line, d.column)).collect();
+    assert_eq!(found, [(3, 8), (3, 25), (4, 10), (5, 12), (5, 22)], "{err:#?}");
+}
+
+#[test]
+fn a_redact_profile_overlay_is_checked_where_it_is_written() {
+    let text = "version = 1\n[redact]\npii = [\"email\"]\n\n[profiles.prod.redact]\npii = [\"email\", \"ssn\"]\n";
+    let (s, d) = refused_with(text, Some("prod"), "redact");
+    assert_at(&d, &s.config, line_col(text, "\"ssn\""));
+    assert_says(&d, "unknown personal-data family \"ssn\"");
+    // Other profiles do not see the overlay.
+    assert!(s.load(Some("dev")).is_ok());
+}

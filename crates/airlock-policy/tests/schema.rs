@@ -20,7 +20,9 @@ fn schema_forbids_unknown_keys_and_names_every_section() {
     assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false), "top level must refuse unknown keys");
     let props = schema["properties"].as_object().unwrap();
     let sections = ["agents", "tools", "secrets", "roles", "network", "fs", "exec", "limits"];
-    for key in sections.into_iter().chain(["rate_limits", "budgets", "providers", "audit", "profiles"]) {
+    for key in
+        sections.into_iter().chain(["rate_limits", "budgets", "providers", "audit", "sandbox", "redact", "profiles"])
+    {
         assert!(props.contains_key(key), "schema lacks [{key}]");
     }
     // Every object definition refuses unknown keys, like the loader does.
