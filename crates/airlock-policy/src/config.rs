@@ -276,8 +276,9 @@ pub struct AutoPauseConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedactConfig {
     /// Mask secrets, personal data and known vault values in the output (stdout and stderr) of tools run by
-    /// `airlock run`. Default true.
-    pub tool_output: Option<bool>,
+    /// `airlock run`. Default true; only `dev` may turn it off.
+    #[schemars(with = "Option<bool>")]
+    pub tool_output: Option<Spanned<bool>>,
     /// Personal-data families masked in tool output: `"email"`, `"phone"`, `"credit-card"`, `"iban"`, `"us-ssn"`,
     /// `"ip-address"`. Default: all of them; `[]` masks none. Each may be listed once.
     #[serde(default)]

@@ -169,7 +169,7 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
     }
     if let Some(r) = o.redact {
         let base = &mut file.redact;
-        base.tool_output = r.tool_output.or(base.tool_output);
+        base.tool_output = r.tool_output.or(base.tool_output.take());
         base.pii = r.pii.or(base.pii.take());
         base.mask = r.mask.or(base.mask);
         base.rules = r.rules.or(base.rules.take());

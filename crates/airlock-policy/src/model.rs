@@ -664,11 +664,13 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
     let (block_private, bp_span) = switch(&file.network.block_private);
     let (protect_credentials, pc_span) = switch(&file.fs.protect_credentials);
     let (fail_closed, fc_span) = switch(&file.audit.fail_closed);
+    let (redact_output, ro_span) = switch(&file.redact.tool_output);
     if !settings.may_disable_safety {
         for (on, span, key) in [
             (block_private, bp_span, "network.block_private"),
             (protect_credentials, pc_span, "fs.protect_credentials"),
             (fail_closed, fc_span, "audit.fail_closed"),
+            (redact_output, ro_span, "redact.tool_output"),
         ] {
             if !on {
                 let d = doc.source.error(
@@ -1230,7 +1232,13 @@ fn redact_settings(b: &mut Builder<'_>, r: &config::RedactConfig, base: &std::pa
             disable.push(v.clone());
         }
     }
-    RedactSettings { tool_output: r.tool_output.unwrap_or(defaults.tool_output), pii, mask, rule_files, disable }
+    RedactSettings {
+        tool_output: r.tool_output.as_ref().map_or(defaults.tool_output, |v| *v.get_ref()),
+        pii,
+        mask,
+        rule_files,
+        disable,
+    }
 }
 
 fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {

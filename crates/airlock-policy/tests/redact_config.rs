@@ -44,7 +44,7 @@ fn defaults_apply_when_nothing_is_said() {
 #[test]
 fn values_are_taken_as_written() {
     let text = format!(
-        "{BASE}[redact]\ntool_output = false\npii = [\"iban\", \"email\"]\nmask = \"shape\"\n\
+        "{BASE}[redact]\ntool_output = true\npii = [\"iban\", \"email\"]\nmask = \"shape\"\n\
          rules = [\"redact/extra-rules.toml\", \"/etc/airlock/more.toml\", \"../shared/rules.toml\"]\n\
          disable = [\"generic-password-assignment\", \"aws-access-key-id\"]\n"
     );
@@ -54,7 +54,7 @@ fn values_are_taken_as_written() {
         assert_eq!(
             model(&s, Some(profile)).redact,
             RedactSettings {
-                tool_output: false,
+                tool_output: true,
                 pii: strings(&["iban", "email"]),
                 mask: MaskMode::Shape,
                 rule_files: vec![
@@ -97,7 +97,7 @@ fn a_profile_overlay_replaces_the_redact_fields_it_sets() {
     let text = format!(
         "{BASE}[redact]\npii = [\"email\"]\nmask = \"shape\"\nrules = [\"base.toml\"]\ndisable = [\"a\"]\n\
          [profiles.prod.redact]\npii = [\"iban\", \"us-ssn\"]\ndisable = []\n\
-         [profiles.test.redact]\ntool_output = false\nrules = [\"test/rules.toml\"]\n"
+         [profiles.dev.redact]\ntool_output = false\nrules = [\"test/rules.toml\"]\n"
     );
     let s = Setup::with_config(&text);
     let root = s.root();
@@ -108,14 +108,14 @@ fn a_profile_overlay_replaces_the_redact_fields_it_sets() {
         rule_files: vec![root.join("base.toml")],
         disable: strings(&["a"]),
     };
-    assert_eq!(model(&s, Some("dev")).redact, base);
+    assert_eq!(model(&s, Some("test")).redact, base);
     assert_eq!(model(&s, Some("ide")).redact, base);
     assert_eq!(
         model(&s, Some("prod")).redact,
         RedactSettings { pii: strings(&["iban", "us-ssn"]), disable: Vec::new(), ..base.clone() }
     );
     assert_eq!(
-        model(&s, Some("test")).redact,
+        model(&s, Some("dev")).redact,
         RedactSettings { tool_output: false, rule_files: vec![root.join("test/rules.toml")], ..base }
     );
 }
@@ -126,4 +126,14 @@ fn an_overlay_applies_over_the_defaults_too() {
     let s = Setup::with_config(&text);
     assert_eq!(model(&s, Some("dev")).redact, RedactSettings::default());
     assert_eq!(model(&s, Some("prod")).redact, RedactSettings { mask: MaskMode::Shape, ..RedactSettings::default() });
+}
+
+#[test]
+fn only_dev_may_turn_tool_output_redaction_off() {
+    let s = Setup::with_config(&format!("{BASE}[redact]\ntool_output = false\n"));
+    assert!(!model(&s, Some("dev")).redact.tool_output);
+    for profile in ["prod", "ide", "test"] {
+        let err = format!("{:?}", s.load(Some(profile)).err().expect("refused outside dev"));
+        assert!(err.contains("redact.tool_output = false conflicts with profile"), "{profile}: {err}");
+    }
 }
