@@ -15,7 +15,7 @@ use crate::error::{ConfigError, Diagnostic, Severity, SourceText};
 use crate::load::Document;
 use crate::normalize::{self, HostPattern, HostPatternKind};
 use crate::profile::{Profile, ProfileSettings};
-pub use crate::redact::PII_FAMILIES;
+pub use crate::redact::{DEFAULT_PII_FAMILIES, PII_FAMILIES};
 use crate::refs::{self, Reference};
 pub use crate::sandbox::env_allowed;
 
@@ -298,12 +298,12 @@ pub struct RedactSettings {
 }
 
 impl Default for RedactSettings {
-    /// What an absent `[redact]` means: tool output masked, every [`PII_FAMILIES`] family, labels, no extra rule
-    /// files and nothing disabled.
+    /// What an absent `[redact]` means: tool output masked, the [`DEFAULT_PII_FAMILIES`] (all but IP addresses),
+    /// labels, no extra rule files and nothing disabled.
     fn default() -> RedactSettings {
         RedactSettings {
             tool_output: true,
-            pii: PII_FAMILIES.iter().map(|f| f.to_string()).collect(),
+            pii: DEFAULT_PII_FAMILIES.iter().map(|f| f.to_string()).collect(),
             mask: MaskMode::default(),
             rule_files: Vec::new(),
             disable: Vec::new(),

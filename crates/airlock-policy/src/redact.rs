@@ -9,6 +9,11 @@
 /// Every personal-data family, in the order the docs list them; `[redact] pii` defaults to all of them.
 pub const PII_FAMILIES: &[&str] = &["email", "phone", "credit-card", "iban", "us-ssn", "ip-address"];
 
+/// The families masked in tool output when `[redact] pii` is absent: all but `ip-address`. Addresses are what an
+/// agent's network tools print and act on (`dig`, `curl -v`, logs); masking them by default would break that work
+/// for little gain, so they are masked only when asked for.
+pub const DEFAULT_PII_FAMILIES: &[&str] = &["email", "phone", "credit-card", "iban", "us-ssn"];
+
 /// Whether `id` can be a rule id: 1-64 of `a-z`, `0-9` and `-`.
 pub fn valid_rule_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

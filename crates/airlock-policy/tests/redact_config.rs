@@ -24,12 +24,12 @@ const BASE: &str = "version = 1\n[limits]\nmemory = \"1GiB\"\n";
 fn defaults_apply_when_nothing_is_said() {
     let expected = RedactSettings {
         tool_output: true,
-        pii: strings(&["email", "phone", "credit-card", "iban", "us-ssn", "ip-address"]),
+        pii: strings(&["email", "phone", "credit-card", "iban", "us-ssn"]),
         mask: MaskMode::Label,
         rule_files: Vec::new(),
         disable: Vec::new(),
     };
-    assert_eq!(RedactSettings::default(), expected);
+    assert_eq!(RedactSettings::default(), expected, "every family but ip-address by default");
     assert_eq!(PII_FAMILIES, airlock_policy::redact::PII_FAMILIES);
     // The fixture has no [redact]; neither does a bare file, nor an empty section.
     assert_eq!(model(&Setup::new(), None).redact, expected);
