@@ -280,7 +280,7 @@ pub struct RedactConfig {
     #[schemars(with = "Option<bool>")]
     pub tool_output: Option<Spanned<bool>>,
     /// Personal-data families masked in tool output: `"email"`, `"phone"`, `"credit-card"`, `"iban"`, `"us-ssn"`,
-    /// `"ip-address"`. Default: all of them; `[]` masks none. Each may be listed once.
+    /// `"ip-address"`. Default: all but `"ip-address"`; `[]` masks none. Each may be listed once.
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub pii: Option<Vec<Spanned<String>>>,
