@@ -14,6 +14,9 @@
 //! - **Host confusion** ([`proxy`]): a CONNECT tunnel's TLS ClientHello must name the host that was approved.
 //! - **Interception trust** ([`ca`]): intercepted hosts get leaf certificates from a per-install CA whose key lives
 //!   in the vault.
+//! - **Secrets in capability responses** ([`redact_body`]): with a redactor, what a capability's upstream answers
+//!   is masked (vault values, the injected credential included, and credentials its rules recognise) before the
+//!   tool sees it, even when a secret is split across frames.
 //!
 //! ## Entry points
 //! - [`Broker::new`] with a [`BrokerConfig`], then [`Broker::serve_tcp`] / [`Broker::serve_unix`].
@@ -25,6 +28,7 @@ pub mod inject;
 pub mod limits;
 pub mod principal;
 pub mod proxy;
+pub mod redact_body;
 pub mod resolve;
 pub mod scan_body;
 pub mod sni;

@@ -16,6 +16,8 @@
 //! Between SSRF and forwarding, **inject** ([`crate::inject`]) swaps surrogates for real values and applies recipes,
 //! only where `secret.use` allows; a surrogate headed anywhere else is refused as an exfiltration attempt. Responses
 //! to injected requests lose their auth-class headers (`Set-Cookie`, ...) and are cut off if they reflect a secret.
+//! Responses to the typed capability API are also masked by the configured redactor ([`crate::redact_body`]); there
+//! the reflection check runs on the masked body, so an echo the redactor masked is recorded, not cut off.
 //!
 //! CONNECT runs steps 1–5 for `https://host:port/` with method `CONNECT` and answers 200. Then, when the broker has
 //! a CA and `[network] tls_inspect` says so, it *opens* the tunnel: terminates the client's TLS with a leaf from the
@@ -32,6 +34,7 @@ use airlock_audit::{Append, AuditMac, Decision as AuditDecision, Event, Severity
 use airlock_policy::normalize::HostName;
 use airlock_policy::normalize::{Scheme, Target};
 use airlock_policy::{Engine, PolicyStore, Request as PolicyRequest};
+use airlock_redact::Redactor;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -51,6 +54,7 @@ use crate::inject::{self, Credential, CredentialSet, Gate, Injected, Refusal};
 use crate::leak::{Encoding, Finding, LeakScanner, OwnedStreamScan, Source};
 use crate::limits::Limiter;
 use crate::principal::{Attribution, Principal};
+use crate::redact_body::{Ending, RedactedBody, Tally};
 use crate::resolve::Resolver;
 use crate::scan_body::{FindingSlot, ScannedBody};
 use crate::sni::{self, Hello};
@@ -166,6 +170,10 @@ pub struct BrokerConfig {
     pub budgets: Budgets,
     /// Providers and capabilities served at `POST /v1/capabilities/{provider}/{capability}`.
     pub capabilities: Arc<Registry>,
+    /// Masks secrets and personal data in capability responses before the caller sees them (`None`: responses
+    /// are passed as they come, after any blocklist). Give it the vault's values as known values: the caller never
+    /// held the credential the broker injected, so an upstream echoing it back must not hand it over.
+    pub redactor: Option<Redactor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +203,7 @@ struct Shared {
     ca: Option<Arc<LocalCa>>,
     budgets: Budgets,
     capabilities: Arc<Registry>,
+    redactor: Option<Redactor>,
     /// Cross-host redirects answered to injected requests: (who, where to, until when).
     redirects: std::sync::Mutex<Vec<(Principal, String, Instant)>>,
 }
@@ -318,6 +327,22 @@ impl Denial {
         }
     }
 
+    /// A response carried the value of a vault secret; `outcome` says what became of it.
+    fn reflection(f: Finding, outcome: &str) -> Denial {
+        Denial {
+            status: StatusCode::BAD_GATEWAY,
+            kind: "reflection",
+            reason: format!(
+                "the response carried the value of secret {} ({} form); {outcome}",
+                f.source.id(),
+                f.encoding
+            ),
+            policies: Vec::new(),
+            finding: Some(f),
+            retry_after: None,
+        }
+    }
+
     fn injection(r: Refusal) -> Denial {
         let reason = r.to_string();
         match r {
@@ -379,6 +404,7 @@ impl Broker {
                 ca: config.ca,
                 budgets: config.budgets,
                 capabilities: config.capabilities,
+                redactor: config.redactor,
                 redirects: Default::default(),
             }),
         })
@@ -519,7 +545,7 @@ async fn serve_request(
 ) -> Response<Body> {
     let method = req.method().clone();
     let req = req.map(|b| b.map_err(BoxError::from).boxed());
-    match forward(shared, principal, request_id, req, &shared.credentials).await {
+    match forward(shared, principal, request_id, req, &shared.credentials, ReflectionGuard::Here).await {
         Ok(r) => r,
         Err((d, target)) => {
             refused(shared, &Seen::of(Some(principal), method.as_str(), target.as_ref(), request_id), &d).await
@@ -537,8 +563,11 @@ const MAX_FILTERED_RESPONSE: usize = 16 << 20;
 /// `POST /v1/capabilities/{provider}/{capability}`: the registry builds the request from the provider's definition
 /// (the host never comes from the caller), the provider's recipe puts the secret on, and the request then goes
 /// through the same pipeline as any other: policy, SSRF, leak scan, budgets, audit. A capability with a response
-/// blocklist gets its JSON response filtered before the tool sees it. Boxed: an idle connection holds room for its
-/// handler's future, and this one is large.
+/// blocklist gets its JSON response filtered before the tool sees it. With a redactor, every response is masked too:
+/// streamed frame by frame ([`RedactedBody`], no `Content-Length`), or, after a blocklist, whole (with
+/// `X-Airlock-Redacted: N`); an encoded response is refused, as it cannot be read; findings go to the audit log as one
+/// Detection Finding per response. Boxed: an idle connection holds room for its handler's future, and this one is
+/// large.
 fn handle_capability(
     shared: Arc<Shared>,
     principal: Principal,
@@ -619,11 +648,14 @@ fn handle_capability(
             Err(e) => return refuse(Denial::new(StatusCode::INTERNAL_SERVER_ERROR, "inject", e), Some(target)).await,
         };
         let filtering = !plan.response_blocklist.is_empty();
+        let redactor = shared.redactor.clone();
         let mut headers = plan.headers;
-        if filtering {
-            // The blocklist reads JSON: ask for it unencoded rather than fail on a compressed answer.
+        if filtering || redactor.is_some() {
+            // The blocklist reads JSON and the redactor reads text: ask for it unencoded rather than fail on a
+            // compressed answer.
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
+        let method = plan.method.to_string();
         let mut upstream_req = Request::new(Full::new(plan.body).map_err(|never| match never {}).boxed());
         *upstream_req.method_mut() = plan.method;
         *upstream_req.headers_mut() = headers;
@@ -631,7 +663,10 @@ fn handle_capability(
             Ok(u) => u,
             Err(e) => return refuse(Denial::new(StatusCode::BAD_REQUEST, "parse", format!("{e}")), Some(target)).await,
         };
-        let resp = match forward(&shared, &principal, &request_id, upstream_req, &set).await {
+        // With a redactor, the reflection guard looks at the masked body: an echoed credential the redactor knows is
+        // masked and recorded; one it does not know still cuts the response off.
+        let reflection = if redactor.is_some() { ReflectionGuard::Caller } else { ReflectionGuard::Here };
+        let resp = match forward(&shared, &principal, &request_id, upstream_req, &set, reflection).await {
             Ok(r) => r,
             Err((d, t)) => return refuse(d, t).await,
         };
@@ -639,28 +674,133 @@ fn handle_capability(
         if let Ok(v) = HeaderValue::from_str(&plan.capability) {
             parts.headers.insert("x-airlock-capability", v);
         }
-        if !filtering {
+        if !filtering && redactor.is_none() {
             return Response::from_parts(parts, body);
         }
         let cut = |why: String| Denial::new(StatusCode::BAD_GATEWAY, "response-filter", why);
         if parts.headers.contains_key(header::CONTENT_ENCODING) {
-            let why = format!("{} filters its responses, and this one came encoded", plan.capability);
+            // An encoded body cannot be read, so it is not passed on unread.
+            let why = match filtering {
+                true => format!("{} filters its responses, and this one came encoded", plan.capability),
+                false => format!(
+                    "capability responses are scanned for secrets, and this one from {} came encoded",
+                    plan.capability
+                ),
+            };
             return refuse(cut(why), Some(target)).await;
+        }
+        let record = RedactionRecord {
+            shared: Arc::clone(&shared),
+            principal: principal.clone(),
+            target: target.clone(),
+            request_id: request_id.clone(),
+            capability: plan.capability.clone(),
+        };
+        if !filtering && let Some(redactor) = &redactor {
+            // Streamed: each frame is masked as it comes; the length is only known at the end.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let body = RedactedBody::new(body, redactor.stream())
+                .on_end(Box::new(move |tally, how| record.streamed(tally, how)))
+                .boxed();
+            let body = guard_reflection(&shared, &principal, &target, &request_id, &method, body);
+            return Response::from_parts(parts, body);
         }
         let Some(bytes) = collect_bounded(body, MAX_FILTERED_RESPONSE).await else {
             let why = format!("the response was cut off or larger than {MAX_FILTERED_RESPONSE} bytes");
             return refuse(cut(why), Some(target)).await;
         };
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        match capability::filter_response(&plan.response_blocklist, content_type, &bytes) {
-            Ok((filtered, removed)) => {
-                parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(filtered.len()));
-                parts.headers.insert("x-airlock-removed-fields", HeaderValue::from(removed));
-                Response::from_parts(parts, Full::new(filtered).map_err(|never| match never {}).boxed())
+        let (filtered, removed) = match capability::filter_response(&plan.response_blocklist, content_type, &bytes) {
+            Ok(f) => f,
+            Err(e) => return refuse(from(e), Some(target)).await,
+        };
+        drop(bytes);
+        parts.headers.insert("x-airlock-removed-fields", HeaderValue::from(removed));
+        let out = match &redactor {
+            None => filtered,
+            Some(redactor) => {
+                // After the blocklist: what is masked is exactly the document the tool receives.
+                let (masked, found) = redactor.redact(&filtered);
+                drop(filtered);
+                let mut tally = Tally::default();
+                tally.add(&found);
+                parts.headers.insert("x-airlock-redacted", HeaderValue::from(tally.count));
+                record.buffered(tally).await;
+                if let Some(f) = shared.leaks.scan_where(&masked, |s| matches!(s, Source::Secret(_))) {
+                    let d = Denial::reflection(f, "the response was refused");
+                    return refuse(d, Some(target)).await;
+                }
+                Bytes::from(masked)
             }
-            Err(e) => refuse(from(e), Some(target)).await,
-        }
+        };
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        Response::from_parts(parts, Full::new(out).map_err(|never| match never {}).boxed())
     })
+}
+
+/// Who and what a capability response's redaction findings are about, for the audit log.
+struct RedactionRecord {
+    shared: Arc<Shared>,
+    principal: Principal,
+    target: Target,
+    request_id: String,
+    capability: String,
+}
+
+impl RedactionRecord {
+    /// One Detection Finding for a response with findings (rule ids, families, counts, fingerprints; never values).
+    fn event(&self, body: &str, tally: &Tally, how: Ending) -> Event {
+        let severity = if tally.has_known() { Severity::High } else { Severity::Medium };
+        let mut kinds = vec!["redaction"];
+        kinds.extend(tally.rules.values().map(|r| r.category).collect::<std::collections::BTreeSet<_>>());
+        let title = match tally.has_known() {
+            true => "a protected value masked in a capability response",
+            false => "secrets masked in a capability response",
+        };
+        let mut redaction = tally.to_json();
+        redaction["body"] = json!(body);
+        redaction["ended"] = json!(how.as_str());
+        let p = &self.principal;
+        Event::finding(now_ms(), &self.request_id, title, &kinds, severity)
+            .correlation(&self.request_id)
+            .actor(&p.agent, Some(&p.tool))
+            .message(format!(
+                "{} finding(s) ({}) masked in the response of capability {} before it reached the tool",
+                tally.count,
+                tally.rule_ids().join(", "),
+                self.capability
+            ))
+            .set("unmapped.airlock.run", json!(p.run))
+            .set("unmapped.airlock.capability", json!(self.capability))
+            .set("unmapped.airlock.redaction", redaction)
+            .set("dst_endpoint", json!({"hostname": self.target.host.to_string(), "port": self.target.port}))
+    }
+
+    /// A buffered response: recorded before it is answered.
+    async fn buffered(&self, tally: Tally) {
+        let Some(trail) = &self.shared.audit else { return };
+        if tally.is_empty() {
+            return;
+        }
+        let e = self.event("buffered", &tally, Ending::Complete);
+        let log = Arc::clone(&trail.log);
+        // The response is masked whether or not this is recorded; a failure shows in the log's own status.
+        let _ = tokio::task::spawn_blocking(move || log.append_buffered(e)).await;
+    }
+
+    /// A streamed response, when its body ends (or fails, or is dropped).
+    fn streamed(&self, tally: Tally, how: Ending) {
+        let Some(trail) = &self.shared.audit else { return };
+        if tally.is_empty() {
+            return;
+        }
+        let e = self.event("streamed", &tally, how);
+        let log = Arc::clone(&trail.log);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || log.append_buffered(e))),
+            Err(_) => drop(log.append_buffered(e)),
+        }
+    }
 }
 
 /// HTTP inside a CONNECT tunnel: plain (Node's undici tunnels even `http://` URLs), or decrypted in an opened
@@ -708,6 +848,16 @@ where
 
 type Forwarded = Result<Response<Body>, (Denial, Option<Target>)>;
 
+/// Who guards the response to an injected request against reflecting a secret back to the tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReflectionGuard {
+    /// [`forward`] does, on the body as it arrives.
+    Here,
+    /// The caller does, on the body as the tool will see it (after masking: a value the redactor masked is not
+    /// reflected; one it does not know still is).
+    Caller,
+}
+
 /// Steps 2–7 for an absolute-form request. Boxed: the pipeline's future is large, and naming it `Send` here keeps
 /// the compiler's proof local (otherwise every caller's `tokio::spawn` re-proves it, and fails, rust#110338).
 /// `credentials`: what may be injected (the broker's own set, or a capability call's one recipe).
@@ -717,8 +867,9 @@ fn forward<'a>(
     request_id: &'a str,
     req: Request<Body>,
     credentials: &'a CredentialSet,
+    reflection: ReflectionGuard,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Forwarded> + Send + 'a>> {
-    Box::pin(forward_inner(shared, principal, request_id, req, credentials))
+    Box::pin(forward_inner(shared, principal, request_id, req, credentials, reflection))
 }
 
 async fn forward_inner(
@@ -727,6 +878,7 @@ async fn forward_inner(
     request_id: &str,
     req: Request<Body>,
     credentials: &CredentialSet,
+    reflection: ReflectionGuard,
 ) -> Forwarded {
     // 2. parse
     let uri = req.uri().to_string();
@@ -890,39 +1042,43 @@ async fn forward_inner(
         // and a response that echoes the secret is cut off before the secret reaches the tool.
         scrub_response_headers(&mut parts.headers, &shared.leaks);
         remember_redirect(shared, principal, &target, parts.status, parts.headers.get(header::LOCATION));
-        if !shared.leaks.is_empty() {
-            let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
-            let (shared2, principal2, target2, id2) =
-                (Arc::clone(shared), principal.clone(), target.clone(), request_id.to_string());
-            let method2 = method.to_string();
-            let on_found = move |f: Finding| {
-                let (shared, principal, target, id, method) =
-                    (Arc::clone(&shared2), principal2.clone(), target2.clone(), id2.clone(), method2.clone());
-                tokio::spawn(async move {
-                    let d = Denial {
-                        status: StatusCode::BAD_GATEWAY,
-                        kind: "reflection",
-                        reason: format!(
-                            "the response carried the value of secret {} ({} form); it was cut off before reaching \
-                             the tool",
-                            f.source.id(),
-                            f.encoding
-                        ),
-                        policies: Vec::new(),
-                        finding: Some(f),
-                        retry_after: None,
-                    };
-                    let seen = Seen::of(Some(&principal), &method, Some(&target), &id);
-                    record_denial(&shared, &seen, &d).await;
-                });
-            };
-            body = ScannedBody::new(body, scan, Default::default())
-                .reporting(Arc::new(|s: &Source| matches!(s, Source::Secret(_))))
-                .on_finding(Arc::new(on_found))
-                .boxed();
+        if reflection == ReflectionGuard::Here {
+            body = guard_reflection(shared, principal, &target, request_id, method.as_str(), body);
         }
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// A response body that is cut off, and the cut recorded, if it carries the value of a vault secret in any form
+/// (no byte of the value gets through: see [`ScannedBody`]). Unchanged when there are no values to look for.
+fn guard_reflection(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    target: &Target,
+    request_id: &str,
+    method: &str,
+    body: Body,
+) -> Body {
+    if shared.leaks.is_empty() {
+        return body;
+    }
+    let scan = OwnedStreamScan::new(Arc::clone(&shared.leaks));
+    let (shared, principal, target, id) =
+        (Arc::clone(shared), principal.clone(), target.clone(), request_id.to_string());
+    let method = method.to_string();
+    let on_found = move |f: Finding| {
+        let (shared, principal, target, id, method) =
+            (Arc::clone(&shared), principal.clone(), target.clone(), id.clone(), method.clone());
+        tokio::spawn(async move {
+            let d = Denial::reflection(f, "it was cut off before reaching the tool");
+            let seen = Seen::of(Some(&principal), &method, Some(&target), &id);
+            record_denial(&shared, &seen, &d).await;
+        });
+    };
+    ScannedBody::new(body, scan, Default::default())
+        .reporting(Arc::new(|s: &Source| matches!(s, Source::Secret(_))))
+        .on_finding(Arc::new(on_found))
+        .boxed()
 }
 
 /// The request line and headers as they go upstream, in bytes (what a budget charges before the body).

@@ -20,6 +20,15 @@ pub trait OutputFilter: Send {
     fn filter(&mut self, stream: Stream, chunk: &[u8], out: &mut Vec<u8>);
     /// The stream ended: appends whatever was held back.
     fn finish(&mut self, stream: Stream, out: &mut Vec<u8>);
+    /// Bytes held back now, waiting for more output to decide on them.
+    fn held(&self) -> usize {
+        0
+    }
+    /// The tool has gone quiet with bytes held back (a prompt without a newline, a progress line): decide on them
+    /// now and append what may be shown. The stream goes on afterwards.
+    fn flush(&mut self, stream: Stream, out: &mut Vec<u8>) {
+        self.finish(stream, out);
+    }
 }
 
 /// The no-op filter: output passes unchanged.

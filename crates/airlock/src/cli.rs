@@ -60,6 +60,97 @@ pub enum Command {
     Resume(SelectRuns),
     /// The global kill switch: kill every run and refuse all egress and new runs until `--lift`.
     Lockdown(LockdownArgs),
+    /// Mask secrets and personal data in text: a filter from FILEs (or stdin) to stdout.
+    Redact(RedactArgs),
+    /// Find secrets in files and directories; report as a table, JSON or SARIF.
+    ScanSecrets(ScanSecretsArgs),
+}
+
+/// Which rules a scan uses.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RuleArgs {
+    /// Extra rule file (Airlock's TOML rule format, see docs/redaction.md); repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Import the rules of a gitleaks config file (`[[rules]]` format).
+    #[arg(long = "gitleaks-config", value_name = "FILE")]
+    pub gitleaks: Vec<PathBuf>,
+    /// Turn off these rule ids (comma-separated or repeated).
+    #[arg(long, value_name = "RULE", value_delimiter = ',')]
+    pub disable: Vec<String>,
+    /// Use only the rules from --rules/--gitleaks-config, not the built-in ones.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Print the rules in use (id, family, category, description) and exit.
+    #[arg(long)]
+    pub list_rules: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RedactArgs {
+    /// Files to read, in order; `-` or none means stdin.
+    pub files: Vec<PathBuf>,
+    /// How to mask: `label` writes [REDACTED:rule-id]; `shape` keeps length, punctuation and a token's public prefix.
+    #[arg(long, value_enum, default_value_t = MaskArg::Label)]
+    pub mask: MaskArg,
+    /// Personal data to mask: `all`, `none`, or a comma-separated list of email, phone, credit-card, iban, us-ssn,
+    /// ip-address.
+    #[arg(long, value_name = "FAMILIES", default_value = "all")]
+    pub pii: String,
+    /// Also mask every value in the vault and every surrogate (unlocks the vault).
+    #[arg(long)]
+    pub vault: bool,
+    /// After the output, print one JSON line per finding on stderr (rule, line, span, fingerprint; never a value).
+    #[arg(long)]
+    pub report: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskArg {
+    Label,
+    Shape,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanSecretsArgs {
+    /// Files and directories to scan (directories recursively; `.git` directories and symlinks are not followed).
+    #[arg(required_unless_present = "list_rules")]
+    pub paths: Vec<PathBuf>,
+    /// Report format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    /// Write the report here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also look for personal data: `all`, or a comma-separated list of families.
+    #[arg(long, value_name = "FAMILIES", num_args = 0..=1, default_missing_value = "all")]
+    pub pii: Option<String>,
+    /// Binary files (a NUL byte in the first 8 KiB): skip them, or scan their bytes too.
+    #[arg(long, value_enum, default_value_t = BinaryMode::Skip)]
+    pub binary: BinaryMode,
+    /// No progress bar (it is shown only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryMode {
+    Skip,
+    Scan,
 }
 
 #[derive(Args, Debug)]

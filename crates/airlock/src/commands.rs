@@ -37,6 +37,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pause(s) => crate::supervise::pause(&ctx, s, false),
         Command::Resume(s) => crate::supervise::pause(&ctx, s, true),
         Command::Lockdown(a) => crate::supervise::lockdown(&ctx, a),
+        Command::Redact(a) => crate::redact::redact(&ctx, a),
+        Command::ScanSecrets(a) => crate::redact::scan_secrets(&ctx, a),
     }
 }
 

@@ -18,6 +18,7 @@
 //! | 10 | the audit log failed verification (or holds a torn record: run `airlock audit repair`) |
 //! | 11 | `airlock run`: this machine cannot enforce what the policy needs (`airlock run --check` says what is missing) |
 //! | 12 | `airlock run`: the sandbox could not be set up, or the command could not be started in it |
+//! | 13 | `airlock scan-secrets`: secrets (or personal data) were found |
 //! | other | `airlock run`: the tool's own exit code, or 128 + the signal that ended it |
 
 mod audit;
@@ -29,6 +30,7 @@ mod harden;
 mod input;
 mod policy;
 mod proxy;
+mod redact;
 mod run;
 mod supervise;
 
@@ -125,20 +127,46 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let json = args.json;
+    init_logging();
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         // An empty message means the command already reported (e.g. `policy explain` printing a denial).
         Err(e) if e.message.is_empty() => ExitCode::from(e.code),
         Err(e) => {
+            let message = redact_message(&e.message);
             if json {
-                let v = serde_json::json!({ "error": { "code": e.code, "message": e.message } });
+                let v = serde_json::json!({ "error": { "code": e.code, "message": message } });
                 eprintln!("{v}");
             } else {
-                eprintln!("airlock: error: {}", e.message);
+                eprintln!("airlock: error: {message}");
             }
             ExitCode::from(e.code)
         }
     }
+}
+
+/// An error message can quote what a server or a file said, and that can hold a credential: mask it like tool
+/// output (credentials only; addresses and names stay, they are what the operator needs to read).
+fn redact_message(message: &str) -> String {
+    let scanner = airlock_redact::Scanner::builtin();
+    let (masked, _) = scanner.redact(message.as_bytes(), &airlock_redact::MaskStyle::Label);
+    String::from_utf8_lossy(&masked).into_owned()
+}
+
+/// `AIRLOCK_LOG=error|warn|info|debug|trace` turns on logs (ours and our dependencies') on stderr, every event
+/// masked by the redaction engine before it is written. Unset: no logging at all.
+fn init_logging() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let Some(level) = std::env::var("AIRLOCK_LOG").ok().filter(|l| !l.is_empty()) else { return };
+    let Ok(level) = level.parse::<tracing_subscriber::filter::LevelFilter>() else {
+        eprintln!("airlock: warning: AIRLOCK_LOG={level:?} is not a level (error, warn, info, debug, trace); no logs");
+        return;
+    };
+    let redactor = airlock_redact::Redactor::new(airlock_redact::Scanner::builtin(), airlock_redact::MaskStyle::Label);
+    let layer = airlock_redact::log::fmt_layer(redactor, std::io::stderr).with_filter(level);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// Reports a command-line error without echoing what was typed. clap's own messages quote the offending

@@ -20,6 +20,7 @@ use airlock_crypto::kdf::labels;
 use airlock_policy::PolicyStore;
 use airlock_policy::model::PrivateAllow;
 use airlock_policy::normalize::HostPattern;
+use airlock_redact::{MaskStyle, Redactor, Scanner};
 use airlock_vault::Injection;
 use airlock_vault::surrogate::SurrogateMap;
 
@@ -73,6 +74,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
             resolve: &a.resolve,
             upstream_ca: &a.upstream_ca,
             max_connections: Some(a.max_connections.max(1)),
+            redact_rules: Box::new(|| crate::redact::tool_output_scanner(&ctx.home, &model.redact)),
         },
     )?;
     drop(vault);
@@ -114,6 +116,9 @@ pub(crate) struct BrokerInputs<'a> {
     pub upstream_ca: &'a [std::path::PathBuf],
     /// Client connections one principal may hold open (`None`: the broker's default).
     pub max_connections: Option<usize>,
+    /// The compiled `[redact]` rules (`None`: `tool_output = false`), given as a closure so that the caller can
+    /// compile them on another thread while the vault is read; the vault's values join them here.
+    pub redact_rules: Box<dyn FnOnce() -> Result<Option<(Scanner, MaskStyle)>, CliError> + Send + 'a>,
 }
 
 /// A broker for one tool, and what the tool is handed alongside it.
@@ -123,6 +128,9 @@ pub(crate) struct ToolBroker {
     pub tool_env: Vec<ToolEnv>,
     /// The local CA, when the broker opens tunnels.
     pub ca: Option<Arc<airlock_broker::ca::LocalCa>>,
+    /// `[redact]` with the vault's values and the tool's surrogates as known values: masks capability responses,
+    /// and (in `airlock run`) the tool's output. `None` when `tool_output = false`.
+    pub redactor: Option<Redactor>,
 }
 
 /// Builds the broker for one tool: the providers, the credentials it may inject (real values from the vault, with
@@ -133,7 +141,9 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
         .with_config(&model.file.providers)
         .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", i.config.display()) })?;
     let (credentials, tool_env) = credentials(vault, model, i.tool, &registry)?;
-    let leaks = leak_scanner(vault, &credentials)?;
+    let leaks = Arc::new(leak_scanner(vault, &credentials)?);
+    let redactor =
+        (i.redact_rules)()?.map(|(rules, style)| Redactor::new(rules.with_known(Some(Arc::clone(&leaks))), style));
     let ca = match model.tls_inspect {
         airlock_policy::config::TlsInspect::Off => None,
         _ => Some(Arc::new(crate::ca::load_or_create(i.home, vault)?)),
@@ -151,15 +161,16 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
             ..defaults
         },
         extra_ca_pems: read_pems(i.upstream_ca)?,
-        leaks: Arc::new(leaks),
+        leaks: Arc::clone(&leaks),
         rate_limits: airlock_broker::limits::Limiter::from_config(&model.file.rate_limits),
         credentials: Arc::new(credentials),
         ca: ca.clone(),
         budgets: airlock_broker::budget::Budgets::from_config(&model.file.rate_limits, &model.file.budgets),
         capabilities: Arc::new(registry),
+        redactor: redactor.clone(),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
-    Ok(ToolBroker { broker, tool_env, ca })
+    Ok(ToolBroker { broker, tool_env, ca, redactor })
 }
 
 /// The broker's resolver: the system's, or `--dns` servers, with `--resolve HOST=IP` pins.

@@ -180,6 +180,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     // Stage 1 is started from this (the main) thread: its parent-death signal fires when the thread that forked
     // it exits, and this thread lives as long as the run.
     let (pending, prepared) = std::thread::scope(|s| {
+        // The redaction rules compile meanwhile (tens of milliseconds); the vault's values join them below.
+        let output_rules = s.spawn(|| crate::redact::tool_output_scanner(&ctx.home, &model.redact));
         let prepared = s.spawn(|| -> Result<_, CliError> {
             // The vault gives the CA and the surrogates; the broker gets the real values.
             let audit_trail = AuditTrail {
@@ -189,7 +191,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 fail_closed: model.fail_closed,
             };
             let policy = crate::supervise::Supervised::new(Arc::new(store), &ctx.home, Some(Arc::clone(&audit)));
-            let crate::proxy::ToolBroker { broker, tool_env, ca } = crate::proxy::tool_broker(
+            let crate::proxy::ToolBroker { broker, tool_env, ca, redactor, .. } = crate::proxy::tool_broker(
                 &mut vault,
                 crate::proxy::BrokerInputs {
                     home: &ctx.home,
@@ -202,6 +204,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                     resolve: &a.resolve,
                     upstream_ca: &a.upstream_ca,
                     max_connections: None,
+                    redact_rules: Box::new(|| match output_rules.join() {
+                        Ok(r) => r,
+                        Err(_) => {
+                            Err(CliError { code: EXIT_SETUP, message: "compiling the redaction rules failed".into() })
+                        }
+                    }),
                 },
             )?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -222,7 +230,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 &probe,
                 cgroup.as_ref(),
             )?;
-            Ok((runtime, broker, spec))
+            Ok((runtime, broker, spec, redactor))
         });
         let pending = Pending::start(&exe, std::process::Stdio::inherit(), |pid| {
             if let Some(cg) = &cgroup {
@@ -246,7 +254,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         }
         dirs.remove();
     };
-    let (runtime, broker, spec) = match prepared {
+    let (runtime, broker, spec, output_redactor) = match prepared {
         Ok(p) => p,
         Err(e) => {
             if let Ok(p) = pending {
@@ -333,14 +341,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
     let collect = ctx.json;
     let mut pumps = Vec::new();
     let mut sandbox = sandbox;
-    for (stream, pipe) in [
-        (Stream::Stdout, sandbox.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-        (Stream::Stderr, sandbox.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-    ] {
-        let Some(pipe) = pipe else { continue };
+    let redacted: Arc<Mutex<Vec<(Stream, airlock_redact::Finding)>>> = Arc::default();
+    let filter = |redactor: &Option<airlock_redact::Redactor>| -> Box<dyn OutputFilter> {
+        match redactor {
+            Some(r) => Box::new(crate::redact::RunOutputFilter::new(r.scanner(), r.style(), Arc::clone(&redacted))),
+            None => Box::new(PassThrough),
+        }
+    };
+    let stdout = sandbox.stdout.take().map(|p| (Stream::Stdout, std::os::fd::OwnedFd::from(p)));
+    let stderr = sandbox.stderr.take().map(|p| (Stream::Stderr, std::os::fd::OwnedFd::from(p)));
+    for (stream, pipe) in stdout.into_iter().chain(stderr) {
         let (budget, signaller, why) = (Arc::clone(&budget), Arc::clone(&signaller), Arc::clone(&why));
+        let filter = filter(&output_redactor);
         pumps.push(std::thread::spawn(move || {
-            pump(stream, pipe, Box::new(PassThrough), &budget, collect, || stop("output_limit", &signaller, &why))
+            pump(stream, std::fs::File::from(pipe), filter, &budget, collect, || stop("output_limit", &signaller, &why))
         }));
     }
     let finished = Arc::new(AtomicBool::new(false));
@@ -434,12 +448,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
             eprintln!("airlock: warning: run {run_id}: the workspace is too large to check for new git metadata");
         }
     }
+    let redacted = std::mem::take(&mut *redacted.lock().unwrap_or_else(|p| p.into_inner()));
+    let (redaction_events, redactions) = crate::redact::run_findings(&run_id, &plan.agent, &plan.tool, &redacted);
+    for event in redaction_events {
+        recorded = recorded.and(audit.append(event).map(drop));
+    }
+    if !redacted.is_empty() && !ctx.json {
+        eprintln!("airlock: run {run_id}: masked {} secret(s) or personal data in the tool's output", redacted.len());
+    }
     let closed = match Arc::try_unwrap(log) {
         Ok(log) => log.close().map_err(|e| e.to_string()),
         Err(_) => Ok(()),
     };
     let timing = Timing { setup_ms, run_ms: elapsed.as_millis() as u64 };
-    let extra = json!({"git_changes": git_changed, "git_fully_checked": git_checked});
+    let extra = json!({"git_changes": git_changed, "git_fully_checked": git_checked, "redactions": redactions});
     report(ctx, &plan, &run_id, &ended, reason, timing, &budget, &outputs, &degraded, usage.as_ref(), extra);
     if let Err(e) = recorded.map_err(|e| e.to_string()).and(closed) {
         eprintln!("airlock: warning: the run's end could not be recorded in the audit log: {e}");
@@ -474,10 +496,28 @@ fn load_policy(ctx: &Ctx, a: &RunArgs) -> Result<(PathBuf, PolicyStore), CliErro
     Ok((config, store))
 }
 
+/// How long the tool must be quiet before output the filter holds back is released.
+const IDLE_FLUSH: Duration = Duration::from_millis(100);
+
+/// Whether `pipe` has data (or its end) within `wait`.
+fn readable_within(pipe: &impl std::os::fd::AsFd, wait: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(wait.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut fds, timeout) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return true, // let the read report it
+        }
+    }
+}
+
 /// Copies one output stream to ours (or into the run record) through the filter and the output limit.
 fn pump(
     stream: Stream,
-    mut pipe: Box<dyn Read + Send>,
+    mut pipe: impl Read + std::os::fd::AsFd,
     mut filter: Box<dyn OutputFilter>,
     budget: &OutputBudget,
     collect: bool,
@@ -498,6 +538,14 @@ fn pump(
         }
     };
     loop {
+        // Output held back by the filter (a secret may be split across reads) is released when the tool goes
+        // quiet, so a prompt or a progress line still reaches the caller.
+        if !flooded && filter.held() > 0 && !readable_within(&pipe, IDLE_FLUSH) {
+            shown.clear();
+            filter.flush(stream, &mut shown);
+            emit(&shown, &mut kept);
+            continue;
+        }
         let n = match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -559,6 +607,7 @@ fn report(
             "stderr": text(1),
             "git_changes": extra["git_changes"],
             "git_fully_checked": extra["git_fully_checked"],
+            "redactions": extra["redactions"],
         });
         println!("{v}");
     } else if !matches!(reason, "exited" | "signaled" | "setup_failed") {

@@ -95,6 +95,7 @@ impl Harness {
                 &engine.compiled().model.file.budgets,
             ),
             capabilities: Arc::new(airlock_broker::capability::Registry::builtin()),
+            redactor: None,
         };
         let tls_port = tls_upstream.addr.port();
         tweak(&mut cfg, tls_port);
@@ -1081,4 +1082,318 @@ impl Harness {
             &format!("http://{}/v1/capabilities/{name}", self.proxy),
         ])
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Redaction of capability responses: a scripted upstream, a small rule set, an audit log in memory.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A rule for [`test_redactor`]: `tsttok_` and 24 letters and digits.
+pub const TOKEN_RULES: &str = r#"
+[[rule]]
+id = "test-token"
+family = "testing"
+description = "A token format for the broker's tests"
+keywords = ["tsttok_"]
+regex = '''\btsttok_[0-9A-Za-z]{24}\b'''
+max_len = 40
+positive = ["TOKEN=tsttok_Q3v9LmZ2x8Rt5Wp1Ks7Hn4Bc"]
+negative = ["tsttok_short"]
+"#;
+
+/// A token [`TOKEN_RULES`] finds.
+pub const RULE_TOKEN: &str = "tsttok_Q3v9LmZ2x8Rt5Wp1Ks7Hn4Bc";
+
+/// A redactor over [`TOKEN_RULES`], and, with `known`, the injection harness's real values as known values (what
+/// the binary gives it from the vault).
+pub fn test_redactor(known: bool) -> airlock_redact::Redactor {
+    use airlock_broker::leak::{LeakScanner, Source};
+    let mut set = airlock_redact::RuleSet::empty();
+    set.add_toml("test.toml", TOKEN_RULES).unwrap_or_else(|e| panic!("{e}"));
+    let values = known.then(|| {
+        let mut b = LeakScanner::builder();
+        b.add(Source::Secret("default/API_TOKEN".into()), API_REAL.as_bytes());
+        b.add(Source::Secret("default/RECIPE_TOKEN".into()), RECIPE_REAL.as_bytes());
+        Arc::new(b.build().unwrap())
+    });
+    let scanner = airlock_redact::Scanner::new(set, &airlock_redact::ScanOptions::default(), values).unwrap();
+    airlock_redact::Redactor::new(scanner, airlock_redact::MaskStyle::Label)
+}
+
+/// An audit log in memory: every event appended, as JSON.
+#[derive(Default)]
+pub struct MemoryLog(pub Mutex<Vec<serde_json::Value>>);
+
+impl airlock_audit::Append for MemoryLog {
+    fn append(&self, event: airlock_audit::Event) -> Result<airlock_audit::Receipt, airlock_audit::AuditError> {
+        let mut events = self.0.lock().unwrap();
+        events.push(event.into_value());
+        Ok(airlock_audit::Receipt { seq: events.len() as u64, logged_ms: 0 })
+    }
+
+    fn append_buffered(
+        &self,
+        event: airlock_audit::Event,
+    ) -> Result<airlock_audit::Receipt, airlock_audit::AuditError> {
+        self.append(event)
+    }
+}
+
+impl MemoryLog {
+    /// An audit trail into this log (allows not recorded).
+    pub fn trail(self: &Arc<Self>) -> airlock_broker::AuditTrail {
+        airlock_broker::AuditTrail {
+            log: Arc::clone(self) as Arc<dyn airlock_audit::Append>,
+            mac: airlock_audit::AuditMac::new(airlock_crypto::Key32::from_bytes([8; 32])),
+            record_allows: false,
+            fail_closed: true,
+        }
+    }
+
+    /// The Detection Finding events (class 2004) recorded so far.
+    pub fn findings(&self) -> Vec<serde_json::Value> {
+        self.0.lock().unwrap().iter().filter(|e| e["class_uid"] == 2004).cloned().collect()
+    }
+
+    /// Waits up to 5 s for at least `n` Detection Findings (a streamed body's is written when it ends).
+    pub fn wait_for_findings(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..100 {
+            let f = self.findings();
+            if f.len() >= n {
+                return f;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.findings()
+    }
+
+    /// Everything recorded, as one string (to check that no value was written).
+    pub fn text(&self) -> String {
+        serde_json::to_string(&*self.0.lock().unwrap()).unwrap()
+    }
+}
+
+/// What a scripted upstream writes for one request head: the parts of a raw HTTP/1.1 response, each written and
+/// flushed on its own with a pause before the next, so that the broker reads them separately.
+pub type Script = Arc<dyn Fn(&str) -> Vec<Vec<u8>> + Send + Sync>;
+
+/// An HTTPS upstream (HTTP/1.1 only, a certificate for `tunnel.example.com` from its own test CA) that answers each
+/// request with the bytes a [`Script`] gives for the request head, then closes the connection. Bound before the
+/// broker starts (the broker's provider needs its port), served once the harness's runtime exists.
+pub struct ScriptedUpstream {
+    pub port: u16,
+    pub ca_pem: String,
+    /// Every request head received.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl ScriptedUpstream {
+    pub fn bind() -> ScriptedUpstream {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "airlock scripted upstream CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["tunnel.example.com".into()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+                )
+                .unwrap();
+        // HTTP/1.1 only: the responses are written by hand, chunked encoding and all.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        ScriptedUpstream {
+            port: listener.local_addr().unwrap().port(),
+            ca_pem: ca_cert.pem(),
+            heads: Default::default(),
+            listener: Mutex::new(Some(listener)),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Starts answering on `h`'s runtime.
+    pub fn serve(&self, h: &Harness, script: Script) {
+        let listener = self.listener.lock().unwrap().take().expect("served once");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
+        let heads = Arc::clone(&self.heads);
+        h.runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (acceptor, heads, script) = (acceptor.clone(), Arc::clone(&heads), Arc::clone(&script));
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let end = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let length = head_value(&head, "content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                    while buf.len() < end + length {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    heads.lock().unwrap().push(head.clone());
+                    for (i, part) in script(&head).into_iter().enumerate() {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        if tls.write_all(&part).await.is_err() || tls.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+    }
+
+    /// The last request head received.
+    pub fn last_head(&self) -> String {
+        self.heads.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+}
+
+/// The value of header `name` in a raw request head.
+pub fn head_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// A response head (status line, headers and the blank line) for a chunked JSON body, with `extra` header lines
+/// (each ending in CRLF).
+pub fn chunked_head(extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// One frame of a chunked body.
+pub fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The last frame of a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// `data` as a gzip member (one stored deflate block: no compressor needed, and any gzip reader inflates it).
+pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    assert!(data.len() < 65536);
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    let len = data.len() as u16;
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.push(1); // the final block, stored
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// The injection harness with provider `example` on a [`ScriptedUpstream`] as tunnel.example.com (where RECIPE_TOKEN
+/// is pinned; injected as `X-Example-Key: Key {value}`): `example/things` streams its responses (no blocklist, paths
+/// under `/quiet`), `example/secretive` filters `client_secret` out (paths under `/secretive`). `tweak` may set the
+/// redactor, the audit trail and so on.
+pub fn scripted_capability_harness(upstream: &ScriptedUpstream, tweak: impl FnOnce(&mut BrokerConfig)) -> Harness {
+    let base = format!("https://tunnel.example.com:{}", upstream.port);
+    let ca_pem = upstream.ca_pem.clone();
+    inject_harness_with(move |cfg, _| {
+        let providers = BTreeMap::from([("example".to_string(), capability_provider(&base, "RECIPE_TOKEN"))]);
+        cfg.capabilities = Arc::new(airlock_broker::capability::Registry::builtin().with_config(&providers).unwrap());
+        cfg.extra_ca_pems.push(ca_pem);
+        tweak(cfg);
+    })
+}
+
+/// The responses of a [`ScriptedUpstream`] for the redaction tests, by the request's path (its last segment):
+/// - `echo`: JSON echoing the injected `X-Example-Key` value and carrying [`RULE_TOKEN`], in three chunked frames:
+///   the first ends inside the echoed credential, the second inside the token;
+/// - `echo-b64`: the `X-Example-Key` value base64-encoded, split across two frames;
+/// - `token-only`: JSON with a `client_secret` and [`RULE_TOKEN`] split across two frames, nothing injected echoed;
+/// - `gzip`: `{"token": RULE_TOKEN}` gzipped, with `Content-Encoding: gzip` whatever the request asked for.
+pub fn echo_script() -> Script {
+    use base64::Engine;
+    Arc::new(|head: &str| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/");
+        let path = path.split('?').next().unwrap_or(path);
+        let key = head_value(head, "x-example-key").unwrap_or_default();
+        let (token_a, token_b) = RULE_TOKEN.split_at(12);
+        match path.rsplit('/').next().unwrap_or("") {
+            "echo" => {
+                let (key_a, key_b) = key.split_at(key.len() / 2);
+                vec![
+                    chunked_head(""),
+                    chunk(format!(r#"{{"client_secret":"cs_value","seen":"{key_a}"#).as_bytes()),
+                    chunk(format!(r#"{key_b}","token":"{token_a}"#).as_bytes()),
+                    chunk(format!(r#"{token_b}","ok":true}}"#).as_bytes()),
+                    LAST_CHUNK.to_vec(),
+                ]
+            }
+            "echo-b64" => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
+                let (a, b) = encoded.split_at(encoded.len() / 2);
+                vec![
+                    chunked_head(""),
+                    chunk(format!(r#"{{"seen_b64":"{a}"#).as_bytes()),
+                    chunk(format!(r#"{b}"}}"#).as_bytes()),
+                    LAST_CHUNK.to_vec(),
+                ]
+            }
+            "token-only" => vec![
+                chunked_head(""),
+                chunk(format!(r#"{{"client_secret":"cs_value","token":"{token_a}"#).as_bytes()),
+                chunk(format!(r#"{token_b}"}}"#).as_bytes()),
+                LAST_CHUNK.to_vec(),
+            ],
+            "gzip" => {
+                let body = gzip_stored(format!(r#"{{"token":"{RULE_TOKEN}"}}"#).as_bytes());
+                let mut out = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(&body);
+                vec![out]
+            }
+            _ => vec![b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec()],
+        }
+    })
 }

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod echo_the_injected_credential_in_a_capability_response;
 mod exfiltrate_a_secret_in_a_connect_host;
 mod exfiltrate_a_secret_in_a_header;
 mod exfiltrate_a_secret_in_a_streamed_body;

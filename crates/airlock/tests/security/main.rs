@@ -27,6 +27,7 @@ mod sandbox_kernel_keyring;
 mod sandbox_memory_bomb;
 mod sandbox_output_flood;
 mod sandbox_policy_file_rewritten_from_inside;
+mod sandbox_print_secrets_to_the_agent;
 mod sandbox_ptrace_parent;
 mod sandbox_raw_socket_and_ping;
 mod sandbox_read_broker_memory;
