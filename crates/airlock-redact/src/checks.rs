@@ -26,15 +26,17 @@ pub enum Check {
     /// numbers the SSA voided after they were printed in advertising (078-05-1120, 219-09-9999, 123-45-6789).
     UsSsn,
     /// A dotted-quad IPv4 address with every octet at most 255, no leading zeros, and not a version-like
-    /// `0.x.y.z`.
+    /// `0.x.y.z` or a section number like `4.2.1.13` (first octet at most 9 and every octet at most 30; this also
+    /// drops `1.2.3.4` and public resolvers such as `8.8.8.8`, which are nobody's personal data).
     Ipv4,
-    /// An IPv6 address that parses and has at least three colons: `a::b` is far more often a Rust or C++ path
-    /// than an address, and `::1` is not anyone's.
+    /// An IPv6 address that parses, with at least three colons or `x::y` with a digit (`fe80::1`, but not the
+    /// Rust or C++ path `a::b`, nor `::1`, which is nobody's), and not eight byte pairs (`de:ad:be:ef:...`, a hex
+    /// dump).
     Ipv6,
     /// Phone numbers: 8 to 15 digits in all (E.164's maximum), not all the same digit, not shaped like a date
     /// or a dotted quad, and plausible for its numbering plan: see [`phone`].
     Phone,
-    /// An email address: a local part of at most 64 bytes, a domain of dot-separated labels ending in an
+    /// An email address: a dot-atom local part of at most 64 bytes, a domain of dot-separated labels ending in an
     /// alphabetic top-level label of at least two letters that is not a file extension (`logo@2x.png`) or a
     /// camel-case member name (Kotlin's `this@MainActivity.getString`), and not the SSH user `git@`.
     Email,
@@ -127,7 +129,7 @@ fn luhn(secret: &[u8]) -> bool {
             if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The number made of the first `n` digits.
@@ -151,12 +153,16 @@ fn card_issuer(digits: &[u8]) -> bool {
                 || (((300..=305).contains(&p3) || p4 == 3095 || matches!(p2, 36 | 38 | 39)) && len >= 14)
         }
         5 => ((51..=55).contains(&p2) && len == 16) || matches!(p2, 50 | 56..=58),
-        6 => (matches!(p2, 60 | 62 | 65) || p4 == 6011 || (644..=649).contains(&p3)) && len >= 16 || matches!(p2, 63 | 67),
+        6 => {
+            (matches!(p2, 60 | 62 | 65) || p4 == 6011 || (644..=649).contains(&p3)) && len >= 16
+                || matches!(p2, 63 | 67)
+        }
         _ => false,
     }
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
+#[rustfmt::skip]
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16), (b"BG", 22),
     (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28), (b"CZ", 24), (b"DE", 22),
@@ -220,24 +226,63 @@ fn us_ssn(secret: &[u8]) -> bool {
 fn ipv4(secret: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(secret) else { return false };
     let octets: Vec<&str> = text.split('.').collect();
-    octets.len() == 4
-        && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && !(o.len() > 1 && o.starts_with('0')))
-        && octets.iter().all(|o| o.parse::<u8>().is_ok())
-        && octets[0] != "0"
+    if octets.len() != 4 || octets.iter().any(|o| o.is_empty() || o.len() > 3 || (o.len() > 1 && o.starts_with('0'))) {
+        return false;
+    }
+    let Ok(values) = octets.iter().map(|o| o.parse::<u8>()).collect::<Result<Vec<u8>, _>>() else { return false };
+    // `4.2.1.13`, `2.5.5.1`: section numbers (RFC 5280 section 4.2.1.13) far more often than someone's address.
+    let section_like = values[0] <= 9 && values.iter().all(|&v| v <= 30);
+    values[0] != 0 && !section_like
 }
 
 fn ipv6(secret: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(secret) else { return false };
-    // At least three groups: `a::b` is far more often a Rust or C++ path than an address.
-    text.parse::<std::net::Ipv6Addr>().is_ok() && text.matches(':').count() >= 3
+    if text.parse::<std::net::Ipv6Addr>().is_err() {
+        return false;
+    }
+    let colons = text.matches(':').count();
+    // Two colons only with a first group of 3+ digits, a digit and a last group: `fe80::1` is an address;
+    // `a::b`, `dead::beef` and `C::C4` are Rust or C++ paths, and `::1` is nobody's.
+    let first = text.split(':').next().unwrap_or("");
+    let short_ok = colons == 2 && first.len() >= 3 && text.bytes().any(|b| b.is_ascii_digit()) && !text.ends_with(':');
+    // Eight two-digit groups with no `::` is a colon-separated hex dump or a hardware id, not how anyone writes an
+    // address.
+    let byte_pairs = !text.contains("::") && text.split(':').all(|g| g.len() == 2);
+    (colons >= 3 || short_ok) && !byte_pairs
 }
 
-/// ITU-T E.164 country codes, by their first two digits: `Some(1)` and `Some(2)` give the code's length, `None`
-/// marks a spare (unassigned) range. One-digit codes (1, 7) are handled before this is consulted.
-fn country_code_len(first_two: u32) -> Option<usize> {
-    match first_two {
-        20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98 => Some(2),
-        21..=26 | 29 | 35 | 37 | 38 | 42 | 50 | 59 | 67..=69 | 80 | 85 | 87 | 88 | 96 | 97 | 99 => Some(3),
+/// The length of the ITU-T E.164 country code `rest` starts with, if it starts with an assigned one (spare and
+/// reserved codes such as 28x, 83x, 89x, 999 are refused).
+fn country_code_len(rest: &[u8]) -> Option<usize> {
+    let two = leading(rest, 2);
+    let three = leading(rest, 3);
+    let assigned_three = match two {
+        21 => matches!(three, 211..=213 | 216 | 218),
+        22..=24 | 26 | 35 | 50 | 59 => true,
+        25 => three != 259,
+        29 => matches!(three, 290 | 291 | 297..=299),
+        37 => true,
+        38 => !matches!(three, 384 | 388),
+        42 => matches!(three, 420 | 421 | 423),
+        67 => three != 671,
+        68 => three != 684,
+        69 => (690..=692).contains(&three),
+        80 => matches!(three, 800 | 808),
+        85 => matches!(three, 850 | 852 | 853 | 855 | 856),
+        87 => three == 870,
+        88 => matches!(three, 880..=883 | 886 | 888),
+        96 => three != 969,
+        97 => (970..=977).contains(&three),
+        99 => (992..=998).contains(&three),
+        _ => false,
+    };
+    match rest.first()? {
+        0 => None,
+        1 | 7 => Some(1),
+        _ if matches!(two, 20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98) => {
+            Some(2)
+        }
+        _ if rest.len() >= 3 && assigned_three => Some(3),
         _ => None,
     }
 }
@@ -259,11 +304,7 @@ fn national_len_ok(country: u32, len: usize) -> bool {
 /// North American Numbering Plan: NXX-NXX-XXXX where N is 2-9, and neither the area code nor the exchange is a
 /// service code (N11).
 fn nanp(d: &[u8]) -> bool {
-    d.len() == 10
-        && d[0] >= 2
-        && d[3] >= 2
-        && !(d[1] == 1 && d[2] == 1)
-        && !(d[4] == 1 && d[5] == 1)
+    d.len() == 10 && d[0] >= 2 && d[3] >= 2 && !(d[1] == 1 && d[2] == 1) && !(d[4] == 1 && d[5] == 1)
 }
 
 /// Digit-group lengths of `secret`, split at separators, with the separator byte that ends each group.
@@ -322,15 +363,7 @@ fn phone(secret: &[u8]) -> bool {
             if plus && groups.len() == 1 && digits.len() < 10 {
                 return false;
             }
-            let Some(&first) = rest.first() else { return false };
-            let cc_len = match first {
-                0 => return false,
-                1 | 7 => 1,
-                _ => match country_code_len(leading(rest, 2)) {
-                    Some(n) => n,
-                    None => return false,
-                },
-            };
+            let Some(cc_len) = country_code_len(rest) else { return false };
             if rest.len() <= cc_len {
                 return false;
             }
@@ -357,19 +390,27 @@ fn phone(secret: &[u8]) -> bool {
     }
 }
 
-/// File extensions that are not top-level domains: `icon@2x.png` is an image, not an address.
+/// File extensions and systemd unit types that are not top-level domains: `icon@2x.png` is an image and
+/// `user@1000.service` a unit, not addresses.
+#[rustfmt::skip]
 const NOT_TLDS: &[&[u8]] = &[
-    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"tif", b"tiff", b"css", b"scss", b"js",
-    b"mjs", b"cjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml", b"txt", b"lock", b"html", b"htm",
-    b"xml", b"java", b"kt", b"swift", b"vue", b"ttf", b"otf", b"eot", b"woff", b"wasm", b"pdf", b"tgz", b"gz",
-    b"bz", b"xz", b"tar", b"jar", b"exe", b"dll", b"so", b"dylib", b"whl", b"egg", b"gem", b"rpm", b"deb", b"dmg",
-    b"iso", b"img", b"bin", b"dat", b"log", b"tmp", b"bak", b"orig", b"swp", b"cfg", b"ini", b"conf", b"env",
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"tif", b"tiff", b"css", b"scss", b"js", b"mjs",
+    b"cjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml", b"txt", b"lock", b"html", b"htm", b"xml",
+    b"java", b"kt", b"swift", b"vue", b"ttf", b"otf", b"eot", b"woff", b"wasm", b"pdf", b"tgz", b"gz", b"bz", b"xz",
+    b"tar", b"jar", b"exe", b"dll", b"so", b"dylib", b"whl", b"egg", b"gem", b"rpm", b"deb", b"dmg", b"iso", b"img",
+    b"bin", b"dat", b"log", b"tmp", b"bak", b"orig", b"swp", b"cfg", b"ini", b"conf", b"env",
+    // systemd template units: `user@1000.service`, `getty@tty1.service`.
+    b"service", b"socket", b"target", b"mount", b"automount", b"timer", b"slice", b"scope", b"device", b"swap",
 ];
 
 fn email(secret: &[u8]) -> bool {
     let Some(at) = secret.iter().rposition(|&b| b == b'@') else { return false };
     let (local, domain) = (&secret[..at], &secret[at + 1..]);
     if local.is_empty() || local.len() > 64 || secret.len() > 254 || local.eq_ignore_ascii_case(b"git") {
+        return false;
+    }
+    // Dot-atom: dots separate atoms, so none leads, trails or doubles.
+    if local.starts_with(b".") || local.ends_with(b".") || memchr::memmem::find(local, b"..").is_some() {
         return false;
     }
     let labels: Vec<&[u8]> = domain.split(|&b| b == b'.').collect();
@@ -450,8 +491,13 @@ mod tests {
         assert!(!us_ssn(b"078-05-1120") && !us_ssn(b"123-45-6789"), "voided advertising numbers");
         assert!(ipv4(b"192.168.10.4") && !ipv4(b"256.1.1.1") && !ipv4(b"01.2.3.4") && !ipv4(b"0.1.2.3"));
         assert!(!ipv4(b"1.2.3.4.5"), "five parts is a version or an OID");
+        assert!(!ipv4(b"4.2.1.13") && !ipv4(b"2.5.5.1"), "section numbers");
+        assert!(ipv4(b"3.120.45.67") && ipv4(b"9.31.0.1") && ipv4(b"127.0.0.1"));
         assert!(ipv6(b"2001:db8::8a2e:370:7334") && !ipv6(b"std::io") && !ipv6(b"::1"));
         assert!(!ipv6(b"00:1a:2b:3c:4d:5e"), "a MAC address");
+        assert!(ipv6(b"fe80::1") && ipv6(b"100::1") && !ipv6(b"dead::beef") && !ipv6(b"::ffff") && !ipv6(b"face::"));
+        assert!(!ipv6(b"C::C4") && !ipv6(b"09::00"), "an enum variant, a broken time zone");
+        assert!(!ipv6(b"de:ad:be:ef:00:11:22:33"), "a hex dump");
     }
 
     #[test]
@@ -476,13 +522,21 @@ mod tests {
 
     /// `payload` followed by the digit that makes it pass Luhn.
     fn with_luhn_digit(payload: &str) -> String {
-        (0..10).map(|d| format!("{payload}{d}")).find(|c| {
-            let sum: u32 = c.bytes().rev().enumerate().map(|(i, b)| {
-                let d = u32::from(b - b'0');
-                if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
-            }).sum();
-            sum % 10 == 0
-        }).unwrap()
+        (0..10)
+            .map(|d| format!("{payload}{d}"))
+            .find(|c| {
+                let sum: u32 = c
+                    .bytes()
+                    .rev()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let d = u32::from(b - b'0');
+                        if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+                    })
+                    .sum();
+                sum.is_multiple_of(10)
+            })
+            .unwrap()
     }
 
     #[test]
@@ -503,26 +557,29 @@ mod tests {
             "+91 98765 43210",
             "0044 20 7946 0958",
             "+39 06 6982 1234",
+            "+353 1 496 0321",
+            "+971 50 123 4678",
         ] {
             assert!(phone(ok.as_bytes()), "{ok}");
         }
         for bad in [
             "1234",
             "0000000000",
-            "+1 415 555 267",      // NANP needs 10 digits
-            "+1 (115) 555-2671",   // area codes start 2-9
-            "+1 415 911 2671",     // N11 is a service code
-            "+44 020 7946 0958",   // a trunk 0 after the country code
-            "+28 1234 5678",       // 28 is spare
-            "+0 415 555 2671",     // no country code 0
-            "+20240115",           // eight bare digits after a plus: a diff line, not a number
-            "2024-01-15",          // a date
-            "15.01.2024",          // a date
-            "10.200.30.40",        // a dotted quad
-            "+1 415+555 2671",     // a second plus
-            "4155552671234567",    // 16 digits: longer than E.164 allows
-            "1155552671",          // 10 digits, neither NANP nor an Indian mobile
-            "0301",                // too short for a trunk number
+            "+1 415 555 267",    // NANP needs 10 digits
+            "+1 (115) 555-2671", // area codes start 2-9
+            "+1 415 911 2671",   // N11 is a service code
+            "+44 020 7946 0958", // a trunk 0 after the country code
+            "+28 1234 5678",     // 28 is spare
+            "+999999-12-25",     // 999 is reserved: a date with a six-digit year
+            "+0 415 555 2671",   // no country code 0
+            "+20240115",         // eight bare digits after a plus: a diff line, not a number
+            "2024-01-15",        // a date
+            "15.01.2024",        // a date
+            "10.200.30.40",      // a dotted quad
+            "+1 415+555 2671",   // a second plus
+            "4155552671234567",  // 16 digits: longer than E.164 allows
+            "1155552671",        // 10 digits, neither NANP nor an Indian mobile
+            "0301",              // too short for a trunk number
         ] {
             assert!(!phone(bad.as_bytes()), "{bad}");
         }
@@ -538,9 +595,12 @@ mod tests {
             "x@y.123",
             "git@github.com",
             "logo@2x.png",
+            "getty@tty1.service",
             "this@MainActivity.getString",
             "a@-bad.com",
             "a@bad..com",
+            "a..b@corp.io",
+            "a.@corp.io",
             "@types.node",
         ] {
             assert!(!email(bad.as_bytes()), "{bad}");

@@ -29,6 +29,7 @@
 //! - `log::fmt_layer` (feature `tracing`): a `tracing_subscriber` fmt layer whose output is masked.
 
 pub mod checks;
+pub mod gitleaks;
 pub mod known;
 #[cfg(feature = "tracing")]
 pub mod log;

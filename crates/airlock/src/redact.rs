@@ -37,9 +37,19 @@ pub(crate) fn load_rules(args: &RuleArgs) -> Result<RuleSet, CliError> {
     for path in &args.gitleaks {
         let text = read_rule_file(path)?;
         let name = path.display().to_string();
-        let (specs, warnings) = import_gitleaks(&name, &text)?;
+        let (mut specs, warnings) =
+            airlock_redact::gitleaks::import_gitleaks(&name, &text).map_err(|e| CliError::input(e.to_string()))?;
         for w in warnings {
             eprintln!("airlock: warning: {name}: {w}");
+        }
+        // An imported rule named like one already loaded (gitleaks and Airlock both have `aws-access-token`-style
+        // ids) is kept under a prefixed id rather than refusing the file.
+        for spec in &mut specs {
+            if set.get(&spec.id).is_some() {
+                let renamed = format!("gitleaks-{}", spec.id);
+                eprintln!("airlock: warning: {name}: rule {:?} is loaded as {renamed:?} (the id is taken)", spec.id);
+                spec.id = renamed;
+            }
         }
         set.add_imported(&name, specs).map_err(|e| CliError::input(e.to_string()))?;
     }
@@ -51,10 +61,6 @@ pub(crate) fn load_rules(args: &RuleArgs) -> Result<RuleSet, CliError> {
         return Err(CliError::input("no rules to scan with (--no-builtin without --rules)".into()));
     }
     Ok(set)
-}
-
-fn import_gitleaks(_name: &str, _text: &str) -> Result<(Vec<airlock_redact::RuleSpec>, Vec<String>), CliError> {
-    Err(CliError::input("--gitleaks-config is not supported yet".into()))
 }
 
 fn read_rule_file(path: &Path) -> Result<String, CliError> {
