@@ -78,7 +78,10 @@ where
     S: tracing_core::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     M: for<'w> MakeWriter<'w> + 'static,
 {
-    tracing_subscriber::fmt::layer().compact().with_ansi(false).with_writer(RedactingMakeWriter::new(make_writer, redactor))
+    tracing_subscriber::fmt::layer()
+        .compact()
+        .with_ansi(false)
+        .with_writer(RedactingMakeWriter::new(make_writer, redactor))
 }
 
 #[cfg(test)]
@@ -105,8 +108,7 @@ mod tests {
         let sink = Sink::default();
         let redactor = Redactor::new(Scanner::builtin(), MaskStyle::Label);
         let writer_sink = sink.clone();
-        let subscriber =
-            tracing_subscriber::registry().with(fmt_layer(redactor, move || writer_sink.clone()));
+        let subscriber = tracing_subscriber::registry().with(fmt_layer(redactor, move || writer_sink.clone()));
         let token = "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";
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(header = %format!("token {token}"), "upstream said no");

@@ -239,8 +239,8 @@ impl RuleSet {
 
     /// Parses and compiles every rule of one file and adds them all, or returns the first error and adds none.
     pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
-        let parsed: RuleFile =
-            toml::from_str(text).map_err(|e| RuleError::Parse { file: file.to_string(), reason: e.message().to_string() })?;
+        let parsed: RuleFile = toml::from_str(text)
+            .map_err(|e| RuleError::Parse { file: file.to_string(), reason: e.message().to_string() })?;
         if parsed.rule.is_empty() {
             return Err(RuleError::Empty { file: file.to_string() });
         }

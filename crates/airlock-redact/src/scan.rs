@@ -297,12 +297,9 @@ impl Scanner {
         let (line, column) = lines.position(data, h.start);
         let (end_line, end_column) = lines.position(data, h.end - 1);
         let (rule, family, category, known) = match &h.detector {
-            Detector::Rule(i) => (
-                self.rule_ids[*i].clone(),
-                self.rule_families[*i].clone(),
-                self.rules[*i].category().as_str(),
-                None,
-            ),
+            Detector::Rule(i) => {
+                (self.rule_ids[*i].clone(), self.rule_families[*i].clone(), self.rules[*i].category().as_str(), None)
+            }
             Detector::Known { source, encoding } => {
                 (Arc::from(KNOWN_RULE), Arc::from("known"), "known", Some((source.clone(), *encoding)))
             }

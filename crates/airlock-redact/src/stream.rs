@@ -88,7 +88,15 @@ impl std::fmt::Debug for StreamRedactor {
 
 impl StreamRedactor {
     pub fn new(scanner: Arc<Scanner>, style: MaskStyle) -> StreamRedactor {
-        StreamRedactor { scanner, style, carry: Zeroizing::new(Vec::new()), base: 0, line: 1, column: 1, scan_only: false }
+        StreamRedactor {
+            scanner,
+            style,
+            carry: Zeroizing::new(Vec::new()),
+            base: 0,
+            line: 1,
+            column: 1,
+            scan_only: false,
+        }
     }
 
     /// A stream that only reports findings: `out` is left untouched.
