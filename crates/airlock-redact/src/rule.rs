@@ -37,6 +37,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
@@ -134,9 +135,9 @@ pub enum RuleError {
 #[derive(Clone)]
 pub struct Rule {
     pub(crate) spec: RuleSpec,
-    pub(crate) regex: meta::Regex,
-    /// Index of the `secret` capture group, if the rule has one.
-    pub(crate) secret_group: Option<usize>,
+    /// Compiled on first use (most rules never fire in a given scan, and compiling all of them up front cost
+    /// 180 ms): the regex, and the index of its `secret` capture group if it has one.
+    pub(crate) compiled: Arc<OnceLock<Option<(meta::Regex, Option<usize>)>>>,
     pub(crate) check: Option<Check>,
     pub(crate) max_len: usize,
     /// Lowercased keywords.
@@ -154,6 +155,12 @@ impl fmt::Debug for Rule {
 }
 
 impl Rule {
+    /// The compiled regex and its `secret` group. `None` only if a pattern that passed validation fails to
+    /// compile later (it cannot for user files, which are compiled at load); the rule then finds nothing.
+    pub(crate) fn regex(&self) -> Option<&(meta::Regex, Option<usize>)> {
+        self.compiled.get_or_init(|| compile_with_group(&self.spec.regex).ok()).as_ref()
+    }
+
     pub fn id(&self) -> &str {
         &self.spec.id
     }
@@ -215,8 +222,10 @@ impl RuleSet {
     pub fn builtin() -> RuleSet {
         let mut set = RuleSet::empty();
         for (name, text) in BUILTIN_FILES {
-            // The built-in files are tested; a failure here is a build defect, not user input.
-            set.add_toml(name, text).unwrap_or_else(|e| panic!("built-in rules: {e}"));
+            // The built-in files are tested (every regex compiles and runs on its examples); a failure here is a
+            // build defect, not user input. Their regexes compile on first use.
+            let parsed: RuleFile = toml::from_str(text).unwrap_or_else(|e| panic!("built-in rules {name}: {e}"));
+            set.add_checked(name, parsed.rule, true, false).unwrap_or_else(|e| panic!("built-in rules: {e}"));
         }
         set
     }
@@ -249,16 +258,22 @@ impl RuleSet {
 
     /// Adds rules already in memory, all or none. Each needs positive and negative examples.
     pub fn add_specs(&mut self, file: &str, specs: Vec<RuleSpec>) -> Result<(), RuleError> {
-        self.add_checked(file, specs, true)
+        self.add_checked(file, specs, true, true)
     }
 
     /// Adds rules converted from another tool's format (say, a gitleaks config), which come without examples;
     /// everything else is validated as for [`RuleSet::add_specs`].
     pub fn add_imported(&mut self, file: &str, specs: Vec<RuleSpec>) -> Result<(), RuleError> {
-        self.add_checked(file, specs, false)
+        self.add_checked(file, specs, false, true)
     }
 
-    fn add_checked(&mut self, file: &str, specs: Vec<RuleSpec>, need_examples: bool) -> Result<(), RuleError> {
+    fn add_checked(
+        &mut self,
+        file: &str,
+        specs: Vec<RuleSpec>,
+        need_examples: bool,
+        compile_now: bool,
+    ) -> Result<(), RuleError> {
         let mut seen: HashSet<String> = self.rules.iter().map(|r| r.spec.id.clone()).collect();
         let mut compiled = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -267,7 +282,7 @@ impl RuleSet {
             if !seen.insert(spec.id.clone()) {
                 return Err(invalid("a rule with this id is already loaded".into()));
             }
-            compiled.push(compile(spec, file, need_examples).map_err(invalid)?);
+            compiled.push(compile(spec, file, need_examples, compile_now).map_err(invalid)?);
         }
         self.rules.extend(compiled);
         Ok(())
@@ -305,6 +320,13 @@ pub fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
         .map_err(|e| format!("regex does not compile: {e}"))
 }
 
+/// The regex and the index of its `secret` group.
+fn compile_with_group(pattern: &str) -> Result<(meta::Regex, Option<usize>), String> {
+    let regex = compile_regex(pattern)?;
+    let group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
+    Ok((regex, group))
+}
+
 /// The longest match `pattern` can produce, in bytes (`None`: unbounded).
 fn longest_match(pattern: &str) -> Result<Option<usize>, String> {
     let hir = regex_syntax::ParserBuilder::new()
@@ -316,7 +338,7 @@ fn longest_match(pattern: &str) -> Result<Option<usize>, String> {
     Ok(hir.properties().maximum_len())
 }
 
-fn compile(spec: RuleSpec, origin: &str, need_examples: bool) -> Result<Rule, String> {
+fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool) -> Result<Rule, String> {
     if !valid_id(&spec.id) {
         return Err("ids are 1 to 64 characters of a-z, 0-9 and '-'".into());
     }
@@ -336,7 +358,6 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool) -> Result<Rule, St
     if keywords.is_empty() && spec.category == Category::Secret {
         return Err("a secret rule needs at least one keyword (the prefilter finds candidates by keyword)".into());
     }
-    let regex = compile_regex(&spec.regex)?;
     let max_len = spec.max_len.unwrap_or(DEFAULT_MAX_LEN);
     if max_len == 0 || max_len > MAX_MAX_LEN {
         return Err(format!("max_len must be 1..={MAX_MAX_LEN}"));
@@ -353,10 +374,14 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool) -> Result<Rule, St
             ));
         }
     }
-    if regex.is_match(b"".as_slice()) {
-        return Err("regex matches the empty string".into());
+    let compiled = Arc::new(OnceLock::new());
+    if compile_now {
+        let (regex, group) = compile_with_group(&spec.regex)?;
+        if regex.is_match(b"".as_slice()) {
+            return Err("regex matches the empty string".into());
+        }
+        let _ = compiled.set(Some((regex, group)));
     }
-    let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
     let check = match &spec.check {
         None => None,
         Some(name) => Some(Check::from_name(name).ok_or_else(|| {
@@ -372,5 +397,5 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool) -> Result<Rule, St
         return Err("a rule needs at least one positive and one negative example".into());
     }
     let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();
-    Ok(Rule { regex, secret_group, check, max_len, keywords, allow, origin: origin.to_string(), spec })
+    Ok(Rule { compiled, check, max_len, keywords, allow, origin: origin.to_string(), spec })
 }

@@ -14,7 +14,7 @@
 //! buffer; they are off unless asked for.
 //!
 //! # What counts as a finding
-//! A regex match (never longer than the rule's `max_len`: rules are validated for that) that contains one of the rule's keywords, whose secret part
+//! A regex candidate (never longer than the rule's `max_len`: rules are validated for that) that contains one of the rule's keywords, whose secret part
 //! passes the rule's check, entropy floor, allow-list and the placeholder filter. Findings that overlap are merged
 //! into one that covers them all (so the mask hides every byte any detector claimed), attributed to the strongest
 //! detector: a known value, then a rule with a checksum, then a specific rule, then a generic one.
@@ -334,10 +334,20 @@ impl Scanner {
 
     /// All hits in `data`, sorted by start, overlaps merged.
     pub(crate) fn hits(&self, data: &[u8]) -> Vec<Hit> {
+        self.hits_fenced(data, None).0
+    }
+
+    /// As [`Scanner::hits`]; with `fence = Some(f)`, also the place at or before `f` (and no more than `hold`
+    /// bytes before it) where a stream may cut its buffer: a place inside no candidate of any rule, accepted or
+    /// not, nor inside a known value. Cutting there, the next round's searches start where this round's would
+    /// have continued, so a split stream finds exactly what the whole buffer does.
+    pub(crate) fn hits_fenced(&self, data: &[u8], fence: Option<usize>) -> (Vec<Hit>, Option<usize>) {
         let mut hits = Vec::new();
-        self.rule_hits(data, &mut hits);
+        let mut cut = Cut::new(fence, self.hold);
+        self.rule_hits(data, &mut hits, &mut cut);
         if let Some(known) = &self.known {
             known.find_all(data, |m| {
+                cut.note(m.start, m.end);
                 hits.push(Hit {
                     start: m.start,
                     end: m.end,
@@ -346,106 +356,177 @@ impl Scanner {
                 })
             });
         }
-        merge_overlaps(hits)
+        (merge_overlaps(hits), cut.place())
     }
 
-    fn rule_hits(&self, data: &[u8], hits: &mut Vec<Hit>) {
-        // Keyword occurrences per rule, in order of position.
-        let mut occurrences: Vec<(u32, usize, usize)> = Vec::new();
+    /// Keyword occurrences arrive in order of where they end; each rule keeps one pending window, extended while
+    /// occurrences overlap it and searched when the next one lies beyond it. Memory stays at one window per rule
+    /// however many keywords the input holds.
+    fn rule_hits(&self, data: &[u8], hits: &mut Vec<Hit>, cut: &mut Cut) {
+        let mut pending: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
+        let mut lines = LineBounds::new(data);
         if let Some(ac) = &self.keywords {
             for m in ac.find_overlapping_iter(data) {
-                for &rule in &self.keyword_rules[m.pattern().as_usize()] {
-                    occurrences.push((rule, m.start(), m.end()));
+                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                    let r = r as usize;
+                    let (lo, hi) = self.window(&mut lines, r, m.start(), m.end());
+                    pending[r] = match pending[r] {
+                        Some((plo, phi)) if lo <= phi => Some((plo.min(lo), phi.max(hi))),
+                        Some((plo, phi)) => {
+                            self.search_window(data, r, plo, phi, hits, cut);
+                            Some((lo, hi))
+                        }
+                        None => Some((lo, hi)),
+                    };
                 }
             }
         }
-        occurrences.sort_unstable();
-        let mut i = 0;
-        while i < occurrences.len() {
-            let rule_index = occurrences[i].0;
-            let mut j = i;
-            while j < occurrences.len() && occurrences[j].0 == rule_index {
-                j += 1;
+        for (r, window) in pending.into_iter().enumerate() {
+            if let Some((lo, hi)) = window {
+                self.search_window(data, r, lo, hi, hits, cut);
             }
-            self.run_rule(data, rule_index as usize, &occurrences[i..j], hits);
-            i = j;
         }
         for &r in &self.unkeyed {
-            self.search_window(data, r, 0, data.len(), &[], hits);
+            self.search_window(data, r, 0, data.len(), hits, cut);
         }
     }
 
-    /// Runs one rule's regex in the merged windows around its keyword occurrences.
-    fn run_rule(&self, data: &[u8], r: usize, occurrences: &[(u32, usize, usize)], hits: &mut Vec<Hit>) {
+    /// The window around a keyword occurrence: `max_len` either side, within the line unless multi-line.
+    fn window(&self, lines: &mut LineBounds<'_>, r: usize, ks: usize, ke: usize) -> (usize, usize) {
         let rule = &self.rules[r];
-        let mut window: Option<(usize, usize)> = None;
-        for &(_, ks, ke) in occurrences {
-            let (mut lo, mut hi) = (ks.saturating_sub(rule.max_len), (ke + rule.max_len).min(data.len()));
-            if !rule.spec.multiline {
-                lo = memchr::memrchr(b'\n', &data[lo..ks]).map_or(lo, |p| lo + p + 1);
-                hi = memchr::memchr(b'\n', &data[ke..hi]).map_or(hi, |p| ke + p);
-            }
-            window = match window {
-                Some((wlo, whi)) if lo <= whi => Some((wlo, whi.max(hi))),
-                Some((wlo, whi)) => {
-                    self.search_window(data, r, wlo, whi, occurrences, hits);
-                    Some((lo, hi))
-                }
-                None => Some((lo, hi)),
-            };
-        }
-        if let Some((wlo, whi)) = window {
-            self.search_window(data, r, wlo, whi, occurrences, hits);
-        }
+        let (lo, hi) = (ks.saturating_sub(rule.max_len), (ke + rule.max_len).min(lines.data.len()));
+        if rule.spec.multiline { (lo, hi) } else { (lines.start_of(ks, lo), hi.min(lines.end_of(ke))) }
     }
 
-    fn search_window(
-        &self,
-        data: &[u8],
-        r: usize,
-        lo: usize,
-        hi: usize,
-        occurrences: &[(u32, usize, usize)],
-        hits: &mut Vec<Hit>,
-    ) {
+    /// Runs one rule's regex over `lo..hi` like an ordinary left-to-right search: each candidate consumes its
+    /// bytes whether it is accepted or not, so the work is linear in the window.
+    fn search_window(&self, data: &[u8], r: usize, lo: usize, hi: usize, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let rule = &self.rules[r];
-        let mut caps = rule.secret_group.map(|_| rule.regex.create_captures());
+        let Some((regex, secret_group)) = rule.regex() else { return };
+        let mut caps = secret_group.map(|_| regex.create_captures());
+        let mut lower = Vec::new();
         let mut at = lo;
         while at < hi {
             let input = Input::new(data).span(at..hi);
             let (m_start, m_end, secret) = match caps.as_mut() {
                 Some(caps) => {
-                    rule.regex.search_captures(&input, caps);
+                    regex.search_captures(&input, caps);
                     let Some(m) = caps.get_match() else { break };
-                    let group = rule.secret_group.and_then(|g| caps.get_group(g));
+                    let group = secret_group.and_then(|g| caps.get_group(g));
                     let secret = group.map_or((m.start(), m.end()), |g| (g.start, g.end));
                     (m.start(), m.end(), secret)
                 }
                 None => {
-                    let Some(m) = rule.regex.search(&input) else { break };
+                    let Some(m) = regex.search(&input) else { break };
                     (m.start(), m.end(), (m.start(), m.end()))
                 }
             };
-            // An accepted match consumes its bytes; a rejected one does not (the next candidate may start inside
-            // it). So what is found at a position never depends on where the search began, which is what makes a
-            // split stream find exactly what the whole buffer does.
+            at = m_end.max(m_start + 1);
+            cut.note(m_start, m_end);
             let accepted = secret.1 > secret.0
-                && (rule.keywords.is_empty() || contains_occurrence(occurrences, m_start, m_end))
+                && (rule.keywords.is_empty() || contains_keyword(&rule.keywords, &data[m_start..m_end], &mut lower))
                 && accept(rule, &data[secret.0..secret.1]);
             if accepted {
                 hits.push(Hit { start: secret.0, end: secret.1, detector: Detector::Rule(r), rank: rule.rank() });
-                at = m_end.max(m_start + 1);
-            } else {
-                at = m_start + 1;
             }
         }
     }
 }
 
-/// Does some keyword occurrence lie entirely inside `start..end`?
-fn contains_occurrence(occurrences: &[(u32, usize, usize)], start: usize, end: usize) -> bool {
-    let first = occurrences.partition_point(|&(_, ks, _)| ks < start);
-    occurrences[first..].iter().take_while(|&&(_, ks, _)| ks < end).any(|&(_, _, ke)| ke <= end)
+/// Where a stream may cut its buffer. It would like to cut at `fence`; candidates that may straddle a cut between
+/// `floor` and `fence` are noted (at most [`Cut::MAX_SPANS`]).
+struct Cut {
+    fence: Option<usize>,
+    floor: usize,
+    spans: Vec<(usize, usize)>,
+    overflow: bool,
+}
+
+impl Cut {
+    /// More candidates than this near one cut means hostile input: the stream then cuts at the fence regardless
+    /// (exactness gives way to bounded work there).
+    const MAX_SPANS: usize = 4096;
+
+    fn new(fence: Option<usize>, hold: usize) -> Cut {
+        Cut { fence, floor: fence.map_or(0, |f| f.saturating_sub(hold)), spans: Vec::new(), overflow: false }
+    }
+
+    fn note(&mut self, start: usize, end: usize) {
+        let Some(fence) = self.fence else { return };
+        if start < fence && end > self.floor {
+            if self.spans.len() < Cut::MAX_SPANS {
+                self.spans.push((start, end));
+            } else {
+                self.overflow = true;
+            }
+        }
+    }
+
+    /// The latest place at or before the fence inside no noted span; the fence itself if that would go below the
+    /// floor or too much was noted.
+    fn place(&self) -> Option<usize> {
+        let fence = self.fence?;
+        if self.overflow {
+            return Some(fence);
+        }
+        let mut at = fence;
+        while let Some(start) = self.spans.iter().filter(|&&(s, e)| s < at && at < e).map(|&(s, _)| s).min() {
+            if start < self.floor {
+                return Some(fence);
+            }
+            at = start;
+        }
+        Some(at)
+    }
+}
+
+/// Line starts and ends for keyword occurrences, which arrive in (nearly) increasing order: each answer reuses
+/// the last, so a buffer's newlines are searched about once in all, not once per occurrence (a 2 GB line full of
+/// keywords would otherwise cost a search of up to `max_len` bytes per keyword).
+struct LineBounds<'a> {
+    data: &'a [u8],
+    /// Newlines are known up to here: `last_newline` is the last one before it.
+    scanned: usize,
+    last_newline: Option<usize>,
+    /// The first newline at or after `next_from` (`None`: none up to the end).
+    next_from: usize,
+    next_newline: Option<usize>,
+}
+
+impl<'a> LineBounds<'a> {
+    fn new(data: &'a [u8]) -> LineBounds<'a> {
+        LineBounds { data, scanned: 0, last_newline: None, next_from: 0, next_newline: None }
+    }
+
+    /// Where the line holding `at` starts, or `floor` if that is later.
+    fn start_of(&mut self, at: usize, floor: usize) -> usize {
+        if at < self.scanned {
+            // Out of order (a shorter keyword ending later): look back as far as the floor only.
+            return memchr::memrchr(b'\n', &self.data[floor..at]).map_or(floor, |p| floor + p + 1);
+        }
+        if let Some(p) = memchr::memrchr(b'\n', &self.data[self.scanned..at]) {
+            self.last_newline = Some(self.scanned + p);
+        }
+        self.scanned = at;
+        self.last_newline.map_or(0, |p| p + 1).max(floor)
+    }
+
+    /// Where the line holding `at` ends (its newline, or the end of the data).
+    fn end_of(&mut self, at: usize) -> usize {
+        let cached = at >= self.next_from && self.next_newline.is_none_or(|n| n >= at);
+        if !cached {
+            self.next_from = at;
+            self.next_newline = memchr::memchr(b'\n', &self.data[at..]).map(|p| at + p);
+        }
+        self.next_newline.unwrap_or(self.data.len())
+    }
+}
+
+/// Does `matched` contain one of `keywords` (lowercase), ignoring ASCII case?
+fn contains_keyword(keywords: &[Vec<u8>], matched: &[u8], lower: &mut Vec<u8>) -> bool {
+    lower.clear();
+    lower.extend(matched.iter().map(u8::to_ascii_lowercase));
+    keywords.iter().any(|k| memchr::memmem::find(lower, k).is_some())
 }
 
 /// Substrings (lowercase) that mark a value as a placeholder, a template or documentation rather than a secret.

@@ -5,9 +5,11 @@
 //! The stream keeps a carry-over window of the last [`Scanner::hold`] bytes (the longest span any finding can
 //! have). Each chunk is appended to the carry and the whole buffer is scanned. A finding that starts more than
 //! `hold` bytes before the buffer's end is complete (it cannot extend past the end), so it is masked and emitted
-//! along with everything before it; the last `hold` bytes (or from the end of the last emitted finding) are kept
-//! for the next round, where any finding starting there is found again, whole. So memory is bounded by `hold`
-//! plus one chunk, and every byte is emitted at most `hold` bytes late. `finish` flushes the carry.
+//! along with everything before it; the rest is kept for the next round, where any finding starting there is
+//! found again, whole. The cut is moved back (by at most `hold`) so that it falls inside no regex candidate,
+//! accepted or rejected: each rule's search then resumes exactly where a whole-buffer search would have, and a
+//! split stream finds exactly what the whole buffer does. Memory is bounded by twice `hold` plus one chunk, and
+//! every byte is emitted at most twice `hold` bytes late. `finish` flushes the carry.
 //!
 //! Bytes held back are tool output that may contain a secret: the carry is zeroized when it shrinks, grows or is
 //! dropped.
@@ -140,11 +142,12 @@ impl StreamRedactor {
     fn emit(&mut self, last: bool, out: &mut Vec<u8>) -> Vec<Finding> {
         let buf: &[u8] = &self.carry;
         let hold = self.scanner.hold();
-        let safe = if last { buf.len() } else { buf.len().saturating_sub(hold) };
-        if safe == 0 {
+        if !last && buf.len() <= hold {
             return Vec::new();
         }
-        let hits = self.scanner.hits(buf);
+        let fence = (!last).then(|| buf.len() - hold);
+        let (hits, place) = self.scanner.hits_fenced(buf, fence);
+        let safe = place.unwrap_or(buf.len());
         let mut lines = LineCounter::starting_at(self.line, self.column);
         let mut findings = Vec::new();
         let mut at = 0;
