@@ -12,7 +12,7 @@ const NOT_A_TOKEN: &str = "ghp_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC01XM6Eb";
 #[test]
 fn redact_filters_stdin_to_stdout_masking_tokens_and_personal_data() {
     let a = Airlock::new();
-    let input = format!("deploying\nGITHUB_TOKEN={TOKEN}\ncontact: jane.doe@example.org\n{NOT_A_TOKEN}\n");
+    let input = format!("deploying\nGITHUB_TOKEN={TOKEN}\ncontact: jane.doe@acme-corp.io\n{NOT_A_TOKEN}\n");
     let r = a.call(["redact"]).stdin(input.as_bytes()).expect(0);
     assert_eq!(
         r.out(),
@@ -155,4 +155,23 @@ fn a_rule_listing_shows_ids_families_and_categories() {
     let r = a.call(["scan-secrets", "--list-rules"]).expect(0);
     assert!(r.out().lines().count() >= 150, "{}", r.out());
     assert!(r.out().contains("github-pat-classic"));
+}
+
+#[test]
+fn scan_secrets_imports_a_gitleaks_config() {
+    let a = Airlock::new();
+    let config = a.path("gitleaks.toml");
+    std::fs::write(
+        &config,
+        "title = \"in-house\"\n\n[[rules]]\nid = \"acme-token\"\ndescription = \"ACME token\"\n\
+         regex = '''acme_tok_([a-z0-9]{20})'''\nsecretGroup = 1\nkeywords = [\"acme_tok_\"]\n\n\
+         [[rules]]\nid = \"only-a-path\"\npath = '''\\.pem$'''\n",
+    )
+    .unwrap();
+    let file = a.path("f.txt");
+    std::fs::write(&file, "x = acme_tok_q8w7e6r5t4y3u2i1o0p9\n").unwrap();
+    let r = a.call(["scan-secrets", "--json", "--no-builtin", "--gitleaks-config"]).arg(&config).arg(&file).expect(13);
+    assert_eq!(r.json()["findings"][0]["rule"], "acme-token");
+    assert_eq!(r.json()["findings"][0]["column"], 14, "the secret group is what is reported");
+    r.err_has("only-a-path");
 }

@@ -18,8 +18,8 @@ fn sandbox_print_secrets_to_the_agent() {
     let r = sb.bash(&fill(
         r#"
 echo "surrogate=$SANDBOX_TOKEN"
-cat FOUND
-printf 'split %s' HEAD; printf '%s end\n' TAIL
+cat @FOUND@
+printf 'split %s' @HEAD@; printf '%s end\n' @TAIL@
 echo 'card 4111 1111 1111 1111' >&2
 echo 'host 10.1.2.3'
 "#,
