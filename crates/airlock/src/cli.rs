@@ -127,8 +127,8 @@ pub struct ScanSecretsArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also look for personal data: `all`, or a comma-separated list of families.
-    #[arg(long, value_name = "FAMILIES", num_args = 0..=1, default_missing_value = "all")]
+    /// Also look for personal data: `--pii` for every family, or `--pii=email,iban` for some.
+    #[arg(long, value_name = "FAMILIES", num_args = 0..=1, require_equals = true, default_missing_value = "all")]
     pub pii: Option<String>,
     /// Binary files (a NUL byte in the first 8 KiB): skip them, or scan their bytes too.
     #[arg(long, value_enum, default_value_t = BinaryMode::Skip)]
