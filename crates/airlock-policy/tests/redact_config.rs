@@ -133,7 +133,8 @@ fn only_dev_may_turn_tool_output_redaction_off() {
     let s = Setup::with_config(&format!("{BASE}[redact]\ntool_output = false\n"));
     assert!(!model(&s, Some("dev")).redact.tool_output);
     for profile in ["prod", "ide", "test"] {
-        let err = format!("{:?}", s.load(Some(profile)).err().expect("refused outside dev"));
+        let Err(err) = s.load(Some(profile)) else { panic!("{profile}: tool_output = false must be refused") };
+        let err = format!("{err:?}");
         assert!(err.contains("redact.tool_output = false conflicts with profile"), "{profile}: {err}");
     }
 }

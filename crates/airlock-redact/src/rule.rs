@@ -131,13 +131,16 @@ pub enum RuleError {
     Invalid { file: String, id: String, reason: String },
 }
 
+/// A rule's regex and the index of its `secret` capture group, if it has one.
+pub(crate) type CompiledRegex = (meta::Regex, Option<usize>);
+
 /// A compiled rule. Cloning is cheap (the compiled regex is shared).
 #[derive(Clone)]
 pub struct Rule {
     pub(crate) spec: RuleSpec,
     /// Compiled on first use (most rules never fire in a given scan, and compiling all of them up front cost
     /// 180 ms): the regex, and the index of its `secret` capture group if it has one.
-    pub(crate) compiled: Arc<OnceLock<Option<(meta::Regex, Option<usize>)>>>,
+    pub(crate) compiled: Arc<OnceLock<Option<CompiledRegex>>>,
     pub(crate) check: Option<Check>,
     pub(crate) max_len: usize,
     /// Lowercased keywords.
@@ -157,7 +160,7 @@ impl fmt::Debug for Rule {
 impl Rule {
     /// The compiled regex and its `secret` group. `None` only if a pattern that passed validation fails to
     /// compile later (it cannot for user files, which are compiled at load); the rule then finds nothing.
-    pub(crate) fn regex(&self) -> Option<&(meta::Regex, Option<usize>)> {
+    pub(crate) fn regex(&self) -> Option<&CompiledRegex> {
         self.compiled.get_or_init(|| compile_with_group(&self.spec.regex).ok()).as_ref()
     }
 
@@ -321,7 +324,7 @@ pub fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
 }
 
 /// The regex and the index of its `secret` group.
-fn compile_with_group(pattern: &str) -> Result<(meta::Regex, Option<usize>), String> {
+fn compile_with_group(pattern: &str) -> Result<CompiledRegex, String> {
     let regex = compile_regex(pattern)?;
     let group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
     Ok((regex, group))

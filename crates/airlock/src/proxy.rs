@@ -102,6 +102,9 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
     result.and(closed)
 }
 
+/// The compiled `[redact]` rules (no known values yet) and the masking style.
+pub(crate) type OutputRules = (Scanner, MaskStyle);
+
 /// What `airlock proxy` and `airlock run` each build a broker from.
 pub(crate) struct BrokerInputs<'a> {
     pub home: &'a Path,
@@ -118,7 +121,7 @@ pub(crate) struct BrokerInputs<'a> {
     pub max_connections: Option<usize>,
     /// The compiled `[redact]` rules (`None`: `tool_output = false`), given as a closure so that the caller can
     /// compile them on another thread while the vault is read; the vault's values join them here.
-    pub redact_rules: Box<dyn FnOnce() -> Result<Option<(Scanner, MaskStyle)>, CliError> + Send + 'a>,
+    pub redact_rules: Box<dyn FnOnce() -> Result<Option<OutputRules>, CliError> + Send + 'a>,
 }
 
 /// A broker for one tool, and what the tool is handed alongside it.
