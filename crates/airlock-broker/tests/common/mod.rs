@@ -305,17 +305,7 @@ impl TlsUpstream {
         let ca_file = dir.join("upstream-ca.pem");
         std::fs::write(&ca_file, &ca_pem).unwrap();
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = tls_server_config(&leaf, &leaf_key, &[b"h2", b"http/1.1"]);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1202,18 +1192,8 @@ impl ScriptedUpstream {
             .unwrap()
             .signed_by(&leaf_key, &issuer)
             .unwrap();
-        let mut config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![leaf.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-                )
-                .unwrap();
         // HTTP/1.1 only: the responses are written by hand, chunked encoding and all.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = tls_server_config(&leaf, &leaf_key, &[b"http/1.1"]);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         ScriptedUpstream {
@@ -1396,4 +1376,20 @@ pub fn echo_script() -> Script {
             _ => vec![b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec()],
         }
     })
+}
+
+/// A TLS server config for a test upstream: one leaf certificate and key, the given ALPN protocols.
+pub fn tls_server_config(leaf: &rcgen::Certificate, leaf_key: &rcgen::KeyPair, alpn: &[&[u8]]) -> rustls::ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
 }
