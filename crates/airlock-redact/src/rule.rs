@@ -366,7 +366,7 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
         return Err(format!("max_len must be 1..={MAX_MAX_LEN}"));
     }
     // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
-    // split stream finds exactly what the whole buffer does) and keeps rejected candidates cheap.
+    // split stream finds what the whole buffer does) and keeps every candidate's cost bounded.
     match longest_match(&spec.regex)? {
         Some(n) if n <= max_len => {}
         Some(n) => return Err(format!("regex can match {n} bytes, more than max_len = {max_len}")),

@@ -340,7 +340,7 @@ impl Scanner {
     /// As [`Scanner::hits`]; with `fence = Some(f)`, also the place at or before `f` (and no more than `hold`
     /// bytes before it) where a stream may cut its buffer: a place inside no candidate of any rule, accepted or
     /// not, nor inside a known value. Cutting there, the next round's searches start where this round's would
-    /// have continued, so a split stream finds exactly what the whole buffer does.
+    /// have continued, so a split stream finds what the whole buffer does.
     pub(crate) fn hits_fenced(&self, data: &[u8], fence: Option<usize>) -> (Vec<Hit>, Option<usize>) {
         let mut hits = Vec::new();
         let mut cut = Cut::new(fence, self.hold);

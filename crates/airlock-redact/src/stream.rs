@@ -8,7 +8,7 @@
 //! along with everything before it; the rest is kept for the next round, where any finding starting there is
 //! found again, whole. The cut is moved back (by at most `hold`) so that it falls inside no regex candidate,
 //! accepted or rejected: each rule's search then resumes exactly where a whole-buffer search would have, and a
-//! split stream finds exactly what the whole buffer does. Memory is bounded by twice `hold` plus one chunk, and
+//! split stream finds what the whole buffer does (tested at every split point of every rule example, and fuzzed; docs/redaction.md names the one theoretical exception). Memory is bounded by twice `hold` plus one chunk, and
 //! every byte is emitted at most twice `hold` bytes late. `finish` flushes the carry.
 //!
 //! Bytes held back are tool output that may contain a secret: the carry is zeroized when it shrinks, grows or is
