@@ -27,8 +27,9 @@
 //! ```
 //! The regex is compiled over bytes with Unicode off: `\b`, `\w`, `\d` and `\s` are ASCII, and `.` matches any
 //! byte but `\n`. Its longest possible match must be bounded and at most `max_len` (so `{1,64}`, never `+` or
-//! `*`): that bound makes streaming exact. A group named `secret` marks the part that is the secret (what is masked, measured for entropy
-//! and checked); without it the whole match is the secret. Matching uses only linear-time engines.
+//! `*`): that bound is what makes a stream's carry-over window sufficient. A group named `secret` marks the part
+//! that is the secret (what is masked, measured for entropy and checked); without it the whole match is the
+//! secret. Matching uses only linear-time engines.
 //!
 //! # Failing closed
 //! A rule file that does not parse, an unknown field, a duplicate id, a regex that does not compile or exceeds

@@ -14,10 +14,11 @@
 //! buffer; they are off unless asked for.
 //!
 //! # What counts as a finding
-//! A regex candidate (never longer than the rule's `max_len`: rules are validated for that) that contains one of the rule's keywords, whose secret part
-//! passes the rule's check, entropy floor, allow-list and the placeholder filter. Findings that overlap are merged
-//! into one that covers them all (so the mask hides every byte any detector claimed), attributed to the strongest
-//! detector: a known value, then a rule with a checksum, then a specific rule, then a generic one.
+//! A regex candidate (never longer than the rule's `max_len`: rules are validated for that) that contains one of the
+//! rule's keywords, whose secret part passes the rule's check, entropy floor, allow-list and the placeholder filter.
+//! Findings that overlap are merged into one that covers them all (so the mask hides every byte any detector claimed),
+//! attributed to the strongest detector: a known value, then a rule with a checksum, then a specific rule, then a
+//! generic one.
 
 use std::sync::Arc;
 

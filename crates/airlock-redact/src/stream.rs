@@ -3,13 +3,14 @@
 //!
 //! # How
 //! The stream keeps a carry-over window of the last [`Scanner::hold`] bytes (the longest span any finding can
-//! have). Each chunk is appended to the carry and the whole buffer is scanned. A finding that starts more than
-//! `hold` bytes before the buffer's end is complete (it cannot extend past the end), so it is masked and emitted
-//! along with everything before it; the rest is kept for the next round, where any finding starting there is
-//! found again, whole. The cut is moved back (by at most `hold`) so that it falls inside no regex candidate,
-//! accepted or rejected: each rule's search then resumes exactly where a whole-buffer search would have, and a
-//! split stream finds what the whole buffer does (tested at every split point of every rule example, and fuzzed; docs/redaction.md names the one theoretical exception). Memory is bounded by twice `hold` plus one chunk, and
-//! every byte is emitted at most twice `hold` bytes late. `finish` flushes the carry.
+//! have). Each chunk is appended to the carry and the whole buffer is scanned. A finding that starts more than `hold`
+//! bytes before the buffer's end is complete (it cannot extend past the end), so it is masked and emitted along with
+//! everything before it; the rest is kept for the next round, where any finding starting there is found again, whole.
+//! The cut is moved back (by at most `hold`) so that it falls inside no regex candidate, accepted or rejected: each
+//! rule's search then resumes exactly where a whole-buffer search would have, and a split stream finds what the whole
+//! buffer does (tested at every split point of every rule example, and fuzzed; docs/redaction.md names the one
+//! theoretical exception). Memory is bounded by twice `hold` plus one chunk, and every byte is emitted at most twice
+//! `hold` bytes late. `finish` flushes the carry.
 //!
 //! Bytes held back are tool output that may contain a secret: the carry is zeroized when it shrinks, grows or is
 //! dropped.
