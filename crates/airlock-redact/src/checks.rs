@@ -40,6 +40,9 @@ pub enum Check {
     /// alphabetic top-level label of at least two letters that is not a file extension (`logo@2x.png`) or a
     /// camel-case member name (Kotlin's `this@MainActivity.getString`), and not the SSH user `git@`.
     Email,
+    /// HTTP Basic credentials: standard base64 (padding optional) of printable ASCII `user:password` with a
+    /// non-empty password.
+    BasicAuth,
 }
 
 const NAMES: &[(&str, Check)] = &[
@@ -52,6 +55,7 @@ const NAMES: &[(&str, Check)] = &[
     ("ipv6", Check::Ipv6),
     ("phone", Check::Phone),
     ("email", Check::Email),
+    ("basic-auth", Check::BasicAuth),
 ];
 
 impl Check {
@@ -79,6 +83,7 @@ impl Check {
             Check::Ipv6 => ipv6(secret),
             Check::Phone => phone(secret),
             Check::Email => email(secret),
+            Check::BasicAuth => basic_auth(secret),
         }
     }
 }
@@ -424,6 +429,15 @@ fn email(secret: &[u8]) -> bool {
     // `Outer.method`: a lowercase letter followed by an uppercase one does not happen in a written domain.
     let camel = tld.windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
     tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && !camel && !NOT_TLDS.contains(&lower.as_slice())
+}
+
+fn basic_auth(secret: &[u8]) -> bool {
+    let unpadded = secret.strip_suffix(b"==").or_else(|| secret.strip_suffix(b"=")).unwrap_or(secret);
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded) else { return false };
+    let decoded = zeroize::Zeroizing::new(decoded);
+    let printable = decoded.iter().all(|&b| (0x20..0x7f).contains(&b));
+    let colon = decoded.iter().position(|&b| b == b':');
+    printable && colon.is_some_and(|c| c + 1 < decoded.len())
 }
 
 /// Shannon entropy of `data` in bits per byte.
