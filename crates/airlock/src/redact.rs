@@ -181,7 +181,23 @@ pub fn redact(ctx: &Ctx, a: RedactArgs) -> Result<(), CliError> {
         // One stream per input: a secret does not span two files.
         let mut stream = StreamRedactor::new(scanner.clone(), style);
         let name = (inputs.len() > 1 || input.as_os_str() != "-").then(|| input.display().to_string());
+        let interactive = input.as_os_str() == "-";
         loop {
+            // A pipe that goes quiet (`tail -f app.log | airlock redact`) gets what is held back decided and shown,
+            // rather than kept until more arrives.
+            if interactive
+                && stream.held() > 0
+                && !crate::run::readable_within(&std::io::stdin(), crate::run::IDLE_FLUSH)
+            {
+                out.clear();
+                let found = stream.finish(&mut out);
+                if !write_out(&mut stdout, &out)? {
+                    return Ok(());
+                }
+                let _ = stdout.flush();
+                report(a.report, name.as_deref(), &found);
+                continue;
+            }
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,

@@ -497,10 +497,10 @@ fn load_policy(ctx: &Ctx, a: &RunArgs) -> Result<(PathBuf, PolicyStore), CliErro
 }
 
 /// How long the tool must be quiet before output the filter holds back is released.
-const IDLE_FLUSH: Duration = Duration::from_millis(100);
+pub(crate) const IDLE_FLUSH: Duration = Duration::from_millis(100);
 
 /// Whether `pipe` has data (or its end) within `wait`.
-fn readable_within(pipe: &impl std::os::fd::AsFd, wait: Duration) -> bool {
+pub(crate) fn readable_within(pipe: &impl std::os::fd::AsFd, wait: Duration) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
     let timeout = PollTimeout::try_from(wait.as_millis() as i32).unwrap_or(PollTimeout::MAX);
