@@ -161,7 +161,10 @@ impl std::fmt::Debug for RedactedBody {
 }
 
 impl RedactedBody {
+    /// The stream scans every frame as it comes (no batching of small frames): a body has no "quiet" moment at
+    /// which held bytes could be released, so holding more than one window would delay streamed responses.
     pub fn new(inner: Body, stream: StreamRedactor) -> RedactedBody {
+        let stream = stream.with_batch(1);
         RedactedBody { inner, stream, tally: Tally::default(), done: false, trailers: None, on_end: None }
     }
 

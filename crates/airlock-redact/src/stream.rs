@@ -86,6 +86,8 @@ pub struct StreamRedactor {
     column: u64,
     /// Scan only: report findings, produce no output (`scan-secrets`).
     scan_only: bool,
+    /// Scan once this many windows are held (see [`SCAN_BATCH`]).
+    batch: usize,
 }
 
 impl std::fmt::Debug for StreamRedactor {
@@ -104,7 +106,15 @@ impl StreamRedactor {
             line: 1,
             column: 1,
             scan_only: false,
+            batch: SCAN_BATCH,
         }
+    }
+
+    /// Scans once `windows` carry-over windows are held instead of [`SCAN_BATCH`]: 1 releases output soonest,
+    /// for a caller that cannot call [`StreamRedactor::finish`] when its source goes quiet (an HTTP body).
+    pub fn with_batch(mut self, windows: usize) -> StreamRedactor {
+        self.batch = windows.max(1);
+        self
     }
 
     /// A stream that only reports findings: `out` is left untouched.
@@ -119,7 +129,7 @@ impl StreamRedactor {
     /// promptly (a prompt without a newline) calls [`StreamRedactor::finish`] when its source goes quiet.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Vec<Finding> {
         self.append(chunk);
-        if self.carry.len() < SCAN_BATCH * self.scanner.hold().max(1) {
+        if self.carry.len() < self.batch * self.scanner.hold().max(1) {
             return Vec::new();
         }
         self.emit(false, out)
