@@ -13,7 +13,7 @@ use std::time::Duration;
 use airlock_audit::{Append, AuditMac};
 use airlock_broker::capability::Registry;
 use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recipe};
-use airlock_broker::leak::{LeakScanner, Source};
+use airlock_broker::leak::{LeakScanner, LeakScannerBuilder, Source};
 use airlock_broker::ssrf::Cidr;
 use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy, TokenTable};
 use airlock_crypto::kdf::labels;
@@ -465,20 +465,31 @@ fn env_name(secret: &str) -> String {
 /// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
 /// so that one headed to the wrong host is caught in any encoding.
 fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
+    let mut builder = vault_values(vault)?;
+    for c in credentials.iter() {
+        if let Some(s) = &c.surrogate {
+            builder.add(Source::Surrogate(c.secret.clone()), s.as_bytes());
+        }
+    }
+    build_known(&builder, "scanned for in outgoing requests")
+}
+
+/// Every current vault value, as known values to look for.
+pub(crate) fn vault_values(vault: &mut airlock_vault::Vault) -> Result<LeakScannerBuilder, CliError> {
     let mut builder = LeakScanner::builder();
     for info in vault.list()? {
         let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;
         let value = vault.resolve(&id)?;
         builder.add(Source::Secret(id.to_string()), value.expose());
     }
-    for c in credentials.iter() {
-        if let Some(s) = &c.surrogate {
-            builder.add(Source::Surrogate(c.secret.clone()), s.as_bytes());
-        }
-    }
+    Ok(builder)
+}
+
+/// Builds the automaton, warning about each value too short to look for (`what`: what would happen to it).
+pub(crate) fn build_known(builder: &LeakScannerBuilder, what: &str) -> Result<LeakScanner, CliError> {
     let scanner = builder.build().map_err(|e| CliError::input(e.to_string()))?;
     for s in scanner.skipped() {
-        eprintln!("airlock: warning: {} is shorter than 8 bytes and is not scanned for in outgoing requests", s.id());
+        eprintln!("airlock: warning: {} is shorter than 8 bytes and is not {what}", s.id());
     }
     Ok(scanner)
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use airlock_redact::known::{LeakScanner, Source};
+use airlock_redact::known::LeakScanner;
 use airlock_redact::{Finding, MaskStyle, PiiSelection, RuleSet, ScanOptions, Scanner, StreamRedactor};
 
 use crate::CliError;
@@ -106,16 +106,11 @@ pub(crate) fn fingerprint_key(home: &Path) -> Option<[u8; 32]> {
         return None;
     }
     let mut key = [0u8; 32];
-    getrandom_fill(&mut key)?;
+    getrandom::fill(&mut key).ok()?;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).ok()?;
     file.write_all(&key).ok()?;
     file.sync_all().ok()?;
     Some(key)
-}
-
-fn getrandom_fill(key: &mut [u8; 32]) -> Option<()> {
-    let mut f = std::fs::File::open("/dev/urandom").ok()?;
-    f.read_exact(key).ok()
 }
 
 fn list_rules(set: &RuleSet, json: bool) {
@@ -245,17 +240,7 @@ fn report(enabled: bool, path: Option<&str>, found: &[Finding]) {
 /// them there.)
 fn vault_values(ctx: &Ctx) -> Result<LeakScanner, CliError> {
     let mut vault = ctx.open_unlocked()?;
-    let mut builder = LeakScanner::builder();
-    for info in vault.list()? {
-        let id = airlock_vault::SecretId::new(&info.workspace, &info.name)?;
-        let value = vault.resolve(&id)?;
-        builder.add(Source::Secret(id.to_string()), value.expose());
-    }
-    let scanner = builder.build().map_err(|e| CliError::input(e.to_string()))?;
-    for s in scanner.skipped() {
-        eprintln!("airlock: warning: {} is shorter than 8 bytes and is not masked", s.id());
-    }
-    Ok(scanner)
+    crate::proxy::build_known(&crate::proxy::vault_values(&mut vault)?, "masked")
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -653,7 +638,7 @@ pub(crate) fn run_findings(
             _ => ("a credential in a tool's output was masked", Severity::Medium),
         };
         let event = airlock_audit::Event::finding(
-            jiff::Timestamp::now().as_millisecond(),
+            crate::run::now_ms(),
             &format!("{run_id}-redact-{i}"),
             title,
             &["redaction", &f.family],
