@@ -37,6 +37,7 @@ pub mod mask;
 pub mod rule;
 pub mod scan;
 pub mod stream;
+mod walk;
 
 pub use mask::MaskStyle;
 pub use rule::{Category, Rule, RuleError, RuleSet, RuleSpec};

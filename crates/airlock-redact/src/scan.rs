@@ -22,7 +22,8 @@
 
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{MatchKind, dfa};
 use regex_automata::Input;
 
 use crate::checks::shannon_entropy;
@@ -138,7 +139,7 @@ pub struct Scanner {
     rule_ids: Vec<Arc<str>>,
     rule_families: Vec<Arc<str>>,
     /// Keyword automaton, and for each of its patterns the rules that keyword belongs to.
-    keywords: Option<AhoCorasick>,
+    keywords: Option<Arc<dfa::DFA>>,
     keyword_rules: Vec<Vec<u32>>,
     /// Rules without keywords: their regex runs over the whole buffer.
     unkeyed: Vec<usize>,
@@ -194,14 +195,16 @@ impl Scanner {
         let keywords = if keyword_list.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
+            // No prefilter: with hundreds of keywords none would help, and the interleaved walk needs a start
+            // state that is not "special".
+            Some(Arc::new(
+                dfa::Builder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
+                    .prefilter(false)
                     .build(&keyword_list)
                     .map_err(|e| ScanError::Keywords(e.to_string()))?,
-            )
+            ))
         };
         let rule_max = rules.iter().map(Rule::max_len).max().unwrap_or(0);
         let known_max = known.as_ref().map_or(0, |k| k.max_pattern_len());
@@ -366,11 +369,12 @@ impl Scanner {
     fn rule_hits(&self, data: &[u8], hits: &mut Vec<Hit>, cut: &mut Cut) {
         let mut pending: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
         let mut lines = LineBounds::new(data);
-        if let Some(ac) = &self.keywords {
-            for m in ac.find_overlapping_iter(data) {
-                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+        if let Some(keywords) = &self.keywords {
+            crate::walk::overlapping_ends(keywords.as_ref(), data, |pattern, end| {
+                let start = end - keywords.pattern_len(pattern);
+                for &r in &self.keyword_rules[pattern.as_usize()] {
                     let r = r as usize;
-                    let (lo, hi) = self.window(&mut lines, r, m.start(), m.end());
+                    let (lo, hi) = self.window(&mut lines, r, start, end);
                     pending[r] = match pending[r] {
                         Some((plo, phi)) if lo <= phi => Some((plo.min(lo), phi.max(hi))),
                         Some((plo, phi)) => {
@@ -380,7 +384,7 @@ impl Scanner {
                         None => Some((lo, hi)),
                     };
                 }
-            }
+            });
         }
         for (r, window) in pending.into_iter().enumerate() {
             if let Some((lo, hi)) = window {
@@ -623,8 +627,10 @@ impl LineCounter {
 
     pub(crate) fn position(&mut self, data: &[u8], offset: usize) -> (u64, u64) {
         if offset > self.at {
-            for nl in memchr::memchr_iter(b'\n', &data[self.at..offset]) {
-                self.lines += 1;
+            let skipped = &data[self.at..offset];
+            // memchr's count is vectorised; a search per newline would cost more than the scan on short lines.
+            self.lines += memchr::memchr_iter(b'\n', skipped).count() as u64;
+            if let Some(nl) = memchr::memrchr(b'\n', skipped) {
                 self.line_start = (self.at + nl + 1) as i64;
             }
             self.at = offset;
