@@ -318,7 +318,7 @@ pub fn compile_regex(pattern: &str) -> Result<meta::Regex, String> {
                 // The bounded backtracker is linear too (it never revisits a (state, position) pair), but it is
                 // only used on small inputs anyway; the lazy DFA does the work.
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                .hybrid_cache_capacity(16 << 20),
+                .hybrid_cache_capacity(2 << 20),
         )
         .build(pattern)
         .map_err(|e| format!("regex does not compile: {e}"))
