@@ -144,6 +144,8 @@ pub struct Rule {
     pub(crate) compiled: Arc<OnceLock<Option<CompiledRegex>>>,
     pub(crate) check: Option<Check>,
     pub(crate) max_len: usize,
+    /// Every match starts at the start of a line: within one line, one anchored search decides.
+    pub(crate) line_start: bool,
     /// Lowercased keywords.
     pub(crate) keywords: Vec<Vec<u8>>,
     /// Lowercased `allow` strings.
@@ -331,15 +333,18 @@ fn compile_with_group(pattern: &str) -> Result<CompiledRegex, String> {
     Ok((regex, group))
 }
 
-/// The longest match `pattern` can produce, in bytes (`None`: unbounded).
-fn longest_match(pattern: &str) -> Result<Option<usize>, String> {
+/// The longest match `pattern` can produce, in bytes (`None`: unbounded), and whether every match starts at the
+/// start of a line (`(?m:^)`).
+fn shape(pattern: &str) -> Result<(Option<usize>, bool), String> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
         .map_err(|e| format!("regex does not compile: {e}"))?;
-    Ok(hir.properties().maximum_len())
+    let props = hir.properties();
+    let prefix = props.look_set_prefix();
+    Ok((props.maximum_len(), prefix.contains(regex_syntax::hir::Look::StartLF)))
 }
 
 fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool) -> Result<Rule, String> {
@@ -368,7 +373,8 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
     }
     // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
     // split stream finds what the whole buffer does) and keeps every candidate's cost bounded.
-    match longest_match(&spec.regex)? {
+    let (longest, line_start) = shape(&spec.regex)?;
+    match longest {
         Some(n) if n <= max_len => {}
         Some(n) => return Err(format!("regex can match {n} bytes, more than max_len = {max_len}")),
         None => {
@@ -401,5 +407,5 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
         return Err("a rule needs at least one positive and one negative example".into());
     }
     let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();
-    Ok(Rule { compiled, check, max_len, keywords, allow, origin: origin.to_string(), spec })
+    Ok(Rule { compiled, check, max_len, line_start, keywords, allow, origin: origin.to_string(), spec })
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{MatchKind, dfa};
-use regex_automata::Input;
+use regex_automata::{Anchored, Input};
 
 use crate::checks::shannon_entropy;
 use crate::known::{Encoding, LeakScanner, Source};
@@ -408,31 +408,38 @@ impl Scanner {
     fn search_window(&self, data: &[u8], r: usize, lo: usize, hi: usize, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let rule = &self.rules[r];
         let Some((regex, secret_group)) = rule.regex() else { return };
-        let mut caps = secret_group.map(|_| regex.create_captures());
+        // A keyword window of a single-line rule lies within one line. If every match starts a line, only the
+        // window's first byte can start one, and only if it starts the line.
+        let anchored = rule.line_start && !rule.spec.multiline && !rule.keywords.is_empty();
+        if anchored && lo > 0 && data[lo - 1] != b'\n' {
+            return;
+        }
+        // Captures only for candidates, which are rare: most windows hold none.
+        let mut caps = None;
         let mut lower = Vec::new();
         let mut at = lo;
         while at < hi {
-            let input = Input::new(data).span(at..hi);
-            let (m_start, m_end, secret) = match caps.as_mut() {
-                Some(caps) => {
-                    regex.search_captures(&input, caps);
-                    let Some(m) = caps.get_match() else { break };
-                    let group = secret_group.and_then(|g| caps.get_group(g));
-                    let secret = group.map_or((m.start(), m.end()), |g| (g.start, g.end));
-                    (m.start(), m.end(), secret)
-                }
-                None => {
-                    let Some(m) = regex.search(&input) else { break };
-                    (m.start(), m.end(), (m.start(), m.end()))
+            let input = Input::new(data).span(at..hi).anchored(if anchored { Anchored::Yes } else { Anchored::No });
+            let Some(m) = regex.search(&input) else { break };
+            let secret = match *secret_group {
+                None => (m.start(), m.end()),
+                Some(g) => {
+                    let caps = caps.get_or_insert_with(|| regex.create_captures());
+                    // The same match again, now with groups: anchored at its start and ending at its end.
+                    regex.search_captures(&input.clone().span(m.start()..m.end()).anchored(Anchored::Yes), caps);
+                    caps.get_group(g).map_or((m.start(), m.end()), |s| (s.start, s.end))
                 }
             };
-            at = m_end.max(m_start + 1);
-            cut.note(m_start, m_end);
+            at = m.end().max(m.start() + 1);
+            cut.note(m.start(), m.end());
             let accepted = secret.1 > secret.0
-                && (rule.keywords.is_empty() || contains_keyword(&rule.keywords, &data[m_start..m_end], &mut lower))
+                && (rule.keywords.is_empty() || contains_keyword(&rule.keywords, &data[m.range()], &mut lower))
                 && accept(rule, &data[secret.0..secret.1]);
             if accepted {
                 hits.push(Hit { start: secret.0, end: secret.1, detector: Detector::Rule(r), rank: rule.rank() });
+            }
+            if anchored {
+                break;
             }
         }
     }
@@ -500,7 +507,8 @@ struct LineBounds<'a> {
 
 impl<'a> LineBounds<'a> {
     fn new(data: &'a [u8]) -> LineBounds<'a> {
-        LineBounds { data, scanned: 0, last_newline: None, next_from: 0, next_newline: None }
+        // `next_from` past any offset: nothing is known about newlines after an offset until one is searched.
+        LineBounds { data, scanned: 0, last_newline: None, next_from: usize::MAX, next_newline: None }
     }
 
     /// Where the line holding `at` starts, or `floor` if that is later.
