@@ -146,6 +146,9 @@ pub struct Rule {
     pub(crate) max_len: usize,
     /// Every match starts at the start of a line: within one line, one anchored search decides.
     pub(crate) line_start: bool,
+    /// Every match starts with one of the rule's keywords: a window need not reach back before its keyword, and
+    /// a window holding one keyword occurrence is searched once, anchored there.
+    pub(crate) keyword_start: bool,
     /// Lowercased keywords.
     pub(crate) keywords: Vec<Vec<u8>>,
     /// Lowercased `allow` strings.
@@ -333,9 +336,17 @@ fn compile_with_group(pattern: &str) -> Result<CompiledRegex, String> {
     Ok((regex, group))
 }
 
-/// The longest match `pattern` can produce, in bytes (`None`: unbounded), and whether every match starts at the
-/// start of a line (`(?m:^)`).
-fn shape(pattern: &str) -> Result<(Option<usize>, bool), String> {
+/// What the engine needs to know about a regex beyond compiling it.
+struct Shape {
+    /// The longest match, in bytes (`None`: unbounded).
+    longest: Option<usize>,
+    /// Every match starts at the start of a line (`(?m:^)`).
+    line_start: bool,
+    /// Every match starts with one of these literals (`None`: no finite set is known).
+    prefixes: Option<Vec<Vec<u8>>>,
+}
+
+fn shape(pattern: &str) -> Result<Shape, String> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
@@ -343,8 +354,22 @@ fn shape(pattern: &str) -> Result<(Option<usize>, bool), String> {
         .parse(pattern)
         .map_err(|e| format!("regex does not compile: {e}"))?;
     let props = hir.properties();
-    let prefix = props.look_set_prefix();
-    Ok((props.maximum_len(), prefix.contains(regex_syntax::hir::Look::StartLF)))
+    let seq = regex_syntax::hir::literal::Extractor::new()
+        .kind(regex_syntax::hir::literal::ExtractKind::Prefix)
+        .extract(&hir);
+    Ok(Shape {
+        longest: props.maximum_len(),
+        line_start: props.look_set_prefix().contains(regex_syntax::hir::Look::StartLF),
+        prefixes: seq.literals().map(|lits| lits.iter().map(|l| l.as_bytes().to_vec()).collect()),
+    })
+}
+
+/// Does every match start with one of `keywords` (lowercase; compared ignoring ASCII case)? Then the prefilter's
+/// keyword occurrences are the only places a match can start.
+fn starts_with_keyword(prefixes: Option<&[Vec<u8>]>, keywords: &[Vec<u8>]) -> bool {
+    let Some(prefixes) = prefixes else { return false };
+    !prefixes.is_empty()
+        && prefixes.iter().all(|p| keywords.iter().any(|k| p.len() >= k.len() && p[..k.len()].eq_ignore_ascii_case(k)))
 }
 
 fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool) -> Result<Rule, String> {
@@ -373,7 +398,8 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
     }
     // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
     // split stream finds what the whole buffer does) and keeps every candidate's cost bounded.
-    let (longest, line_start) = shape(&spec.regex)?;
+    let Shape { longest, line_start, prefixes } = shape(&spec.regex)?;
+    let keyword_start = starts_with_keyword(prefixes.as_deref(), &keywords);
     match longest {
         Some(n) if n <= max_len => {}
         Some(n) => return Err(format!("regex can match {n} bytes, more than max_len = {max_len}")),
@@ -407,5 +433,33 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
         return Err("a rule needs at least one positive and one negative example".into());
     }
     let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();
-    Ok(Rule { compiled, check, max_len, line_start, keywords, allow, origin: origin.to_string(), spec })
+    Ok(Rule { compiled, check, max_len, line_start, keyword_start, keywords, allow, origin: origin.to_string(), spec })
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine's shortcuts rest on these facts about a regex; a wrong "yes" would lose findings.
+    #[test]
+    fn shape_knows_which_rules_start_at_a_keyword_or_a_line() {
+        let set = RuleSet::builtin();
+        let rule = |id: &str| set.get(id).unwrap_or_else(|| panic!("{id} is built in"));
+        assert!(rule("github-pat-classic").keyword_start);
+        assert!(rule("asana-personal-access-token").keyword_start, "alternated prefixes 1/ and 2/");
+        assert!(!rule("generic-password-assignment").keyword_start, "the name may come before the keyword");
+        assert!(!rule("aws-secret-access-key").keyword_start);
+        assert!(rule("generic-env-secret").line_start);
+        assert!(!rule("generic-secret-assignment").line_start);
+        // A prefix shorter than the keyword proves nothing; so does a keyword that only occurs later.
+        let kw = |k: &str| vec![k.as_bytes().to_vec()];
+        assert!(starts_with_keyword(Some(&[b"GHP_".to_vec()]), &kw("ghp_")), "keywords ignore case");
+        assert!(!starts_with_keyword(Some(&[b"gh".to_vec()]), &kw("ghp_")));
+        assert!(!starts_with_keyword(Some(&[b"x_ghp_".to_vec()]), &kw("ghp_")));
+        assert!(!starts_with_keyword(Some(&[]), &kw("ghp_")));
+        assert!(!starts_with_keyword(None, &kw("ghp_")));
+        let s = shape(r"(?i:token)[=:](?P<secret>[a-z]{8})").expect("parses");
+        assert!(starts_with_keyword(s.prefixes.as_deref(), &kw("token")));
+        let s = shape(r"[a-z]{0,4}token[=:](?P<secret>[a-z]{8})").expect("parses");
+        assert!(!starts_with_keyword(s.prefixes.as_deref(), &kw("token")));
+    }
 }

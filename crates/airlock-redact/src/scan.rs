@@ -367,7 +367,7 @@ impl Scanner {
     /// occurrences overlap it and searched when the next one lies beyond it. Memory stays at one window per rule
     /// however many keywords the input holds.
     fn rule_hits(&self, data: &[u8], hits: &mut Vec<Hit>, cut: &mut Cut) {
-        let mut pending: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
+        let mut pending: Vec<Option<Window>> = vec![None; self.rules.len()];
         let mut lines = LineBounds::new(data);
         if let Some(keywords) = &self.keywords {
             crate::walk::overlapping_ends(keywords.as_ref(), data, |pattern, end| {
@@ -376,45 +376,52 @@ impl Scanner {
                     let r = r as usize;
                     let (lo, hi) = self.window(&mut lines, r, start, end);
                     pending[r] = match pending[r] {
-                        Some((plo, phi)) if lo <= phi => Some((plo.min(lo), phi.max(hi))),
-                        Some((plo, phi)) => {
-                            self.search_window(data, r, plo, phi, hits, cut);
-                            Some((lo, hi))
+                        Some(w) if lo <= w.hi => {
+                            Some(Window { lo: w.lo.min(lo), hi: w.hi.max(hi), one_keyword: false })
                         }
-                        None => Some((lo, hi)),
+                        Some(w) => {
+                            self.search_window(data, r, w, hits, cut);
+                            Some(Window { lo, hi, one_keyword: true })
+                        }
+                        None => Some(Window { lo, hi, one_keyword: true }),
                     };
                 }
             });
         }
         for (r, window) in pending.into_iter().enumerate() {
-            if let Some((lo, hi)) = window {
-                self.search_window(data, r, lo, hi, hits, cut);
+            if let Some(w) = window {
+                self.search_window(data, r, w, hits, cut);
             }
         }
         for &r in &self.unkeyed {
-            self.search_window(data, r, 0, data.len(), hits, cut);
+            self.search_window(data, r, Window { lo: 0, hi: data.len(), one_keyword: false }, hits, cut);
         }
     }
 
-    /// The window around a keyword occurrence: `max_len` either side, within the line unless multi-line.
+    /// The window around a keyword occurrence: `max_len` either side (only after it if every match starts with a
+    /// keyword), within the line unless multi-line.
     fn window(&self, lines: &mut LineBounds<'_>, r: usize, ks: usize, ke: usize) -> (usize, usize) {
         let rule = &self.rules[r];
-        let (lo, hi) = (ks.saturating_sub(rule.max_len), (ke + rule.max_len).min(lines.data.len()));
+        let lo = if rule.keyword_start { ks } else { ks.saturating_sub(rule.max_len) };
+        let hi = (ke + rule.max_len).min(lines.data.len());
         if rule.spec.multiline { (lo, hi) } else { (lines.start_of(ks, lo), hi.min(lines.end_of(ke))) }
     }
 
-    /// Runs one rule's regex over `lo..hi` like an ordinary left-to-right search: each candidate consumes its
+    /// Runs one rule's regex over a window like an ordinary left-to-right search: each candidate consumes its
     /// bytes whether it is accepted or not, so the work is linear in the window.
-    fn search_window(&self, data: &[u8], r: usize, lo: usize, hi: usize, hits: &mut Vec<Hit>, cut: &mut Cut) {
+    fn search_window(&self, data: &[u8], r: usize, w: Window, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let rule = &self.rules[r];
         let Some((regex, secret_group)) = rule.regex() else { return };
-        // A keyword window of a single-line rule lies within one line. If every match starts a line, only the
-        // window's first byte can start one, and only if it starts the line.
-        let anchored = rule.line_start && !rule.spec.multiline && !rule.keywords.is_empty();
-        if anchored && lo > 0 && data[lo - 1] != b'\n' {
+        let Window { lo, hi, one_keyword } = w;
+        // Where only one place can start a match, one anchored search there decides. A keyword window of a
+        // single-line rule lies within one line: if every match starts a line, that place is the window's start,
+        // if it starts the line. If every match starts with a keyword and the window holds one, it is the
+        // keyword's start, which is the window's.
+        let line_anchored = rule.line_start && !rule.spec.multiline && !rule.keywords.is_empty();
+        if line_anchored && lo > 0 && data[lo - 1] != b'\n' {
             return;
         }
-        // Captures only for candidates, which are rare: most windows hold none.
+        let anchored = line_anchored || (rule.keyword_start && one_keyword);
         let mut caps = None;
         let mut lower = Vec::new();
         let mut at = lo;
@@ -443,6 +450,14 @@ impl Scanner {
             }
         }
     }
+}
+
+/// A rule's pending search window, and whether a single keyword occurrence made it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    lo: usize,
+    hi: usize,
+    one_keyword: bool,
 }
 
 /// Where a stream may cut its buffer. It would like to cut at `fence`; candidates that may straddle a cut between

@@ -74,3 +74,27 @@ negative = ["WKEY\nm3n8b5v2c7x4"]
     assert!(s.scan(b"WKEY\nm3n8b5v2c7x4\n").is_empty(), "the first keyword's window stops at its newline");
     assert_eq!(s.scan(b"WKEY m3n8b5v2c7x4\n").len(), 1);
 }
+
+/// A rule whose matches start with its keyword is searched from each keyword, anchored when a window holds one
+/// occurrence and unanchored when occurrences share a window: both must find every token, near misses in between.
+#[test]
+fn a_keyword_prefixed_rule_finds_every_token_alone_or_crowded() {
+    let s = scanner(
+        r#"
+[[rule]]
+id = "qk-token"
+family = "test"
+description = "qk_ then 16 alphanumerics"
+keywords = ["qk_"]
+regex = '''\b(?P<secret>qk_[A-Za-z0-9]{16})\b'''
+max_len = 19
+positive = ["qk_Ab3dEf6hIj9kLm2n"]
+negative = ["qk_short"]
+"#,
+    );
+    let alone = b"a qk_Ab3dEf6hIj9kLm2n\n";
+    assert_eq!(s.scan(alone).len(), 1);
+    let crowded = b"QK_Ab3dEf6hIj9kLm2n qk_short qk_Ab3dEf6hIj9kLm2n,qk_Zz9yXx8wVv7uTt6s xqk_Ab3dEf6hIj9kLm2n\n";
+    let found: Vec<&[u8]> = s.scan(crowded).iter().map(|f| &crowded[f.start as usize..f.end as usize]).collect();
+    assert_eq!(found, vec![b"qk_Ab3dEf6hIj9kLm2n".as_slice(), b"qk_Zz9yXx8wVv7uTt6s".as_slice()]);
+}
