@@ -33,7 +33,7 @@ pub(crate) fn overlapping_ends<A: Automaton>(aut: &A, data: &[u8], mut each: imp
         let hi = (lo + BLOCK).min(data.len());
         if hi - lo < MIN_LANED {
             lanes[0].clear();
-            walk(aut, start, data, lo.saturating_sub(overlap), lo, hi, &mut lanes[0]);
+            walk(aut, start, &data[..hi], lo.saturating_sub(overlap), lo, &mut lanes[0]);
             lanes[0].iter().for_each(|&(p, end)| each(p, end));
         } else {
             walk_four(aut, start, data, lo, hi, overlap, &mut lanes);
@@ -43,18 +43,16 @@ pub(crate) fn overlapping_ends<A: Automaton>(aut: &A, data: &[u8], mut each: imp
     }
 }
 
-/// Walks `data[from..to]` from the start state, recording matches that end after `keep`.
+/// Walks `data[from..]` from state `sid`, recording matches that end after `keep`.
 fn walk<A: Automaton>(
     aut: &A,
-    start: StateID,
+    mut sid: StateID,
     data: &[u8],
     from: usize,
     keep: usize,
-    to: usize,
     found: &mut Vec<(PatternID, usize)>,
 ) {
-    let mut sid = start;
-    for (i, &byte) in data[from..to].iter().enumerate() {
+    for (i, &byte) in data[from..].iter().enumerate() {
         sid = aut.next_state(Anchored::No, sid, byte);
         if aut.is_special(sid) {
             record(aut, sid, from + i + 1, keep, found);
@@ -100,13 +98,8 @@ fn walk_four<A: Automaton>(
             }
         }
     }
-    for (l, mut sid) in [s0, s1, s2, s3].into_iter().enumerate() {
-        for at in from[l] + steps..bounds[l + 1] {
-            sid = aut.next_state(Anchored::No, sid, data[at]);
-            if aut.is_special(sid) {
-                record(aut, sid, at + 1, bounds[l], &mut lanes[l]);
-            }
-        }
+    for (l, sid) in [s0, s1, s2, s3].into_iter().enumerate() {
+        walk(aut, sid, &data[..bounds[l + 1]], from[l] + steps, bounds[l], &mut lanes[l]);
     }
 }
 
@@ -123,7 +116,10 @@ mod tests {
     use super::*;
     use aho_corasick::{AhoCorasick, MatchKind, dfa};
 
-    fn both(patterns: &[&str], data: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    /// (pattern, end) pairs.
+    type Ends = Vec<(usize, usize)>;
+
+    fn both(patterns: &[&str], data: &[u8]) -> (Ends, Ends) {
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
