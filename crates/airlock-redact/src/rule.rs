@@ -144,6 +144,8 @@ pub struct Rule {
     pub(crate) compiled: Arc<OnceLock<Option<CompiledRegex>>>,
     pub(crate) check: Option<Check>,
     pub(crate) max_len: usize,
+    /// Every match is at least this long: a shorter window holds none.
+    pub(crate) min_len: usize,
     /// Every match starts at the start of a line: within one line, one anchored search decides.
     pub(crate) line_start: bool,
     /// Every match starts with one of the rule's keywords: a window need not reach back before its keyword, and
@@ -340,6 +342,8 @@ fn compile_with_group(pattern: &str) -> Result<CompiledRegex, String> {
 struct Shape {
     /// The longest match, in bytes (`None`: unbounded).
     longest: Option<usize>,
+    /// The shortest match, in bytes.
+    shortest: usize,
     /// Every match starts at the start of a line (`(?m:^)`).
     line_start: bool,
     /// Every match starts with one of these literals (`None`: no finite set is known).
@@ -359,6 +363,7 @@ fn shape(pattern: &str) -> Result<Shape, String> {
         .extract(&hir);
     Ok(Shape {
         longest: props.maximum_len(),
+        shortest: props.minimum_len().unwrap_or(0),
         line_start: props.look_set_prefix().contains(regex_syntax::hir::Look::StartLF),
         prefixes: seq.literals().map(|lits| lits.iter().map(|l| l.as_bytes().to_vec()).collect()),
     })
@@ -398,7 +403,7 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
     }
     // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
     // split stream finds what the whole buffer does) and keeps every candidate's cost bounded.
-    let Shape { longest, line_start, prefixes } = shape(&spec.regex)?;
+    let Shape { longest, shortest, line_start, prefixes } = shape(&spec.regex)?;
     let keyword_start = starts_with_keyword(prefixes.as_deref(), &keywords);
     match longest {
         Some(n) if n <= max_len => {}
@@ -433,7 +438,18 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
         return Err("a rule needs at least one positive and one negative example".into());
     }
     let allow = spec.allow.iter().map(|a| a.to_ascii_lowercase().into_bytes()).collect();
-    Ok(Rule { compiled, check, max_len, line_start, keyword_start, keywords, allow, origin: origin.to_string(), spec })
+    Ok(Rule {
+        compiled,
+        check,
+        max_len,
+        min_len: shortest,
+        line_start,
+        keyword_start,
+        keywords,
+        allow,
+        origin: origin.to_string(),
+        spec,
+    })
 }
 #[cfg(test)]
 mod tests {

@@ -425,7 +425,8 @@ impl Scanner {
         let mut caps = None;
         let mut lower = Vec::new();
         let mut at = lo;
-        while at < hi {
+        // Most keywords sit in windows too short for their rule's shortest match (a `path` is no Airtable token).
+        while at < hi && hi - at >= rule.min_len {
             let input = Input::new(data).span(at..hi).anchored(if anchored { Anchored::Yes } else { Anchored::No });
             let Some(m) = regex.search(&input) else { break };
             let secret = match *secret_group {
