@@ -358,15 +358,41 @@ fn shape(pattern: &str) -> Result<Shape, String> {
         .parse(pattern)
         .map_err(|e| format!("regex does not compile: {e}"))?;
     let props = hir.properties();
+    // Folded first: `(?i:secret)` would otherwise give 64 literals, and longer words more than the extractor keeps.
     let seq = regex_syntax::hir::literal::Extractor::new()
         .kind(regex_syntax::hir::literal::ExtractKind::Prefix)
-        .extract(&hir);
+        .extract(&fold_case(&hir));
     Ok(Shape {
         longest: props.maximum_len(),
         shortest: props.minimum_len().unwrap_or(0),
         line_start: props.look_set_prefix().contains(regex_syntax::hir::Look::StartLF),
         prefixes: seq.literals().map(|lits| lits.iter().map(|l| l.as_bytes().to_vec()).collect()),
     })
+}
+
+/// `hir` with every class that is one letter in either case (`[Ss]`, what `(?i:s)` becomes) replaced by the
+/// lowercase letter. The result matches a different language; it is only for comparing prefixes with keywords,
+/// which ignore case anyway.
+fn fold_case(hir: &regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
+    use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
+    match hir.kind() {
+        HirKind::Class(Class::Bytes(class)) => match class.ranges() {
+            [upper, lower]
+                if upper.start() == upper.end()
+                    && lower.start() == lower.end()
+                    && upper.start().is_ascii_uppercase()
+                    && lower.start() == upper.start().to_ascii_lowercase() =>
+            {
+                Hir::literal([lower.start()])
+            }
+            _ => hir.clone(),
+        },
+        HirKind::Repetition(rep) => Hir::repetition(Repetition { sub: Box::new(fold_case(&rep.sub)), ..rep.clone() }),
+        HirKind::Capture(cap) => Hir::capture(Capture { sub: Box::new(fold_case(&cap.sub)), ..cap.clone() }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(fold_case).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(fold_case).collect()),
+        _ => hir.clone(),
+    }
 }
 
 /// Does every match start with one of `keywords` (lowercase; compared ignoring ASCII case)? Then the prefilter's
@@ -475,6 +501,12 @@ mod tests {
         assert!(!starts_with_keyword(None, &kw("ghp_")));
         let s = shape(r"(?i:token)[=:](?P<secret>[a-z]{8})").expect("parses");
         assert!(starts_with_keyword(s.prefixes.as_deref(), &kw("token")));
+        let s = shape(r"(?i:secret|encryption[_\-]?key|api[_\-]?secret)\s{0,2}=").expect("parses");
+        let kws =
+            [b"secret".to_vec(), b"encryption_key".to_vec(), b"encryption-key".to_vec(), b"encryptionkey".to_vec()];
+        assert!(!starts_with_keyword(s.prefixes.as_deref(), &kws), "api_secret starts with no keyword");
+        let kws = [kws.as_slice(), &[b"api_secret".to_vec(), b"api-secret".to_vec(), b"apisecret".to_vec()]].concat();
+        assert!(starts_with_keyword(s.prefixes.as_deref(), &kws), "long case-insensitive words are still seen");
         let s = shape(r"[a-z]{0,4}token[=:](?P<secret>[a-z]{8})").expect("parses");
         assert!(!starts_with_keyword(s.prefixes.as_deref(), &kw("token")));
     }
