@@ -376,14 +376,12 @@ impl Scanner {
                     let r = r as usize;
                     let (lo, hi) = self.window(&mut lines, r, start, end);
                     pending[r] = match pending[r] {
-                        Some(w) if lo <= w.hi => {
-                            Some(Window { lo: w.lo.min(lo), hi: w.hi.max(hi), one_keyword: false })
-                        }
+                        Some(w) if lo <= w.hi => Some(w.merge(lo, hi, start)),
                         Some(w) => {
                             self.search_window(data, r, w, hits, cut);
-                            Some(Window { lo, hi, one_keyword: true })
+                            Some(Window::new(lo, hi, start))
                         }
-                        None => Some(Window { lo, hi, one_keyword: true }),
+                        None => Some(Window::new(lo, hi, start)),
                     };
                 }
             });
@@ -394,7 +392,7 @@ impl Scanner {
             }
         }
         for &r in &self.unkeyed {
-            self.search_window(data, r, Window { lo: 0, hi: data.len(), one_keyword: false }, hits, cut);
+            self.search_window(data, r, Window::whole(data.len()), hits, cut);
         }
     }
 
@@ -412,33 +410,27 @@ impl Scanner {
     fn search_window(&self, data: &[u8], r: usize, w: Window, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let rule = &self.rules[r];
         let Some((regex, secret_group)) = rule.regex() else { return };
-        let Window { lo, hi, one_keyword } = w;
-        // Where only one place can start a match, one anchored search there decides. A keyword window of a
-        // single-line rule lies within one line: if every match starts a line, that place is the window's start,
-        // if it starts the line. If every match starts with a keyword and the window holds one, it is the
-        // keyword's start, which is the window's.
-        let line_anchored = rule.line_start && !rule.spec.multiline && !rule.keywords.is_empty();
-        if line_anchored && lo > 0 && data[lo - 1] != b'\n' {
-            return;
-        }
-        let anchored = line_anchored || (rule.keyword_start && one_keyword);
+        let Window { lo, hi, .. } = w;
         let mut caps = None;
         let mut lower = Vec::new();
-        let mut at = lo;
-        // Most keywords sit in windows too short for their rule's shortest match (a `path` is no Airtable token).
-        while at < hi && hi - at >= rule.min_len {
+        // One search from `at`; a candidate is recorded (if accepted) and noted for the stream's cut. Returns where
+        // the next search starts, or `None` when no candidate was found.
+        let mut search = |at: usize, anchored: bool| -> Option<usize> {
+            // Most keywords sit in windows too short for their rule's shortest match (a `path` is no Airtable token).
+            if at >= hi || hi - at < rule.min_len {
+                return None;
+            }
             let input = Input::new(data).span(at..hi).anchored(if anchored { Anchored::Yes } else { Anchored::No });
-            let Some(m) = regex.search(&input) else { break };
+            let m = regex.search(&input)?;
             let secret = match *secret_group {
                 None => (m.start(), m.end()),
                 Some(g) => {
+                    // Groups only for candidates, which are rare: the same match again, anchored at both ends.
                     let caps = caps.get_or_insert_with(|| regex.create_captures());
-                    // The same match again, now with groups: anchored at its start and ending at its end.
                     regex.search_captures(&input.clone().span(m.start()..m.end()).anchored(Anchored::Yes), caps);
                     caps.get_group(g).map_or((m.start(), m.end()), |s| (s.start, s.end))
                 }
             };
-            at = m.end().max(m.start() + 1);
             cut.note(m.start(), m.end());
             let accepted = secret.1 > secret.0
                 && (rule.keywords.is_empty() || contains_keyword(&rule.keywords, &data[m.range()], &mut lower))
@@ -446,19 +438,80 @@ impl Scanner {
             if accepted {
                 hits.push(Hit { start: secret.0, end: secret.1, detector: Detector::Rule(r), rank: rule.rank() });
             }
-            if anchored {
-                break;
+            Some(m.end().max(m.start() + 1))
+        };
+        // Where only a few places can start a match, anchored searches there decide, in order (what a search
+        // from the left would find first). A keyword window of a single-line rule lies within one line: if every
+        // match starts a line, that place is the window's start, if it starts the line.
+        if rule.line_start && !rule.spec.multiline && !rule.keywords.is_empty() {
+            if lo == 0 || data[lo - 1] == b'\n' {
+                search(lo, true);
             }
+            return;
+        }
+        // If every match starts with a keyword, the places are the keywords' starts.
+        if rule.keyword_start
+            && let Some(starts) = w.starts()
+        {
+            let (mut at, mut tried) = (lo, None);
+            for s in starts {
+                if s >= at && tried.replace(s) != Some(s) {
+                    at = search(s, true).unwrap_or(at);
+                }
+            }
+            return;
+        }
+        let mut at = lo;
+        while let Some(next) = search(at, false) {
+            at = next;
         }
     }
 }
 
-/// A rule's pending search window, and whether a single keyword occurrence made it.
+/// A rule's pending search window, and the starts of the first few keyword occurrences that made it.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     lo: usize,
     hi: usize,
-    one_keyword: bool,
+    starts: [usize; Window::STARTS],
+    /// Occurrences seen, up to `STARTS + 1` (more than `STARTS`: the starts are not all known).
+    occurrences: usize,
+}
+
+impl Window {
+    /// Beyond this many keyword occurrences, one unanchored search of the window beats an anchored one per start.
+    const STARTS: usize = 4;
+
+    fn new(lo: usize, hi: usize, start: usize) -> Window {
+        let mut starts = [0; Window::STARTS];
+        starts[0] = start;
+        Window { lo, hi, starts, occurrences: 1 }
+    }
+
+    /// The whole buffer, for rules without keywords.
+    fn whole(len: usize) -> Window {
+        Window { lo: 0, hi: len, starts: [0; Window::STARTS], occurrences: Window::STARTS + 1 }
+    }
+
+    fn merge(mut self, lo: usize, hi: usize, start: usize) -> Window {
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
+        if self.occurrences < Window::STARTS {
+            self.starts[self.occurrences] = start;
+        }
+        self.occurrences = (self.occurrences + 1).min(Window::STARTS + 1);
+        self
+    }
+
+    /// The keyword starts in increasing order, if all are known.
+    fn starts(&self) -> Option<impl Iterator<Item = usize>> {
+        if self.occurrences > Window::STARTS {
+            return None;
+        }
+        let mut starts = self.starts;
+        starts[..self.occurrences].sort_unstable();
+        Some(starts.into_iter().take(self.occurrences))
+    }
 }
 
 /// Where a stream may cut its buffer. It would like to cut at `fence`; candidates that may straddle a cut between
