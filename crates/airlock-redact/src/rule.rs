@@ -146,6 +146,8 @@ pub struct Rule {
     pub(crate) max_len: usize,
     /// Every match is at least this long: a shorter window holds none.
     pub(crate) min_len: usize,
+    /// Every match holds this byte, which keywords do not: a window without it holds none.
+    pub(crate) required_byte: Option<u8>,
     /// Every match starts at the start of a line: within one line, one anchored search decides.
     pub(crate) line_start: bool,
     /// Every match starts with one of the rule's keywords: a window need not reach back before its keyword, and
@@ -348,6 +350,8 @@ struct Shape {
     line_start: bool,
     /// Every match starts with one of these literals (`None`: no finite set is known).
     prefixes: Option<Vec<Vec<u8>>>,
+    /// Bytes every match contains.
+    required: Vec<u8>,
 }
 
 fn shape(pattern: &str) -> Result<Shape, String> {
@@ -367,7 +371,36 @@ fn shape(pattern: &str) -> Result<Shape, String> {
         shortest: props.minimum_len().unwrap_or(0),
         line_start: props.look_set_prefix().contains(regex_syntax::hir::Look::StartLF),
         prefixes: seq.literals().map(|lits| lits.iter().map(|l| l.as_bytes().to_vec()).collect()),
+        required: required_bytes(&hir),
     })
+}
+
+/// Bytes that every match of `hir` contains (not all of them: literal bytes in sequences, through groups,
+/// repeats of at least one, and alternations whose every branch requires them).
+fn required_bytes(hir: &regex_syntax::hir::Hir) -> Vec<u8> {
+    use regex_syntax::hir::HirKind;
+    let mut out: Vec<u8> = match hir.kind() {
+        HirKind::Literal(lit) => lit.0.to_vec(),
+        HirKind::Capture(cap) => required_bytes(&cap.sub),
+        HirKind::Repetition(rep) if rep.min >= 1 => required_bytes(&rep.sub),
+        HirKind::Concat(subs) => subs.iter().flat_map(required_bytes).collect(),
+        HirKind::Alternation(subs) => {
+            let mut each = subs.iter().map(required_bytes);
+            let first = each.next().unwrap_or_default();
+            each.fold(first, |acc, next| acc.into_iter().filter(|b| next.contains(b)).collect())
+        }
+        _ => Vec::new(),
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Of the bytes every match contains, one that ordinary text seldom holds and no keyword contains (a keyword's
+/// window always holds its keyword): a window without it holds no match. `@` in a URL with credentials, say.
+fn rare_required_byte(required: &[u8], keywords: &[Vec<u8>]) -> Option<u8> {
+    const RARE_FIRST: &[u8] = b"@|~^$!#%&*+?;<>[]{}\\`";
+    RARE_FIRST.iter().copied().find(|b| required.contains(b) && !keywords.iter().any(|k| k.contains(b)))
 }
 
 /// `hir` with every class that is one letter in either case (`[Ss]`, what `(?i:s)` becomes) replaced by the
@@ -429,8 +462,9 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
     }
     // A match can never be longer than max_len: that bound is what makes a stream's carry-over window exact (a
     // split stream finds what the whole buffer does) and keeps every candidate's cost bounded.
-    let Shape { longest, shortest, line_start, prefixes } = shape(&spec.regex)?;
+    let Shape { longest, shortest, line_start, prefixes, required } = shape(&spec.regex)?;
     let keyword_start = starts_with_keyword(prefixes.as_deref(), &keywords);
+    let required_byte = if keywords.is_empty() { None } else { rare_required_byte(&required, &keywords) };
     match longest {
         Some(n) if n <= max_len => {}
         Some(n) => return Err(format!("regex can match {n} bytes, more than max_len = {max_len}")),
@@ -469,6 +503,7 @@ fn compile(spec: RuleSpec, origin: &str, need_examples: bool, compile_now: bool)
         check,
         max_len,
         min_len: shortest,
+        required_byte,
         line_start,
         keyword_start,
         keywords,
@@ -509,5 +544,19 @@ mod tests {
         assert!(starts_with_keyword(s.prefixes.as_deref(), &kws), "long case-insensitive words are still seen");
         let s = shape(r"[a-z]{0,4}token[=:](?P<secret>[a-z]{8})").expect("parses");
         assert!(!starts_with_keyword(s.prefixes.as_deref(), &kw("token")));
+    }
+
+    /// A window without a byte every match needs is skipped, so "needs" must be exact.
+    #[test]
+    fn required_bytes_are_those_every_match_holds() {
+        let req = |p: &str| shape(p).expect("parses").required;
+        assert_eq!(req(r"https?://[a-z]{0,9}:(?P<s>[a-z]{1,9})@[a-z]"), b"/:@hpt".to_vec(), "s? is optional");
+        assert_eq!(req(r"(?:a@b|c@d)"), b"@".to_vec(), "in every branch");
+        assert_eq!(req(r"(?:a@b|cd)"), Vec::<u8>::new(), "not in every branch");
+        assert_eq!(req(r"x(?:@y){0,3}"), b"x".to_vec(), "an optional repeat requires nothing");
+        assert_eq!(req(r"x(?:@y){1,3}"), b"@xy".to_vec());
+        let kw = |k: &str| vec![k.as_bytes().to_vec()];
+        assert_eq!(rare_required_byte(b"/:@hpst", &kw("https://")), Some(b'@'));
+        assert_eq!(rare_required_byte(b"/:@hpst", &kw("user@")), None, "a keyword's own byte proves nothing");
     }
 }

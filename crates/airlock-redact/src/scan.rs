@@ -420,6 +420,11 @@ impl Scanner {
             if at >= hi || hi - at < rule.min_len {
                 return None;
             }
+            if let Some(b) = rule.required_byte
+                && memchr::memchr(b, &data[at..hi]).is_none()
+            {
+                return None;
+            }
             let input = Input::new(data).span(at..hi).anchored(if anchored { Anchored::Yes } else { Anchored::No });
             let m = regex.search(&input)?;
             let secret = match *secret_group {
