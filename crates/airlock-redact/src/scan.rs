@@ -402,7 +402,12 @@ impl Scanner {
         let rule = &self.rules[r];
         let lo = if rule.keyword_start { ks } else { ks.saturating_sub(rule.max_len) };
         let hi = (ke + rule.max_len).min(lines.data.len());
-        if rule.spec.multiline { (lo, hi) } else { (lines.start_of(ks, lo), hi.min(lines.end_of(ke))) }
+        match (rule.spec.multiline, rule.keyword_start) {
+            (true, _) => (lo, hi),
+            // The keyword's own start is on its line.
+            (false, true) => (lo, hi.min(lines.end_of(ke))),
+            (false, false) => (lines.start_of(ks, lo), hi.min(lines.end_of(ke))),
+        }
     }
 
     /// Runs one rule's regex over a window like an ordinary left-to-right search: each candidate consumes its
