@@ -414,7 +414,6 @@ impl Scanner {
     /// bytes whether it is accepted or not, so the work is linear in the window.
     fn search_window(&self, data: &[u8], r: usize, w: Window, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let rule = &self.rules[r];
-        let Some((regex, secret_group)) = rule.regex() else { return };
         let Window { lo, hi, .. } = w;
         let mut caps = None;
         let mut lower = Vec::new();
@@ -430,6 +429,9 @@ impl Scanner {
             {
                 return None;
             }
+            // Compiled on first use, so only after the checks above: a rule none of whose windows pass them costs
+            // no compile.
+            let (regex, secret_group) = rule.regex()?;
             let input = Input::new(data).span(at..hi).anchored(if anchored { Anchored::Yes } else { Anchored::No });
             let m = regex.search(&input)?;
             let secret = match *secret_group {
