@@ -677,7 +677,13 @@ fn accept(rule: &Rule, secret: &[u8]) -> bool {
 /// Sorts hits and merges overlapping ones: the union of their spans, attributed to the strongest detector (then
 /// the longest span, then the earliest rule).
 fn merge_overlaps(mut hits: Vec<Hit>) -> Vec<Hit> {
-    hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+    // The rule's index breaks ties: hits are gathered in an order that depends on where a stream was cut, and the
+    // attribution must not.
+    let rule_order = |h: &Hit| match h.detector {
+        Detector::Rule(i) => i + 1,
+        Detector::Known { .. } => 0,
+    };
+    hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end), rule_order(h)));
     let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits {
         match out.last_mut() {
