@@ -267,18 +267,23 @@ impl Scanner {
 
     /// Masks every finding in `data` and returns the masked bytes and the findings.
     pub fn redact(&self, data: &[u8], style: &crate::mask::MaskStyle) -> (Vec<u8>, Vec<Finding>) {
-        let hits = self.hits(data);
         let mut out = Vec::with_capacity(data.len());
+        let findings = self.redact_into(data, style, &mut out);
+        (out, findings)
+    }
+
+    /// As [`Scanner::redact`], appending the masked bytes to `out` (a buffer reused across calls).
+    pub fn redact_into(&self, data: &[u8], style: &crate::mask::MaskStyle, out: &mut Vec<u8>) -> Vec<Finding> {
+        let hits = self.hits(data);
         let mut at = 0;
         for h in &hits {
             out.extend_from_slice(&data[at..h.start]);
-            style.mask(self.hit_rule_id(h), self.keep_prefix(h), &data[h.start..h.end], &mut out);
+            style.mask(self.hit_rule_id(h), self.keep_prefix(h), &data[h.start..h.end], out);
             at = h.end;
         }
         out.extend_from_slice(&data[at..]);
         let mut lines = LineCounter::default();
-        let findings = hits.iter().map(|h| self.finding(data, h, 0, &mut lines)).collect();
-        (out, findings)
+        hits.iter().map(|h| self.finding(data, h, 0, &mut lines)).collect()
     }
 
     pub(crate) fn hit_rule_id(&self, h: &Hit) -> &str {
