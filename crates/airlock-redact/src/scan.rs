@@ -343,23 +343,27 @@ impl Scanner {
 
     /// All hits in `data`, sorted by start, overlaps merged.
     pub(crate) fn hits(&self, data: &[u8]) -> Vec<Hit> {
-        self.hits_fenced(data, None).0
+        self.hits_fenced(data, 0, None).0
     }
 
     /// As [`Scanner::hits`]; with `fence = Some(f)`, also the place at or before `f` (and no more than `hold`
     /// bytes before it) where a stream may cut its buffer: a place inside no candidate of any rule, accepted or
     /// not, nor inside a known value. Cutting there, the next round's searches start where this round's would
     /// have continued, so a split stream finds what the whole buffer does.
-    pub(crate) fn hits_fenced(&self, data: &[u8], fence: Option<usize>) -> (Vec<Hit>, Option<usize>) {
+    ///
+    /// Only `data[from..]` is searched; the byte before it is look-behind context (what `\b` and `(?m:^)` see at a
+    /// stream's cut, as they would in the whole buffer).
+    pub(crate) fn hits_fenced(&self, data: &[u8], from: usize, fence: Option<usize>) -> (Vec<Hit>, Option<usize>) {
         let mut hits = Vec::new();
         let mut cut = Cut::new(fence, self.hold);
-        self.rule_hits(data, &mut hits, &mut cut);
+        self.rule_hits(data, from, &mut hits, &mut cut);
         if let Some(known) = &self.known {
-            known.find_all(data, |m| {
-                cut.note(m.start, m.end);
+            known.find_all(&data[from..], |m| {
+                let (start, end) = (from + m.start, from + m.end);
+                cut.note(start, end);
                 hits.push(Hit {
-                    start: m.start,
-                    end: m.end,
+                    start,
+                    end,
                     detector: Detector::Known { source: m.source.clone(), encoding: m.encoding },
                     rank: 4,
                 })
@@ -371,15 +375,16 @@ impl Scanner {
     /// Keyword occurrences arrive in order of where they end; each rule keeps one pending window, extended while
     /// occurrences overlap it and searched when the next one lies beyond it. Memory stays at one window per rule
     /// however many keywords the input holds.
-    fn rule_hits(&self, data: &[u8], hits: &mut Vec<Hit>, cut: &mut Cut) {
+    fn rule_hits(&self, data: &[u8], from: usize, hits: &mut Vec<Hit>, cut: &mut Cut) {
         let mut pending: Vec<Option<Window>> = vec![None; self.rules.len()];
         let mut lines = LineBounds::new(data);
         if let Some(keywords) = &self.keywords {
-            crate::walk::overlapping_ends(keywords.as_ref(), data, |pattern, end| {
+            crate::walk::overlapping_ends(keywords.as_ref(), &data[from..], |pattern, end| {
+                let end = from + end;
                 let start = end - keywords.pattern_len(pattern);
                 for &r in &self.keyword_rules[pattern.as_usize()] {
                     let r = r as usize;
-                    let (lo, hi) = self.window(&mut lines, r, start, end);
+                    let (lo, hi) = self.window(&mut lines, r, from, start, end);
                     pending[r] = match pending[r] {
                         Some(w) if lo <= w.hi => Some(w.merge(lo, hi, start)),
                         Some(w) => {
@@ -397,15 +402,15 @@ impl Scanner {
             }
         }
         for &r in &self.unkeyed {
-            self.search_window(data, r, Window::whole(data.len()), hits, cut);
+            self.search_window(data, r, Window::whole(from, data.len()), hits, cut);
         }
     }
 
     /// The window around a keyword occurrence: `max_len` either side (only after it if every match starts with a
     /// keyword), within the line unless multi-line.
-    fn window(&self, lines: &mut LineBounds<'_>, r: usize, ks: usize, ke: usize) -> (usize, usize) {
+    fn window(&self, lines: &mut LineBounds<'_>, r: usize, from: usize, ks: usize, ke: usize) -> (usize, usize) {
         let rule = &self.rules[r];
-        let lo = if rule.keyword_start { ks } else { ks.saturating_sub(rule.max_len) };
+        let lo = if rule.keyword_start { ks } else { ks.saturating_sub(rule.max_len).max(from) };
         let hi = (ke + rule.max_len).min(lines.data.len());
         match (rule.spec.multiline, rule.keyword_start) {
             (true, _) => (lo, hi),
@@ -505,9 +510,9 @@ impl Window {
         Window { lo, hi, starts, occurrences: 1 }
     }
 
-    /// The whole buffer, for rules without keywords.
-    fn whole(len: usize) -> Window {
-        Window { lo: 0, hi: len, starts: [0; Window::STARTS], occurrences: Window::STARTS + 1 }
+    /// The whole buffer from `from`, for rules without keywords.
+    fn whole(from: usize, len: usize) -> Window {
+        Window { lo: from, hi: len, starts: [0; Window::STARTS], occurrences: Window::STARTS + 1 }
     }
 
     fn merge(mut self, lo: usize, hi: usize, start: usize) -> Window {
@@ -720,9 +725,9 @@ pub(crate) struct LineCounter {
 }
 
 impl LineCounter {
-    /// A counter for a buffer that starts on line `line` (1-based) at byte column `column` (1-based).
-    pub(crate) fn starting_at(line: u64, column: u64) -> LineCounter {
-        LineCounter { at: 0, lines: line - 1, line_start: 1 - column as i64 }
+    /// A counter for a buffer whose byte `from` is on line `line` (1-based) at byte column `column` (1-based).
+    pub(crate) fn starting_at(from: usize, line: u64, column: u64) -> LineCounter {
+        LineCounter { at: from, lines: line - 1, line_start: from as i64 + 1 - column as i64 }
     }
 
     pub(crate) fn position(&mut self, data: &[u8], offset: usize) -> (u64, u64) {

@@ -15,6 +15,10 @@
 //! carry: only its first two windows' worth join it, and the rest is scanned where it lies, as if it had come as a
 //! second chunk (copying a 1 MiB chunk cost 5% of its scan).
 //!
+//! A cut can fall inside a word, and `\b` and `(?m:^)` look at the byte before where a search starts: the stream
+//! keeps the byte before its cut as look-behind for the next scan, so a token glued to a word is no more a match
+//! after a cut than in the whole buffer (a fuzzer found this).
+//!
 //! Bytes held back are tool output that may contain a secret: the carry lives in one allocation that is wiped,
 //! spare capacity included, when it grows (the old one) or the stream is dropped, so no copy is left in freed
 //! memory.
@@ -82,7 +86,9 @@ pub struct StreamRedactor {
     scanner: Arc<Scanner>,
     style: MaskStyle,
     carry: Zeroizing<Vec<u8>>,
-    /// Stream offset of `carry[0]`.
+    /// `carry[..context]` (the byte before the last cut, once there was one) is only look-behind for the next scan.
+    context: usize,
+    /// Stream offset of `carry[context]`.
     base: u64,
     /// Line and column (1-based) of `carry[0]`.
     line: u64,
@@ -105,6 +111,7 @@ impl StreamRedactor {
             scanner,
             style,
             carry: Zeroizing::new(Vec::new()),
+            context: 0,
             base: 0,
             line: 1,
             column: 1,
@@ -134,9 +141,9 @@ impl StreamRedactor {
         let hold = self.scanner.hold();
         let junction = 2 * hold;
         let threshold = self.batch * hold.max(1);
-        if self.carry.len() + chunk.len() < threshold || chunk.len() <= junction {
+        if self.held() + chunk.len() < threshold || chunk.len() <= junction {
             self.append(chunk);
-            if self.carry.len() < threshold {
+            if self.held() < threshold {
                 return Vec::new();
             }
             return self.emit(false, out);
@@ -149,13 +156,25 @@ impl StreamRedactor {
         let carried = self.carry.len();
         self.append(&chunk[..junction]);
         let joined = std::mem::take(&mut self.carry);
-        let cut = self.scan_emit(&joined, false, out, &mut findings);
-        self.carry = joined;
+        let cut = self.scan_emit(&joined, self.context, false, out, &mut findings);
         debug_assert!(cut >= carried && cut - carried <= junction, "the junction's cut lies in the chunk");
-        let rest = &chunk[cut - carried..];
-        let cut = self.scan_emit(rest, false, out, &mut findings);
+        let resume = cut - carried;
+        if resume == 0 {
+            // The look-behind byte is the carry's last: join the rest of the chunk too (a cut exactly at the
+            // junction's start is rare).
+            self.carry = joined;
+            self.keep_from(cut);
+            self.append(&chunk[junction..]);
+            findings.extend(self.emit(false, out));
+            return findings;
+        }
+        self.carry = joined;
+        // `rest[0]` is the byte before the cut: look-behind for the scan that resumes there.
+        let rest = &chunk[resume - 1..];
+        let cut = self.scan_emit(rest, 1, false, out, &mut findings);
         self.carry.clear();
-        self.append(&rest[cut..]);
+        self.append(&rest[cut - 1..]);
+        self.context = 1;
         findings
     }
 
@@ -171,7 +190,7 @@ impl StreamRedactor {
 
     /// Bytes held back now.
     pub fn held(&self) -> usize {
-        self.carry.len()
+        self.carry.len() - self.context
     }
 
     /// Appends without ever leaving a copy of held bytes in freed memory: a larger buffer is allocated, filled
@@ -186,25 +205,34 @@ impl StreamRedactor {
         self.carry.extend_from_slice(chunk);
     }
 
-    /// Scans `buf`, whose first byte is at stream offset `self.base`; emits (masked) everything before the place
-    /// where it may be cut, and returns that place (`buf.len()` if `last`). What follows must be scanned again.
-    fn scan_emit(&mut self, buf: &[u8], last: bool, out: &mut Vec<u8>, findings: &mut Vec<Finding>) -> usize {
+    /// Scans `buf[from..]` (`buf[from]` is at stream offset `self.base`; the byte before it is look-behind);
+    /// emits, masked, everything before the place where it may be cut, and returns that place (`buf.len()` if
+    /// `last`). What follows must be scanned again.
+    fn scan_emit(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        last: bool,
+        out: &mut Vec<u8>,
+        findings: &mut Vec<Finding>,
+    ) -> usize {
         let hold = self.scanner.hold();
-        if !last && buf.len() <= hold {
-            return 0;
+        if !last && buf.len() - from <= hold {
+            return from;
         }
         let fence = (!last).then(|| buf.len() - hold);
-        let (hits, place) = self.scanner.hits_fenced(buf, fence);
-        let safe = place.unwrap_or(buf.len());
-        let mut lines = LineCounter::starting_at(self.line, self.column);
-        let mut at = 0;
+        let (hits, place) = self.scanner.hits_fenced(buf, from, fence);
+        let safe = place.unwrap_or(buf.len()).max(from);
+        let mut lines = LineCounter::starting_at(from, self.line, self.column);
+        let buf_base = self.base - from as u64;
+        let mut at = from;
         // A hit starting before `safe` is complete; hits are sorted and do not overlap.
         for h in hits.iter().take_while(|h| h.start < safe) {
             if !self.scan_only {
                 out.extend_from_slice(&buf[at..h.start]);
                 self.style.mask(self.scanner.hit_rule_id(h), self.scanner.keep_prefix(h), &buf[h.start..h.end], out);
             }
-            findings.push(self.scanner.finding(buf, h, self.base, &mut lines));
+            findings.push(self.scanner.finding(buf, h, buf_base, &mut lines));
             at = h.end;
         }
         let cut = safe.max(at);
@@ -212,7 +240,7 @@ impl StreamRedactor {
             out.extend_from_slice(&buf[at..cut]);
         }
         (self.line, self.column) = lines.position(buf, cut);
-        self.base += cut as u64;
+        self.base += (cut - from) as u64;
         cut
     }
 
@@ -220,14 +248,21 @@ impl StreamRedactor {
     fn emit(&mut self, last: bool, out: &mut Vec<u8>) -> Vec<Finding> {
         let mut findings = Vec::new();
         let carry = std::mem::take(&mut self.carry);
-        let cut = self.scan_emit(&carry, last, out, &mut findings);
+        let cut = self.scan_emit(&carry, self.context, last, out, &mut findings);
         self.carry = carry;
+        self.keep_from(cut);
+        findings
+    }
+
+    /// Drops the carry before `cut`, keeping the byte before it (if any) as look-behind.
+    fn keep_from(&mut self, cut: usize) {
+        let start = cut.saturating_sub(1);
         // Shift the tail down in place. What it leaves behind stays in this allocation's spare capacity until the
         // next chunk overwrites it or the stream drops (wiping the whole capacity): wiping it here, a byte at a
         // time, cost a sixth of the scan.
         let len = self.carry.len();
-        self.carry.copy_within(cut..len, 0);
-        self.carry.truncate(len - cut);
-        findings
+        self.carry.copy_within(start..len, 0);
+        self.carry.truncate(len - start);
+        self.context = cut - start;
     }
 }

@@ -75,3 +75,53 @@ fn large_and_mixed_chunks_give_exactly_the_whole_buffer_result() {
     assert!(out == whole, "mixed chunks: output differs");
     assert_eq!(got, want, "mixed chunks");
 }
+
+/// A stream's cut can fall inside a word. The scan that resumes there must still see the byte before it: a token
+/// glued to a word (`xqk_...`) has no word boundary in front, whole or streamed. One rule with a short window makes
+/// the cut land at every place as the first chunk grows; with a batch of one the stream scans at every push.
+#[test]
+fn a_scan_resuming_at_a_cut_sees_the_byte_before_it() {
+    let mut set = RuleSet::empty();
+    set.add_toml(
+        "test.toml",
+        r#"
+[[rule]]
+id = "qk-token"
+family = "test"
+description = "qk_ then 16 alphanumerics, on a word boundary"
+keywords = ["qk_"]
+regex = '''\b(?P<secret>qk_[A-Za-z0-9]{16})\b'''
+max_len = 19
+positive = ["qk_Ab3dEf6hIj9kLm2n"]
+negative = ["xqk_Ab3dEf6hIj9kLm2n"]
+
+[[rule]]
+id = "line-key"
+family = "test"
+description = "ZKEY= at the start of a line"
+keywords = ["zkey"]
+regex = '''(?m:^)ZKEY=(?P<secret>[a-z0-9]{12})'''
+max_len = 17
+positive = ["ZKEY=m3n8b5v2c7x4"]
+negative = ["x ZKEY=m3n8b5v2c7x4"]
+"#,
+    )
+    .expect("rules load");
+    let options = ScanOptions { secrets: true, pii: PiiSelection::None, fingerprint_key: Some([5; 32]) };
+    let s = Arc::new(Scanner::new(set, &options, None).expect("scanner builds"));
+    let text =
+        b"padding padding xqk_Ab3dEf6hIj9kLm2n and qk_Zz9yXx8wVv7uTt6s; xZKEY=m3n8b5v2c7x4\nZKEY=q7w2e9r4t1y6 end";
+    let (whole, findings) = s.redact(text, &MaskStyle::Label);
+    assert_eq!(findings.len(), 2, "only the token on a boundary and the key at a line start");
+    for first in 0..=text.len() {
+        let mut st = StreamRedactor::new(Arc::clone(&s), MaskStyle::Label).with_batch(1);
+        let mut out = Vec::new();
+        let mut found = st.push(&text[..first], &mut out);
+        for byte in text[first..].chunks(1) {
+            found.extend(st.push(byte, &mut out));
+        }
+        found.extend(st.finish(&mut out));
+        assert!(out == whole, "first chunk of {first} bytes: {}", String::from_utf8_lossy(&out));
+        assert_eq!(seen(&found), seen(&findings), "first chunk of {first} bytes");
+    }
+}
