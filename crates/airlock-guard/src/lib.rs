@@ -9,9 +9,14 @@
 //!   invisible tag block, look-alike letters, fullwidth forms), leetspeak, or encodings (base64, hex, rot13,
 //!   percent-encoding). [`normalize`] undoes them before anything looks for an attack, and reports what it undid:
 //!   hiding text is itself a signal.
+//! - **Known attack phrasing**: instruction overrides, role switches, system-prompt extraction, fake chat-template
+//!   delimiters, forged tool calls, exfiltration and credential requests, false authority and urgency, in many
+//!   languages. [`heuristics`] matches weighted families of patterns in linear time.
 //!
 //! ## Entry points
+//! - [`heuristics::Heuristics::scan`]: every pattern family that matches, with its weight, view and span.
 //! - [`normalize::normalize`]: the folded text, with a map back to the original's byte offsets.
 //! - [`normalize::views`]: the folded text plus every decoded or unfolded variant worth scanning.
 
+pub mod heuristics;
 pub mod normalize;
