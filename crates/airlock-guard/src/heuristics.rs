@@ -28,8 +28,11 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("role.toml", include_str!("../families/role.toml")),
     ("extraction.toml", include_str!("../families/extraction.toml")),
     ("delimiter.toml", include_str!("../families/delimiter.toml")),
+    ("toolcall.toml", include_str!("../families/toolcall.toml")),
     ("exfiltration.toml", include_str!("../families/exfiltration.toml")),
+    ("credential.toml", include_str!("../families/credential.toml")),
     ("social.toml", include_str!("../families/social.toml")),
+    ("hidden.toml", include_str!("../families/hidden.toml")),
     ("multilingual.toml", include_str!("../families/multilingual.toml")),
 ];
 
