@@ -17,7 +17,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex_automata::meta::{self, Regex};
-use regex_automata::{Input, PatternSet};
+use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 
 use crate::normalize::{ViewKind, views};
@@ -106,9 +106,11 @@ pub struct Heuristics {
 /// Longest pattern accepted, in bytes: patterns are phrases, not programs.
 const MAX_PATTERN: usize = 1024;
 
-fn compile(patterns: &[&str]) -> Result<Regex, String> {
+/// `all` reports every pattern that matches anywhere: that takes `MatchKind::All` (leftmost-first would stop at
+/// the first pattern to match at each place). Single patterns find their leftmost-first match as usual.
+fn compile(patterns: &[&str], kind: MatchKind) -> Result<Regex, String> {
     meta::Builder::new()
-        .configure(meta::Config::new().nfa_size_limit(Some(8 << 20)).hybrid_cache_capacity(4 << 20))
+        .configure(meta::Config::new().match_kind(kind).nfa_size_limit(Some(8 << 20)).hybrid_cache_capacity(4 << 20))
         .build_many(patterns)
         .map_err(|e| e.to_string())
 }
@@ -154,7 +156,8 @@ impl Heuristics {
                 if p.len() > MAX_PATTERN {
                     return Err(error(f, format!("a pattern is longer than {MAX_PATTERN} bytes")));
                 }
-                let one = compile(&[p]).map_err(|e| error(f, format!("pattern {p:?}: {e}")))?;
+                let one =
+                    compile(&[p], MatchKind::LeftmostFirst).map_err(|e| error(f, format!("pattern {p:?}: {e}")))?;
                 if one.is_match("") {
                     return Err(error(f, format!("pattern {p:?} matches the empty string")));
                 }
@@ -163,7 +166,11 @@ impl Heuristics {
                 patterns.push(p);
             }
         }
-        let all = compile(&patterns).map_err(|e| FamilyError { file: "families".into(), family: None, reason: e })?;
+        let all = compile(&patterns, MatchKind::All).map_err(|e| FamilyError {
+            file: "families".into(),
+            family: None,
+            reason: e,
+        })?;
         Ok(Heuristics { families, all, owner, each })
     }
 
@@ -244,6 +251,20 @@ mod tests {
         assert!(Heuristics::new(vec![w]).is_err());
         assert!(Heuristics::new(vec![spec("e", &[])]).is_err());
         assert!(parse("f.toml", "[[family]]\nid = 'x'\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn every_matching_family_is_reported_not_only_the_first() {
+        let h = Heuristics::new(vec![
+            spec("a", &["ignore previous"]),
+            spec("b", &["previous instructions"]),
+            spec("c", &["urgent"]),
+        ])
+        .unwrap();
+        let mut ids: Vec<String> =
+            h.scan("urgent: ignore previous instructions").into_iter().map(|x| x.family).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //!   languages. [`heuristics`] matches weighted families of patterns in linear time.
 //!
 //! ## Entry points
+//! - [`score::assess`]: risk 0..1, a verdict (allow, flag, block) at a profile's thresholds, and the evidence.
 //! - [`heuristics::Heuristics::scan`]: every pattern family that matches, with its weight, view and span.
 //! - [`normalize::normalize`]: the folded text, with a map back to the original's byte offsets.
 //! - [`normalize::views`]: the folded text plus every decoded or unfolded variant worth scanning.
 
 pub mod heuristics;
 pub mod normalize;
+pub mod score;
