@@ -20,7 +20,7 @@ use regex_automata::meta::{self, Regex};
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 
-use crate::normalize::{ViewKind, views};
+use crate::normalize::{View, ViewKind, views};
 
 /// The built-in family files: name and text.
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
@@ -180,9 +180,14 @@ impl Heuristics {
 
     /// Every family that matches `input`, on any view, at most once per family and view (the first match).
     pub fn scan(&self, input: &str) -> Vec<Hit> {
+        self.scan_views(&views(input))
+    }
+
+    /// As [`Heuristics::scan`], on views already made.
+    pub fn scan_views(&self, views: &[View]) -> Vec<Hit> {
         let mut hits = Vec::new();
         let mut set = PatternSet::new(self.all.pattern_len());
-        for view in views(input) {
+        for view in views {
             set.clear();
             let text = view.text.text();
             self.all.which_overlapping_matches(&Input::new(text), &mut set);

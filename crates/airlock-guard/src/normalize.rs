@@ -22,6 +22,7 @@
 //! base64, hex or percent-encoded run that decodes to text (and, once more, runs inside what it decoded to).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
@@ -48,13 +49,19 @@ impl Tricks {
     }
 }
 
+#[derive(Debug, Default)]
+struct SpanMap {
+    offsets: Vec<u32>,
+    widths: Vec<u8>,
+}
+
 /// Folded text and the way back to the original.
 #[derive(Debug, Clone)]
 pub struct Normalized {
     text: String,
-    /// For each byte of `text`, where the original character that produced it starts, and its length.
-    offsets: Vec<usize>,
-    widths: Vec<u8>,
+    /// For each byte of `text`, where the original character that produced it starts, and its length. Shared by
+    /// the views that only change letters (leetspeak, rot13).
+    map: Arc<SpanMap>,
     /// Length of the original.
     original_len: usize,
     /// Printable tag characters, as the ASCII they stand for.
@@ -83,21 +90,26 @@ impl Normalized {
     /// The span of the original that produced `range` of [`Normalized::text`].
     pub fn original_span(&self, range: Range<usize>) -> Range<usize> {
         if range.start >= self.text.len() || range.is_empty() {
-            let at = self.offsets.get(range.start).copied().unwrap_or(self.original_len);
+            let at = self.map.offsets.get(range.start).map_or(self.original_len, |&o| o as usize);
             return at..at;
         }
         let last = range.end.min(self.text.len()) - 1;
-        self.offsets[range.start]..self.offsets[last] + usize::from(self.widths[last])
+        let m = &self.map;
+        m.offsets[range.start] as usize..m.offsets[last] as usize + usize::from(m.widths[last])
     }
 }
 
-/// Folds `input` for detection. See the module documentation.
+/// Folds `input` for detection. See the module documentation. (Offsets are 32-bit: an input over 4 GiB is folded
+/// only up to there.)
 pub fn normalize(input: &str) -> Normalized {
-    let mut n = Normalized {
+    let mut cut = input.len().min(u32::MAX as usize - 4);
+    while !input.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let input = &input[..cut];
+    let mut n = Builder {
         text: String::with_capacity(input.len()),
-        offsets: Vec::with_capacity(input.len()),
-        widths: Vec::with_capacity(input.len()),
-        original_len: input.len(),
+        map: SpanMap { offsets: Vec::with_capacity(input.len()), widths: Vec::with_capacity(input.len()) },
         hidden: String::new(),
         hidden_span: None,
         tricks: Tricks::default(),
@@ -133,10 +145,26 @@ pub fn normalize(input: &str) -> Normalized {
         word.push((at, c));
     }
     flush_word(&mut n, &mut word, &mut pending_space);
-    n
+    Normalized {
+        text: n.text,
+        map: Arc::new(n.map),
+        original_len: input.len(),
+        hidden: n.hidden,
+        hidden_span: n.hidden_span,
+        tricks: n.tricks,
+    }
 }
 
-fn push_space(n: &mut Normalized, pending: &mut Option<(usize, u8)>) {
+/// A [`Normalized`] being built.
+struct Builder {
+    text: String,
+    map: SpanMap,
+    hidden: String,
+    hidden_span: Option<Range<usize>>,
+    tricks: Tricks,
+}
+
+fn push_space(n: &mut Builder, pending: &mut Option<(usize, u8)>) {
     if let Some((at, width)) = pending.take()
         && !n.text.is_empty()
     {
@@ -145,18 +173,18 @@ fn push_space(n: &mut Normalized, pending: &mut Option<(usize, u8)>) {
     }
 }
 
-impl Normalized {
+impl Builder {
     /// Records that the last `bytes` bytes of `text` came from the `width`-byte character at `at`.
     fn mark(&mut self, at: usize, width: u8, bytes: usize) {
-        self.offsets.extend(std::iter::repeat_n(at, bytes));
-        self.widths.extend(std::iter::repeat_n(width, bytes));
+        self.map.offsets.extend(std::iter::repeat_n(at as u32, bytes));
+        self.map.widths.extend(std::iter::repeat_n(width, bytes));
     }
 }
 
 /// Folds one word. Look-alike letters become Latin only in a word that is disguised: one that mixes ASCII letters
 /// with them (`іgnоrе`), or whose every non-ASCII letter has a Latin look-alike (`сору` spelt in Cyrillic). A
 /// Russian word with Latin-looking letters in it (`привет`) stays Russian.
-fn flush_word(n: &mut Normalized, word: &mut Vec<(usize, char)>, pending_space: &mut Option<(usize, u8)>) {
+fn flush_word(n: &mut Builder, word: &mut Vec<(usize, char)>, pending_space: &mut Option<(usize, u8)>) {
     if word.is_empty() {
         return;
     }
@@ -168,7 +196,8 @@ fn flush_word(n: &mut Normalized, word: &mut Vec<(usize, char)>, pending_space: 
     for &(at, c) in word.iter() {
         if c.is_ascii() {
             n.text.push(c.to_ascii_lowercase());
-            n.mark(at, 1, 1);
+            n.map.offsets.push(at as u32);
+            n.map.widths.push(1);
         } else {
             fold_char(n, at, c, disguised);
         }
@@ -178,7 +207,7 @@ fn flush_word(n: &mut Normalized, word: &mut Vec<(usize, char)>, pending_space: 
 
 /// A non-ASCII, visible, non-space character: decomposed, unmarked, lowercased, and (in a disguised word)
 /// replaced by its Latin look-alike.
-fn fold_char(n: &mut Normalized, at: usize, c: char, disguised: bool) {
+fn fold_char(n: &mut Builder, at: usize, c: char, disguised: bool) {
     let width = c.len_utf8() as u8;
     let mut parts: Vec<char> = Vec::with_capacity(4);
     decompose_compatible(c, |d| {
@@ -303,7 +332,8 @@ const MIN_ENCODED: usize = 16;
 /// Decoding stops this many levels down (base64 inside base64).
 const MAX_DEPTH: u8 = 2;
 
-/// The folded input and every variant worth scanning. Decoded text is bounded by twice the input's length.
+/// The folded input (always first) and every variant worth scanning. Decoded text is bounded by twice the
+/// input's length.
 pub fn views(input: &str) -> Vec<View> {
     let folded = normalize(input);
     let mut out = Vec::new();
@@ -394,7 +424,8 @@ fn decoded_views(text: &str, origin: Range<usize>, depth: u8, budget: &mut usize
             found.push((kind, run, text));
         }
     }
-    for run in runs(bytes, |b| !b.is_ascii_whitespace()) {
+    let percent = memchr_percent(bytes);
+    for run in if percent { runs(bytes, |b| !b.is_ascii_whitespace()) } else { Vec::new() } {
         let s = &bytes[run.clone()];
         if s.windows(3).filter(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit()).count() < 2 {
             continue;
@@ -413,6 +444,11 @@ fn decoded_views(text: &str, origin: Range<usize>, depth: u8, budget: &mut usize
         decoded_views(&decoded, span.clone(), depth + 1, budget, out);
         out.push(View { kind, text: normalize(&decoded), origin: span, depth });
     }
+}
+
+/// Does `bytes` hold a `%XX` escape at all? Most text does not, and then no run needs looking at.
+fn memchr_percent(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 
 /// Maximal runs of bytes that satisfy `keep`.

@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use crate::heuristics::{Heuristics, Hit};
-use crate::normalize::{Tricks, ViewKind, normalize};
+use crate::normalize::{Tricks, ViewKind, views};
 
 /// What to do with the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -149,9 +149,10 @@ fn trick_evidence(t: Tricks) -> Vec<Evidence> {
 
 /// Assesses `input` with the heuristic families, and the classifier's probability if there is one.
 pub fn assess(h: &Heuristics, input: &str, classifier: Option<f64>, thresholds: Thresholds) -> Assessment {
-    let tricks = normalize(input).tricks();
+    let views = views(input);
+    let tricks = views[0].text.tricks();
     let mut evidence: Vec<Evidence> = Vec::new();
-    for Hit { family, category, weight, view, span } in h.scan(input) {
+    for Hit { family, category, weight, view, span } in h.scan_views(&views) {
         let weight = if view.is_concealed() { conceal(weight) } else { weight };
         match evidence.iter_mut().find(|e| e.id == family) {
             Some(e) if e.weight >= weight => {}

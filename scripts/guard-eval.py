@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Scores labelled and benign text with the guard's scorer and prints metrics as markdown. See guard-eval.sh."""
+import argparse, csv, glob, json, os, random, re, subprocess, sys
+from collections import Counter
+
+THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.75]
+DEFAULT_FLAG = 0.4
+TRIGGERS = re.compile(r"\b(ignore|instructions?|system prompt|prompt|password|token|secret|admin|override|"
+                      r"previous|disregard|forget|reveal|execute|credentials?|api key|jailbreak|assistant)\b", re.I)
+
+
+def score(scorer, texts):
+    p = subprocess.run([scorer], input="\n".join(json.dumps(t) for t in texts) + "\n", capture_output=True,
+                       text=True, check=True)
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+def slabs(data):
+    with open(os.path.join(data, "s-labs", "validation.csv"), newline="", encoding="utf-8") as f:
+        return [(r["text"], int(r["label"])) for r in csv.DictReader(f)]
+
+
+def neuralchemy(data):
+    import pyarrow.parquet as pq
+    rows = pq.read_table(os.path.join(data, "neuralchemy", "core-validation.parquet")).to_pylist()
+    return [(r["text"], int(r["label"])) for r in rows]
+
+
+def benign(out):
+    """Paragraphs of local documentation (crate READMEs, Python package docs) that contain trigger words."""
+    path = os.path.join(out, "benign.jsonl")
+    if os.path.exists(path):
+        return [json.loads(l) for l in open(path, encoding="utf-8")]
+    files = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/*/README.md")))
+    files += sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True))[:4000]
+    paras = []
+    for fn in files:
+        try:
+            text = open(fn, encoding="utf-8", errors="strict").read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if fn.endswith(".py"):
+            # docstrings and comments: prose written by programmers
+            chunks = re.findall(r'"""(.*?)"""', text, re.S) + ["\n".join(re.findall(r"^\s*# ?(.*)$", text, re.M))]
+        else:
+            chunks = re.split(r"\n\s*\n", text)
+        for c in chunks:
+            c = c.strip()
+            if 60 <= len(c) <= 1500 and TRIGGERS.search(c):
+                paras.append(c)
+    paras = sorted(set(paras))
+    random.Random(7).shuffle(paras)
+    paras = paras[:3000]
+    with open(path, "w", encoding="utf-8") as f:
+        for p in paras:
+            f.write(json.dumps(p) + "\n")
+    return paras
+
+
+def metrics(rows, scores, t):
+    tp = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s["risk"] >= t)
+    fp = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s["risk"] >= t)
+    fn = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s["risk"] < t)
+    tn = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s["risk"] < t)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
+    return tp, fp, fn, tn, p, r, f1, fpr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--scorer", required=True)
+    a = ap.parse_args()
+    sets = [("s-labs validation", slabs(a.data)), ("neuralchemy validation", neuralchemy(a.data))]
+    ben = benign(a.out)
+    print("## Prompt-injection detection: heuristics alone (scripts/guard-eval.sh)\n")
+    print(f"Detected = risk >= threshold. Default profile flags at {DEFAULT_FLAG}. Benign corpus: {len(ben)} "
+          "paragraphs of local crate READMEs and Python docstrings/comments that contain trigger words.\n")
+    print("| set | rows (inj / benign) | threshold | TP | FP | FN | precision | recall | F1 | false-positive rate |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    fired = {}
+    for name, rows in sets:
+        s = score(a.scorer, [t for t, _ in rows])
+        fired[name] = (rows, s)
+        pos = sum(y for _, y in rows)
+        for t in THRESHOLDS:
+            tp, fp, fn, tn, p, r, f1, fpr = metrics(rows, s, t)
+            mark = "**" if t == DEFAULT_FLAG else ""
+            print(f"| {name} | {pos} / {len(rows) - pos} | {mark}{t}{mark} | {tp} | {fp} | {fn} | {p:.1%} | {r:.1%} "
+                  f"| {mark}{f1:.3f}{mark} | {fpr:.1%} |")
+    sb = score(a.scorer, ben)
+    for t in THRESHOLDS:
+        n = sum(1 for s in sb if s["risk"] >= t)
+        print(f"| benign with trigger words (over-defence) | 0 / {len(ben)} | {t} | - | {n} | - | - | - | - | "
+              f"{n / len(ben):.1%} |")
+    print("\n### Families firing (default threshold)\n")
+    print("| set | on injections (top 12) | on benign rows (top 8) |")
+    print("|---|---|---|")
+    for name, (rows, s) in fired.items():
+        on_inj = Counter(e for (_, y), x in zip(rows, s) if y == 1 for e in x["evidence"])
+        on_ben = Counter(e for (_, y), x in zip(rows, s) if y == 0 and x["risk"] >= DEFAULT_FLAG for e in x["evidence"])
+        fmt = lambda c, k: ", ".join(f"`{i}` {n}" for i, n in c.most_common(k)) or "-"
+        print(f"| {name} | {fmt(on_inj, 12)} | {fmt(on_ben, 8)} |")
+    on_b = Counter(e for x in sb if x["risk"] >= DEFAULT_FLAG for e in x["evidence"])
+    print(f"| benign corpus | - | {', '.join(f'`{i}` {n}' for i, n in on_b.most_common(8)) or '-'} |")
+    p = subprocess.run([a.scorer, "--latency"], input="\n".join(json.dumps(t) for t in ben) + "\n",
+                       capture_output=True, text=True, check=True)
+    print("\n### Latency (normalisation + heuristics, one thread)\n")
+    print("| text | runs | p50 | p99 | per KB (p50) |")
+    print("|---|---:|---:|---:|---:|")
+    for l in p.stdout.splitlines():
+        d = json.loads(l)
+        print(f"| {d['bytes'] // 1000} KB | {d['runs']} | {d['p50_us']:.0f} us | {d['p99_us']:.0f} us | "
+              f"{d['p50_us'] / (d['bytes'] / 1000):.1f} us |")
+
+
+if __name__ == "__main__":
+    main()

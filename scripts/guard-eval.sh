@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Evaluates the prompt-injection detector (crates/airlock-guard) and prints markdown tables:
+#   precision, recall, F1 on the s-labs and neuralchemy VALIDATION splits, over-defence (false-positive rate) on
+#   a benign corpus with trigger words assembled from local documentation, per-family firing counts, and latency.
+# Test splits are not used (they are not in ../shared/data either). Nothing here tunes anything.
+#
+#   scripts/guard-eval.sh            # about a minute
+#
+# Environment: DATA (default ../shared/data/prompt-injection), OUT (default target/guard-eval).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DATA=${DATA:-$ROOT/../shared/data/prompt-injection}
+OUT=${OUT:-$ROOT/target/guard-eval}
+mkdir -p "$OUT"
+if [[ ! -x $OUT/venv/bin/python ]]; then
+    python3 -m venv "$OUT/venv"
+    "$OUT/venv/bin/pip" install -q pyarrow==21.0.0
+fi
+cargo build --release -q -p airlock-guard --example score --manifest-path "$ROOT/Cargo.toml"
+exec "$OUT/venv/bin/python" "$ROOT/scripts/guard-eval.py" --data "$DATA" --out "$OUT" \
+    --scorer "$ROOT/target/release/examples/score"
