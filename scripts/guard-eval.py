@@ -27,12 +27,14 @@ def neuralchemy(data):
 
 
 def benign(out):
-    """Paragraphs of local documentation (crate READMEs, Python package docs) that contain trigger words."""
+    """Paragraphs of local documentation (crate READMEs and doc comments, Python stdlib docstrings) that contain
+    trigger words, sampled with a fixed seed."""
     path = os.path.join(out, "benign.jsonl")
     if os.path.exists(path):
         return [json.loads(l) for l in open(path, encoding="utf-8")]
     files = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/*/README.md")))
-    files += sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True))[:4000]
+    files += sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/*/src/**/*.rs"), recursive=True))
+    files += sorted(glob.glob(os.path.join(sys.base_prefix, "lib", "python3*", "*.py")))
     paras = []
     for fn in files:
         try:
@@ -40,8 +42,12 @@ def benign(out):
         except (OSError, UnicodeDecodeError):
             continue
         if fn.endswith(".py"):
-            # docstrings and comments: prose written by programmers
-            chunks = re.findall(r'"""(.*?)"""', text, re.S) + ["\n".join(re.findall(r"^\s*# ?(.*)$", text, re.M))]
+            # docstrings: prose written by programmers
+            chunks = re.findall(r'"""(.*?)"""', text, re.S)
+        elif fn.endswith(".rs"):
+            # doc comments, one paragraph per run of `///` or `//!` lines
+            chunks = ["\n".join(l.strip()[3:].strip() for l in block.splitlines())
+                      for block in re.findall(r"(?:^[ \t]*//[/!][^\n]*\n)+", text, re.M)]
         else:
             chunks = re.split(r"\n\s*\n", text)
         for c in chunks:
@@ -50,7 +56,7 @@ def benign(out):
                 paras.append(c)
     paras = sorted(set(paras))
     random.Random(7).shuffle(paras)
-    paras = paras[:3000]
+    paras = paras[:5000]
     with open(path, "w", encoding="utf-8") as f:
         for p in paras:
             f.write(json.dumps(p) + "\n")
@@ -79,7 +85,7 @@ def main():
     ben = benign(a.out)
     print("## Prompt-injection detection: heuristics alone (scripts/guard-eval.sh)\n")
     print(f"Detected = risk >= threshold. Default profile flags at {DEFAULT_FLAG}. Benign corpus: {len(ben)} "
-          "paragraphs of local crate READMEs and Python docstrings/comments that contain trigger words.\n")
+          "paragraphs of local crate READMEs and doc comments and Python stdlib docstrings that contain trigger words.\n")
     print("| set | rows (inj / benign) | threshold | TP | FP | FN | precision | recall | F1 | false-positive rate |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     fired = {}
