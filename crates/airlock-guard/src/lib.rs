@@ -12,13 +12,18 @@
 //! - **Known attack phrasing**: instruction overrides, role switches, system-prompt extraction, fake chat-template
 //!   delimiters, forged tool calls, exfiltration and credential requests, false authority and urgency, in many
 //!   languages. [`heuristics`] matches weighted families of patterns in linear time.
+//! - **Injections no detector catches.** [`spotlight`] marks untrusted text (random-nonce delimiters, a
+//!   per-session datamark, or base64) and gives the system-prompt snippet that tells the model marked text is
+//!   data.
 //!
 //! ## Entry points
 //! - [`score::assess`]: risk 0..1, a verdict (allow, flag, block) at a profile's thresholds, and the evidence.
 //! - [`heuristics::Heuristics::scan`]: every pattern family that matches, with its weight, view and span.
 //! - [`normalize::normalize`]: the folded text, with a map back to the original's byte offsets.
 //! - [`normalize::views`]: the folded text plus every decoded or unfolded variant worth scanning.
+//! - [`spotlight::Spotlight`]: `wrap` untrusted text; `system_prompt` for the model.
 
 pub mod heuristics;
 pub mod normalize;
 pub mod score;
+pub mod spotlight;
