@@ -64,6 +64,48 @@ pub enum Command {
     Redact(RedactArgs),
     /// Find secrets in files and directories; report as a table, JSON or SARIF.
     ScanSecrets(ScanSecretsArgs),
+    /// Assess text for prompt injection: risk, verdict (allow, flag, block) and the evidence.
+    Scan(ScanArgs),
+    /// Mark untrusted text for a model's context (stdin to stdout).
+    Spotlight(SpotlightArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// The file to assess; `-` or none means stdin.
+    pub file: Option<PathBuf>,
+    /// Thresholds: `strict` (flag 0.3, block 0.6), `default` (0.4, 0.75) or `permissive` (0.5, 0.9).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Default)]
+    pub profile: ProfileArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileArg {
+    Strict,
+    Default,
+    Permissive,
+}
+
+#[derive(Args, Debug)]
+pub struct SpotlightArgs {
+    /// `delimit` (random-nonce tags), `datamark` (a marker between every word) or `encode` (base64).
+    #[arg(long, value_enum)]
+    pub mode: SpotlightModeArg,
+    /// Print only the system-prompt snippet for this marking (with --json, both are printed together). Needs
+    /// --session for delimit and datamark, so that later wraps use the same marker.
+    #[arg(long)]
+    pub system_prompt: bool,
+    /// Derive the nonce or marker from this session name and a key kept in AIRLOCK_HOME (`spotlight.key`), so
+    /// every wrap of one session matches its system prompt. Without it, each call draws a new one.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpotlightModeArg {
+    Delimit,
+    Datamark,
+    Encode,
 }
 
 /// Which rules a scan uses.

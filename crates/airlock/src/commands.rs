@@ -39,6 +39,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Lockdown(a) => crate::supervise::lockdown(&ctx, a),
         Command::Redact(a) => crate::redact::redact(&ctx, a),
         Command::ScanSecrets(a) => crate::redact::scan_secrets(&ctx, a),
+        Command::Scan(a) => crate::guard::scan(&ctx, a),
+        Command::Spotlight(a) => crate::guard::spotlight(&ctx, a),
     }
 }
 

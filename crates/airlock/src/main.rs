@@ -26,6 +26,7 @@ mod ca;
 mod cli;
 mod commands;
 mod demo;
+mod guard;
 mod harden;
 mod input;
 mod policy;

@@ -97,8 +97,13 @@ pub(crate) fn pii_selection(value: &str) -> Result<PiiSelection, CliError> {
 /// diffs) while meaning nothing to anyone without the key. Created on first use; when the home is missing or
 /// unwritable, fingerprints are keyed per process instead.
 pub(crate) fn fingerprint_key(home: &Path) -> Option<[u8; 32]> {
+    home_key(home, "redact-fingerprint.key")
+}
+
+/// A random 32-byte key kept in `home/name` (0600), made on first use; `None` without a home directory.
+pub(crate) fn home_key(home: &Path, name: &str) -> Option<[u8; 32]> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = home.join("redact-fingerprint.key");
+    let path = home.join(name);
     if let Ok(bytes) = std::fs::read(&path) {
         return <[u8; 32]>::try_from(bytes.as_slice()).ok();
     }

@@ -1,0 +1,134 @@
+//! `airlock scan` and `airlock spotlight`: the prompt-injection guard from the command line.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use airlock_guard::heuristics::Heuristics;
+use airlock_guard::score::{Assessment, Thresholds, Verdict, assess};
+use airlock_guard::spotlight::{Mode, Spotlight};
+
+use crate::CliError;
+use crate::cli::{ProfileArg, ScanArgs, SpotlightArgs, SpotlightModeArg};
+use crate::commands::Ctx;
+
+/// Text larger than this is refused: a guard scan is for what goes into one model context.
+const MAX_INPUT: u64 = 64 << 20;
+
+/// Exit codes: a flagged text, a blocked one (see the README's table).
+const EXIT_FLAG: u8 = 14;
+const EXIT_BLOCK: u8 = 15;
+
+fn read_text(file: Option<&Path>) -> Result<String, CliError> {
+    let mut bytes = Vec::new();
+    let (name, read) = match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+            (path.display().to_string(), f.take(MAX_INPUT + 1).read_to_end(&mut bytes))
+        }
+        None => ("stdin".to_string(), std::io::stdin().lock().take(MAX_INPUT + 1).read_to_end(&mut bytes)),
+    };
+    read.map_err(|e| CliError::input(format!("cannot read {name}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(CliError::input(format!(
+            "{name} is over {} MiB: scan what goes into one context",
+            MAX_INPUT >> 20
+        )));
+    }
+    // Invalid UTF-8 is replaced, not refused: a tool's output is what it is, and U+FFFD hides nothing.
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+fn thresholds(p: ProfileArg) -> Thresholds {
+    match p {
+        ProfileArg::Strict => Thresholds::STRICT,
+        ProfileArg::Default => Thresholds::DEFAULT,
+        ProfileArg::Permissive => Thresholds::PERMISSIVE,
+    }
+}
+
+/// What the scan could use: the classifier layer is not built yet, and the output says so.
+const LAYERS_NOTE: &str = "heuristics only: the classifier layer is not available";
+
+pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
+    let text = read_text(a.file.as_deref())?;
+    let assessment = assess(Heuristics::builtin(), &text, None, thresholds(a.profile));
+    let mut out = std::io::stdout().lock();
+    let written = if ctx.json {
+        writeln!(out, "{}", json(&assessment, &text))
+    } else {
+        write!(out, "{}  ({LAYERS_NOTE})\n", assessment.explain(&text).trim_end())
+    };
+    written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
+    match assessment.verdict {
+        Verdict::Allow => Ok(()),
+        Verdict::Flag => Err(CliError { code: EXIT_FLAG, message: String::new() }),
+        Verdict::Block => Err(CliError { code: EXIT_BLOCK, message: String::new() }),
+    }
+}
+
+fn json(a: &Assessment, text: &str) -> serde_json::Value {
+    let t = a.tricks;
+    serde_json::json!({
+        "risk": a.risk,
+        "verdict": a.verdict.as_str(),
+        "layers": ["heuristics"],
+        "classifier": a.classifier,
+        "note": LAYERS_NOTE,
+        "evidence": a.evidence.iter().map(|e| serde_json::json!({
+            "id": e.id,
+            "category": e.category,
+            "weight": e.weight,
+            "view": e.view.map(|v| v.as_str()),
+            "span": e.span.as_ref().map(|s| [s.start, s.end]),
+            "text": e.span.as_ref().and_then(|s| text.get(s.clone())).map(|s| s.chars().take(200).collect::<String>()),
+        })).collect::<Vec<_>>(),
+        "tricks": {
+            "invisible": t.invisible, "bidi": t.bidi, "tag": t.tag, "homoglyph": t.homoglyph,
+            "compatibility": t.compatibility,
+        },
+    })
+}
+
+pub(crate) fn spotlight(ctx: &Ctx, a: SpotlightArgs) -> Result<(), CliError> {
+    let mode = match a.mode {
+        SpotlightModeArg::Delimit => Mode::Delimit,
+        SpotlightModeArg::Datamark => Mode::Datamark,
+        SpotlightModeArg::Encode => Mode::Encode,
+    };
+    let s = match &a.session {
+        None if a.system_prompt && !ctx.json && mode != Mode::Encode => {
+            return Err(CliError::usage(
+                "--system-prompt alone needs --session NAME: without one, the next wrap draws a new marker (or \
+                 use --json to get both at once)"
+                    .into(),
+            ));
+        }
+        None => Spotlight::new(mode),
+        Some(session) => {
+            let key = crate::redact::home_key(&ctx.home, "spotlight.key").ok_or_else(|| {
+                CliError::input(format!("--session needs a key in {}, which cannot be written", ctx.home.display()))
+            })?;
+            let key = airlock_crypto::Key32::from_bytes(key);
+            let tag =
+                airlock_crypto::kdf::hmac_sha256(&key, format!("airlock spotlight session\0{session}").as_bytes());
+            let mut random = [0u8; 16];
+            random.copy_from_slice(&tag[..16]);
+            Spotlight::from_random(mode, random)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if a.system_prompt && !ctx.json {
+        writeln!(out, "{}", s.system_prompt())
+    } else {
+        let text = read_text(None)?;
+        if ctx.json {
+            let v =
+                serde_json::json!({ "mode": mode.as_str(), "system_prompt": s.system_prompt(), "text": s.wrap(&text) });
+            writeln!(out, "{v}")
+        } else {
+            writeln!(out, "{}", s.wrap(&text))
+        }
+    };
+    written.map_err(|e| CliError::input(format!("cannot write: {e}")))
+}
