@@ -57,7 +57,7 @@ pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
     let written = if ctx.json {
         writeln!(out, "{}", json(&assessment, &text))
     } else {
-        write!(out, "{}  ({LAYERS_NOTE})\n", assessment.explain(&text).trim_end())
+        writeln!(out, "{}  ({LAYERS_NOTE})", assessment.explain(&text))
     };
     written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
     match assessment.verdict {
