@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 
@@ -101,16 +102,42 @@ pub struct Heuristics {
     owner: Vec<usize>,
     /// Each pattern alone, for the span of a pattern the set says matched.
     each: Vec<Regex>,
+    /// The longest match any pattern can have: windows overlap by this much.
+    overlap: usize,
 }
 
 /// Longest pattern accepted, in bytes: patterns are phrases, not programs.
 const MAX_PATTERN: usize = 1024;
+/// Windows overlap by at most this much (see `Heuristics::new`).
+const MAX_MATCH: usize = 4096;
+/// Bytes of text searched at once by the all-patterns regex (plus the overlap).
+const WINDOW: usize = 4096;
+
+/// The largest char boundary at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
 
 /// `all` reports every pattern that matches anywhere: that takes `MatchKind::All` (leftmost-first would stop at
 /// the first pattern to match at each place). Single patterns find their leftmost-first match as usual.
+///
+/// No capture groups are kept: only which patterns match, and where. With the groups of hundreds of patterns the
+/// fallback engines' tables took gigabytes. The all-patterns lazy DFA gets a large cache: with hundreds of
+/// bounded repeats tracked at once it builds many states, and a 4 MiB cache made it 4 times slower. (Still far
+/// from the latency target: a literal prefilter in front of it is the next step.)
 fn compile(patterns: &[&str], kind: MatchKind) -> Result<Regex, String> {
+    let captures = if kind == MatchKind::All { WhichCaptures::None } else { WhichCaptures::Implicit };
     meta::Builder::new()
-        .configure(meta::Config::new().match_kind(kind).nfa_size_limit(Some(8 << 20)).hybrid_cache_capacity(4 << 20))
+        .configure(
+            meta::Config::new()
+                .match_kind(kind)
+                .which_captures(captures)
+                .nfa_size_limit(Some(32 << 20))
+                .hybrid_cache_capacity(if kind == MatchKind::All { 64 << 20 } else { 4 << 20 }),
+        )
         .build_many(patterns)
         .map_err(|e| e.to_string())
 }
@@ -139,6 +166,7 @@ impl Heuristics {
         let mut owner = Vec::new();
         let mut each = Vec::new();
         let mut patterns: Vec<&str> = Vec::new();
+        let mut overlap = 0;
         for (i, f) in families.iter().enumerate() {
             if f.id.is_empty() || !f.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
                 return Err(error(f, "ids are lowercase letters, digits and '-'".into()));
@@ -161,6 +189,14 @@ impl Heuristics {
                 if one.is_match("") {
                     return Err(error(f, format!("pattern {p:?} matches the empty string")));
                 }
+                // Windows overlap by the longest match, up to MAX_MATCH: a phrase longer than that (possible only
+                // with an unbounded repeat) that straddles a window edge would be missed.
+                let longest = regex_syntax::parse(p)
+                    .map_err(|e| error(f, format!("pattern {p:?}: {e}")))?
+                    .properties()
+                    .maximum_len()
+                    .unwrap_or(MAX_MATCH);
+                overlap = overlap.max(longest.min(MAX_MATCH));
                 each.push(one);
                 owner.push(i);
                 patterns.push(p);
@@ -171,7 +207,7 @@ impl Heuristics {
             family: None,
             reason: e,
         })?;
-        Ok(Heuristics { families, all, owner, each })
+        Ok(Heuristics { families, all, owner, each, overlap })
     }
 
     pub fn families(&self) -> &[FamilySpec] {
@@ -190,7 +226,17 @@ impl Heuristics {
         for view in views {
             set.clear();
             let text = view.text.text();
-            self.all.which_overlapping_matches(&Input::new(text), &mut set);
+            // In windows: one search over a long text made the lazy DFA give up for a slow fallback (100 KB took
+            // seconds); windows overlapping by the longest match find every pattern a whole search would.
+            let mut start = 0;
+            while start < text.len() {
+                let end = floor_boundary(text, (start + WINDOW + self.overlap).min(text.len()));
+                self.all.which_overlapping_matches(&Input::new(text).span(start..end), &mut set);
+                if end == text.len() {
+                    break;
+                }
+                start = floor_boundary(text, start + WINDOW);
+            }
             let mut done = vec![false; self.families.len()];
             for pid in set.iter() {
                 let family = self.owner[pid.as_usize()];
