@@ -53,12 +53,16 @@ const LAYERS_NOTE: &str = "heuristics only: the classifier layer is not availabl
 pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
     let text = read_text(a.file.as_deref())?;
     let assessment = assess(Heuristics::builtin(), &text, None, thresholds(a.profile));
-    let mut out = std::io::stdout().lock();
-    let written = if ctx.json {
-        writeln!(out, "{}", json(&assessment, &text))
+    let report = if ctx.json {
+        json(&assessment, &text).to_string()
     } else {
-        writeln!(out, "{}  ({LAYERS_NOTE})", assessment.explain(&text))
+        format!("{}  ({LAYERS_NOTE})", assessment.explain(&text))
     };
+    // Snippets quote the scanned text, which may hold a credential (an exfiltration URL with a key in it): the
+    // report goes out masked like any other output.
+    let (masked, _) = airlock_redact::Scanner::builtin().redact(report.as_bytes(), &airlock_redact::MaskStyle::Label);
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(&masked).and_then(|()| out.write_all(b"\n"));
     written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
     match assessment.verdict {
         Verdict::Allow => Ok(()),
@@ -106,6 +110,11 @@ pub(crate) fn spotlight(ctx: &Ctx, a: SpotlightArgs) -> Result<(), CliError> {
         }
         None => Spotlight::new(mode),
         Some(session) => {
+            // The key lives in AIRLOCK_HOME, made (0700) if this is the first thing Airlock does on the machine.
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&ctx.home);
+            }
             let key = crate::redact::home_key(&ctx.home, "spotlight.key").ok_or_else(|| {
                 CliError::input(format!("--session needs a key in {}, which cannot be written", ctx.home.display()))
             })?;
