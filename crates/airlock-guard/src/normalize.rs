@@ -424,7 +424,7 @@ fn decoded_views(text: &str, origin: Range<usize>, depth: u8, budget: &mut usize
             found.push((kind, run, text));
         }
     }
-    let percent = memchr_percent(bytes);
+    let percent = has_percent_escape(bytes);
     for run in if percent { runs(bytes, |b| !b.is_ascii_whitespace()) } else { Vec::new() } {
         let s = &bytes[run.clone()];
         if s.windows(3).filter(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit()).count() < 2 {
@@ -447,7 +447,7 @@ fn decoded_views(text: &str, origin: Range<usize>, depth: u8, budget: &mut usize
 }
 
 /// Does `bytes` hold a `%XX` escape at all? Most text does not, and then no run needs looking at.
-fn memchr_percent(bytes: &[u8]) -> bool {
+fn has_percent_escape(bytes: &[u8]) -> bool {
     bytes.windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 

@@ -159,16 +159,15 @@ impl StreamRedactor {
         let cut = self.scan_emit(&joined, self.context, false, out, &mut findings);
         debug_assert!(cut >= carried && cut - carried <= junction, "the junction's cut lies in the chunk");
         let resume = cut - carried;
+        self.carry = joined;
         if resume == 0 {
             // The look-behind byte is the carry's last: join the rest of the chunk too (a cut exactly at the
             // junction's start is rare).
-            self.carry = joined;
             self.keep_from(cut);
             self.append(&chunk[junction..]);
             findings.extend(self.emit(false, out));
             return findings;
         }
-        self.carry = joined;
         // `rest[0]` is the byte before the cut: look-behind for the scan that resumes there.
         let rest = &chunk[resume - 1..];
         let cut = self.scan_emit(rest, 1, false, out, &mut findings);
