@@ -9,16 +9,28 @@
 //! # How
 //! Families are data (`families/*.toml`, compiled in; users may add their own). Each has an id, a category, a
 //! weight in 0..1, regexes over the folded text (lowercase, one space between words, look-alike letters mapped),
-//! and positive and negative examples that run as tests. All patterns of all families compile into one
-//! multi-pattern regex, so one pass over each view says which patterns match anywhere (`regex-automata`'s lazy
-//! DFA: linear time, no backtracking); only those are searched again for their spans.
+//! and positive and negative examples that run as tests.
+//!
+//! Every pattern is searched only where it can match. From each pattern's syntax we take literals that every
+//! match contains at a known place: its start (most patterns), its end, or just after a short lead. One
+//! Aho-Corasick pass finds all of them in a view; each find runs its pattern anchored there (forward from a
+//! start literal, from each possible start before an inner one, backward by the reverse automaton from an end
+//! one). A pattern with no such literals would be searched over the whole view in overlapping windows; the
+//! built-in families have none. All engines are `regex-automata` automata: linear time, no backtracking. One
+//! all-patterns automaton over the whole text, the first design, took over a second for 100 KB.
 
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::{Arc, OnceLock};
 
+use aho_corasick::AhoCorasick;
+use regex_automata::hybrid;
 use regex_automata::meta::{self, Regex};
-use regex_automata::nfa::thompson::WhichCaptures;
-use regex_automata::{Input, MatchKind, PatternSet};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
+use regex_automata::{Anchored, Input, MatchKind, PatternSet};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
+use regex_syntax::hir::{Hir, HirKind};
 use serde::Deserialize;
 
 use crate::normalize::{View, ViewKind, views};
@@ -97,21 +109,125 @@ pub struct Hit {
 #[derive(Debug)]
 pub struct Heuristics {
     families: Vec<FamilySpec>,
-    /// Every pattern of every family, in order; `owner[p]` is the family of pattern `p`.
-    all: Regex,
+    /// `owner[p]` is the family of pattern `p` (patterns of all families, in order).
     owner: Vec<usize>,
-    /// Each pattern alone, for the span of a pattern the set says matched.
+    /// Each pattern alone.
     each: Vec<Regex>,
-    /// The longest match any pattern can have: windows overlap by this much.
+    /// For patterns anchored at their end: the pattern's reverse automaton.
+    reverse: Vec<Option<Reverse>>,
+    /// The longest match each pattern can have, capped at `MAX_MATCH`.
+    longest: Vec<usize>,
+    /// Literals that every match of a pattern starts or ends with, for all anchored patterns at once.
+    anchors: AhoCorasick,
+    /// For each literal of `anchors`: the patterns it anchors, and at which end of their matches.
+    anchored: Vec<Vec<(usize, Side)>>,
+    /// Patterns without usable literals, searched whole: their indexes and all of them in one regex.
+    unanchored: Vec<usize>,
+    rest: Option<Regex>,
+    /// The longest match of an unanchored pattern: windows of `rest` overlap by this much.
     overlap: usize,
 }
 
 /// Longest pattern accepted, in bytes: patterns are phrases, not programs.
 const MAX_PATTERN: usize = 1024;
-/// Windows overlap by at most this much (see `Heuristics::new`).
+/// Searches reach at most this far from an anchor, and windows overlap by at most this much (see `Heuristics::new`).
 const MAX_MATCH: usize = 4096;
-/// Bytes of text searched at once by the all-patterns regex (plus the overlap).
+/// Bytes of text searched at once by the regex of unanchored patterns (plus the overlap).
 const WINDOW: usize = 4096;
+
+type CachePool =
+    Pool<hybrid::dfa::Cache, Box<dyn Fn() -> hybrid::dfa::Cache + Send + Sync + UnwindSafe + RefUnwindSafe>>;
+
+/// A pattern's reverse lazy DFA, which finds where a match that ends at a given place starts, and a cache for each
+/// thread that uses it.
+struct Reverse {
+    dfa: Arc<hybrid::dfa::DFA>,
+    caches: CachePool,
+}
+
+impl std::fmt::Debug for Reverse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reverse")
+    }
+}
+
+impl Reverse {
+    fn new(pattern: &str) -> Result<Reverse, String> {
+        let dfa = hybrid::dfa::DFA::builder()
+            // `All`: a reverse search goes on to the earliest start.
+            .configure(hybrid::dfa::DFA::config().match_kind(MatchKind::All).unicode_word_boundary(true))
+            .thompson(thompson::Config::new().reverse(true).which_captures(WhichCaptures::None))
+            .build(pattern)
+            .map_err(|e| e.to_string())?;
+        let dfa = Arc::new(dfa);
+        let for_caches = Arc::clone(&dfa);
+        Ok(Reverse { dfa, caches: Pool::new(Box::new(move || for_caches.create_cache())) })
+    }
+}
+
+/// Where in a pattern's matches its anchor literals sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Every match starts with one: the pattern runs anchored at the literal.
+    Start,
+    /// Every match has one at most `back` bytes after its start: the pattern runs in a region around the literal.
+    Inner { back: usize },
+    /// Every match ends with one: the pattern runs in a region ending at the literal's end.
+    End,
+}
+
+/// Anchor literals are cut to this many bytes: fewer, shorter literals make a faster automaton, and a cut literal
+/// still anchors every match.
+const ANCHOR_BYTES: usize = 6;
+
+/// A literal that would hit nearly everywhere cannot anchor: letters and digits need three bytes, punctuation two.
+fn distinctive(lit: &[u8]) -> bool {
+    lit.len() >= 3 || (lit.len() == 2 && lit.iter().all(|b| b.is_ascii_punctuation()))
+}
+
+/// Literals that every match of `hir` contains at a known place, from whichever place gives the longest shortest
+/// literal (the start, the end, or after a bounded-length lead such as `(^|[,.;] )`); `None` when no place gives a
+/// finite set of distinctive literals.
+fn anchor_literals(hir: &Hir) -> Option<(Side, Vec<Vec<u8>>)> {
+    let mut places: Vec<(Side, Seq)> = Vec::new();
+    let extract = |kind, hir: &Hir| Extractor::new().kind(kind).extract(hir);
+    places.push((Side::Start, extract(ExtractKind::Prefix, hir)));
+    places.push((Side::End, extract(ExtractKind::Suffix, hir)));
+    if let HirKind::Concat(parts) = hir.kind() {
+        let mut back = 0usize;
+        for i in 1..parts.len() {
+            let Some(len) = parts[i - 1].properties().maximum_len() else { break };
+            back = back.saturating_add(len);
+            let tail = Hir::concat(parts[i..].to_vec());
+            places.push((Side::Inner { back }, extract(ExtractKind::Prefix, &tail)));
+        }
+    }
+    // The start is preferred whenever it can anchor: an anchored search stops as soon as the text departs from
+    // the pattern, usually within a few bytes. Elsewhere the longest shortest literal wins, and literals are cut
+    // less: a search from an inner or end literal covers the pattern's whole reach.
+    let mut best: Option<(usize, Side, Vec<Vec<u8>>)> = None;
+    for (side, mut seq) in places {
+        match side {
+            Side::Start => seq.keep_first_bytes(ANCHOR_BYTES),
+            Side::Inner { .. } => seq.keep_first_bytes(4 * ANCHOR_BYTES),
+            Side::End => seq.keep_last_bytes(4 * ANCHOR_BYTES),
+        }
+        seq.dedup();
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || !lits.iter().all(|l| distinctive(l.as_bytes())) {
+            continue;
+        }
+        let lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        if side == Side::Start {
+            return Some((side, lits));
+        }
+        let min = lits.iter().map(Vec::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| min > b.0) {
+            best = Some((min, side, lits));
+        }
+    }
+    best.map(|(_, side, lits)| (side, lits))
+}
 
 /// The largest char boundary at or before `at`.
 fn floor_boundary(text: &str, mut at: usize) -> usize {
@@ -121,13 +237,10 @@ fn floor_boundary(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// `all` reports every pattern that matches anywhere: that takes `MatchKind::All` (leftmost-first would stop at
-/// the first pattern to match at each place). Single patterns find their leftmost-first match as usual.
-///
-/// No capture groups are kept: only which patterns match, and where. With the groups of hundreds of patterns the
-/// fallback engines' tables took gigabytes. The all-patterns lazy DFA gets a large cache: with hundreds of
-/// bounded repeats tracked at once it builds many states, and a 4 MiB cache made it 4 times slower. (Still far
-/// from the latency target: a literal prefilter in front of it is the next step.)
+/// The regex of unanchored patterns reports every pattern that matches anywhere: that takes `MatchKind::All`
+/// (leftmost-first would stop at the first pattern to match at each place), with no capture groups (with hundreds
+/// of patterns the fallback engines' tables took gigabytes) and a large lazy-DFA cache (bounded repeats tracked at
+/// once build many states). Single patterns find their leftmost-first match as usual.
 fn compile(patterns: &[&str], kind: MatchKind) -> Result<Regex, String> {
     let captures = if kind == MatchKind::All { WhichCaptures::None } else { WhichCaptures::Implicit };
     meta::Builder::new()
@@ -165,7 +278,13 @@ impl Heuristics {
         let mut seen = std::collections::HashSet::new();
         let mut owner = Vec::new();
         let mut each = Vec::new();
-        let mut patterns: Vec<&str> = Vec::new();
+        let mut longest = Vec::new();
+        let mut reverse = Vec::new();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut anchored: Vec<Vec<(usize, Side)>> = Vec::new();
+        let mut literal_index = std::collections::HashMap::new();
+        let mut unanchored = Vec::new();
+        let mut rest_patterns: Vec<&str> = Vec::new();
         let mut overlap = 0;
         for (i, f) in families.iter().enumerate() {
             if f.id.is_empty() || !f.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -189,25 +308,48 @@ impl Heuristics {
                 if one.is_match("") {
                     return Err(error(f, format!("pattern {p:?} matches the empty string")));
                 }
-                // Windows overlap by the longest match, up to MAX_MATCH: a phrase longer than that (possible only
-                // with an unbounded repeat) that straddles a window edge would be missed.
-                let longest = regex_syntax::parse(p)
-                    .map_err(|e| error(f, format!("pattern {p:?}: {e}")))?
-                    .properties()
-                    .maximum_len()
-                    .unwrap_or(MAX_MATCH);
-                overlap = overlap.max(longest.min(MAX_MATCH));
+                let hir = regex_syntax::parse(p).map_err(|e| error(f, format!("pattern {p:?}: {e}")))?;
+                // Searches look this far from an anchor (or window edge): a match longer than MAX_MATCH (possible
+                // only with an unbounded repeat) is cut there, and may then be missed.
+                let max_len = hir.properties().maximum_len().unwrap_or(MAX_MATCH).min(MAX_MATCH);
+                let pattern = each.len();
+                let anchor = anchor_literals(&hir);
+                reverse.push(match anchor {
+                    Some((Side::End, _)) => Some(Reverse::new(p).map_err(|e| error(f, format!("pattern {p:?}: {e}")))?),
+                    _ => None,
+                });
+                match anchor {
+                    Some((side, lits)) => {
+                        for lit in lits {
+                            let next = literals.len();
+                            let at = *literal_index.entry(lit.clone()).or_insert(next);
+                            if at == next {
+                                literals.push(lit);
+                                anchored.push(Vec::new());
+                            }
+                            anchored[at].push((pattern, side));
+                        }
+                    }
+                    None => {
+                        overlap = overlap.max(max_len);
+                        unanchored.push(pattern);
+                        rest_patterns.push(p);
+                    }
+                }
+                longest.push(max_len);
                 each.push(one);
                 owner.push(i);
-                patterns.push(p);
             }
         }
-        let all = compile(&patterns, MatchKind::All).map_err(|e| FamilyError {
-            file: "families".into(),
-            family: None,
-            reason: e,
-        })?;
-        Ok(Heuristics { families, all, owner, each, overlap })
+        let whole = |reason: String| FamilyError { file: "families".into(), family: None, reason };
+        let anchors = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&literals)
+            .map_err(|e| whole(e.to_string()))?;
+        let rest =
+            if rest_patterns.is_empty() { None } else { Some(compile(&rest_patterns, MatchKind::All).map_err(whole)?) };
+        Ok(Heuristics { families, owner, each, reverse, longest, anchors, anchored, unanchored, rest, overlap })
     }
 
     pub fn families(&self) -> &[FamilySpec] {
@@ -222,30 +364,53 @@ impl Heuristics {
     /// As [`Heuristics::scan`], on views already made.
     pub fn scan_views(&self, views: &[View]) -> Vec<Hit> {
         let mut hits = Vec::new();
-        let mut set = PatternSet::new(self.all.pattern_len());
+        let mut found: Vec<Option<Range<usize>>> = vec![None; self.families.len()];
+        // Per pattern, where the last search back from an end anchor ended.
+        let mut last_end = vec![usize::MAX; self.each.len()];
+        let mut set = self.rest.as_ref().map(|r| PatternSet::new(r.pattern_len()));
         for view in views {
-            set.clear();
+            found.iter_mut().for_each(|f| *f = None);
+            last_end.iter_mut().for_each(|s| *s = usize::MAX);
             let text = view.text.text();
-            // In windows: one search over a long text made the lazy DFA give up for a slow fallback (100 KB took
-            // seconds); windows overlapping by the longest match find every pattern a whole search would.
-            let mut start = 0;
-            while start < text.len() {
-                let end = floor_boundary(text, (start + WINDOW + self.overlap).min(text.len()));
-                self.all.which_overlapping_matches(&Input::new(text).span(start..end), &mut set);
-                if end == text.len() {
-                    break;
+            for m in self.anchors.find_overlapping_iter(text) {
+                for &(pattern, side) in &self.anchored[m.pattern().as_usize()] {
+                    if found[self.owner[pattern]].is_some() {
+                        continue;
+                    }
+                    found[self.owner[pattern]] = match side {
+                        Side::Start => self.search_from(pattern, text, m.start()),
+                        Side::Inner { back } => {
+                            self.search_around(pattern, text, m.start(), back, &mut last_end[pattern])
+                        }
+                        Side::End => self.search_to(pattern, text, m.end(), &mut last_end[pattern]),
+                    };
                 }
-                start = floor_boundary(text, start + WINDOW);
             }
-            let mut done = vec![false; self.families.len()];
-            for pid in set.iter() {
-                let family = self.owner[pid.as_usize()];
-                if std::mem::replace(&mut done[family], true) {
-                    continue;
+            if let (Some(rest), Some(set)) = (&self.rest, set.as_mut()) {
+                set.clear();
+                // In windows: one search over a long text made the lazy DFA give up for a slow fallback (100 KB
+                // took seconds); windows overlapping by the longest match find every pattern a whole search would.
+                let mut start = 0;
+                while start < text.len() {
+                    let end = floor_boundary(text, (start + WINDOW + self.overlap).min(text.len()));
+                    rest.which_overlapping_matches(&Input::new(text).span(start..end), set);
+                    if end == text.len() {
+                        break;
+                    }
+                    start = floor_boundary(text, start + WINDOW);
                 }
-                let Some(m) = self.each[pid.as_usize()].find(text) else { continue };
+                for pid in set.iter() {
+                    let pattern = self.unanchored[pid.as_usize()];
+                    let family = self.owner[pattern];
+                    if found[family].is_none() {
+                        found[family] = self.each[pattern].find(text).map(|m| m.range());
+                    }
+                }
+            }
+            for (family, range) in found.iter().enumerate() {
+                let Some(range) = range else { continue };
                 let span = match view.kind {
-                    ViewKind::Folded | ViewKind::Leet => view.text.original_span(m.range()),
+                    ViewKind::Folded | ViewKind::Leet => view.text.original_span(range.clone()),
                     _ => view.origin.clone(),
                 };
                 let f = &self.families[family];
@@ -260,6 +425,67 @@ impl Heuristics {
         }
         hits
     }
+
+    /// A match of `pattern` starting where one of its start literals was found.
+    fn search_from(&self, pattern: usize, text: &str, at: usize) -> Option<Range<usize>> {
+        let end = ceil_boundary(text, at.saturating_add(self.longest[pattern]).min(text.len()));
+        let input = Input::new(text).range(at..end).anchored(Anchored::Yes);
+        self.each[pattern].search_half(&input).map(|m| at..m.offset())
+    }
+
+    /// A match of `pattern` that starts at most `back` bytes before `at`, where one of its inner literals was found:
+    /// an anchored search from each place it could start (the lead before an inner literal is short).
+    fn search_around(
+        &self,
+        pattern: usize,
+        text: &str,
+        at: usize,
+        back: usize,
+        last: &mut usize,
+    ) -> Option<Range<usize>> {
+        if std::mem::replace(last, at) == at {
+            return None;
+        }
+        let first = floor_boundary(text, at.saturating_sub(back));
+        (first..=at).filter(|&i| text.is_char_boundary(i)).find_map(|i| self.search_from(pattern, text, i))
+    }
+
+    /// A match of `pattern` ending where one of its end literals was found: an anchored search backwards from there,
+    /// by the pattern's reverse automaton. `last_end` is where the previous such search ended: the same end is not
+    /// searched twice.
+    fn search_to(&self, pattern: usize, text: &str, end: usize, last_end: &mut usize) -> Option<Range<usize>> {
+        if std::mem::replace(last_end, end) == end {
+            return None;
+        }
+        let start = floor_boundary(text, end.saturating_sub(self.longest[pattern]));
+        let Some(reverse) = self.reverse[pattern].as_ref() else {
+            return self.find_in(pattern, text, start..end);
+        };
+        let input = Input::new(text).range(start..end).anchored(Anchored::Yes);
+        let mut cache = reverse.caches.get();
+        match reverse.dfa.try_search_rev(&mut cache, &input) {
+            Ok(m) => m.map(|m| m.offset()..end),
+            // The automaton stops at a letter outside ASCII next to a word boundary, or when the pattern makes it
+            // build too many states: the general search then decides.
+            Err(_) => self.find_in(pattern, text, start..end),
+        }
+    }
+
+    /// The first match of `pattern` in `region`. Most regions hold none: a forward-only search says so before the
+    /// costlier search that also finds where a match starts.
+    fn find_in(&self, pattern: usize, text: &str, region: Range<usize>) -> Option<Range<usize>> {
+        let input = Input::new(text).range(region);
+        self.each[pattern].search_half(&input)?;
+        self.each[pattern].search(&input).map(|m| m.range())
+    }
+}
+
+/// The smallest char boundary at or after `at`.
+fn ceil_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// Parses one family file.
@@ -334,5 +560,67 @@ mod tests {
         assert_eq!(hits[0].view, ViewKind::Base64);
         assert_eq!(&input[hits[0].span.clone()], b64);
         assert!(h.scan("previous instructions are fine; do not ignore them").is_empty());
+    }
+
+    /// Families whose patterns match each view, by searching every pattern over the whole view.
+    fn brute_force(h: &Heuristics, input: &str) -> Vec<(String, ViewKind)> {
+        let mut out = Vec::new();
+        for view in views(input) {
+            for (i, f) in h.families.iter().enumerate() {
+                let matched = (0..h.each.len()).any(|p| h.owner[p] == i && h.each[p].is_match(view.text.text()));
+                if matched {
+                    out.push((f.id.clone(), view.kind));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1 as u8).cmp(&(&b.0, b.1 as u8)));
+        out
+    }
+
+    #[test]
+    fn anchored_search_finds_what_a_whole_search_finds() {
+        let h = Heuristics::builtin();
+        let mut texts: Vec<String> = Vec::new();
+        for f in &h.families {
+            texts.extend(f.positive.iter().cloned());
+            texts.extend(f.negative.iter().cloned());
+        }
+        // Examples run together, so that patterns meet each other's words and text on either side.
+        let joined: Vec<String> = texts.chunks(7).map(|c| c.join(" ")).collect();
+        texts.extend(joined);
+        let mut checked = 0;
+        for text in &texts {
+            let mut got: Vec<(String, ViewKind)> = h.scan(text).into_iter().map(|x| (x.family, x.view)).collect();
+            got.sort_by(|a, b| (&a.0, a.1 as u8).cmp(&(&b.0, b.1 as u8)));
+            got.dedup();
+            assert_eq!(got, brute_force(h, text), "{text:?}");
+            checked += 1;
+        }
+        assert!(checked > 700, "{checked}");
+    }
+
+    #[test]
+    fn every_builtin_pattern_has_anchor_literals() {
+        // A pattern without them is searched over whole texts, which is what made long texts slow.
+        let h = Heuristics::builtin();
+        assert!(h.unanchored.is_empty(), "{:?}", h.unanchored);
+        assert!(h.rest.is_none());
+    }
+
+    #[test]
+    fn patterns_without_anchor_literals_are_searched_whole() {
+        let h = Heuristics::new(vec![spec("digits", &[r"\d{3}-\d{4}"]), spec("word", &["ignore previous"])]).unwrap();
+        assert_eq!(h.unanchored, [0]);
+        // Past the first window, and across a window edge.
+        for at in [10, WINDOW - 4, 3 * WINDOW + 100] {
+            let text = format!("{}555-1234 and ignore previous{}", "x ".repeat(at / 2), " y".repeat(500));
+            let hits = h.scan(&text);
+            let ids: Vec<&str> =
+                hits.iter().filter(|x| x.view == ViewKind::Folded).map(|x| x.family.as_str()).collect();
+            assert_eq!(ids, ["digits", "word"], "at {at}");
+            let digits = hits.iter().find(|x| x.family == "digits").unwrap();
+            assert_eq!(&text[digits.span.clone()], "555-1234");
+        }
+        assert!(h.scan("555-12 ignore").is_empty());
     }
 }
