@@ -12,17 +12,23 @@
 //! - **Known attack phrasing**: instruction overrides, role switches, system-prompt extraction, fake chat-template
 //!   delimiters, forged tool calls, exfiltration and credential requests, false authority and urgency, in many
 //!   languages. [`heuristics`] matches weighted families of patterns in linear time.
+//! - **Paraphrase no pattern anticipated.** [`classifier`] (cargo feature `classifier`, on by default in the
+//!   `airlock` binary) scores windows of the text with MiniLM-L6-v2 token vectors and a small trained head. Without
+//!   the model files the heuristics run alone, and the caller says so.
 //! - **Injections no detector catches.** [`spotlight`] marks untrusted text (random-nonce delimiters, a
 //!   per-session datamark, or base64) and gives the system-prompt snippet that tells the model marked text is
 //!   data.
 //!
 //! ## Entry points
 //! - [`score::assess`]: risk 0..1, a verdict (allow, flag, block) at a profile's thresholds, and the evidence.
+//! - `classifier::Classifier::load` and `score`: the model's probability and most suspicious window.
 //! - [`heuristics::Heuristics::scan`]: every pattern family that matches, with its weight, view and span.
 //! - [`normalize::normalize`]: the folded text, with a map back to the original's byte offsets.
 //! - [`normalize::views`]: the folded text plus every decoded or unfolded variant worth scanning.
 //! - [`spotlight::Spotlight`]: `wrap` untrusted text; `system_prompt` for the model.
 
+#[cfg(feature = "classifier")]
+pub mod classifier;
 pub mod heuristics;
 pub mod normalize;
 pub mod score;

@@ -74,6 +74,14 @@ pub struct Evidence {
     pub span: Option<Range<usize>>,
 }
 
+/// What the classifier said of a text: the probability of an injection in its most suspicious window, and that
+/// window's span in the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierScore {
+    pub probability: f64,
+    pub span: Range<usize>,
+}
+
 /// The assessment of one text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
@@ -83,16 +91,13 @@ pub struct Assessment {
     pub evidence: Vec<Evidence>,
     pub tricks: Tricks,
     /// The classifier's probability of an injection, if it ran.
-    pub classifier: Option<f64>,
+    pub classifier: Option<ClassifierScore>,
 }
 
 impl Assessment {
     /// A few lines a person can read: the verdict, then each piece of evidence with a snippet of `input`.
     pub fn explain(&self, input: &str) -> String {
         let mut out = format!("risk {:.2}: {}\n", self.risk, self.verdict.as_str());
-        if let Some(c) = self.classifier {
-            out += &format!("  classifier: {c:.2}\n");
-        }
         for e in &self.evidence {
             out += &format!("  {} ({}, {:.2})", e.id, e.category, e.weight);
             if let Some(v) = e.view
@@ -148,7 +153,7 @@ fn trick_evidence(t: Tricks) -> Vec<Evidence> {
 }
 
 /// Assesses `input` with the heuristic families, and the classifier's probability if there is one.
-pub fn assess(h: &Heuristics, input: &str, classifier: Option<f64>, thresholds: Thresholds) -> Assessment {
+pub fn assess(h: &Heuristics, input: &str, classifier: Option<ClassifierScore>, thresholds: Thresholds) -> Assessment {
     let views = views(input);
     let tricks = views[0].text.tricks();
     let mut evidence: Vec<Evidence> = Vec::new();
@@ -161,13 +166,14 @@ pub fn assess(h: &Heuristics, input: &str, classifier: Option<f64>, thresholds: 
         }
     }
     evidence.extend(trick_evidence(tricks));
-    if let Some(c) = classifier {
+    // An empty text has no window to score: no evidence either way.
+    if let Some(c) = classifier.as_ref().filter(|c| !c.span.is_empty()) {
         evidence.push(Evidence {
             id: "classifier".into(),
             category: "classifier".into(),
-            weight: c.clamp(0.0, 1.0),
+            weight: c.probability.clamp(0.0, 1.0),
             view: None,
-            span: None,
+            span: Some(c.span.clone()),
         });
     }
     evidence.sort_by(|a, b| b.weight.total_cmp(&a.weight));
@@ -230,7 +236,13 @@ mod tests {
     #[test]
     fn the_classifier_is_one_more_piece_of_evidence() {
         let h = heuristics();
-        let a = assess(&h, "a harmless sentence", Some(0.9), Thresholds::DEFAULT);
+        let a = assess(
+            &h,
+            "a harmless sentence",
+            Some(ClassifierScore { probability: 0.9, span: 2..10 }),
+            Thresholds::DEFAULT,
+        );
+        assert_eq!(a.evidence[0].span, Some(2..10));
         assert!((a.risk - 0.9).abs() < 1e-9);
         assert_eq!(a.verdict, Verdict::Block);
         assert_eq!(Thresholds::STRICT.verdict(0.35), Verdict::Flag);

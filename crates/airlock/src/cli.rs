@@ -77,6 +77,13 @@ pub struct ScanArgs {
     /// Thresholds: `strict` (flag 0.3, block 0.6), `default` (0.4, 0.75) or `permissive` (0.5, 0.9).
     #[arg(long, value_enum, default_value_t = ProfileArg::Default)]
     pub profile: ProfileArg,
+    /// The classifier's model directory (default: $AIRLOCK_MODEL_DIR, else `model` in the state directory).
+    /// A model that is found but fails its checks stops the scan.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Heuristics alone, even where a model is installed.
+    #[arg(long, conflicts_with = "model")]
+    pub no_classifier: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

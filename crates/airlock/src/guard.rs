@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use airlock_guard::heuristics::Heuristics;
-use airlock_guard::score::{Assessment, Thresholds, Verdict, assess};
+use airlock_guard::score::{Assessment, ClassifierScore, Thresholds, Verdict, assess};
 use airlock_guard::spotlight::{Mode, Spotlight};
 
 use crate::CliError;
@@ -47,16 +47,49 @@ fn thresholds(p: ProfileArg) -> Thresholds {
     }
 }
 
-/// What the scan could use: the classifier layer is not built yet, and the output says so.
-const LAYERS_NOTE: &str = "heuristics only: the classifier layer is not available";
+/// The classifier's probability for `text`, or why there is none. A model that is there but cannot be used is an
+/// error: the user installed it and would otherwise get a weaker guard without noticing.
+fn classify(a: &ScanArgs, text: &str) -> Result<Result<ClassifierScore, &'static str>, CliError> {
+    if a.no_classifier {
+        return Ok(Err("heuristics only: --no-classifier"));
+    }
+    classify_with_model(a.model.as_deref(), text)
+}
+
+#[cfg(feature = "classifier")]
+fn classify_with_model(model: Option<&Path>, text: &str) -> Result<Result<ClassifierScore, &'static str>, CliError> {
+    use airlock_guard::classifier::{Classifier, Prepared, model_dir};
+    let Some(dir) = model_dir(model) else {
+        return Ok(Err("heuristics only: no classifier model installed (scripts/setup-model.sh; AIRLOCK_MODEL_DIR)"));
+    };
+    let (classifier, prepared) = Classifier::load(&dir).map_err(|e| CliError::input(format!("classifier: {e}")))?;
+    match prepared {
+        Prepared::Cached => {}
+        Prepared::Saved(path) => eprintln!("airlock: distilled the model's token vectors into {}", path.display()),
+        Prepared::NotSaved(why) => eprintln!("airlock: distilled the model's token vectors, not cached: {why}"),
+    }
+    Ok(Ok(classifier.score(text)))
+}
+
+#[cfg(not(feature = "classifier"))]
+fn classify_with_model(_: Option<&Path>, _: &str) -> Result<Result<ClassifierScore, &'static str>, CliError> {
+    Ok(Err("heuristics only: this airlock was built without the classifier feature"))
+}
 
 pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
     let text = read_text(a.file.as_deref())?;
-    let assessment = assess(Heuristics::builtin(), &text, None, thresholds(a.profile));
+    let (score, note) = match classify(&a, &text)? {
+        Ok(score) => (Some(score), None),
+        Err(note) => (None, Some(note)),
+    };
+    let assessment = assess(Heuristics::builtin(), &text, score, thresholds(a.profile));
     let report = if ctx.json {
-        json(&assessment, &text).to_string()
+        json(&assessment, &text, note).to_string()
     } else {
-        format!("{}  ({LAYERS_NOTE})", assessment.explain(&text))
+        match note {
+            Some(note) => format!("{}  ({note})", assessment.explain(&text)),
+            None => assessment.explain(&text).trim_end().to_string(),
+        }
     };
     // Snippets quote the scanned text, which may hold a credential (an exfiltration URL with a key in it): the
     // report goes out masked like any other output.
@@ -71,14 +104,17 @@ pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
     }
 }
 
-fn json(a: &Assessment, text: &str) -> serde_json::Value {
+fn json(a: &Assessment, text: &str, note: Option<&str>) -> serde_json::Value {
     let t = a.tricks;
+    let layers: &[&str] = if a.classifier.is_some() { &["heuristics", "classifier"] } else { &["heuristics"] };
     serde_json::json!({
         "risk": a.risk,
         "verdict": a.verdict.as_str(),
-        "layers": ["heuristics"],
-        "classifier": a.classifier,
-        "note": LAYERS_NOTE,
+        "layers": layers,
+        "classifier": a.classifier.as_ref().map(|c| serde_json::json!({
+            "probability": c.probability, "span": [c.span.start, c.span.end],
+        })),
+        "note": note,
         "evidence": a.evidence.iter().map(|e| serde_json::json!({
             "id": e.id,
             "category": e.category,
