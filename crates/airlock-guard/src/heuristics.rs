@@ -368,14 +368,33 @@ impl Heuristics {
         // Per pattern, where the last search back from an end anchor ended.
         let mut last_end = vec![usize::MAX; self.each.len()];
         let mut set = self.rest.as_ref().map(|r| PatternSet::new(r.pattern_len()));
+        // Families the folded view matched: a rewritten view (leetspeak) reports only others. Its matches away from
+        // the rewritten words are the folded view's own, so those places are not searched at all.
+        let mut in_folded = vec![false; self.families.len()];
         for view in views {
-            found.iter_mut().for_each(|f| *f = None);
+            if view.changed.is_some() {
+                found.iter_mut().zip(&in_folded).for_each(|(f, &folded)| *f = folded.then_some(0..0));
+            } else {
+                found.iter_mut().for_each(|f| *f = None);
+            }
             last_end.iter_mut().for_each(|s| *s = usize::MAX);
             let text = view.text.text();
             for m in self.anchors.find_overlapping_iter(text) {
                 for &(pattern, side) in &self.anchored[m.pattern().as_usize()] {
                     if found[self.owner[pattern]].is_some() {
                         continue;
+                    }
+                    if let Some(changed) = &view.changed {
+                        // Where a match could lie; if no rewritten word is there, the folded view found it.
+                        let reach = self.longest[pattern];
+                        let region = match side {
+                            Side::Start => m.start()..m.start().saturating_add(reach),
+                            Side::Inner { back } => m.start().saturating_sub(back)..m.start().saturating_add(reach),
+                            Side::End => m.end().saturating_sub(reach)..m.end(),
+                        };
+                        if !touches(changed, &region) {
+                            continue;
+                        }
                     }
                     found[self.owner[pattern]] = match side {
                         Side::Start => self.search_from(pattern, text, m.start()),
@@ -407,8 +426,14 @@ impl Heuristics {
                     }
                 }
             }
+            if view.kind == ViewKind::Folded {
+                in_folded.iter_mut().zip(&found).for_each(|(f, r)| *f = r.is_some());
+            }
             for (family, range) in found.iter().enumerate() {
                 let Some(range) = range else { continue };
+                if view.changed.is_some() && in_folded[family] {
+                    continue;
+                }
                 let span = match view.kind {
                     ViewKind::Folded | ViewKind::Leet => view.text.original_span(range.clone()),
                     _ => view.origin.clone(),
@@ -478,6 +503,12 @@ impl Heuristics {
         self.each[pattern].search_half(&input)?;
         self.each[pattern].search(&input).map(|m| m.range())
     }
+}
+
+/// Whether `region` overlaps any of `ranges` (sorted, disjoint).
+fn touches(ranges: &[Range<usize>], region: &Range<usize>) -> bool {
+    let i = ranges.partition_point(|r| r.end <= region.start);
+    ranges.get(i).is_some_and(|r| r.start < region.end)
 }
 
 /// The smallest char boundary at or after `at`.
@@ -565,10 +596,14 @@ mod tests {
     /// Families whose patterns match each view, by searching every pattern over the whole view.
     fn brute_force(h: &Heuristics, input: &str) -> Vec<(String, ViewKind)> {
         let mut out = Vec::new();
-        for view in views(input) {
+        let all = views(input);
+        let folded = &all[0];
+        for view in &all {
             for (i, f) in h.families.iter().enumerate() {
                 let matched = (0..h.each.len()).any(|p| h.owner[p] == i && h.each[p].is_match(view.text.text()));
-                if matched {
+                // A rewritten view (leetspeak) reports only families the folded view did not match.
+                let in_folded = (0..h.each.len()).any(|p| h.owner[p] == i && h.each[p].is_match(folded.text.text()));
+                if matched && !(view.changed.is_some() && in_folded) {
                     out.push((f.id.clone(), view.kind));
                 }
             }

@@ -325,6 +325,9 @@ pub struct View {
     pub origin: Range<usize>,
     /// Decoding steps from the input (0 for the folded text and its unfoldings).
     pub depth: u8,
+    /// For a view that is the folded text with some words rewritten in place (leetspeak): the byte ranges that
+    /// differ. A match that touches none of them is a match of the folded view too, found there already.
+    pub changed: Option<Vec<Range<usize>>>,
 }
 
 /// Runs shorter than this are not decoded: too many words and identifiers would qualify.
@@ -337,21 +340,27 @@ const MAX_DEPTH: u8 = 2;
 pub fn views(input: &str) -> Vec<View> {
     let folded = normalize(input);
     let mut out = Vec::new();
-    if let Some(leet) = unleet(&folded) {
-        out.push(View { kind: ViewKind::Leet, text: leet, origin: 0..input.len(), depth: 0 });
+    if let Some((leet, changed)) = unleet(&folded) {
+        out.push(View { kind: ViewKind::Leet, text: leet, origin: 0..input.len(), depth: 0, changed: Some(changed) });
     }
     if !folded.hidden.is_empty() {
         let span = folded.hidden_span.clone().unwrap_or(0..input.len());
-        out.push(View { kind: ViewKind::Hidden, text: normalize(&folded.hidden), origin: span, depth: 1 });
+        out.push(View {
+            kind: ViewKind::Hidden,
+            text: normalize(&folded.hidden),
+            origin: span,
+            depth: 1,
+            changed: None,
+        });
     }
     if folded.text.bytes().filter(u8::is_ascii_alphabetic).count() >= 8 {
         let mut rot = folded.clone();
         rot.text = folded.text.chars().map(rot13).collect();
-        out.push(View { kind: ViewKind::Rot13, text: rot, origin: 0..input.len(), depth: 1 });
+        out.push(View { kind: ViewKind::Rot13, text: rot, origin: 0..input.len(), depth: 1, changed: None });
     }
     let mut budget = input.len().saturating_mul(2);
     decoded_views(input, 0..input.len(), 1, &mut budget, &mut out);
-    out.insert(0, View { kind: ViewKind::Folded, text: folded, origin: 0..input.len(), depth: 0 });
+    out.insert(0, View { kind: ViewKind::Folded, text: folded, origin: 0..input.len(), depth: 0, changed: None });
     out
 }
 
@@ -365,10 +374,10 @@ fn rot13(c: char) -> char {
 
 /// Leetspeak read as letters inside words that have letters: `1gn0r3 pr3v10u5` → `ignore previous`. Numbers
 /// alone stay numbers. `None` if nothing changed.
-fn unleet(n: &Normalized) -> Option<Normalized> {
+fn unleet(n: &Normalized) -> Option<(Normalized, Vec<Range<usize>>)> {
     let bytes = n.text.as_bytes();
     let mut out = bytes.to_vec();
-    let mut changed = false;
+    let mut words: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let end = bytes[i..].iter().position(|&b| b == b' ').map_or(bytes.len(), |p| i + p);
@@ -387,15 +396,17 @@ fn unleet(n: &Normalized) -> Option<Normalized> {
                     _ => continue,
                 };
                 out[i + k] = letter;
-                changed = true;
+                if words.last() != Some(&(i..end)) {
+                    words.push(i..end);
+                }
             }
         }
         i = end + 1;
     }
-    changed.then(|| {
+    (!words.is_empty()).then(|| {
         let mut leet = n.clone();
         leet.text = String::from_utf8(out).expect("ASCII replaced by ASCII");
-        leet
+        (leet, words)
     })
 }
 
@@ -442,7 +453,7 @@ fn decoded_views(text: &str, origin: Range<usize>, depth: u8, budget: &mut usize
         // Positions inside a decoded text are not positions in the input: the whole run stands for them.
         let span = if depth == 1 { origin.start + run.start..origin.start + run.end } else { origin.clone() };
         decoded_views(&decoded, span.clone(), depth + 1, budget, out);
-        out.push(View { kind, text: normalize(&decoded), origin: span, depth });
+        out.push(View { kind, text: normalize(&decoded), origin: span, depth, changed: None });
     }
 }
 
