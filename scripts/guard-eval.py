@@ -63,11 +63,30 @@ def benign(out):
     return paras
 
 
-def metrics(rows, scores, t):
-    tp = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s["risk"] >= t)
-    fp = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s["risk"] >= t)
-    fn = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s["risk"] < t)
-    tn = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s["risk"] < t)
+def embedded(rows, ben, as_line):
+    """Each injection of `rows` inside a benign paragraph (seeded): as a line of its own between the paragraph's
+    lines, or in mid-paragraph at a random character. Measures what a page around an injection does to detection."""
+    rng = random.Random(9 if as_line else 5)
+    out = []
+    for text, y in rows:
+        if y != 1:
+            continue
+        host = ben[rng.randrange(len(ben))]
+        if as_line:
+            lines = host.split("\n")
+            k = rng.randrange(len(lines) + 1)
+            out.append(("\n".join(lines[:k] + [text] + lines[k:]), 1))
+        else:
+            cut = rng.randrange(len(host) + 1)
+            out.append((host[:cut] + " " + text + " " + host[cut:], 1))
+    return out
+
+
+def metrics(rows, scores, t, key="risk"):
+    tp = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s[key] >= t)
+    fp = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s[key] >= t)
+    fn = sum(1 for (_, y), s in zip(rows, scores) if y == 1 and s[key] < t)
+    tn = sum(1 for (_, y), s in zip(rows, scores) if y == 0 and s[key] < t)
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
@@ -83,26 +102,37 @@ def main():
     a = ap.parse_args()
     sets = [("s-labs validation", slabs(a.data)), ("neuralchemy validation", neuralchemy(a.data))]
     ben = benign(a.out)
-    print("## Prompt-injection detection: heuristics alone (scripts/guard-eval.sh)\n")
-    print(f"Detected = risk >= threshold. Default profile flags at {DEFAULT_FLAG}. Benign corpus: {len(ben)} "
-          "paragraphs of local crate READMEs and doc comments and Python stdlib docstrings that contain trigger words.\n")
-    print("| set | rows (inj / benign) | threshold | TP | FP | FN | precision | recall | F1 | false-positive rate |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    fired = {}
-    for name, rows in sets:
-        s = score(a.scorer, [t for t, _ in rows])
-        fired[name] = (rows, s)
-        pos = sum(y for _, y in rows)
-        for t in THRESHOLDS:
-            tp, fp, fn, tn, p, r, f1, fpr = metrics(rows, s, t)
-            mark = "**" if t == DEFAULT_FLAG else ""
-            print(f"| {name} | {pos} / {len(rows) - pos} | {mark}{t}{mark} | {tp} | {fp} | {fn} | {p:.1%} | {r:.1%} "
-                  f"| {mark}{f1:.3f}{mark} | {fpr:.1%} |")
+    sets.append(("s-labs injections in a benign paragraph, own line", embedded(sets[0][1], ben, True)))
+    sets.append(("s-labs injections in a benign paragraph, mid-text", embedded(sets[0][1], ben, False)))
+    scored = {name: score(a.scorer, [t for t, _ in rows]) for name, rows in sets}
     sb = score(a.scorer, ben)
-    for t in THRESHOLDS:
-        n = sum(1 for s in sb if s["risk"] >= t)
-        print(f"| benign with trigger words (over-defence) | 0 / {len(ben)} | {t} | - | {n} | - | - | - | - | "
-              f"{n / len(ben):.1%} |")
+    combined = all(s["classifier"] is not None for s in sb)
+    layers = [("heuristics alone", "heuristic_risk")] + ([("combined", "risk")] if combined else [])
+    print("## Prompt-injection detection (scripts/guard-eval.sh)\n")
+    print(f"Detected = risk >= threshold. Default profile flags at {DEFAULT_FLAG}. Benign corpus: {len(ben)} "
+          "paragraphs of local crate READMEs and doc comments and Python stdlib docstrings that contain trigger words."
+          + ("" if combined else " The classifier model was not found (AIRLOCK_MODEL_DIR): heuristics only.") + "\n")
+    print("| layers | set | rows (inj / benign) | threshold | TP | FP | FN | precision | recall | F1 | false-positive rate |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    fired = {}
+    for lname, key in layers:
+        for name, rows in sets:
+            s = scored[name]
+            fired[name] = (rows, s)
+            pos = sum(y for _, y in rows)
+            for t in THRESHOLDS:
+                if t != DEFAULT_FLAG and "paragraph" in name:
+                    continue
+                tp, fp, fn, tn, p, r, f1, fpr = metrics(rows, s, t, key)
+                mark = "**" if t == DEFAULT_FLAG else ""
+                fprs = f"{fpr:.1%}" if pos < len(rows) else "-"
+                print(f"| {lname} | {name} | {pos} / {len(rows) - pos} | {mark}{t}{mark} | {tp} | {fp} | {fn} | {p:.1%} "
+                      f"| {r:.1%} | {mark}{f1:.3f}{mark} | {fprs} |")
+        for t in THRESHOLDS:
+            n = sum(1 for s in sb if s[key] >= t)
+            mark = "**" if t == DEFAULT_FLAG else ""
+            print(f"| {lname} | benign with trigger words (over-defence) | 0 / {len(ben)} | {mark}{t}{mark} | - | {n} | - "
+                  f"| - | - | - | {mark}{n / len(ben):.1%}{mark} |")
     print("\n### Families firing (default threshold)\n")
     print("| set | on injections (top 12) | on benign rows (top 8) |")
     print("|---|---|---|")
@@ -115,13 +145,14 @@ def main():
     print(f"| benign corpus | - | {', '.join(f'`{i}` {n}' for i, n in on_b.most_common(8)) or '-'} |")
     p = subprocess.run([a.scorer, "--latency"], input="\n".join(json.dumps(t) for t in ben) + "\n",
                        capture_output=True, text=True, check=True)
-    print("\n### Latency (normalisation + heuristics, one thread)\n")
-    print("| text | runs | p50 | p99 | per KB (p50) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n### Latency (one thread; normalisation and heuristics, plus the classifier when combined)\n")
+    print("| layers | text | runs | p50 | p99 | per KB (p50) | per KB (p99) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for l in p.stdout.splitlines():
         d = json.loads(l)
-        print(f"| {d['bytes'] // 1000} KB | {d['runs']} | {d['p50_us']:.0f} us | {d['p99_us']:.0f} us | "
-              f"{d['p50_us'] / (d['bytes'] / 1000):.1f} us |")
+        kb = d["bytes"] / 1000
+        print(f"| {d['layers']} | {d['bytes'] // 1000} KB | {d['runs']} | {d['p50_us']:.0f} us | {d['p99_us']:.0f} us | "
+              f"{d['p50_us'] / kb:.1f} us | {d['p99_us'] / kb:.1f} us |")
 
 
 if __name__ == "__main__":

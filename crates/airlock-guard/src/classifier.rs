@@ -320,11 +320,32 @@ impl Embedder {
         Ok((Embedder { tokenizer, vectors }, prepared))
     }
 
-    /// Each window of `text`: its span in `text` and its embedding (the normalised mean of its token vectors).
+    /// The tokens of `text` (no special tokens) and each one's byte span.
+    pub fn tokens(&self, text: &str) -> (Vec<u32>, Vec<(usize, usize)>) {
+        match self.tokenizer.encode(text, false) {
+            Ok(e) => (e.get_ids().to_vec(), e.get_offsets().to_vec()),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// The embedding of a run of tokens: the normalised mean of their vectors.
+    pub fn embed(&self, ids: &[u32]) -> Vec<f32> {
+        let mut v = vec![0f32; DIM];
+        for &id in ids {
+            if let Some(row) = self.vectors.get(id as usize * DIM..(id as usize + 1) * DIM) {
+                v.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+
+    /// Each window of `text`: its span in `text` and its embedding.
     pub fn windows(&self, text: &str) -> Vec<(Range<usize>, Vec<f32>)> {
-        let Ok(encoding) = self.tokenizer.encode(text, false) else { return Vec::new() };
-        let ids = encoding.get_ids();
-        let offsets = encoding.get_offsets();
+        let (ids, offsets) = self.tokens(text);
         let mut out = Vec::new();
         if ids.is_empty() {
             return out;
@@ -332,18 +353,7 @@ impl Embedder {
         let mut start = 0;
         loop {
             let end = (start + WINDOW).min(ids.len());
-            let mut v = vec![0f32; DIM];
-            for &id in &ids[start..end] {
-                if let Some(row) = self.vectors.get(id as usize * DIM..(id as usize + 1) * DIM) {
-                    v.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-                }
-            }
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                v.iter_mut().for_each(|x| *x /= norm);
-            }
-            let span = if end > start { offsets[start].0..offsets[end - 1].1 } else { 0..0 };
-            out.push((span, v));
+            out.push((offsets[start].0..offsets[end - 1].1, self.embed(&ids[start..end])));
             if end == ids.len() {
                 break;
             }
