@@ -72,7 +72,8 @@ pub trait PolicySource: Send + Sync {
     }
 
     /// Told of every refused request (policy, leak, SSRF, budget, ...), so that a supervisor can pause an agent
-    /// that keeps trying. Must not block.
+    /// that keeps trying. A request that carried a canary token comes as `"canary"` (the client is told only
+    /// `leak`: it should not learn which of its values were planted). Must not block.
     fn denied(&self, _principal: &Principal, _kind: &str) {}
 }
 
@@ -1857,7 +1858,8 @@ async fn refused(shared: &Shared, seen: &Seen<'_>, d: &Denial) -> Response<Body>
 
 async fn record_denial(shared: &Shared, seen: &Seen<'_>, d: &Denial) {
     if let Some(p) = seen.principal {
-        shared.policy.denied(p, d.kind);
+        let canary = d.finding.as_ref().is_some_and(|f| matches!(f.source, Source::Canary(_)));
+        shared.policy.denied(p, if canary { "canary" } else { d.kind });
     }
     let Some(trail) = &shared.audit else { return };
     let mut e = event(trail, seen, AuditDecision::Deny, &d.policies)

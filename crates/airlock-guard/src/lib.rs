@@ -19,6 +19,9 @@
 //!   per-session datamark, or base64) and gives the system-prompt snippet that tells the model marked text is
 //!   data.
 //!
+//! - **What gets through anyway.** [`canary`] makes per-session tokens to plant in system prompts and decoy
+//!   files; the broker's leak scan and the output validator look for them, and a hit is an audited finding.
+//!
 //! ## Entry points
 //! - [`score::assess`]: risk 0..1, a verdict (allow, flag, block) at a profile's thresholds, and the evidence.
 //! - `classifier::Classifier::load` and `score`: the model's probability and most suspicious window.
@@ -26,10 +29,14 @@
 //! - [`normalize::normalize`]: the folded text, with a map back to the original's byte offsets.
 //! - [`normalize::views`]: the folded text plus every decoded or unfolded variant worth scanning.
 //! - [`spotlight::Spotlight`]: `wrap` untrusted text; `system_prompt` for the model.
+//! - [`validate::validate`]: a model's output checked before it acts or renders (exfiltration URLs, secrets,
+//!   canaries, a JSON Schema, length), with a verdict and findings.
 
+pub mod canary;
 #[cfg(feature = "classifier")]
 pub mod classifier;
 pub mod heuristics;
 pub mod normalize;
 pub mod score;
 pub mod spotlight;
+pub mod validate;

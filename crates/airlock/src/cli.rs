@@ -68,6 +68,34 @@ pub enum Command {
     Scan(ScanArgs),
     /// Mark untrusted text for a model's context (stdin to stdout).
     Spotlight(SpotlightArgs),
+    /// Check a model's output before it acts or renders: exfiltration URLs (markdown and HTML images, links),
+    /// secrets, personal data, a JSON Schema, length. Verdict and findings.
+    ValidateOutput(ValidateOutputArgs),
+    /// Canary tokens to plant in system prompts and decoy files; the proxy's leak scan and validate-output look
+    /// for every registered one.
+    Canary(CanaryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CanaryArgs {
+    #[command(subcommand)]
+    pub command: CanaryCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CanaryCommand {
+    /// Print a session's canary for PURPOSE (the text to plant) and register it.
+    New {
+        /// The session (agent conversation) it belongs to: letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        session: String,
+        /// `system-prompt` (a line for the system prompt), `decoy-aws` (an ~/.aws/credentials file) or
+        /// `decoy-env` (a .env file).
+        #[arg(long, default_value = "system-prompt")]
+        purpose: String,
+    },
+    /// The registered canaries: session and purpose (never the tokens).
+    List,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +141,29 @@ pub enum SpotlightModeArg {
     Delimit,
     Datamark,
     Encode,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateOutputArgs {
+    /// The model's output; `-` or none means stdin.
+    pub file: Option<PathBuf>,
+    /// A JSON Schema the output must satisfy (draft 2020-12 unless its `$schema` says otherwise). Its `$ref`s must
+    /// point inside it: nothing is fetched or read.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// A host that URLs may carry data to: `docs.rs`, or `*.example.com` for its subdomains (not example.com
+    /// itself). Repeatable. Images and links carrying data anywhere else are blocked and flagged.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_host: Vec<String>,
+    /// The input the model answered, for --max-ratio.
+    #[arg(long, value_name = "FILE", conflicts_with = "input_len")]
+    pub input: Option<PathBuf>,
+    /// The length in bytes of the input the model answered, for --max-ratio.
+    #[arg(long, value_name = "N")]
+    pub input_len: Option<usize>,
+    /// Flag an output longer than R times its input (needs --input or --input-len).
+    #[arg(long, value_name = "R")]
+    pub max_ratio: Option<f64>,
 }
 
 /// Which rules a scan uses.

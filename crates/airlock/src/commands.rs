@@ -40,6 +40,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Redact(a) => crate::redact::redact(&ctx, a),
         Command::ScanSecrets(a) => crate::redact::scan_secrets(&ctx, a),
         Command::Scan(a) => crate::guard::scan(&ctx, a),
+        Command::ValidateOutput(a) => crate::validate::validate_output(&ctx, a),
+        Command::Canary(a) => crate::canary::canary(&ctx, a),
         Command::Spotlight(a) => crate::guard::spotlight(&ctx, a),
     }
 }

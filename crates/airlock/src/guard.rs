@@ -18,7 +18,7 @@ const MAX_INPUT: u64 = 64 << 20;
 const EXIT_FLAG: u8 = 14;
 const EXIT_BLOCK: u8 = 15;
 
-fn read_text(file: Option<&Path>) -> Result<String, CliError> {
+pub(crate) fn read_text(file: Option<&Path>) -> Result<String, CliError> {
     let mut bytes = Vec::new();
     let (name, read) = match file.filter(|f| f.as_os_str() != "-") {
         Some(path) => {

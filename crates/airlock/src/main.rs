@@ -23,6 +23,7 @@
 
 mod audit;
 mod ca;
+mod canary;
 mod cli;
 mod commands;
 mod demo;
@@ -34,6 +35,7 @@ mod proxy;
 mod redact;
 mod run;
 mod supervise;
+mod validate;
 
 use std::process::ExitCode;
 

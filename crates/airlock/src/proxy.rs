@@ -144,7 +144,7 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
         .with_config(&model.file.providers)
         .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", i.config.display()) })?;
     let (credentials, tool_env) = credentials(vault, model, i.tool, &registry)?;
-    let leaks = Arc::new(leak_scanner(vault, &credentials)?);
+    let leaks = Arc::new(leak_scanner(vault, &credentials, i.home)?);
     let redactor =
         (i.redact_rules)()?.map(|(rules, style)| Redactor::new(rules.with_known(Some(Arc::clone(&leaks))), style));
     let ca = match model.tls_inspect {
@@ -462,10 +462,16 @@ fn env_name(secret: &str) -> String {
     s
 }
 
-/// Every current value in the vault, so that a tool that somehow holds one cannot send it out, and every surrogate,
-/// so that one headed to the wrong host is caught in any encoding.
-fn leak_scanner(vault: &mut airlock_vault::Vault, credentials: &CredentialSet) -> Result<LeakScanner, CliError> {
+/// Every current value in the vault, so that a tool that somehow holds one cannot send it out, every surrogate,
+/// so that one headed to the wrong host is caught in any encoding, and every registered canary (`airlock canary`),
+/// whose appearance in a request means a hijacked model or tool is sending on what it was planted for.
+fn leak_scanner(
+    vault: &mut airlock_vault::Vault,
+    credentials: &CredentialSet,
+    home: &Path,
+) -> Result<LeakScanner, CliError> {
     let mut builder = vault_values(vault)?;
+    crate::canary::add_known(home, &mut builder)?;
     for c in credentials.iter() {
         if let Some(s) = &c.surrogate {
             builder.add(Source::Surrogate(c.secret.clone()), s.as_bytes());

@@ -432,3 +432,34 @@ fn proxy_hands_out_a_surrogate_and_injects_the_real_value_into_an_opened_tunnel(
     let t = al.transcript();
     assert!(!t.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value was printed");
 }
+
+#[test]
+fn a_planted_canary_in_a_request_is_refused_and_recorded_as_a_finding() {
+    use base64::Engine as _;
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    std::fs::write(al.home.join("airlock.toml"), POLICY).unwrap();
+    let planted = al.call(["--json", "canary", "new", "--session", "s1", "--purpose", "system-prompt"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(planted.out().trim()).unwrap();
+    let line = v["plant"].as_str().unwrap();
+    let token = line.split_once("reference: ").unwrap().1.split('.').next().unwrap().to_string();
+    assert_eq!(token.len(), 26, "{line}");
+    al.call(["canary", "list"]).expect(0).out_has("s1 system-prompt");
+    let port = upstream();
+    let (mut child, mut lines) = spawn_proxy(&al, &[]);
+    let proxy = proxy_url(&mut lines);
+    // The hijacked model was told to send its instructions along, base64-encoded so that they look like data.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("my instructions: {line}"));
+    let (status, body) = curl(&proxy, &format!("http://api.example.com:{port}/v1?q={encoded}"));
+    assert_eq!(status, 403, "{body}");
+    // The client learns it was a leak, not that the value was planted.
+    assert!(body.contains("\"kind\":\"leak\""), "{body}");
+    let (status, _) = curl(&proxy, &format!("http://api.example.com:{port}/v1?q=hello"));
+    assert_eq!(status, 200);
+    let pid = child.id().to_string();
+    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let findings = al.call(["--json", "audit", "query", "--type", "finding"]).expect(0);
+    assert!(findings.out().contains("s1/system-prompt"), "a Detection Finding names the canary: {}", findings.out());
+    assert!(!findings.out().contains(&token));
+}
