@@ -136,12 +136,16 @@ def main():
     print("\n### Families firing (default threshold)\n")
     print("| set | on injections (top 12) | on benign rows (top 8) |")
     print("|---|---|---|")
+    def ids(x):
+        # The classifier is evidence in every row; it counts as firing where it alone would flag.
+        return [e for e in x["evidence"] if e != "classifier" or (x["classifier"] or 0) >= DEFAULT_FLAG]
+
     for name, (rows, s) in fired.items():
-        on_inj = Counter(e for (_, y), x in zip(rows, s) if y == 1 for e in x["evidence"])
-        on_ben = Counter(e for (_, y), x in zip(rows, s) if y == 0 and x["risk"] >= DEFAULT_FLAG for e in x["evidence"])
+        on_inj = Counter(e for (_, y), x in zip(rows, s) if y == 1 for e in ids(x))
+        on_ben = Counter(e for (_, y), x in zip(rows, s) if y == 0 and x["risk"] >= DEFAULT_FLAG for e in ids(x))
         fmt = lambda c, k: ", ".join(f"`{i}` {n}" for i, n in c.most_common(k)) or "-"
         print(f"| {name} | {fmt(on_inj, 12)} | {fmt(on_ben, 8)} |")
-    on_b = Counter(e for x in sb if x["risk"] >= DEFAULT_FLAG for e in x["evidence"])
+    on_b = Counter(e for x in sb if x["risk"] >= DEFAULT_FLAG for e in ids(x))
     print(f"| benign corpus | - | {', '.join(f'`{i}` {n}' for i, n in on_b.most_common(8)) or '-'} |")
     p = subprocess.run([a.scorer, "--latency"], input="\n".join(json.dumps(t) for t in ben) + "\n",
                        capture_output=True, text=True, check=True)

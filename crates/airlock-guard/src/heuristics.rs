@@ -345,6 +345,7 @@ impl Heuristics {
         let anchors = AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::Standard)
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(&literals)
             .map_err(|e| whole(e.to_string()))?;
         let rest =
