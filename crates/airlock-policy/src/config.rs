@@ -256,6 +256,21 @@ pub struct SandboxConfig {
     /// Loopback port inside the sandbox where the broker listens for the tool (1-65535; default 3128).
     #[schemars(with = "Option<u16>", range(min = 1))]
     pub forward_port: Option<Spanned<u16>>,
+    /// Scan each tool's output (stdout, after masking) for prompt injection with the guard, at these thresholds:
+    /// `"strict"`, `"default"` or `"permissive"`; the verdict goes into the run record, and a flag or block is
+    /// also a Detection Finding in the audit log. `"off"` (the default) does not scan.
+    pub guard_tool_output: Option<GuardToolOutput>,
+}
+
+/// `[sandbox] guard_tool_output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardToolOutput {
+    #[default]
+    Off,
+    Strict,
+    Default,
+    Permissive,
 }
 
 /// `[sandbox] auto_pause`.

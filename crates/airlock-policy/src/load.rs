@@ -166,6 +166,7 @@ fn apply_overlay(file: &mut ConfigFile, o: ProfileOverlay) {
         base.env = x.env.or(base.env.take());
         base.auto_pause = x.auto_pause.or(base.auto_pause.take());
         base.forward_port = x.forward_port.or(base.forward_port.take());
+        base.guard_tool_output = x.guard_tool_output.or(base.guard_tool_output.take());
     }
     if let Some(r) = o.redact {
         let base = &mut file.redact;

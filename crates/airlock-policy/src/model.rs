@@ -268,6 +268,8 @@ pub struct SandboxSettings {
     pub env: Vec<String>,
     /// `None`: runs are never paused automatically.
     pub auto_pause: Option<AutoPause>,
+    /// Whether and at which thresholds `airlock run` scans tool output for prompt injection.
+    pub guard_tool_output: crate::config::GuardToolOutput,
     /// Loopback port of the proxy listener inside the sandbox ([`crate::sandbox::DEFAULT_FORWARD_PORT`] unless
     /// set); never 0.
     pub forward_port: u16,
@@ -1183,7 +1185,7 @@ fn sandbox_settings(b: &mut Builder<'_>, s: &config::SandboxConfig) -> SandboxSe
         Some(p) => *p.get_ref(),
         None => crate::sandbox::DEFAULT_FORWARD_PORT,
     };
-    SandboxSettings { env, auto_pause, forward_port }
+    SandboxSettings { env, auto_pause, guard_tool_output: s.guard_tool_output.unwrap_or_default(), forward_port }
 }
 
 /// `[redact]` with its defaults. An unknown personal-data family, a malformed rule id, an entry listed twice and an

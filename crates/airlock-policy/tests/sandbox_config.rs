@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use airlock_policy::config::GuardToolOutput;
 use airlock_policy::model::{AutoPause, Model, SandboxSettings, env_allowed};
 use airlock_policy::sandbox::{DEFAULT_ENV, DEFAULT_FORWARD_PORT};
 use common::Setup;
@@ -42,7 +43,12 @@ fn defaults_apply_when_nothing_is_said() {
     let m = model(&s, None);
     assert_eq!(
         m.sandbox,
-        SandboxSettings { env: strings(DEFAULT_ENV), auto_pause: None, forward_port: DEFAULT_FORWARD_PORT }
+        SandboxSettings {
+            env: strings(DEFAULT_ENV),
+            auto_pause: None,
+            guard_tool_output: Default::default(),
+            forward_port: DEFAULT_FORWARD_PORT,
+        }
     );
     assert_eq!(m.sandbox.forward_port, 3128);
     assert_eq!(m.sandbox.env, ["LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "NO_COLOR", "COLORTERM"]);
@@ -56,7 +62,8 @@ fn defaults_apply_when_nothing_is_said() {
 #[test]
 fn values_are_taken_as_written() {
     let text = format!(
-        "{BASE}[sandbox]\nenv = [\"LANG\", \"XDG_*\"]\nauto_pause = {{ denials = 5, window = \"90s\" }}\nforward_port = 8118\n"
+        "{BASE}[sandbox]\nenv = [\"LANG\", \"XDG_*\"]\nauto_pause = {{ denials = 5, window = \"90s\" }}\nforward_port = 8118\n\
+         guard_tool_output = \"strict\"\n"
     );
     let s = Setup::with_config(&text);
     for profile in ["dev", "prod", "ide", "test"] {
@@ -66,6 +73,7 @@ fn values_are_taken_as_written() {
             SandboxSettings {
                 env: strings(&["LANG", "XDG_*"]),
                 auto_pause: Some(AutoPause { denials: 5, window: Duration::from_secs(90) }),
+                guard_tool_output: GuardToolOutput::Strict,
                 forward_port: 8118,
             },
             "{profile}"
@@ -100,12 +108,14 @@ fn a_profile_overlay_replaces_the_sandbox_fields_it_sets() {
     let text = format!(
         "{BASE}[sandbox]\nenv = [\"LANG\"]\nauto_pause = {{ denials = 3, window = \"1m\" }}\nforward_port = 8000\n\
          [profiles.prod.sandbox]\nenv = [\"TZ\"]\nauto_pause = {{ denials = 1, window = \"1h\" }}\n\
+         guard_tool_output = \"default\"\n\
          [profiles.test.sandbox]\nforward_port = 9000\n"
     );
     let s = Setup::with_config(&text);
     let base = SandboxSettings {
         env: strings(&["LANG"]),
         auto_pause: Some(AutoPause { denials: 3, window: Duration::from_secs(60) }),
+        guard_tool_output: GuardToolOutput::Off,
         forward_port: 8000,
     };
     assert_eq!(model(&s, Some("dev")).sandbox, base);
@@ -115,6 +125,7 @@ fn a_profile_overlay_replaces_the_sandbox_fields_it_sets() {
         SandboxSettings {
             env: strings(&["TZ"]),
             auto_pause: Some(AutoPause { denials: 1, window: Duration::from_secs(3600) }),
+            guard_tool_output: GuardToolOutput::Default,
             forward_port: 8000,
         }
     );

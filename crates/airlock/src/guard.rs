@@ -76,6 +76,90 @@ fn classify_with_model(_: Option<&Path>, _: &str) -> Result<Result<ClassifierSco
     Ok(Err("heuristics only: this airlock was built without the classifier feature"))
 }
 
+/// `[sandbox] guard_tool_output`: the guard's verdict on a tool's stdout, for the run record; `None` when off. The
+/// classifier is used when a model is installed; a model that fails its checks is named in the record and the
+/// heuristics decide alone (the tool has already run: there is nothing left to refuse).
+pub(crate) fn tool_output(
+    profile: airlock_policy::config::GuardToolOutput,
+    stdout: &[u8],
+) -> Option<serde_json::Value> {
+    use airlock_policy::config::GuardToolOutput as G;
+    let thresholds = match profile {
+        G::Off => return None,
+        G::Strict => Thresholds::STRICT,
+        G::Default => Thresholds::DEFAULT,
+        G::Permissive => Thresholds::PERMISSIVE,
+    };
+    let text = String::from_utf8_lossy(stdout);
+    let (score, note) = match classify_with_model(None, &text) {
+        Ok(Ok(score)) => (Some(score), None),
+        Ok(Err(note)) => (None, Some(note.to_string())),
+        Err(e) => (None, Some(format!("heuristics only: {}", e.message))),
+    };
+    let a = assess(Heuristics::builtin(), &text, score, thresholds);
+    let mut v = json(&a, &text, None);
+    v["note"] = serde_json::json!(note);
+    // The record already holds the output; quoting it again per piece of evidence adds nothing.
+    if let Some(evidence) = v["evidence"].as_array_mut() {
+        evidence.iter_mut().for_each(|e| {
+            e.as_object_mut().map(|o| o.remove("text"));
+        });
+    }
+    Some(v)
+}
+
+/// A Detection Finding for a flagged or blocked tool output.
+pub(crate) fn tool_output_finding(
+    verdict: &serde_json::Value,
+    run_id: &str,
+    agent: &str,
+    tool: &str,
+) -> Option<airlock_audit::Event> {
+    use airlock_audit::event::Severity;
+    let severity = match verdict["verdict"].as_str()? {
+        "block" => Severity::High,
+        "flag" => Severity::Medium,
+        _ => return None,
+    };
+    Some(
+        airlock_audit::Event::finding(
+            crate::run::now_ms(),
+            &format!("{run_id}-guard"),
+            "a tool's output looks like a prompt injection",
+            &["prompt-injection"],
+            severity,
+        )
+        .correlation(run_id)
+        .actor(agent, Some(tool))
+        .set("unmapped.airlock.guard", audit_summary(verdict)),
+    )
+}
+
+/// The verdict as the audit log stores it: audit records hold integers only (canonical JSON), so risks and
+/// weights are in thousandths; evidence keeps its id, category and span.
+fn audit_summary(v: &serde_json::Value) -> serde_json::Value {
+    let permille = |x: &serde_json::Value| x.as_f64().map(|f| (f * 1000.0).round() as u64);
+    let evidence: Vec<serde_json::Value> = v["evidence"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| {
+                    serde_json::json!({"id": e["id"], "category": e["category"], "weight_permille": permille(&e["weight"]),
+                        "span": e["span"]})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "verdict": v["verdict"],
+        "risk_permille": permille(&v["risk"]),
+        "layers": v["layers"],
+        "classifier_permille": permille(&v["classifier"]["probability"]),
+        "evidence": evidence,
+        "note": v["note"],
+    })
+}
+
 pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
     let text = read_text(a.file.as_deref())?;
     let (score, note) = match classify(&a, &text)? {
