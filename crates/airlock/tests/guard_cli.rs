@@ -95,3 +95,22 @@ fn scan_masks_a_credential_quoted_in_its_evidence() {
     let r = a.call(["scan"]).stdin(input.as_bytes()).expect(15);
     assert!(!r.out().contains(token), "{}", r.out());
 }
+
+#[test]
+fn canary_refuses_bad_sessions_and_purposes_and_a_corrupt_registry() {
+    let a = Airlock::new();
+    a.call(["canary", "new", "--session", "bad name"]).expect(2).err_has("session");
+    a.call(["canary", "new", "--session", "s1", "--purpose", "decoy"]).expect(2).err_has("system-prompt");
+    // Registering twice prints the same canary and lists it once.
+    let first = a.call(["canary", "new", "--session", "s1"]).expect(0).out();
+    assert_eq!(a.call(["canary", "new", "--session", "s1"]).expect(0).out(), first);
+    assert_eq!(a.call(["canary", "list"]).expect(0).out().trim(), "s1 system-prompt");
+    // A registry line that does not parse is an error naming the line: a canary silently dropped from the leak
+    // scan would be a hole nobody sees.
+    let registry = a.home.join("canaries");
+    let mut text = std::fs::read_to_string(&registry).unwrap();
+    text.push_str("s2 no-such-purpose\n");
+    std::fs::write(&registry, text).unwrap();
+    a.call(["canary", "list"]).expect(8).err_has("canaries:2");
+    a.call(["validate-output"]).stdin(b"fine").expect(8).err_has("canaries:2");
+}
