@@ -19,6 +19,8 @@
 //! | 11 | `airlock run`: this machine cannot enforce what the policy needs (`airlock run --check` says what is missing) |
 //! | 12 | `airlock run`: the sandbox could not be set up, or the command could not be started in it |
 //! | 13 | `airlock scan-secrets`: secrets (or personal data) were found |
+//! | 14 | `airlock scan` and `validate-output`: the text is flagged |
+//! | 15 | `airlock scan` and `validate-output`: the text should be blocked |
 //! | other | `airlock run`: the tool's own exit code, or 128 + the signal that ended it |
 
 mod audit;
