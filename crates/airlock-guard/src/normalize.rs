@@ -119,7 +119,26 @@ pub fn normalize(input: &str) -> Normalized {
     // The visible characters of the current word: folded together, because whether a Cyrillic `а` is a disguised
     // `a` depends on its neighbours.
     let mut word: Vec<(usize, char)> = Vec::new();
+    let bytes = input.as_bytes();
+    // Where the general loop may resume: a pure-ASCII word is copied whole by the fast path below.
+    let mut skip_to = 0;
     for (at, c) in input.char_indices() {
+        if at < skip_to {
+            continue;
+        }
+        // Fast path: at the start of a word, a run of ASCII non-space bytes that ends at ASCII whitespace or at the
+        // end is a word with nothing to fold but case. Most text is such words.
+        if word.is_empty() && c.is_ascii() && !ascii_space(c as u8) {
+            let end = bytes[at..].iter().position(|&b| !b.is_ascii() || ascii_space(b)).map_or(bytes.len(), |p| at + p);
+            if end == bytes.len() || ascii_space(bytes[end]) {
+                push_space(&mut n, &mut pending_space);
+                n.text.extend(bytes[at..end].iter().map(|b| b.to_ascii_lowercase() as char));
+                n.map.offsets.extend(at as u32..end as u32);
+                n.map.widths.extend(std::iter::repeat_n(1u8, end - at));
+                skip_to = end;
+                continue;
+            }
+        }
         if let Some(ascii) = tag_character(c) {
             n.tricks.tag += 1;
             if let Some(a) = ascii {
@@ -162,6 +181,11 @@ struct Builder {
     hidden: String,
     hidden_span: Option<Range<usize>>,
     tricks: Tricks,
+}
+
+/// The ASCII characters `char::is_whitespace` accepts (`u8::is_ascii_whitespace` leaves out vertical tab).
+fn ascii_space(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
 }
 
 fn push_space(n: &mut Builder, pending: &mut Option<(usize, u8)>) {
@@ -678,6 +702,19 @@ mod tests {
         assert_eq!(folded("Привет мир, это сообщение"), "привет мир, это сообщение");
         assert_eq!(folded("Καλημέρα κόσμε"), "καλημερα κοσμε", "marks stripped, letters kept");
         assert_eq!(folded("\u{0441}\u{043E}\u{0440}\u{0443}"), "copy", "a word spelt only in look-alikes is disguised");
+    }
+
+    #[test]
+    fn ascii_words_and_the_general_path_agree() {
+        // Vertical tab is whitespace to `char::is_whitespace` but not to `u8::is_ascii_whitespace`; a word that ends
+        // at a non-ASCII space or holds an invisible character goes the general way.
+        let input = "Ab\x0bCD\tef\r\ngh\u{a0}IJ ig\u{200B}nore  Kl";
+        let n = normalize(input);
+        assert_eq!(n.text(), "ab cd ef gh ij ignore kl");
+        assert_eq!(&input[n.original_span(3..5)], "CD");
+        assert_eq!(&input[n.original_span(12..14)], "IJ");
+        assert_eq!(&input[n.original_span(15..21)], "ig\u{200B}nore");
+        assert_eq!(n.tricks().invisible, 1);
     }
 
     #[test]
