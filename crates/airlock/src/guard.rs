@@ -175,13 +175,18 @@ pub(crate) fn scan(ctx: &Ctx, a: ScanArgs) -> Result<(), CliError> {
             None => assessment.explain(&text).trim_end().to_string(),
         }
     };
-    // Snippets quote the scanned text, which may hold a credential (an exfiltration URL with a key in it): the
-    // report goes out masked like any other output.
+    print_verdict(&report, assessment.verdict)
+}
+
+/// Prints a scan or validation report, masked, and exits by the verdict: 0, 14 (flag) or 15 (block). Reports
+/// quote the text they judged, which may hold a credential (an exfiltration URL with a key in it): they go out
+/// masked like any other output.
+pub(crate) fn print_verdict(report: &str, verdict: Verdict) -> Result<(), CliError> {
     let (masked, _) = airlock_redact::Scanner::builtin().redact(report.as_bytes(), &airlock_redact::MaskStyle::Label);
     let mut out = std::io::stdout().lock();
     let written = out.write_all(&masked).and_then(|()| out.write_all(b"\n"));
     written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
-    match assessment.verdict {
+    match verdict {
         Verdict::Allow => Ok(()),
         Verdict::Flag => Err(CliError { code: EXIT_FLAG, message: String::new() }),
         Verdict::Block => Err(CliError { code: EXIT_BLOCK, message: String::new() }),

@@ -1,19 +1,13 @@
 //! `airlock validate-output`: a model's output checked before it acts or renders.
 
-use std::io::Write;
 use std::path::Path;
 
-use airlock_guard::score::Verdict;
 use airlock_guard::validate::{OutputPolicy, OutputSchema, OutputValidation, validate};
 
 use crate::CliError;
 use crate::cli::ValidateOutputArgs;
 use crate::commands::Ctx;
 use crate::guard::read_text;
-
-/// Exit codes: a flagged output, a blocked one (the same as `airlock scan`'s; see the README's table).
-const EXIT_FLAG: u8 = 14;
-const EXIT_BLOCK: u8 = 15;
 
 pub(crate) fn validate_output(ctx: &Ctx, a: ValidateOutputArgs) -> Result<(), CliError> {
     check_stdin_once(&a)?;
@@ -52,15 +46,7 @@ pub(crate) fn validate_output(ctx: &Ctx, a: ValidateOutputArgs) -> Result<(), Cl
 
     let report = if ctx.json { json(&v).to_string() } else { human(&v) };
     // Findings name rules, ids and hosts, never values; masked all the same, like every report that reads output.
-    let (masked, _) = airlock_redact::Scanner::builtin().redact(report.as_bytes(), &airlock_redact::MaskStyle::Label);
-    let mut out = std::io::stdout().lock();
-    let written = out.write_all(&masked).and_then(|()| out.write_all(b"\n"));
-    written.map_err(|e| CliError::input(format!("cannot write the report: {e}")))?;
-    match v.verdict {
-        Verdict::Allow => Ok(()),
-        Verdict::Flag => Err(CliError { code: EXIT_FLAG, message: String::new() }),
-        Verdict::Block => Err(CliError { code: EXIT_BLOCK, message: String::new() }),
-    }
+    crate::guard::print_verdict(&report, v.verdict)
 }
 
 fn is_stdin(file: Option<&Path>) -> bool {
