@@ -15,7 +15,9 @@
 //! match contains at a known place: its start (most patterns), its end, or just after a short lead. One
 //! Aho-Corasick pass finds all of them in a view; each find runs its pattern anchored there (forward from a
 //! start literal, from each possible start before an inner one, backward by the reverse automaton from an end
-//! one). A pattern with no such literals would be searched over the whole view in overlapping windows; the
+//! one). Which place anchors a pattern is priced: how often its literals can be expected in text, times what a
+//! find there costs. The leetspeak view, the folded text with a few words rewritten, reuses the folded view's finds
+//! away from those words. A pattern with no such literals would be searched over the whole view in overlapping windows; the
 //! built-in families have none. All engines are `regex-automata` automata: linear time, no backtracking. One
 //! all-patterns automaton over the whole text, the first design, took over a second for 100 KB.
 
@@ -119,6 +121,8 @@ pub struct Heuristics {
     longest: Vec<usize>,
     /// Literals that every match of a pattern starts or ends with, for all anchored patterns at once.
     anchors: AhoCorasick,
+    /// The longest of those literals, in bytes.
+    max_literal: usize,
     /// For each literal of `anchors`: the patterns it anchors, and at which end of their matches.
     anchored: Vec<Vec<(usize, Side)>>,
     /// Patterns without usable literals, searched whole: their indexes and all of them in one regex.
@@ -176,9 +180,9 @@ enum Side {
     End,
 }
 
-/// Anchor literals are cut to this many bytes: fewer, shorter literals make a faster automaton, and a cut literal
-/// still anchors every match.
-const ANCHOR_BYTES: usize = 6;
+/// Anchor literals are cut to this many bytes: longer ones are hardly rarer and make a bigger automaton, and a cut
+/// literal still anchors every match.
+const ANCHOR_BYTES: usize = 24;
 
 /// A literal that would hit nearly everywhere cannot anchor: letters and digits need three bytes, punctuation two.
 fn distinctive(lit: &[u8]) -> bool {
@@ -199,34 +203,68 @@ fn anchor_literals(hir: &Hir) -> Option<(Side, Vec<Vec<u8>>)> {
             let Some(len) = parts[i - 1].properties().maximum_len() else { break };
             back = back.saturating_add(len);
             let tail = Hir::concat(parts[i..].to_vec());
-            places.push((Side::Inner { back }, extract(ExtractKind::Prefix, &tail)));
+            // After a lead that matches only the empty string (`\b`, `^`), an inner literal starts every match.
+            let side = if back == 0 { Side::Start } else { Side::Inner { back } };
+            places.push((side, extract(ExtractKind::Prefix, &tail)));
         }
     }
-    // The start is preferred whenever it can anchor: an anchored search stops as soon as the text departs from
-    // the pattern, usually within a few bytes. Elsewhere the longest shortest literal wins, and literals are cut
-    // less: a search from an inner or end literal covers the pattern's whole reach.
-    let mut best: Option<(usize, Side, Vec<Vec<u8>>)> = None;
+    // Each place is priced by how often its literals can be expected in text, times what a find there costs: one
+    // anchored search at a start literal, one per possible start before an inner literal, a reverse search from
+    // an end literal. The cheapest wins; the start wins ties. (Preferring the start whenever it could anchor
+    // chose `the` and `this` for patterns that begin with a determiner: hundreds of finds per 100 KB of prose.)
+    let mut best: Option<(f64, Side, Vec<Vec<u8>>)> = None;
     for (side, mut seq) in places {
         match side {
-            Side::Start => seq.keep_first_bytes(ANCHOR_BYTES),
-            Side::Inner { .. } => seq.keep_first_bytes(4 * ANCHOR_BYTES),
-            Side::End => seq.keep_last_bytes(4 * ANCHOR_BYTES),
+            Side::Start | Side::Inner { .. } => seq.keep_first_bytes(ANCHOR_BYTES),
+            Side::End => seq.keep_last_bytes(ANCHOR_BYTES),
         }
         seq.dedup();
         let Some(lits) = seq.literals() else { continue };
         if lits.is_empty() || !lits.iter().all(|l| distinctive(l.as_bytes())) {
             continue;
         }
-        let lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
-        if side == Side::Start {
-            return Some((side, lits));
-        }
-        let min = lits.iter().map(Vec::len).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| min > b.0) {
-            best = Some((min, side, lits));
+        let per_find = match side {
+            Side::Start => 1.0,
+            Side::Inner { back } => 1.0 + back as f64 / 2.0,
+            Side::End => 2.0,
+        };
+        let cost = per_find * lits.iter().map(|l| expected_frequency(l.as_bytes())).sum::<f64>();
+        if best.as_ref().is_none_or(|b| cost < b.0) {
+            best = Some((cost, side, lits.iter().map(|l| l.as_bytes().to_vec()).collect()));
         }
     }
     best.map(|(_, side, lits)| (side, lits))
+}
+
+/// How often `lit` can be expected at a given place in folded text: the product of its bytes' frequencies in
+/// English prose and code (lowercase, single spaces). Crude (it takes bytes as independent, so common words are
+/// underrated), but it orders literals well enough: `the` far above `ignore`, `ignore` far above `webhook.site`.
+fn expected_frequency(lit: &[u8]) -> f64 {
+    lit.iter()
+        .map(|&b| match b {
+            b' ' => 0.17,
+            b'e' => 0.095,
+            b't' => 0.07,
+            b'a' => 0.062,
+            b'o' | b'i' | b'n' => 0.056,
+            b's' | b'r' => 0.05,
+            b'h' => 0.04,
+            b'l' | b'd' => 0.032,
+            b'c' => 0.025,
+            b'u' => 0.022,
+            b'm' => 0.02,
+            b'f' | b'p' => 0.017,
+            b'g' | b'w' | b'y' => 0.015,
+            b'b' | b'.' | b',' => 0.012,
+            b'v' => 0.008,
+            b'k' | b'-' | b'_' | b'/' | b'(' | b')' | b':' | b'"' | b'\'' | b'=' => 0.006,
+            b'0'..=b'9' => 0.005,
+            b'x' => 0.002,
+            b'j' | b'q' | b'z' => 0.001,
+            b if b.is_ascii() => 0.002,
+            _ => 0.001,
+        })
+        .product()
 }
 
 /// The largest char boundary at or before `at`.
@@ -344,13 +382,28 @@ impl Heuristics {
         let whole = |reason: String| FamilyError { file: "families".into(), family: None, reason };
         let anchors = AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::Standard)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            // A DFA of these literals is faster per byte on a quiet machine but took 158 MB (20,000 literals);
+            // the contiguous NFA takes 3 MB, and stays in cache.
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
             .prefilter(false)
             .build(&literals)
             .map_err(|e| whole(e.to_string()))?;
         let rest =
             if rest_patterns.is_empty() { None } else { Some(compile(&rest_patterns, MatchKind::All).map_err(whole)?) };
-        Ok(Heuristics { families, owner, each, reverse, longest, anchors, anchored, unanchored, rest, overlap })
+        let max_literal = literals.iter().map(Vec::len).max().unwrap_or(0);
+        Ok(Heuristics {
+            families,
+            owner,
+            each,
+            reverse,
+            longest,
+            anchors,
+            max_literal,
+            anchored,
+            unanchored,
+            rest,
+            overlap,
+        })
     }
 
     pub fn families(&self) -> &[FamilySpec] {
@@ -372,6 +425,8 @@ impl Heuristics {
         // Families the folded view matched: a rewritten view (leetspeak) reports only others. Its matches away from
         // the rewritten words are the folded view's own, so those places are not searched at all.
         let mut in_folded = vec![false; self.families.len()];
+        // The folded view's anchor finds, and its length: a rewritten view shares them away from its rewrites.
+        let mut folded_finds: (Vec<(Range<usize>, usize)>, usize) = (Vec::new(), usize::MAX);
         for view in views {
             if view.changed.is_some() {
                 found.iter_mut().zip(&in_folded).for_each(|(f, &folded)| *f = folded.then_some(0..0));
@@ -380,8 +435,19 @@ impl Heuristics {
             }
             last_end.iter_mut().for_each(|s| *s = usize::MAX);
             let text = view.text.text();
-            for m in self.anchors.find_overlapping_iter(text) {
-                for &(pattern, side) in &self.anchored[m.pattern().as_usize()] {
+            let finds = match &view.changed {
+                Some(changed) if view.text.text().len() == folded_finds.1 => {
+                    self.rewritten_finds(text, changed, &folded_finds.0)
+                }
+                _ => self
+                    .anchors
+                    .find_overlapping_iter(text)
+                    .map(|m| (m.span().range(), m.pattern().as_usize()))
+                    .collect(),
+            };
+            for (m, literal) in &finds {
+                let m = m.clone();
+                for &(pattern, side) in &self.anchored[*literal] {
                     if found[self.owner[pattern]].is_some() {
                         continue;
                     }
@@ -389,20 +455,20 @@ impl Heuristics {
                         // Where a match could lie; if no rewritten word is there, the folded view found it.
                         let reach = self.longest[pattern];
                         let region = match side {
-                            Side::Start => m.start()..m.start().saturating_add(reach),
-                            Side::Inner { back } => m.start().saturating_sub(back)..m.start().saturating_add(reach),
-                            Side::End => m.end().saturating_sub(reach)..m.end(),
+                            Side::Start => m.start..m.start.saturating_add(reach),
+                            Side::Inner { back } => m.start.saturating_sub(back)..m.start.saturating_add(reach),
+                            Side::End => m.end.saturating_sub(reach)..m.end,
                         };
                         if !touches(changed, &region) {
                             continue;
                         }
                     }
                     found[self.owner[pattern]] = match side {
-                        Side::Start => self.search_from(pattern, text, m.start()),
+                        Side::Start => self.search_from(pattern, text, m.start),
                         Side::Inner { back } => {
-                            self.search_around(pattern, text, m.start(), back, &mut last_end[pattern])
+                            self.search_around(pattern, text, m.start, back, &mut last_end[pattern])
                         }
-                        Side::End => self.search_to(pattern, text, m.end(), &mut last_end[pattern]),
+                        Side::End => self.search_to(pattern, text, m.end, &mut last_end[pattern]),
                     };
                 }
             }
@@ -428,6 +494,7 @@ impl Heuristics {
                 }
             }
             if view.kind == ViewKind::Folded {
+                folded_finds = (finds, text.len());
                 in_folded.iter_mut().zip(&found).for_each(|(f, r)| *f = r.is_some());
             }
             for (family, range) in found.iter().enumerate() {
@@ -450,6 +517,41 @@ impl Heuristics {
             }
         }
         hits
+    }
+
+    /// The anchor finds in `text`, a rewrite of the folded text in which only the `changed` ranges differ, given
+    /// `folded`, the folded text's finds: those that touch no rewritten byte, plus a search of the places around
+    /// each rewrite for those that do. The same finds as a search of the whole of `text`, in the same order, at a
+    /// fraction of the cost (a few percent of a text's words are rewritten).
+    fn rewritten_finds(
+        &self,
+        text: &str,
+        changed: &[Range<usize>],
+        folded: &[(Range<usize>, usize)],
+    ) -> Vec<(Range<usize>, usize)> {
+        let mut finds: Vec<(Range<usize>, usize)> =
+            folded.iter().filter(|(m, _)| !touches(changed, m)).cloned().collect();
+        // A literal that touches a rewrite lies within `max_literal - 1` bytes of it; nearby rewrites share a window.
+        let reach = self.max_literal.saturating_sub(1);
+        let mut windows: Vec<Range<usize>> = Vec::new();
+        for c in changed {
+            let w = c.start.saturating_sub(reach)..c.end.saturating_add(reach).min(text.len());
+            match windows.last_mut() {
+                Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+                _ => windows.push(w),
+            }
+        }
+        for w in windows {
+            let input = aho_corasick::Input::new(text.as_bytes()).span(w);
+            for m in self.anchors.find_overlapping_iter(input) {
+                if touches(changed, &m.range()) {
+                    finds.push((m.range(), m.pattern().as_usize()));
+                }
+            }
+        }
+        // Finds come in the order a whole search reports them: by end, then by literal.
+        finds.sort_unstable_by_key(|(m, lit)| (m.end, *lit, m.start));
+        finds
     }
 
     /// A match of `pattern` starting where one of its start literals was found.
@@ -624,6 +726,17 @@ mod tests {
         // Examples run together, so that patterns meet each other's words and text on either side.
         let joined: Vec<String> = texts.chunks(7).map(|c| c.join(" ")).collect();
         texts.extend(joined);
+        // Leetspeak in some words and not others: the rewritten view's finds are partly the folded view's.
+        let leet: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let words = t.split(' ').enumerate().map(|(i, w)| {
+                    if i % 3 == 1 { w.replace('o', "0").replace('e', "3").replace('a', "@") } else { w.to_string() }
+                });
+                words.collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        texts.extend(leet);
         let mut checked = 0;
         for text in &texts {
             let mut got: Vec<(String, ViewKind)> = h.scan(text).into_iter().map(|x| (x.family, x.view)).collect();
@@ -632,7 +745,21 @@ mod tests {
             assert_eq!(got, brute_force(h, text), "{text:?}");
             checked += 1;
         }
-        assert!(checked > 700, "{checked}");
+        assert!(checked > 1400, "{checked}");
+    }
+
+    #[test]
+    fn common_words_alone_do_not_anchor() {
+        // Every match starts with a determiner, but `the` is in every sentence: literals that go on past it anchor.
+        let p = r"\b(the|that|this|all|your) (previous |prior )?(instructions|conversation) (was|were) (a test|fake)\b";
+        let (side, lits) = anchor_literals(&regex_syntax::parse(p).unwrap()).expect("anchor literals");
+        assert_eq!(side, Side::Start);
+        assert!(lits.iter().all(|l| l.len() >= 15), "{lits:?}");
+        // Where a pattern begins with a common word and goes on to many alternatives, a rarer later place anchors.
+        let p = r"\b(the|this|that) [a-z]{1,20} (webhook\.site|requestbin\.net)";
+        let (side, lits) = anchor_literals(&regex_syntax::parse(p).unwrap()).expect("anchor literals");
+        assert!(matches!(side, Side::Inner { .. } | Side::End), "{side:?} {lits:?}");
+        assert!(lits.iter().all(|l| l.windows(7).any(|w| w == b"webhook" || w == b"request")), "{lits:?}");
     }
 
     #[test]
