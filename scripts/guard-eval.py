@@ -32,8 +32,17 @@ def benign(out):
     path = os.path.join(out, "benign.jsonl")
     if os.path.exists(path):
         return [json.loads(l) for l in open(path, encoding="utf-8")]
-    files = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/*/README.md")))
-    files += sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/*/src/**/*.rs"), recursive=True))
+    # Only the crates Cargo.lock names (all downloaded by any build), so that the corpus is the same on every
+    # machine with this lock file, whatever else the registry cache holds.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lock = open(os.path.join(root, "Cargo.lock"), encoding="utf-8").read()
+    locked = sorted(set(re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"\nsource = "registry', lock)))
+    files = []
+    for name, version in locked:
+        crate = glob.glob(os.path.expanduser(f"~/.cargo/registry/src/*/{name}-{version}"))
+        if crate:
+            files += sorted(glob.glob(os.path.join(crate[0], "README.md")))
+            files += sorted(glob.glob(os.path.join(crate[0], "src", "**", "*.rs"), recursive=True))
     files += sorted(glob.glob(os.path.join(sys.base_prefix, "lib", "python3*", "*.py")))
     paras = []
     for fn in files:
@@ -110,7 +119,7 @@ def main():
     layers = [("heuristics alone", "heuristic_risk")] + ([("combined", "risk")] if combined else [])
     print("## Prompt-injection detection (scripts/guard-eval.sh)\n")
     print(f"Detected = risk >= threshold. Default profile flags at {DEFAULT_FLAG}. Benign corpus: {len(ben)} "
-          "paragraphs of local crate READMEs and doc comments and Python stdlib docstrings that contain trigger words."
+          "paragraphs of the READMEs and doc comments of the crates in Cargo.lock and of Python stdlib docstrings that contain trigger words."
           + ("" if combined else " The classifier model was not found (AIRLOCK_MODEL_DIR): heuristics only.") + "\n")
     print("| layers | set | rows (inj / benign) | threshold | TP | FP | FN | precision | recall | F1 | false-positive rate |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
