@@ -68,12 +68,57 @@ pub enum Command {
     Scan(ScanArgs),
     /// Mark untrusted text for a model's context (stdin to stdout).
     Spotlight(SpotlightArgs),
+    /// Run the daemon: the vault unlocked once, the audit writer, and the local HTTP API on a Unix socket (and,
+    /// with --listen, a loopback port). Stops on SIGTERM; reloads the policy on SIGHUP or when its file changes.
+    Serve(ServeArgs),
     /// Check a model's output before it acts or renders: exfiltration URLs (markdown and HTML images, links),
     /// secrets, personal data, a JSON Schema, length. Verdict and findings.
     ValidateOutput(ValidateOutputArgs),
     /// Canary tokens to plant in system prompts and decoy files; the proxy's leak scan and validate-output look
     /// for every registered one.
     Canary(CanaryArgs),
+    /// Agent identities for the daemon: bearer tokens (stored only as hashes), roles and sub-agents.
+    Agent(AgentArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Add an agent and print its bearer token, once: only the token's SHA-256 is stored.
+    Add {
+        /// 1 to 64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit (as in airlock.toml [agents.NAME]).
+        name: String,
+        /// `admin` (everything, secrets and lockdown included), `agent` (runs and tools within its own subtree) or
+        /// `auditor` (read-only: audit, health, metrics, listings).
+        #[arg(long, value_enum, default_value_t = AgentRoleArg::Agent)]
+        role: AgentRoleArg,
+        /// Make it a sub-agent of this agent; its role may not exceed the parent's.
+        #[arg(long, value_name = "AGENT")]
+        parent: Option<String>,
+    },
+    /// Remove an agent; its token stops working at once.
+    Rm {
+        name: String,
+        /// Also remove its sub-agents (without this, an agent that has any is refused).
+        #[arg(long)]
+        cascade: bool,
+    },
+    /// The agents: name, role, parent and dates (never a token or a hash).
+    List,
+    /// Give an agent a new token, printed once; the old one stops working at once.
+    RotateToken { name: String },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRoleArg {
+    Admin,
+    Agent,
+    Auditor,
 }
 
 #[derive(Args, Debug)]
@@ -335,6 +380,30 @@ pub enum CaCommand {
     },
     /// Show the CA's fingerprint, expiry, files and the environment clients need.
     Show,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The Unix socket to serve (default: $AIRLOCK_HOME/airlock.sock). Created 0600.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Also serve HTTP on this TCP address. Loopback only: any other address is refused.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Stay in the foreground (the only mode: run it under systemd with packaging/airlock.service, or a shell).
+    #[arg(long)]
+    pub foreground: bool,
+    /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Requests per second each agent may make (bursts of twice that).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub rate: u32,
+    #[command(flatten)]
+    pub env: PolicyEnvArgs,
 }
 
 #[derive(Args, Debug)]

@@ -42,7 +42,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Scan(a) => crate::guard::scan(&ctx, a),
         Command::ValidateOutput(a) => crate::validate::validate_output(&ctx, a),
         Command::Canary(a) => crate::canary::canary(&ctx, a),
+        Command::Agent(a) => crate::agents::run(&ctx, a),
         Command::Spotlight(a) => crate::guard::spotlight(&ctx, a),
+        Command::Serve(a) => crate::serve::run(&ctx, a),
     }
 }
 

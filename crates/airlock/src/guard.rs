@@ -193,7 +193,7 @@ pub(crate) fn print_verdict(report: &str, verdict: Verdict) -> Result<(), CliErr
     }
 }
 
-fn json(a: &Assessment, text: &str, note: Option<&str>) -> serde_json::Value {
+pub(crate) fn json(a: &Assessment, text: &str, note: Option<&str>) -> serde_json::Value {
     let t = a.tricks;
     let layers: &[&str] = if a.classifier.is_some() { &["heuristics", "classifier"] } else { &["heuristics"] };
     serde_json::json!({
@@ -234,22 +234,7 @@ pub(crate) fn spotlight(ctx: &Ctx, a: SpotlightArgs) -> Result<(), CliError> {
             ));
         }
         None => Spotlight::new(mode),
-        Some(session) => {
-            // The key lives in AIRLOCK_HOME, made (0700) if this is the first thing Airlock does on the machine.
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&ctx.home);
-            }
-            let key = crate::redact::home_key(&ctx.home, "spotlight.key").ok_or_else(|| {
-                CliError::input(format!("--session needs a key in {}, which cannot be written", ctx.home.display()))
-            })?;
-            let key = airlock_crypto::Key32::from_bytes(key);
-            let tag =
-                airlock_crypto::kdf::hmac_sha256(&key, format!("airlock spotlight session\0{session}").as_bytes());
-            let mut random = [0u8; 16];
-            random.copy_from_slice(&tag[..16]);
-            Spotlight::from_random(mode, random)
-        }
+        Some(session) => session_spotlight(&ctx.home, mode, session)?,
     };
     let mut out = std::io::stdout().lock();
     let written = if a.system_prompt && !ctx.json {
@@ -265,4 +250,22 @@ pub(crate) fn spotlight(ctx: &Ctx, a: SpotlightArgs) -> Result<(), CliError> {
         }
     };
     written.map_err(|e| CliError::input(format!("cannot write: {e}")))
+}
+
+/// The spotlight of a named session: its nonce or marker is derived from a key in `home`, so every wrap and the
+/// system-prompt snippet of one session agree, across processes.
+pub(crate) fn session_spotlight(home: &Path, mode: Mode, session: &str) -> Result<Spotlight, CliError> {
+    // The key lives in AIRLOCK_HOME, made (0700) if this is the first thing Airlock does on the machine.
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(home);
+    }
+    let key = crate::redact::home_key(home, "spotlight.key").ok_or_else(|| {
+        CliError::input(format!("a session needs a key in {}, which cannot be written", home.display()))
+    })?;
+    let key = airlock_crypto::Key32::from_bytes(key);
+    let tag = airlock_crypto::kdf::hmac_sha256(&key, format!("airlock spotlight session\0{session}").as_bytes());
+    let mut random = [0u8; 16];
+    random.copy_from_slice(&tag[..16]);
+    Ok(Spotlight::from_random(mode, random))
 }

@@ -9,8 +9,8 @@
 //! | 1 | internal or I/O error |
 //! | 2 | usage error (bad flags or arguments) |
 //! | 3 | could not unlock: wrong passphrase or key, no usable KEK slot, vault locked |
-//! | 4 | not found: no vault, or no such secret |
-//! | 5 | conflict: the vault or secret already exists |
+//! | 4 | not found: no vault, or no such secret or agent |
+//! | 5 | conflict: the vault, secret or agent already exists; `agent rm` of an agent with sub-agents (without `--cascade`) |
 //! | 6 | integrity failure: vault file truncated, corrupt or tampered with |
 //! | 7 | busy: another Airlock process held the write lock too long |
 //! | 8 | invalid input: bad name, host, value, option, or insecure file permissions; a config that fails `policy check` |
@@ -23,6 +23,7 @@
 //! | 15 | `airlock scan` and `validate-output`: the text should be blocked |
 //! | other | `airlock run`: the tool's own exit code, or 128 + the signal that ended it |
 
+mod agents;
 mod audit;
 mod ca;
 mod canary;
@@ -36,6 +37,7 @@ mod policy;
 mod proxy;
 mod redact;
 mod run;
+mod serve;
 mod supervise;
 mod validate;
 

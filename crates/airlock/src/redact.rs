@@ -132,7 +132,7 @@ fn list_rules(set: &RuleSet, json: bool) {
     }
 }
 
-fn finding_json(path: Option<&str>, f: &Finding) -> serde_json::Value {
+pub(crate) fn finding_json(path: Option<&str>, f: &Finding) -> serde_json::Value {
     let mut v = serde_json::json!({
         "rule": &*f.rule, "family": &*f.family, "category": f.category,
         "line": f.line, "column": f.column, "end_line": f.end_line, "end_column": f.end_column,

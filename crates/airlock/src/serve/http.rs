@@ -1,0 +1,149 @@
+//! The API's HTTP plumbing: problem documents (RFC 9457), bounded JSON bodies, bearer tokens.
+//!
+//! Every error leaves as `application/problem+json` with a stable `type` URI per kind of problem, so clients branch on
+//! the type rather than on prose. Bodies are read up to a limit and no further: a client that sends more gets 413
+//! before the rest is read.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+pub type Reply = Response<Full<Bytes>>;
+
+/// A problem, as RFC 9457 describes it. `kind` becomes the `type` URI's last segment.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Seconds until a retry may succeed (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+/// Where each problem type is documented.
+pub const PROBLEM_BASE: &str = "https://airlock.invalid/problems/";
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, kind, title, detail: detail.into(), retry_after: None }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "A valid agent token is needed", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "This agent may not do that", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", detail)
+    }
+    pub fn internal(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The daemon failed", detail)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The daemon cannot serve this now", detail)
+    }
+
+    pub fn reply(&self, instance: &str) -> Reply {
+        let body = serde_json::json!({
+            "type": format!("{PROBLEM_BASE}{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "instance": instance,
+        });
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = self.status;
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer realm=\"airlock\""));
+        }
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert("retry-after", HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+impl From<crate::CliError> for Problem {
+    fn from(e: crate::CliError) -> Problem {
+        match e.code {
+            2 | 8 => Problem::bad_request(e.message),
+            3 => Problem::unavailable(e.message),
+            4 => Problem::not_found(e.message),
+            5 => Problem::new(StatusCode::CONFLICT, "conflict", "The resource already exists", e.message),
+            9 => Problem::forbidden(e.message),
+            _ => Problem::internal(e.message),
+        }
+    }
+}
+
+/// A JSON reply with `status`.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A reply of `content_type` text.
+pub fn text(content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The request's body as `T`, from JSON of at most `limit` bytes. A body over the limit is 413 (read no further);
+/// a body that is not `application/json` is 415; JSON that does not fit `T` is 400 naming the problem.
+pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize) -> Result<T, Problem> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "The body must be JSON",
+            "send Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The body is too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    };
+    if req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => return Err(Problem::bad_request(format!("cannot read the body: {e}"))),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("the body does not fit: {e}")))
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    let v = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}

@@ -1,0 +1,523 @@
+//! The API's routes: which request goes where, who may make it, and the answer.
+//!
+//! Each route names the permission it needs ([`Permission`]); an agent acts only on runs of its own subtree
+//! ([`AgentStore::can_act_for`]), so `GET /v1/runs` shows each agent its own and its sub-agents' runs. The routes,
+//! their bodies and their answers are described in `docs/openapi.json`, served at `/v1/openapi.json`; a test checks
+//! that the document and [`ROUTES`] name the same operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_audit::Append;
+use airlock_guard::heuristics::Heuristics;
+use airlock_guard::score::{Thresholds, assess};
+use airlock_guard::spotlight::{Mode, Spotlight};
+use airlock_sandbox::supervisor::{Lockdown, Registry, RunRecord};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::{self, Problem, Reply, read_json};
+use super::{Daemon, now_ms};
+use crate::agents::{Agent, AgentStore, Permission};
+
+/// How often readiness tries the audit log.
+const READY_PROBE: Duration = Duration::from_secs(30);
+
+/// The OpenAPI 3.1 document, checked in and served as it is.
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+/// A request the API answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Ready,
+    OpenApi,
+    Metrics,
+    WhoAmI,
+    GuardScan,
+    GuardSpotlight,
+    Redact,
+    LockdownStatus,
+    LockdownSet,
+    RunsList,
+    RunGet(String),
+    RunAction(String, RunVerb),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunVerb {
+    Kill,
+    Pause,
+    Resume,
+}
+
+/// Every operation: method and path template, as the OpenAPI document names them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/ready"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/whoami"),
+    ("POST", "/v1/guard/scan"),
+    ("POST", "/v1/guard/spotlight"),
+    ("POST", "/v1/redact"),
+    ("GET", "/v1/lockdown"),
+    ("PUT", "/v1/lockdown"),
+    ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{id}"),
+    ("POST", "/v1/runs/{id}/kill"),
+    ("POST", "/v1/runs/{id}/pause"),
+    ("POST", "/v1/runs/{id}/resume"),
+];
+
+impl Route {
+    pub fn method(&self) -> &'static str {
+        ROUTES[self.index()].0
+    }
+    pub fn template(&self) -> &'static str {
+        ROUTES[self.index()].1
+    }
+    fn index(&self) -> usize {
+        match self {
+            Route::Health => 0,
+            Route::Ready => 1,
+            Route::OpenApi => 2,
+            Route::Metrics => 3,
+            Route::WhoAmI => 4,
+            Route::GuardScan => 5,
+            Route::GuardSpotlight => 6,
+            Route::Redact => 7,
+            Route::LockdownStatus => 8,
+            Route::LockdownSet => 9,
+            Route::RunsList => 10,
+            Route::RunGet(_) => 11,
+            Route::RunAction(_, RunVerb::Kill) => 12,
+            Route::RunAction(_, RunVerb::Pause) => 13,
+            Route::RunAction(_, RunVerb::Resume) => 14,
+        }
+    }
+    /// What the caller must be allowed; `None` for the routes anyone who reaches the socket may call.
+    fn needs(&self) -> Option<Permission> {
+        match self {
+            Route::Health | Route::Ready | Route::OpenApi => None,
+            Route::Metrics | Route::WhoAmI | Route::LockdownStatus => Some(Permission::Audit),
+            Route::RunsList | Route::RunGet(_) => Some(Permission::Audit),
+            Route::GuardScan | Route::GuardSpotlight | Route::Redact | Route::RunAction(..) => Some(Permission::Act),
+            Route::LockdownSet => Some(Permission::Manage),
+        }
+    }
+}
+
+/// The route for `method` and `path`, if there is one.
+pub fn route(method: &Method, path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let r = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "health"]) => Route::Health,
+        ("GET", ["v1", "ready"]) => Route::Ready,
+        ("GET", ["v1", "openapi.json"]) => Route::OpenApi,
+        ("GET", ["metrics"]) => Route::Metrics,
+        ("GET", ["v1", "whoami"]) => Route::WhoAmI,
+        ("POST", ["v1", "guard", "scan"]) => Route::GuardScan,
+        ("POST", ["v1", "guard", "spotlight"]) => Route::GuardSpotlight,
+        ("POST", ["v1", "redact"]) => Route::Redact,
+        ("GET", ["v1", "lockdown"]) => Route::LockdownStatus,
+        ("PUT", ["v1", "lockdown"]) => Route::LockdownSet,
+        ("GET", ["v1", "runs"]) => Route::RunsList,
+        ("GET", ["v1", "runs", id]) if valid_run_id(id) => Route::RunGet(id.to_string()),
+        ("POST", ["v1", "runs", id, verb]) if valid_run_id(id) => {
+            let verb = match *verb {
+                "kill" => RunVerb::Kill,
+                "pause" => RunVerb::Pause,
+                "resume" => RunVerb::Resume,
+                _ => return None,
+            };
+            Route::RunAction(id.to_string(), verb)
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Run ids are what `airlock run` makes: 16 lowercase hex digits. Anything else names no run.
+fn valid_run_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The answer to an authenticated, rate-limited, authorised request.
+pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, peer: &str) -> Result<Reply, Problem> {
+    let caller = match route.needs() {
+        None => None,
+        Some(permission) => {
+            let (agent, store) = daemon.authenticate(&req, peer)?;
+            daemon.rate_limit(&agent)?;
+            // Acting is a superset of reading one's own runs: an agent lists and inspects its own subtree.
+            let allowed = agent.role.allows(permission)
+                || (permission == Permission::Audit
+                    && matches!(route, Route::RunsList | Route::RunGet(_) | Route::WhoAmI | Route::Metrics)
+                    && agent.role.allows(Permission::Act));
+            if !allowed {
+                return Err(Problem::forbidden(format!(
+                    "{} {} needs a role that may {permission:?}; agent {} is {}",
+                    route.method(),
+                    route.template(),
+                    agent.name,
+                    agent.role.as_str()
+                )));
+            }
+            Some((agent, store))
+        }
+    };
+    match route {
+        Route::Health => Ok(http::json(StatusCode::OK, &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))),
+        Route::Ready => ready(daemon),
+        Route::OpenApi => Ok(http::text("application/json", OPENAPI)),
+        Route::Metrics => Ok(http::text("text/plain; version=0.0.4", metrics(daemon))),
+        Route::WhoAmI => {
+            let (agent, _) = caller.expect("authenticated route");
+            Ok(http::json(
+                StatusCode::OK,
+                &json!({"name": agent.name, "role": agent.role.as_str(), "parent": agent.parent}),
+            ))
+        }
+        Route::GuardScan => guard_scan(daemon, req).await,
+        Route::GuardSpotlight => guard_spotlight(daemon, req).await,
+        Route::Redact => redact(daemon, req).await,
+        Route::LockdownStatus => {
+            let status = lockdown_status(daemon)?;
+            Ok(http::json(StatusCode::OK, &json!({"lockdown": status})))
+        }
+        Route::LockdownSet => {
+            let (agent, _) = caller.expect("authenticated route");
+            lockdown_set(daemon, &agent, req).await
+        }
+        Route::RunsList => {
+            let (agent, store) = caller.expect("authenticated route");
+            let runs = registry(daemon)?.list().map_err(|e| Problem::internal(e.to_string()))?;
+            let visible: Vec<Value> = runs.iter().filter(|r| may_see(&agent, &store, r)).map(run_json).collect();
+            Ok(http::json(StatusCode::OK, &json!({"runs": visible})))
+        }
+        Route::RunGet(id) => {
+            let (agent, store) = caller.expect("authenticated route");
+            let run = find_run(daemon, &agent, &store, &id)?;
+            Ok(http::json(StatusCode::OK, &run_json(&run)))
+        }
+        Route::RunAction(id, verb) => {
+            let (agent, store) = caller.expect("authenticated route");
+            let run = find_run(daemon, &agent, &store, &id)?;
+            run_action(daemon, &agent, run, verb).await
+        }
+    }
+}
+
+fn ready(daemon: &Daemon) -> Result<Reply, Problem> {
+    let lockdown = lockdown_status(daemon)?;
+    // Ready means: the policy is loaded, and the audit log takes records (a daemon that cannot record cannot
+    // decide anything: audit is fail-closed). The log is tried at most every READY_PROBE, so that a prober
+    // polling every second does not fill it.
+    let audit_ok: Result<(), String> = {
+        let mut last = super::lock(&daemon.ready_probe);
+        match &*last {
+            Some((at, result)) if at.elapsed() < READY_PROBE => result.clone(),
+            _ => {
+                let result = daemon
+                    .log
+                    .append(
+                        airlock_audit::Event::lifecycle(
+                            now_ms(),
+                            airlock_audit::event::activity::OTHER,
+                            "readiness probe",
+                        )
+                        .status(true),
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                *last = Some((std::time::Instant::now(), result.clone()));
+                result
+            }
+        }
+    };
+    let body = json!({
+        "ready": audit_ok.is_ok(),
+        "policy_generation": daemon.policy.generation(),
+        "audit": audit_ok.as_ref().map_or_else(Clone::clone, |_| "ok".to_string()),
+        "lockdown": lockdown.is_some(),
+    });
+    let status = if audit_ok.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok(http::json(status, &body))
+}
+
+fn metrics(daemon: &Daemon) -> String {
+    let runs = registry(daemon).and_then(|r| r.list().map_err(|e| Problem::internal(e.to_string())));
+    let active = runs.as_ref().map_or(f64::NAN, |r| r.len() as f64);
+    let paused = runs.as_ref().map_or(f64::NAN, |r| r.iter().filter(|r| r.paused).count() as f64);
+    let lockdown = lockdown_status(daemon).map_or(f64::NAN, |l| if l.is_some() { 1.0 } else { 0.0 });
+    daemon.metrics.render(&[
+        ("airlock_runs_active", "Sandboxed runs now registered on this home.", active),
+        ("airlock_runs_paused", "Registered runs that are paused.", paused),
+        ("airlock_lockdown", "1 while a lockdown is engaged.", lockdown),
+        (
+            "airlock_policy_generation",
+            "How many times the policy has been reloaded.",
+            daemon.policy.generation() as f64,
+        ),
+    ])
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    text: String,
+    #[serde(default)]
+    profile: Option<String>,
+    /// `false` runs the heuristics alone.
+    #[serde(default = "yes")]
+    classifier: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn guard_scan(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let body: ScanBody = read_json(req, daemon.max_body).await?;
+    let thresholds = match body.profile.as_deref().unwrap_or("default") {
+        "strict" => Thresholds::STRICT,
+        "default" => Thresholds::DEFAULT,
+        "permissive" => Thresholds::PERMISSIVE,
+        other => return Err(Problem::bad_request(format!("profile {other:?}: strict, default or permissive"))),
+    };
+    let d = Arc::clone(daemon);
+    // Scoring is CPU work (milliseconds per 100 KB): off the I/O threads.
+    let (value, verdict) = tokio::task::spawn_blocking(move || {
+        #[cfg(feature = "classifier")]
+        let (score, note) = match (&d.classifier, body.classifier) {
+            (Some(c), true) => (Some(c.score(&body.text)), None),
+            (None, true) => (None, Some("heuristics only: no classifier model installed")),
+            (_, false) => (None, Some("heuristics only: classifier off for this request")),
+        };
+        #[cfg(not(feature = "classifier"))]
+        let (score, note) = {
+            let _ = (&d, body.classifier);
+            (None, Some("heuristics only: built without the classifier feature"))
+        };
+        let a = assess(Heuristics::builtin(), &body.text, score, thresholds);
+        (crate::guard::json(&a, &body.text, note), a.verdict.as_str())
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("scan failed: {e}")))?;
+    // The report quotes the text it judged, which may hold a credential: it leaves masked, as on the CLI.
+    let masked = mask_json(&value);
+    daemon.metrics.verdict(verdict);
+    Ok(http::json(StatusCode::OK, &masked))
+}
+
+/// `value` with every credential the built-in rules recognise masked, in every string.
+fn mask_json(value: &Value) -> Value {
+    let text = value.to_string();
+    let (masked, _) = airlock_redact::Scanner::builtin().redact(text.as_bytes(), &airlock_redact::MaskStyle::Label);
+    serde_json::from_slice(&masked).unwrap_or_else(|_| json!({"error": "the report could not be masked"}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpotlightBody {
+    text: String,
+    mode: String,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+async fn guard_spotlight(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let body: SpotlightBody = read_json(req, daemon.max_body).await?;
+    let mode = match body.mode.as_str() {
+        "delimit" => Mode::Delimit,
+        "datamark" => Mode::Datamark,
+        "encode" => Mode::Encode,
+        other => return Err(Problem::bad_request(format!("mode {other:?}: delimit, datamark or encode"))),
+    };
+    let s = match &body.session {
+        None => Spotlight::new(mode),
+        Some(session) if !session.is_empty() && session.len() <= 128 => {
+            crate::guard::session_spotlight(&daemon.home, mode, session)?
+        }
+        Some(_) => return Err(Problem::bad_request("session: 1 to 128 characters")),
+    };
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"mode": mode.as_str(), "system_prompt": s.system_prompt(), "text": s.wrap(&body.text)}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactBody {
+    text: String,
+    #[serde(default)]
+    mask: Option<String>,
+}
+
+async fn redact(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let body: RedactBody = read_json(req, daemon.max_body).await?;
+    let style = match body.mask.as_deref().unwrap_or("label") {
+        "label" => airlock_redact::MaskStyle::Label,
+        "shape" => airlock_redact::MaskStyle::Shape,
+        other => return Err(Problem::bad_request(format!("mask {other:?}: label or shape"))),
+    };
+    let (masked, findings) =
+        tokio::task::spawn_blocking(move || airlock_redact::Scanner::builtin().redact(body.text.as_bytes(), &style))
+            .await
+            .map_err(|e| Problem::internal(format!("redaction failed: {e}")))?;
+    let findings: Vec<Value> = findings.iter().map(|f| crate::redact::finding_json(None, f)).collect();
+    Ok(http::json(StatusCode::OK, &json!({"text": String::from_utf8_lossy(&masked), "findings": findings})))
+}
+
+fn state_dir(daemon: &Daemon) -> std::path::PathBuf {
+    crate::run::state_dir(&daemon.home)
+}
+
+fn registry(daemon: &Daemon) -> Result<Registry, Problem> {
+    Registry::open(&state_dir(daemon)).map_err(|e| Problem::internal(e.to_string()))
+}
+
+fn lockdown_status(daemon: &Daemon) -> Result<Option<Lockdown>, Problem> {
+    airlock_sandbox::supervisor::lockdown_status(&state_dir(daemon)).map_err(|e| Problem::internal(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockdownBody {
+    engaged: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn lockdown_set(daemon: &Arc<Daemon>, agent: &Agent, req: Request<Incoming>) -> Result<Reply, Problem> {
+    let body: LockdownBody = read_json(req, daemon.max_body).await?;
+    let state = state_dir(daemon);
+    let reason = body.reason.unwrap_or_else(|| "lockdown through the API".into());
+    let event = |engaged: bool, message: String| {
+        airlock_audit::Event::lifecycle(
+            now_ms(),
+            if engaged { airlock_audit::event::activity::CREATE } else { airlock_audit::event::activity::DELETE },
+            message,
+        )
+        .actor(&agent.name, None)
+        .set("unmapped.airlock.lockdown", json!({"engaged": engaged, "by": agent.name, "reason": reason}))
+        .severity(airlock_audit::event::Severity::High)
+        .status(true)
+    };
+    if !body.engaged {
+        let lifted =
+            airlock_sandbox::supervisor::lockdown_lift(&state).map_err(|e| Problem::internal(e.to_string()))?;
+        if lifted {
+            daemon.log.append(event(false, "lockdown lifted".into())).map_err(|e| Problem::internal(e.to_string()))?;
+        }
+        return Ok(http::json(StatusCode::OK, &json!({"lockdown": null, "changed": lifted})));
+    }
+    // The state file first: from this moment no run starts and every broker refuses egress.
+    let l =
+        Lockdown { since_unix_ms: now_ms().max(0) as u64, reason: reason.clone(), by: format!("agent {}", agent.name) };
+    airlock_sandbox::supervisor::lockdown_engage(&state, &l).map_err(|e| Problem::internal(e.to_string()))?;
+    daemon
+        .log
+        .append(event(true, format!("lockdown engaged: {reason}")))
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let reg = registry(daemon)?;
+    let runs = reg.list().map_err(|e| Problem::internal(e.to_string()))?;
+    let killed = runs.len();
+    tokio::task::spawn_blocking(move || reg.kill(&runs, Duration::ZERO))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(http::json(StatusCode::OK, &json!({"lockdown": l, "changed": true, "killed": killed})))
+}
+
+fn may_see(agent: &Agent, store: &AgentStore, run: &RunRecord) -> bool {
+    agent.role.allows(Permission::Audit) || store.can_act_for(&agent.name, &run.agent)
+}
+
+/// The run `id`, if the caller may see it. A run outside the caller's subtree is "not found", not "forbidden":
+/// an agent learns nothing about other agents' runs, not even that they exist.
+fn find_run(daemon: &Daemon, agent: &Agent, store: &AgentStore, id: &str) -> Result<RunRecord, Problem> {
+    let run = registry(daemon)?.get(id).map_err(|e| Problem::internal(e.to_string()))?;
+    match run {
+        Some(r) if may_see(agent, store, &r) => Ok(r),
+        _ => Err(Problem::not_found(format!("no run {id}"))),
+    }
+}
+
+fn run_json(r: &RunRecord) -> Value {
+    json!({
+        "run": r.run, "agent": r.agent, "tool": r.tool, "parent": r.parent, "depth": r.depth,
+        "command": r.command, "started_unix_ms": r.started_unix_ms, "paused": r.paused,
+    })
+}
+
+async fn run_action(daemon: &Arc<Daemon>, agent: &Agent, run: RunRecord, verb: RunVerb) -> Result<Reply, Problem> {
+    // Acting on a run needs more than seeing it: an auditor sees every run and controls none.
+    if !agent.role.allows(Permission::Act) {
+        return Err(Problem::forbidden(format!("agent {} may not control runs", agent.name)));
+    }
+    let reg = registry(daemon)?;
+    let id = run.run.clone();
+    let (name, outcome) = tokio::task::spawn_blocking(move || match verb {
+        RunVerb::Kill => {
+            let out = reg.kill(std::slice::from_ref(&run), Duration::from_secs(2));
+            ("kill", Ok(format!("{out:?}")))
+        }
+        RunVerb::Pause => ("pause", reg.pause(&run).map(|m| format!("{m:?}"))),
+        RunVerb::Resume => ("resume", reg.resume(&run).map(|m| format!("{m:?}"))),
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let outcome = outcome.map_err(|e| Problem::internal(e.to_string()))?;
+    let event = airlock_audit::Event::lifecycle(
+        now_ms(),
+        airlock_audit::event::activity::OTHER,
+        format!("run {id}: {name} through the API"),
+    )
+    .actor(&agent.name, None)
+    .correlation(&id)
+    .status(true);
+    daemon.log.append(event).map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(http::json(StatusCode::OK, &json!({"run": id, "action": name, "outcome": outcome})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_their_templates_and_nothing_else() {
+        for (method, template) in ROUTES {
+            let path = template.replace("{id}", "0123456789abcdef");
+            let r = route(&Method::from_bytes(method.as_bytes()).unwrap(), &path).expect(template);
+            assert_eq!((r.method(), r.template()), (*method, *template));
+        }
+        assert_eq!(route(&Method::GET, "/v1/runs/../agents"), None);
+        assert_eq!(route(&Method::GET, "/v1/runs/a%2Fb"), None);
+        assert_eq!(route(&Method::GET, "/v1/runs/r-1"), None);
+        assert_eq!(route(&Method::DELETE, "/v1/runs/0123456789abcdef"), None);
+        assert_eq!(route(&Method::POST, "/v1/runs/0123456789abcdef/explode"), None);
+        assert_eq!(route(&Method::GET, "/v1/health/"), None);
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_route_and_no_other() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                    documented.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+}
