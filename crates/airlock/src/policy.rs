@@ -174,26 +174,9 @@ fn explain(home: &Path, a: ExplainArgs, json: bool) -> Result<(), CliError> {
     let outcome = engine.decide(&req);
     let d: &Decision = &outcome.decision;
     let compiled = engine.compiled();
-    let policies: Vec<serde_json::Value> = d
-        .policies
-        .iter()
-        .map(|id| {
-            let origin = compiled.policy_origin(id).map(|o| format!("{}:{}:{}", o.file.display(), o.line, o.column));
-            serde_json::json!({ "id": id, "origin": origin, "cedar": compiled.policy_text(id) })
-        })
-        .collect();
+    let v = explanation(&engine, &req);
+    let policies = v["policies"].as_array().cloned().unwrap_or_default();
     if json {
-        let v = serde_json::json!({
-            "allowed": d.allowed,
-            "decision": if d.allowed { "allow" } else { "deny" },
-            "reason": d.reason,
-            "policies": policies,
-            "errors": d.errors,
-            "request": normalized.as_ref().map(|n| serde_json::json!({
-                "agent": n.agent, "tool": n.tool, "action": n.action, "resource": n.resource.to_string(),
-                "profile": compiled.model.profile, "weekday": n.weekday, "minute": n.minute, "risk_score": n.risk_score,
-            })).ok(),
-        });
         println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
     } else {
         println!("{}  {}", if d.allowed { "ALLOW" } else { "DENY" }, a.action);
@@ -227,4 +210,33 @@ fn explain(home: &Path, a: ExplainArgs, json: bool) -> Result<(), CliError> {
         }
     }
     if d.allowed { Ok(()) } else { Err(CliError { code: 9, message: String::new() }) }
+}
+
+/// A decision on `req` with what decided it: the policies (with where they were written and their Cedar text),
+/// the reason, errors, and the request as the engine saw it. `airlock policy explain --json` and the API's
+/// `POST /v1/policy/explain` answer this.
+pub(crate) fn explanation(engine: &airlock_policy::engine::Engine, req: &Request) -> serde_json::Value {
+    let normalized = engine.normalize(req);
+    let outcome = engine.decide(req);
+    let d: &Decision = &outcome.decision;
+    let compiled = engine.compiled();
+    let policies: Vec<serde_json::Value> = d
+        .policies
+        .iter()
+        .map(|id| {
+            let origin = compiled.policy_origin(id).map(|o| format!("{}:{}:{}", o.file.display(), o.line, o.column));
+            serde_json::json!({ "id": id, "origin": origin, "cedar": compiled.policy_text(id) })
+        })
+        .collect();
+    serde_json::json!({
+        "allowed": d.allowed,
+        "decision": if d.allowed { "allow" } else { "deny" },
+        "reason": d.reason,
+        "policies": policies,
+        "errors": d.errors,
+        "request": normalized.as_ref().map(|n| serde_json::json!({
+            "agent": n.agent, "tool": n.tool, "action": n.action, "resource": n.resource.to_string(),
+            "profile": compiled.model.profile, "weekday": n.weekday, "minute": n.minute, "risk_score": n.risk_score,
+        })).ok(),
+    })
 }

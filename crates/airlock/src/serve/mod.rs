@@ -65,6 +65,9 @@ pub(crate) struct Daemon {
     limiter: governor::DefaultKeyedRateLimiter<String>,
     pub(crate) metrics: Metrics,
     pub(crate) log: Arc<airlock_audit::SharedLog>,
+    /// The audit log's directory and the key its checkpoints verify with (from the vault, at start).
+    pub(crate) audit_dir: PathBuf,
+    pub(crate) audit_key: airlock_audit::checkpoint::NoteVerifier,
     pub(crate) policy: Arc<PolicyStore>,
     config: PathBuf,
     config_mtime: Mutex<Option<std::time::SystemTime>>,
@@ -158,6 +161,8 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
     AgentStore::load(&ctx.home)?;
     let mut vault = ctx.open_unlocked()?;
     let log = Arc::new(crate::audit::shared_log(&ctx.home, &mut vault)?);
+    let audit_key = crate::audit::signer(&mut vault)?.verifier();
+    let audit_dir = crate::audit::log_dir(ctx, &crate::cli::AuditLogArg { log: None });
     #[cfg(feature = "classifier")]
     let classifier = match airlock_guard::classifier::model_dir(None) {
         Some(dir) => Some(
@@ -176,6 +181,8 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         limiter: governor::RateLimiter::keyed(quota),
         metrics: Metrics::default(),
         log: Arc::clone(&log),
+        audit_dir,
+        audit_key,
         policy: Arc::new(policy),
         config_mtime: Mutex::new(modified(&config)),
         config,

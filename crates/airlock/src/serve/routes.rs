@@ -44,6 +44,10 @@ pub enum Route {
     RunsList,
     RunGet(String),
     RunAction(String, RunVerb),
+    GuardValidate,
+    PolicyExplain,
+    AuditVerify,
+    AuditRecords,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/runs/{id}/kill"),
     ("POST", "/v1/runs/{id}/pause"),
     ("POST", "/v1/runs/{id}/resume"),
+    ("POST", "/v1/guard/validate-output"),
+    ("POST", "/v1/policy/explain"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/records"),
 ];
 
 impl Route {
@@ -96,6 +104,10 @@ impl Route {
             Route::RunAction(_, RunVerb::Kill) => 12,
             Route::RunAction(_, RunVerb::Pause) => 13,
             Route::RunAction(_, RunVerb::Resume) => 14,
+            Route::GuardValidate => 15,
+            Route::PolicyExplain => 16,
+            Route::AuditVerify => 17,
+            Route::AuditRecords => 18,
         }
     }
     /// What the caller must be allowed; `None` for the routes anyone who reaches the socket may call.
@@ -104,7 +116,13 @@ impl Route {
             Route::Health | Route::Ready | Route::OpenApi => None,
             Route::Metrics | Route::WhoAmI | Route::LockdownStatus => Some(Permission::Audit),
             Route::RunsList | Route::RunGet(_) => Some(Permission::Audit),
-            Route::GuardScan | Route::GuardSpotlight | Route::Redact | Route::RunAction(..) => Some(Permission::Act),
+            Route::GuardScan
+            | Route::GuardSpotlight
+            | Route::GuardValidate
+            | Route::Redact
+            | Route::PolicyExplain
+            | Route::RunAction(..) => Some(Permission::Act),
+            Route::AuditVerify | Route::AuditRecords => Some(Permission::Audit),
             Route::LockdownSet => Some(Permission::Manage),
         }
     }
@@ -122,6 +140,10 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["v1", "guard", "scan"]) => Route::GuardScan,
         ("POST", ["v1", "guard", "spotlight"]) => Route::GuardSpotlight,
         ("POST", ["v1", "redact"]) => Route::Redact,
+        ("POST", ["v1", "guard", "validate-output"]) => Route::GuardValidate,
+        ("POST", ["v1", "policy", "explain"]) => Route::PolicyExplain,
+        ("GET", ["v1", "audit", "verify"]) => Route::AuditVerify,
+        ("GET", ["v1", "audit", "records"]) => Route::AuditRecords,
         ("GET", ["v1", "lockdown"]) => Route::LockdownStatus,
         ("PUT", ["v1", "lockdown"]) => Route::LockdownSet,
         ("GET", ["v1", "runs"]) => Route::RunsList,
@@ -208,7 +230,239 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
             let run = find_run(daemon, &agent, &store, &id)?;
             run_action(daemon, &agent, run, verb).await
         }
+        Route::GuardValidate => validate_output(daemon, req).await,
+        Route::PolicyExplain => {
+            let (agent, store) = caller.expect("authenticated route");
+            policy_explain(daemon, &agent, &store, req).await
+        }
+        Route::AuditVerify => audit_verify(daemon).await,
+        Route::AuditRecords => audit_records(daemon, req.uri().query().unwrap_or("")).await,
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateBody {
+    text: String,
+    #[serde(default)]
+    schema: Option<Value>,
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+    /// The length of the input the output answers, for `max_ratio`.
+    #[serde(default)]
+    input_len: Option<usize>,
+    #[serde(default)]
+    max_ratio: Option<f64>,
+}
+
+async fn validate_output(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Problem> {
+    use airlock_guard::validate::{OutputPolicy, OutputSchema, validate};
+    let body: ValidateBody = read_json(req, daemon.max_body).await?;
+    let mut policy = OutputPolicy::default();
+    for host in &body.allow_hosts {
+        crate::validate::check_host(host)?;
+    }
+    policy.allowed_hosts = body.allow_hosts.clone();
+    if let Some(schema) = &body.schema {
+        policy.schema = Some(
+            OutputSchema::compile(schema)
+                .map_err(|e| Problem::bad_request(format!("schema: not a usable JSON Schema: {e}")))?,
+        );
+    }
+    match (body.max_ratio, body.input_len) {
+        (Some(r), _) if !(r.is_finite() && r > 0.0) => {
+            return Err(Problem::bad_request(format!("max_ratio {r}: a positive number, such as 3 or 1.5")));
+        }
+        (Some(_), None) => return Err(Problem::bad_request("max_ratio needs input_len")),
+        (None, Some(_)) => return Err(Problem::bad_request("input_len is only used with max_ratio")),
+        _ => {}
+    }
+    policy.max_length_ratio = body.max_ratio;
+    let home = daemon.home.clone();
+    let v = tokio::task::spawn_blocking(move || -> Result<Value, Problem> {
+        let mut builder = airlock_broker::leak::LeakScanner::builder();
+        let known = match crate::canary::add_known(&home, &mut builder)? {
+            0 => None,
+            _ => Some(builder.build().map_err(|e| Problem::internal(e.to_string()))?),
+        };
+        let v = validate(&body.text, body.input_len, &policy, known.as_ref());
+        Ok(crate::validate::json(&v))
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))??;
+    Ok(http::json(StatusCode::OK, &mask_json(&v)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainBody {
+    agent: String,
+    #[serde(default)]
+    tool: Option<String>,
+    action: String,
+    resource: String,
+    #[serde(default = "get")]
+    method: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    verb: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    risk: u8,
+    #[serde(default)]
+    bytes: u64,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+async fn policy_explain(
+    daemon: &Arc<Daemon>,
+    caller: &Agent,
+    store: &AgentStore,
+    req: Request<Incoming>,
+) -> Result<Reply, Problem> {
+    use airlock_policy::engine::{Action, Request as PolicyRequest};
+    let b: ExplainBody = read_json(req, daemon.max_body).await?;
+    // An agent may ask about itself and its sub-agents; admins about anyone.
+    if !store.can_act_for(&caller.name, &b.agent) {
+        return Err(Problem::forbidden(format!("agent {} may not ask about agent {}", caller.name, b.agent)));
+    }
+    let action = Action::parse(&b.action).map_err(Problem::bad_request)?;
+    if action.needs_tool() && b.tool.is_none() {
+        return Err(Problem::bad_request(format!("{} needs a tool", action.as_str())));
+    }
+    let tool = b.tool.as_deref().unwrap_or_default();
+    let mut r = match action {
+        Action::HttpRequest => PolicyRequest::http(&b.agent, tool, &b.method, &b.resource).bytes(b.bytes),
+        Action::FsRead | Action::FsWrite | Action::FsExec => PolicyRequest::fs(&b.agent, tool, action, &b.resource),
+        Action::Exec => PolicyRequest::exec(&b.agent, tool, &b.resource),
+        Action::SecretUse => {
+            let target = b.target.as_deref().ok_or_else(|| Problem::bad_request("secret.use needs a target"))?;
+            PolicyRequest::secret(&b.agent, tool, &b.resource, target)
+        }
+        Action::ApiCall => {
+            let (kind, id) =
+                b.resource.split_once('/').ok_or_else(|| Problem::bad_request("api.call needs resource KIND/ID"))?;
+            let verb = b.verb.as_deref().ok_or_else(|| Problem::bad_request("api.call needs a verb"))?;
+            PolicyRequest::api(&b.agent, kind, id, verb, b.owner.as_deref())
+        }
+    };
+    r = r.risk(b.risk);
+    let engine = daemon.policy.engine();
+    Ok(http::json(StatusCode::OK, &crate::policy::explanation(&engine, &r)))
+}
+
+async fn audit_verify(daemon: &Arc<Daemon>) -> Result<Reply, Problem> {
+    let d = Arc::clone(daemon);
+    let report = tokio::task::spawn_blocking(move || {
+        let opts = airlock_audit::VerifyOptions { now_ms: now_ms(), ..Default::default() };
+        airlock_audit::verify(&d.audit_dir, &d.audit_key, &opts)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    let problems: Vec<Value> =
+        report.problems.iter().map(|p| json!({"seq": p.seq, "offset": p.offset, "message": p.message})).collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "ok": report.ok(),
+            "key": daemon.audit_key.to_vkey(),
+            "records": report.records,
+            "tree_size": report.tree_size(),
+            "checkpoints_matched": report.checkpoints_matched,
+            "latest_checkpoint": report.latest_checkpoint.as_ref().map(|c| json!({"size": c.size, "time_ms": c.time_ms})),
+            "unsigned_records": report.unsigned_records,
+            "first_bad": report.first_bad().map(|p| p.to_string()),
+            "problems": problems,
+        }),
+    ))
+}
+
+/// Most records one query returns.
+const MAX_RECORDS: usize = 1000;
+
+/// `GET /v1/audit/records?since=MS&until=MS&class=api&actor=A&decision=deny&limit=N`: the newest `limit` (100;
+/// at most 1000) records that match, oldest first.
+async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Problem> {
+    use airlock_audit::reader::Filter;
+    let mut filter = Filter { since_ms: None, until_ms: None, classes: Vec::new(), actor: None, decision: None };
+    let mut limit = 100usize;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v).ok_or_else(|| Problem::bad_request(format!("query {k}: bad percent-encoding")))?;
+        let int = |v: &str| v.parse::<i64>().map_err(|_| Problem::bad_request(format!("query {k}: an integer")));
+        match k {
+            "since" => filter.since_ms = Some(int(&v)?),
+            "until" => filter.until_ms = Some(int(&v)?),
+            "class" => filter.classes.push(airlock_audit::Class::parse(&v).ok_or_else(|| {
+                Problem::bad_request(format!("class {v:?}: api, process, finding, entity, lifecycle"))
+            })?),
+            "actor" => filter.actor = Some(v),
+            "decision" => {
+                filter.decision = Some(match v.as_str() {
+                    "allow" => airlock_audit::Decision::Allow,
+                    "deny" => airlock_audit::Decision::Deny,
+                    _ => return Err(Problem::bad_request("decision: allow or deny")),
+                })
+            }
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_RECORDS).contains(n))
+                    .ok_or_else(|| Problem::bad_request(format!("limit: 1 to {MAX_RECORDS}")))?
+            }
+            other => return Err(Problem::bad_request(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    let d = Arc::clone(daemon);
+    let records = tokio::task::spawn_blocking(move || {
+        let mut newest = std::collections::VecDeque::with_capacity(limit);
+        airlock_audit::reader::for_each(&d.audit_dir, |r| {
+            if filter.matches(&r) {
+                if newest.len() == limit {
+                    newest.pop_front();
+                }
+                newest.push_back(r.event);
+            }
+            true
+        })
+        .map(|()| newest.into_iter().collect::<Vec<Value>>())
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(http::json(StatusCode::OK, &json!({"records": records})))
+}
+
+/// `%XX` escapes and `+` decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn ready(daemon: &Daemon) -> Result<Reply, Problem> {
