@@ -310,6 +310,9 @@ pub struct RunArgs {
     /// The run this one is a child of (agent nesting depth is counted and limited).
     #[arg(long, value_name = "RUN")]
     pub parent: Option<String>,
+    /// The run's id (16 lowercase hex digits), chosen by `airlock serve` for the runs it starts; otherwise random.
+    #[arg(long, value_name = "ID", hide = true, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
     /// Config file (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -402,6 +405,12 @@ pub struct ServeArgs {
     /// Requests per second each agent may make (bursts of twice that).
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rate: u32,
+    /// Runs started through the API that may run at once; more wait in a queue.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_runs: usize,
+    /// Runs that may wait for a slot; beyond it, starting a run is refused (503) until one ends.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_queued: usize,
     #[command(flatten)]
     pub env: PolicyEnvArgs,
 }
@@ -772,4 +781,12 @@ pub struct DemoArgs {
     /// Keep everything in memory: no home directory, nothing on disk.
     #[arg(long)]
     pub ephemeral: bool,
+}
+
+fn parse_run_id(s: &str) -> Result<String, String> {
+    if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(s.to_string())
+    } else {
+        Err("a run id is 16 lowercase hex digits".into())
+    }
 }

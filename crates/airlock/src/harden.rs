@@ -17,6 +17,19 @@ pub fn harden() -> Result<(), String> {
     Ok(())
 }
 
+/// `AIRLOCK_DIE_WITH_PARENT=PID` (set by `airlock serve` for the `airlock run`s it starts): this process is killed
+/// when its parent dies, so that a daemon killed with SIGKILL leaves no run behind (each run's sandbox dies with
+/// its `airlock run` in turn). If the parent is already gone (it died before this line ran), exit at once.
+pub fn die_with_parent() {
+    let Some(pid) = std::env::var("AIRLOCK_DIE_WITH_PARENT").ok().and_then(|p| p.parse::<i32>().ok()) else {
+        return;
+    };
+    if prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err() || nix::unistd::getppid().as_raw() != pid {
+        eprintln!("airlock: the daemon that started this run is gone");
+        std::process::exit(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use nix::sys::resource::{Resource, getrlimit};

@@ -129,6 +129,7 @@ fn main() -> ExitCode {
     if let Err(e) = harden::harden() {
         eprintln!("airlock: warning: {e}");
     }
+    harden::die_with_parent();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => return usage_error(e),

@@ -148,7 +148,14 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
         Err(e) => return Err(e),
     };
 
-    let run_id = hex::encode(airlock_crypto::random::bytes::<8>());
+    let run_id = match &a.run_id {
+        // `airlock serve` names the runs it starts, so that it can report the id before the run ends.
+        Some(id) if registry.get(id).map_err(sandbox_err)?.is_some() => {
+            return Err(CliError { code: 5, message: format!("run {id} already exists") });
+        }
+        Some(id) => id.clone(),
+        None => hex::encode(airlock_crypto::random::bytes::<8>()),
+    };
     let dirs = RunDirs::create(&ctx.home, &run_id)?;
     let cgroup = if probe.cgroups.controller("memory").is_some() || probe.cgroups.controller("pids").is_some() {
         RunCgroup::create(&probe.cgroups, &run_id, &CgroupLimits { memory_bytes: plan.memory, pids: plan.pids }).ok()

@@ -50,9 +50,14 @@ impl Daemon {
     /// A home with a vault, a policy and four agents (root: admin; worker, a sub-agent of root; other: agent;
     /// aud: auditor), and the daemon serving it with `extra` flags.
     fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with("[agents.worker]\ntools = [\"t\"]\n[tools.t]\n", extra)
+    }
+
+    /// The same with `config` as the policy.
+    fn start_with(config: &str, extra: &[&str]) -> Daemon {
         let al = Airlock::with_passphrase(PASS);
         al.call(["init", "--kek", "passphrase"]).args(FAST_KDF).expect(0);
-        std::fs::write(al.home.join("airlock.toml"), "[agents.worker]\ntools = [\"t\"]\n[tools.t]\n").unwrap();
+        std::fs::write(al.home.join("airlock.toml"), config).unwrap();
         let mut tokens = std::collections::HashMap::new();
         for (name, role, parent) in [
             ("root", "admin", None),
@@ -178,8 +183,8 @@ fn requests_without_a_valid_token_are_refused_and_audited() {
     r.problem(401, "unauthorized");
     assert!(r.headers.to_ascii_lowercase().contains("www-authenticate: bearer"), "{}", r.headers);
     let mut wrong = d.tokens["worker"].clone();
-    wrong.pop();
-    wrong.push('A');
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
     let out = Command::new("curl")
         .args(["-s", "-H", &format!("Authorization: Bearer {wrong}"), &format!("{}/v1/whoami", d.url)])
         .output()
@@ -394,4 +399,124 @@ fn output_validation_policy_explain_and_the_audit_log_answer_through_the_api() {
     assert!(records.iter().all(|r| r.to_string().contains("\"deny\"") || r.to_string().contains("Deny")), "{denied}");
     d.call(Some("aud"), "GET", "/v1/audit/records?limit=0", None).problem(400, "bad-request");
     d.call(Some("aud"), "GET", "/v1/audit/records?bogus=1", None).problem(400, "bad-request");
+}
+
+/// A policy under which `worker` may run a few programs in a workspace.
+const RUNNABLE: &str = r#"version = 1
+[limits]
+wall_seconds = 60
+[agents.worker]
+tools = ["t"]
+[agents.other]
+tools = ["t"]
+[tools.t]
+[tools.t.fs]
+read = ["${WORKSPACE}"]
+write = ["${WORKSPACE}"]
+[tools.t.exec]
+allow = ["sh", "echo", "cat", "sleep"]
+"#;
+
+/// The NDJSON events of a run started through the API.
+fn events(r: &Reply) -> Vec<Value> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.content_type, "application/x-ndjson");
+    r.body.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn run_body(d: &Daemon, command: &[&str], stdin: &str) -> String {
+    let ws = d.al.tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    json!({"tool": "t", "command": command, "stdin": stdin, "workspace": ws}).to_string()
+}
+
+#[test]
+fn a_run_started_through_the_api_streams_its_output_and_exit_code() {
+    let d = Daemon::start_with(RUNNABLE, &[]);
+    let body = run_body(&d, &["sh", "-c", "echo hello; cat; echo oops >&2; exit 3"], "from stdin\n");
+    let ev = events(&d.call(Some("worker"), "POST", "/v1/runs", Some(&body)));
+    assert_eq!(ev[0]["event"], "started", "{ev:?}");
+    let run = ev[0]["run"].as_str().unwrap().to_string();
+    assert_eq!(run.len(), 16);
+    let text = |stream: &str| -> String {
+        ev.iter().filter(|e| e["event"] == stream).map(|e| e["data"].as_str().unwrap()).collect()
+    };
+    assert_eq!(text("stdout"), "hello\nfrom stdin\n");
+    assert!(text("stderr").contains("oops"), "{ev:?}");
+    let last = ev.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["code"].as_i64()), (Some("exit"), Some(3)), "{ev:?}");
+    // The run is in the audit log under its id, launched and ended.
+    let log = d.al.call(["audit", "query", "--json"]).expect(0).out();
+    assert!(log.matches(&run).count() >= 3, "{log}");
+}
+
+#[test]
+fn runs_are_started_only_for_the_callers_subtree_and_checked() {
+    let d = Daemon::start_with(RUNNABLE, &[]);
+    let mut body: Value = serde_json::from_str(&run_body(&d, &["echo", "x"], "")).unwrap();
+    body["agent"] = json!("other");
+    d.call(Some("worker"), "POST", "/v1/runs", Some(&body.to_string())).problem(403, "forbidden");
+    d.call(Some("aud"), "POST", "/v1/runs", Some(&run_body(&d, &["echo", "x"], ""))).problem(403, "forbidden");
+    let empty = json!({"tool": "t", "command": []}).to_string();
+    d.call(Some("worker"), "POST", "/v1/runs", Some(&empty)).problem(400, "bad-request");
+    let no_ws = json!({"tool": "t", "command": ["echo"], "workspace": "/nonexistent/ws"}).to_string();
+    d.call(Some("worker"), "POST", "/v1/runs", Some(&no_ws)).problem(400, "bad-request");
+    // A program the policy does not allow: the run is refused by `airlock run`, and the events say how.
+    let ev = events(&d.call(Some("worker"), "POST", "/v1/runs", Some(&run_body(&d, &["python3", "-V"], ""))));
+    let last = ev.last().unwrap();
+    assert_eq!(last["event"], "exit");
+    assert_ne!(last["code"], 0, "{ev:?}");
+}
+
+#[test]
+fn runs_beyond_the_limit_wait_in_the_queue() {
+    let d = Daemon::start_with(RUNNABLE, &["--max-runs", "1"]);
+    let first = run_body(&d, &["sleep", "2"], "");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| d.call(Some("worker"), "POST", "/v1/runs", Some(&first)));
+        std::thread::sleep(Duration::from_millis(700));
+        let b = d.call(Some("worker"), "POST", "/v1/runs", Some(&run_body(&d, &["echo", "second"], "")));
+        let ev = events(&b);
+        assert_eq!(ev[0]["event"], "queued", "{ev:?}");
+        assert_eq!(ev[1]["event"], "started", "{ev:?}");
+        assert_eq!(ev.last().unwrap()["code"], 0);
+        assert_eq!(events(&a.join().unwrap()).last().unwrap()["code"], 0);
+    });
+}
+
+#[test]
+fn killing_the_daemon_kills_its_runs_and_the_log_still_verifies() {
+    let mut d = Daemon::start_with(RUNNABLE, &[]);
+    let body = run_body(&d, &["sleep", "60"], "");
+    let url = d.url.clone();
+    let token = d.tokens["worker"].clone();
+    // Started in the background: the answer streams until the run ends.
+    let mut client = Command::new("curl")
+        .args(["-sN", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json"])
+        .args(["--data-binary", &body, &format!("{url}/v1/runs")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(client.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let run = serde_json::from_str::<Value>(&first).unwrap()["run"].as_str().unwrap().to_string();
+    let alive = |needle: &str| -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    };
+    assert!(alive(&run), "the run's supervisor is running");
+    let pid = d.child.id();
+    Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    let _ = d.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(&run) {
+        assert!(Instant::now() < deadline, "run {run} outlived its daemon");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = client.wait();
+    let ps = d.al.call(["--json", "ps"]).expect(0).out();
+    assert!(!ps.contains(&run), "{ps}");
+    d.al.call(["audit", "verify"]).expect(0);
 }

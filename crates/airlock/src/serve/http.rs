@@ -11,7 +11,23 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-pub type Reply = Response<Full<Bytes>>;
+/// A reply's body: whole (most answers) or streamed (a run's output).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+pub type Reply = Response<Body>;
+
+/// A body fed from a channel, one chunk per message, ending when every sender is gone.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
 
 /// A problem, as RFC 9457 describes it. `kind` becomes the `type` URI's last segment.
 #[derive(Debug)]
@@ -58,7 +74,7 @@ impl Problem {
             "detail": self.detail,
             "instance": instance,
         });
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
         *r.status_mut() = self.status;
         r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -86,7 +102,7 @@ impl From<crate::CliError> for Problem {
 
 /// A JSON reply with `status`.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -94,7 +110,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
 
 /// A reply of `content_type` text.
 pub fn text(content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A streamed reply of `content_type`, fed through `rx`.
+pub fn stream(content_type: &'static str, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Reply {
+    let mut r = Response::new(BodyExt::boxed(ChannelBody(rx)));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }

@@ -21,6 +21,7 @@
 mod http;
 mod metrics;
 mod routes;
+mod runs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,11 +70,16 @@ pub(crate) struct Daemon {
     pub(crate) audit_dir: PathBuf,
     pub(crate) audit_key: airlock_audit::checkpoint::NoteVerifier,
     pub(crate) policy: Arc<PolicyStore>,
-    config: PathBuf,
+    /// The policy file: reloaded when it changes, and given to the runs the daemon starts.
+    pub(crate) config: PathBuf,
     config_mtime: Mutex<Option<std::time::SystemTime>>,
     pub(crate) max_body: usize,
     /// The last time readiness tried the audit log, and what came of it.
     pub(crate) ready_probe: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Runs started through the API: at most this many at once, the rest queued (up to `max_queued`).
+    pub(crate) run_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) max_queued: usize,
     /// Requests being served: shutdown waits for this to reach zero.
     in_flight: AtomicUsize,
     draining: AtomicBool,
@@ -188,6 +194,9 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         config,
         max_body: a.max_body,
         ready_probe: Mutex::new(None),
+        run_slots: Arc::new(tokio::sync::Semaphore::new(a.max_runs.max(1))),
+        queued: AtomicUsize::new(0),
+        max_queued: a.max_queued,
         in_flight: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
         #[cfg(feature = "classifier")]

@@ -48,6 +48,7 @@ pub enum Route {
     PolicyExplain,
     AuditVerify,
     AuditRecords,
+    RunStart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/policy/explain"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/audit/records"),
+    ("POST", "/v1/runs"),
 ];
 
 impl Route {
@@ -108,6 +110,7 @@ impl Route {
             Route::PolicyExplain => 16,
             Route::AuditVerify => 17,
             Route::AuditRecords => 18,
+            Route::RunStart => 19,
         }
     }
     /// What the caller must be allowed; `None` for the routes anyone who reaches the socket may call.
@@ -121,6 +124,7 @@ impl Route {
             | Route::GuardValidate
             | Route::Redact
             | Route::PolicyExplain
+            | Route::RunStart
             | Route::RunAction(..) => Some(Permission::Act),
             Route::AuditVerify | Route::AuditRecords => Some(Permission::Audit),
             Route::LockdownSet => Some(Permission::Manage),
@@ -147,6 +151,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         ("GET", ["v1", "lockdown"]) => Route::LockdownStatus,
         ("PUT", ["v1", "lockdown"]) => Route::LockdownSet,
         ("GET", ["v1", "runs"]) => Route::RunsList,
+        ("POST", ["v1", "runs"]) => Route::RunStart,
         ("GET", ["v1", "runs", id]) if valid_run_id(id) => Route::RunGet(id.to_string()),
         ("POST", ["v1", "runs", id, verb]) if valid_run_id(id) => {
             let verb = match *verb {
@@ -237,6 +242,10 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
         }
         Route::AuditVerify => audit_verify(daemon).await,
         Route::AuditRecords => audit_records(daemon, req.uri().query().unwrap_or("")).await,
+        Route::RunStart => {
+            let (agent, store) = caller.expect("authenticated route");
+            super::runs::start(daemon, &agent, &store, req).await
+        }
     }
 }
 
