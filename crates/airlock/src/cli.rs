@@ -783,6 +783,23 @@ pub struct DemoArgs {
     pub ephemeral: bool,
 }
 
+impl RunArgs {
+    /// A run the daemon can start as asked: a tool, the daemon's own policy and the current directory as the
+    /// workspace, and none of the options only a standalone run has.
+    pub fn is_plain(&self) -> bool {
+        self.tool.is_some()
+            && self.config.is_none()
+            && self.env.profile.is_none()
+            && self.env.workspace.is_none()
+            && !self.check
+            && !self.allow_degraded
+            && self.dns.is_empty()
+            && self.resolve.is_empty()
+            && self.upstream_ca.is_empty()
+            && self.run_id.is_none()
+    }
+}
+
 fn parse_run_id(s: &str) -> Result<String, String> {
     if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         Ok(s.to_string())

@@ -31,12 +31,36 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(c) => crate::audit::run(&ctx, c),
         Command::Proxy(a) => crate::proxy::run(&ctx, a),
         Command::Ca(c) => crate::ca::run(&ctx, c),
-        Command::Run(a) => crate::run::run(&ctx, *a),
-        Command::Ps => crate::supervise::ps(&ctx),
-        Command::Kill(a) => crate::supervise::kill(&ctx, a),
-        Command::Pause(s) => crate::supervise::pause(&ctx, s, false),
-        Command::Resume(s) => crate::supervise::pause(&ctx, s, true),
-        Command::Lockdown(a) => crate::supervise::lockdown(&ctx, a),
+        Command::Run(a) => match daemon(&ctx).filter(|_| a.is_plain() && !ctx.json) {
+            Some(c) => crate::client::run(
+                &c,
+                a.agent.as_deref(),
+                a.tool.as_deref().expect("is_plain: a tool"),
+                a.parent.as_deref(),
+                &a.command.iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            ),
+            None => crate::run::run(&ctx, *a),
+        },
+        Command::Ps => match daemon(&ctx) {
+            Some(c) => crate::client::ps(&c, ctx.json),
+            None => crate::supervise::ps(&ctx),
+        },
+        Command::Kill(a) => match daemon(&ctx).filter(|_| a.select.agent.is_none() && !a.select.all) {
+            Some(c) => crate::client::act(&c, "kill", &a.select.runs),
+            None => crate::supervise::kill(&ctx, a),
+        },
+        Command::Pause(s) => match daemon(&ctx).filter(|_| s.agent.is_none() && !s.all) {
+            Some(c) => crate::client::act(&c, "pause", &s.runs),
+            None => crate::supervise::pause(&ctx, s, false),
+        },
+        Command::Resume(s) => match daemon(&ctx).filter(|_| s.agent.is_none() && !s.all) {
+            Some(c) => crate::client::act(&c, "resume", &s.runs),
+            None => crate::supervise::pause(&ctx, s, true),
+        },
+        Command::Lockdown(a) => match daemon(&ctx) {
+            Some(c) => crate::client::lockdown(&c, a.lift, a.status, &a.reason, ctx.json),
+            None => crate::supervise::lockdown(&ctx, a),
+        },
         Command::Redact(a) => crate::redact::redact(&ctx, a),
         Command::ScanSecrets(a) => crate::redact::scan_secrets(&ctx, a),
         Command::Scan(a) => crate::guard::scan(&ctx, a),
@@ -46,6 +70,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Spotlight(a) => crate::guard::spotlight(&ctx, a),
         Command::Serve(a) => crate::serve::run(&ctx, a),
     }
+}
+
+/// The running daemon's client, when `AIRLOCK_TOKEN` asks for it and the daemon answers (see `client`).
+fn daemon(ctx: &Ctx) -> Option<crate::client::Client> {
+    crate::client::Client::from_env(&ctx.home)
 }
 
 pub(crate) struct Ctx {

@@ -28,6 +28,7 @@ mod audit;
 mod ca;
 mod canary;
 mod cli;
+mod client;
 mod commands;
 mod demo;
 mod guard;

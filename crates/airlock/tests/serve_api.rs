@@ -520,3 +520,26 @@ fn killing_the_daemon_kills_its_runs_and_the_log_still_verifies() {
     assert!(!ps.contains(&run), "{ps}");
     d.al.call(["audit", "verify"]).expect(0);
 }
+
+#[test]
+fn with_a_token_the_cli_goes_through_the_daemon_without_the_passphrase() {
+    let d = Daemon::start_with(RUNNABLE, &[]);
+    let as_worker =
+        |args: &[&str]| d.al.call(args).env_remove("AIRLOCK_PASSPHRASE").env("AIRLOCK_TOKEN", &d.tokens["worker"]);
+    let r = as_worker(&["run", "--tool", "t", "--", "sh", "-c", "echo through the daemon; cat; exit 4"])
+        .stdin(b"piped in\n")
+        .run();
+    assert_eq!(r.code, Some(4), "{}", r.err());
+    assert_eq!(r.out(), "through the daemon\npiped in\n");
+    assert!(as_worker(&["ps"]).expect(0).out().contains("no runs"));
+    assert!(as_worker(&["lockdown", "--status"]).expect(0).out().contains("no lockdown"));
+    // The daemon decides by the token's role: an agent may not engage a lockdown.
+    let refused = as_worker(&["lockdown", "--reason", "x"]).run();
+    assert_eq!(refused.code, Some(9), "{}", refused.err());
+    // Without the token (and without the passphrase) the CLI is standalone, and a change needs the vault.
+    let standalone = d.al.call(["lockdown", "--reason", "x"]).env_remove("AIRLOCK_PASSPHRASE").run();
+    assert_ne!(standalone.code, Some(0));
+    // AIRLOCK_DAEMON=off forces standalone even with a token.
+    let off = as_worker(&["lockdown", "--reason", "x"]).env("AIRLOCK_DAEMON", "off").run();
+    assert_ne!(off.code, Some(9), "{}", off.err());
+}

@@ -182,7 +182,10 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
             // Acting is a superset of reading one's own runs: an agent lists and inspects its own subtree.
             let allowed = agent.role.allows(permission)
                 || (permission == Permission::Audit
-                    && matches!(route, Route::RunsList | Route::RunGet(_) | Route::WhoAmI | Route::Metrics)
+                    && matches!(
+                        route,
+                        Route::RunsList | Route::RunGet(_) | Route::WhoAmI | Route::Metrics | Route::LockdownStatus
+                    )
                     && agent.role.allows(Permission::Act));
             if !allowed {
                 return Err(Problem::forbidden(format!(
@@ -727,14 +730,23 @@ async fn run_action(daemon: &Arc<Daemon>, agent: &Agent, run: RunRecord, verb: R
     let (name, outcome) = tokio::task::spawn_blocking(move || match verb {
         RunVerb::Kill => {
             let out = reg.kill(std::slice::from_ref(&run), Duration::from_secs(2));
-            ("kill", Ok(format!("{out:?}")))
+            let outcome = match out.first() {
+                Some(o) if o.error.is_some() => Err(o.error.clone().unwrap_or_default()),
+                Some(o) => Ok(match o.result {
+                    airlock_sandbox::supervisor::KillResult::Terminated => "terminated".to_string(),
+                    airlock_sandbox::supervisor::KillResult::Killed => "killed".to_string(),
+                    airlock_sandbox::supervisor::KillResult::AlreadyGone => "already gone".to_string(),
+                }),
+                None => Ok("already gone".to_string()),
+            };
+            ("kill", outcome)
         }
-        RunVerb::Pause => ("pause", reg.pause(&run).map(|m| format!("{m:?}"))),
-        RunVerb::Resume => ("resume", reg.resume(&run).map(|m| format!("{m:?}"))),
+        RunVerb::Pause => ("pause", reg.pause(&run).map(|m| format!("paused ({m:?})")).map_err(|e| e.to_string())),
+        RunVerb::Resume => ("resume", reg.resume(&run).map(|m| format!("resumed ({m:?})")).map_err(|e| e.to_string())),
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
-    let outcome = outcome.map_err(|e| Problem::internal(e.to_string()))?;
+    let outcome = outcome.map_err(Problem::internal)?;
     let event = airlock_audit::Event::lifecycle(
         now_ms(),
         airlock_audit::event::activity::OTHER,
