@@ -6,144 +6,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Airlock, BIN, FAST_KDF};
+use common::daemon::{Daemon, RUNNABLE, events, run_body};
 use serde_json::{Value, json};
-
-const PASS: &str = "a long enough passphrase for the daemon tests";
-
-struct Daemon {
-    al: Airlock,
-    child: Child,
-    url: String,
-    socket: std::path::PathBuf,
-    tokens: std::collections::HashMap<String, String>,
-}
-
-/// What curl got: status, content type, body.
-struct Reply {
-    status: u16,
-    content_type: String,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    /// An RFC 9457 problem of `kind`, with the status it claims.
-    fn problem(&self, status: u16, kind: &str) -> Value {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.content_type, "application/problem+json", "{}", self.body);
-        let p = self.json();
-        assert_eq!(p["type"], format!("https://airlock.invalid/problems/{kind}"), "{p}");
-        assert_eq!(p["status"], status);
-        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
-        p
-    }
-}
-
-impl Daemon {
-    /// A home with a vault, a policy and four agents (root: admin; worker, a sub-agent of root; other: agent;
-    /// aud: auditor), and the daemon serving it with `extra` flags.
-    fn start(extra: &[&str]) -> Daemon {
-        Daemon::start_with("[agents.worker]\ntools = [\"t\"]\n[tools.t]\n", extra)
-    }
-
-    /// The same with `config` as the policy.
-    fn start_with(config: &str, extra: &[&str]) -> Daemon {
-        let al = Airlock::with_passphrase(PASS);
-        al.call(["init", "--kek", "passphrase"]).args(FAST_KDF).expect(0);
-        std::fs::write(al.home.join("airlock.toml"), config).unwrap();
-        let mut tokens = std::collections::HashMap::new();
-        for (name, role, parent) in [
-            ("root", "admin", None),
-            ("worker", "agent", Some("root")),
-            ("other", "agent", None),
-            ("aud", "auditor", None),
-        ] {
-            let mut call = al.call(["--json", "agent", "add", name, "--role", role]);
-            if let Some(p) = parent {
-                call = call.args(["--parent", p]);
-            }
-            let v = call.expect(0).json();
-            tokens.insert(name.to_string(), v["token"].as_str().unwrap().to_string());
-        }
-        let socket = al.home.join("airlock.sock");
-        let mut child = Command::new(BIN)
-            .env_clear()
-            .env("AIRLOCK_HOME", &al.home)
-            .env("AIRLOCK_PASSPHRASE", PASS)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(al.home.join("airlock.toml"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the ready line");
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-        Daemon { al, child, url, socket, tokens }
-    }
-
-    /// curl `method path` as `agent` (None: no token), with a JSON body if given.
-    fn call(&self, agent: Option<&str>, method: &str, path: &str, body: Option<&str>) -> Reply {
-        self.curl(agent, method, path, body, &[])
-    }
-
-    fn curl(&self, agent: Option<&str>, method: &str, path: &str, body: Option<&str>, extra: &[&str]) -> Reply {
-        let mut c = Command::new("curl");
-        c.args(["-s", "-S", "-i", "-X", method, "--max-time", "20"]);
-        if let Some(a) = agent {
-            c.arg("-H").arg(format!("Authorization: Bearer {}", self.tokens[a]));
-        }
-        if let Some(b) = body {
-            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-        }
-        c.args(extra);
-        c.arg(format!("{}{path}", self.url));
-        let out = c.output().expect("curl runs");
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-        parse(&String::from_utf8_lossy(&out.stdout))
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> i32 {
-        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn parse(raw: &str) -> Reply {
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let content_type = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
-        .unwrap_or_default();
-    Reply { status, content_type, headers: head.to_string(), body: body.to_string() }
-}
 
 #[test]
 fn health_readiness_and_the_openapi_document_need_no_token() {
@@ -399,35 +266,6 @@ fn output_validation_policy_explain_and_the_audit_log_answer_through_the_api() {
     assert!(records.iter().all(|r| r.to_string().contains("\"deny\"") || r.to_string().contains("Deny")), "{denied}");
     d.call(Some("aud"), "GET", "/v1/audit/records?limit=0", None).problem(400, "bad-request");
     d.call(Some("aud"), "GET", "/v1/audit/records?bogus=1", None).problem(400, "bad-request");
-}
-
-/// A policy under which `worker` may run a few programs in a workspace.
-const RUNNABLE: &str = r#"version = 1
-[limits]
-wall_seconds = 60
-[agents.worker]
-tools = ["t"]
-[agents.other]
-tools = ["t"]
-[tools.t]
-[tools.t.fs]
-read = ["${WORKSPACE}"]
-write = ["${WORKSPACE}"]
-[tools.t.exec]
-allow = ["sh", "echo", "cat", "sleep"]
-"#;
-
-/// The NDJSON events of a run started through the API.
-fn events(r: &Reply) -> Vec<Value> {
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.content_type, "application/x-ndjson");
-    r.body.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
-}
-
-fn run_body(d: &Daemon, command: &[&str], stdin: &str) -> String {
-    let ws = d.al.tmp.path().join("ws");
-    std::fs::create_dir_all(&ws).unwrap();
-    json!({"tool": "t", "command": command, "stdin": stdin, "workspace": ws}).to_string()
 }
 
 #[test]

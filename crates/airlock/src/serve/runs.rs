@@ -163,6 +163,17 @@ async fn supervise(
         .correlation(&run_id)
         .status(true),
     );
+    // "started" means registered: from then on the run can be listed, paused and killed by its id. A run refused
+    // before it registers (a policy denial, say) ends first, and its exit says so.
+    let registry = airlock_sandbox::supervisor::Registry::open(&crate::run::state_dir(&d.home)).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Some(reg) = &registry {
+        let registered = reg.get(&run_id).ok().flatten().is_some();
+        if registered || std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     if tx.send(event(json!({"event": "started", "run": run_id}))).await.is_err() {
         let _ = child.start_kill();
     }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};

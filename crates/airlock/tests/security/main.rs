@@ -5,6 +5,8 @@
 mod common;
 
 mod concurrent_writers;
+mod daemon_run_control_across_agents;
+mod daemon_socket_reached_from_inside_a_sandbox;
 mod freed_heap_scraped_for_secrets;
 mod kill9_during_key_rotate;
 mod kill9_during_secret_set;
