@@ -17,7 +17,9 @@
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
 #      with a throwaway, unlocked GNOME keyring, and AIRLOCK_REQUIRE_OS_KEYRING=1 so that the OS-keyring tests
 #      fail instead of skipping if that keyring is not reachable.
-# Checks in steps 3-4 all run even if one fails; the summary at the end lists the failures and the exit status
+#   5. The daemon's HTTP API fuzzed against docs/openapi.json (scripts/fuzz-api.sh: schemathesis, pinned, in a
+#      virtualenv under target/fuzz-api; a throwaway home and a loopback port; about a minute or two).
+# Checks in steps 3-5 all run even if one fails; the summary at the end lists the failures and the exit status
 # is non-zero if there were any. With CI=true, cargo runs with --locked (Cargo.lock must be up to date).
 set -euo pipefail
 
@@ -223,6 +225,8 @@ else
 fi
 # nextest does not run doc tests.
 check "doc tests" in_keyring_session cargo test "${locked[@]}" --workspace --doc --no-fail-fast
+# The binary the tests just built; the guard's classifier model too, so that the fuzzer reaches it.
+check "API fuzz (schemathesis)" env AIRLOCK_MODEL_DIR="$AIRLOCK_TEST_MODEL_DIR" scripts/fuzz-api.sh
 
 # ---------------------------------------------------------------------------------------------------------------
 section "summary"

@@ -170,3 +170,34 @@ pub fn bearer(req: &Request<Incoming>) -> Option<&str> {
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
+
+/// A JSON number that is a whole number in range, written either way (`3` or `3.0`): JSON Schema's `integer`
+/// accepts both, so the API does too.
+pub fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    to_whole(&serde_json::Number::deserialize(d)?)
+}
+
+/// [`whole`] for an optional field (absent or `null`: none).
+pub fn whole_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    Option::<serde_json::Number>::deserialize(d)?.as_ref().map(to_whole).transpose()
+}
+
+fn to_whole<E: serde::de::Error, T: TryFrom<u64>>(n: &serde_json::Number) -> Result<T, E> {
+    let v = match (n.as_u64(), n.as_f64()) {
+        (Some(v), _) => Some(v),
+        // `u64::MAX as f64` is 2^64, one past the largest u64.
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Some(f as u64),
+        _ => None,
+    };
+    v.and_then(|v| T::try_from(v).ok()).ok_or_else(|| E::custom(format!("{n} is not a whole number in range")))
+}

@@ -261,7 +261,7 @@ struct ValidateBody {
     #[serde(default)]
     allow_hosts: Vec<String>,
     /// The length of the input the output answers, for `max_ratio`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::whole_opt")]
     input_len: Option<usize>,
     #[serde(default)]
     max_ratio: Option<f64>,
@@ -321,9 +321,9 @@ struct ExplainBody {
     verb: Option<String>,
     #[serde(default)]
     owner: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::whole")]
     risk: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::whole")]
     bytes: u64,
 }
 
@@ -776,6 +776,25 @@ mod tests {
         assert_eq!(route(&Method::DELETE, "/v1/runs/0123456789abcdef"), None);
         assert_eq!(route(&Method::POST, "/v1/runs/0123456789abcdef/explode"), None);
         assert_eq!(route(&Method::GET, "/v1/health/"), None);
+    }
+
+    #[test]
+    fn integers_may_be_written_as_whole_floats() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "http::whole")]
+            n: u8,
+            #[serde(default, deserialize_with = "http::whole_opt")]
+            m: Option<usize>,
+        }
+        let t: T = serde_json::from_str(r#"{"n": 3.0, "m": 262143.0}"#).unwrap();
+        assert_eq!((t.n, t.m), (3, Some(262143)));
+        assert_eq!(serde_json::from_str::<T>(r#"{"n": 7}"#).unwrap().m, None);
+        assert_eq!(serde_json::from_str::<T>(r#"{"n": 7, "m": null}"#).unwrap().m, None);
+        assert!(serde_json::from_str::<T>(r#"{"n": 7, "m": 18446744073709551616}"#).is_err());
+        for bad in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": 256}"#, r#"{"n": "3"}"#, r#"{"n": 1e300}"#] {
+            assert!(serde_json::from_str::<T>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
