@@ -102,6 +102,21 @@ fn home_dir(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
 }
 
 impl Ctx {
+    /// The global options that say how to unlock (`--passphrase-file`, `--keyfile`), for a child `airlock` that
+    /// must unlock the same way (the runs `airlock serve` starts).
+    pub(crate) fn unlock_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(p) = &self.passphrase_file {
+            args.push("--passphrase-file".into());
+            args.push(p.clone().into_os_string());
+        }
+        if let Some(k) = &self.keyfile {
+            args.push("--keyfile".into());
+            args.push(k.clone().into_os_string());
+        }
+        args
+    }
+
     fn unlock_passphrase(&self) -> PassphraseSource {
         PassphraseSource::new("AIRLOCK_PASSPHRASE", self.passphrase_file.clone(), "Vault passphrase: ", false)
     }

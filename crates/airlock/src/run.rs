@@ -758,7 +758,7 @@ impl Plan {
         need("namespaces", &p.namespaces.all, false);
         need("landlock", &p.landlock.support, true);
         need("seccomp", &p.seccomp.filter, true);
-        if self.memory.is_some() && p.cgroups.controller("memory").is_none() {
+        if self.memory.is_some() && !p.cgroups.controller("memory").is_some_and(|c| c.support.is_available()) {
             out.push(Missing {
                 feature: "cgroup memory",
                 why: "no writable cgroup with the memory controller; only the address-space rlimit bounds memory"
@@ -767,7 +767,7 @@ impl Plan {
                 degradable: true,
             });
         }
-        if self.pids.is_some() && p.cgroups.controller("pids").is_none() {
+        if self.pids.is_some() && !p.cgroups.controller("pids").is_some_and(|c| c.support.is_available()) {
             out.push(Missing {
                 feature: "cgroup pids",
                 why:

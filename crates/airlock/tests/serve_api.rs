@@ -381,3 +381,35 @@ fn with_a_token_the_cli_goes_through_the_daemon_without_the_passphrase() {
     let off = as_worker(&["lockdown", "--reason", "x"]).env("AIRLOCK_DAEMON", "off").run();
     assert_ne!(off.code, Some(9), "{}", off.err());
 }
+
+#[test]
+fn a_flood_of_bad_tokens_cannot_flood_the_audit_log() {
+    let mut d = Daemon::start(&[]);
+    let url = format!("{}/v1/whoami", d.url);
+    // Each answer's body (one line of JSON, no newline) is followed by its status and a newline.
+    let mut args: Vec<String> = vec!["-s".into(), "-w".into(), "%{http_code}\\n".into()];
+    args.extend(["-H".into(), "Authorization: Bearer alk_not-a-token".into()]);
+    args.extend(std::iter::repeat_n(url, 400));
+    let out = Command::new("curl").args(&args).output().unwrap();
+    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.get(l.len().saturating_sub(3)..).unwrap_or("").to_string())
+        .collect();
+    let refused = codes.iter().filter(|c| *c == "401").count();
+    let limited = codes.iter().filter(|c| *c == "429").count();
+    assert_eq!(refused + limited, 400, "{codes:?}");
+    assert!(limited > 0 && refused >= 100, "401: {refused}, 429: {limited}");
+    // Every 401 is in the log; the 429s are counted in the next record that gets through.
+    std::thread::sleep(Duration::from_millis(1100));
+    d.call(None, "GET", "/v1/whoami", None).problem(401, "unauthorized");
+    assert_eq!(d.stop(), 0);
+    let log = d.al.call(["audit", "query", "--json"]).expect(0).out();
+    assert_eq!(log.matches("API request refused").count(), refused + 1);
+    // Refusals beyond the rate are counted into the records that did get through: together, every one.
+    let unrecorded: usize = log
+        .split("; ")
+        .skip(1)
+        .filter_map(|part| part.split_once(" more refused, unrecorded")?.0.parse::<usize>().ok())
+        .sum();
+    assert_eq!(unrecorded, limited);
+}

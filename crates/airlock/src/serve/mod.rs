@@ -64,12 +64,18 @@ pub(crate) struct Daemon {
     /// The agent store and the file's (inode, mtime, length) when read: reread when `airlock agent` changes it.
     agents: Mutex<(Option<FileStamp>, Arc<AgentStore>)>,
     limiter: governor::DefaultKeyedRateLimiter<String>,
+    /// Requests without a valid token, across all callers: each is audited, up to this rate.
+    anon_limiter: governor::DefaultDirectRateLimiter,
+    /// Refusals beyond that rate since the last audited one.
+    unrecorded: std::sync::atomic::AtomicU64,
     pub(crate) metrics: Metrics,
     pub(crate) log: Arc<airlock_audit::SharedLog>,
     /// The audit log's directory and the key its checkpoints verify with (from the vault, at start).
     pub(crate) audit_dir: PathBuf,
     pub(crate) audit_key: airlock_audit::checkpoint::NoteVerifier,
     pub(crate) policy: Arc<PolicyStore>,
+    /// How the runs the daemon starts unlock the vault: the daemon's own `--passphrase-file` and `--keyfile`.
+    pub(crate) unlock_args: Vec<std::ffi::OsString>,
     /// The policy file: reloaded when it changes, and given to the runs the daemon starts.
     pub(crate) config: PathBuf,
     config_mtime: Mutex<Option<std::time::SystemTime>>,
@@ -111,6 +117,25 @@ impl Daemon {
             Some(a) => Ok((a, store)),
             None => {
                 let why = if http::bearer(req).is_some() { "unknown token" } else { "no bearer token" };
+                // Refusals are audited one by one up to a rate; beyond it (anyone on the machine can knock) they are
+                // counted, and the next audited one says how many went unrecorded, so the log cannot be flooded.
+                if self.anon_limiter.check().is_err() {
+                    self.unrecorded.fetch_add(1, Ordering::SeqCst);
+                    let mut p = Problem::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate-limited",
+                        "Too many requests",
+                        "too many requests without a valid token",
+                    );
+                    p.retry_after = Some(1);
+                    return Err(p);
+                }
+                let skipped = self.unrecorded.swap(0, Ordering::SeqCst);
+                let also = if skipped > 0 {
+                    format!("; {skipped} more refused, unrecorded, before this")
+                } else {
+                    String::new()
+                };
                 let event = airlock_audit::Event::request(
                     now_ms(),
                     "unauthenticated",
@@ -118,7 +143,11 @@ impl Daemon {
                     airlock_audit::event::Decision::Deny,
                     &["api-authentication"],
                 )
-                .message(format!("API request refused: {why} ({} {} from {peer})", req.method(), req.uri().path()))
+                .message(format!(
+                    "API request refused: {why} ({} {} from {peer}){also}",
+                    req.method(),
+                    req.uri().path()
+                ))
                 .status(false);
                 // A refusal stands whether or not it could be recorded.
                 let _ = self.log.append(event);
@@ -161,8 +190,11 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         )));
     }
     let config = crate::policy::config_path(a.config.clone(), &ctx.home)?;
-    let policy = PolicyStore::open(&config, crate::policy::load_options(&a.env)?)
-        .map_err(|e| CliError { code: 4, message: format!("{}: {e}", config.display()) })?;
+    // A missing file is "not found" (4); one that does not load is invalid input (8), as for `policy check`.
+    let policy = PolicyStore::open(&config, crate::policy::load_options(&a.env)?).map_err(|e| CliError {
+        code: if config.exists() { 8 } else { 4 },
+        message: format!("{}: {e}", config.display()),
+    })?;
     // Fail early on a bad agent store rather than on the first request.
     AgentStore::load(&ctx.home)?;
     let mut vault = ctx.open_unlocked()?;
@@ -185,12 +217,18 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         home: ctx.home.clone(),
         agents: Mutex::new((None, Arc::new(AgentStore::load(&ctx.home)?))),
         limiter: governor::RateLimiter::keyed(quota),
+        anon_limiter: governor::RateLimiter::direct(
+            governor::Quota::per_second(std::num::NonZeroU32::new(50).expect("50"))
+                .allow_burst(std::num::NonZeroU32::new(100).expect("100")),
+        ),
+        unrecorded: std::sync::atomic::AtomicU64::new(0),
         metrics: Metrics::default(),
         log: Arc::clone(&log),
         audit_dir,
         audit_key,
         policy: Arc::new(policy),
         config_mtime: Mutex::new(modified(&config)),
+        unlock_args: ctx.unlock_args(),
         config,
         max_body: a.max_body,
         ready_probe: Mutex::new(None),
@@ -247,6 +285,12 @@ async fn serve(daemon: Arc<Daemon>, socket: &Path, listen: Option<SocketAddr>) -
         ),
         None => None,
     };
+    // The handlers first: a SIGTERM sent the moment the ready line appears must drain, not kill.
+    let signal =
+        |kind| tokio::signal::unix::signal(kind).map_err(|e| CliError { code: 1, message: format!("signals: {e}") });
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut ready = format!("airlock serve: listening on {}", socket.display());
     if let Some(t) = &tcp {
         let addr = t.local_addr().map_err(|e| CliError::input(e.to_string()))?;
@@ -257,11 +301,6 @@ async fn serve(daemon: Arc<Daemon>, socket: &Path, listen: Option<SocketAddr>) -
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let signal =
-        |kind| tokio::signal::unix::signal(kind).map_err(|e| CliError { code: 1, message: format!("signals: {e}") });
-    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
     loop {
         tokio::select! {

@@ -579,10 +579,16 @@ async fn guard_scan(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Repl
     Ok(http::json(StatusCode::OK, &masked))
 }
 
+/// The built-in redaction rules, compiled once (building them takes milliseconds: rules parsed, regexes compiled).
+fn builtin_scanner() -> &'static airlock_redact::Scanner {
+    static SCANNER: std::sync::OnceLock<airlock_redact::Scanner> = std::sync::OnceLock::new();
+    SCANNER.get_or_init(airlock_redact::Scanner::builtin)
+}
+
 /// `value` with every credential the built-in rules recognise masked, in every string.
 fn mask_json(value: &Value) -> Value {
     let text = value.to_string();
-    let (masked, _) = airlock_redact::Scanner::builtin().redact(text.as_bytes(), &airlock_redact::MaskStyle::Label);
+    let (masked, _) = builtin_scanner().redact(text.as_bytes(), &airlock_redact::MaskStyle::Label);
     serde_json::from_slice(&masked).unwrap_or_else(|_| json!({"error": "the report could not be masked"}))
 }
 
@@ -632,7 +638,7 @@ async fn redact(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, P
         other => return Err(Problem::bad_request(format!("mask {other:?}: label or shape"))),
     };
     let (masked, findings) =
-        tokio::task::spawn_blocking(move || airlock_redact::Scanner::builtin().redact(body.text.as_bytes(), &style))
+        tokio::task::spawn_blocking(move || builtin_scanner().redact(body.text.as_bytes(), &style))
             .await
             .map_err(|e| Problem::internal(format!("redaction failed: {e}")))?;
     let findings: Vec<Value> = findings.iter().map(|f| crate::redact::finding_json(None, f)).collect();

@@ -132,7 +132,11 @@ async fn supervise(
         }
     };
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("run").args(["--run-id", &run_id, "--agent", &agent, "--tool", &b.tool]).arg("--config").arg(&d.config);
+    cmd.args(&d.unlock_args)
+        .arg("run")
+        .args(["--run-id", &run_id, "--agent", &agent, "--tool", &b.tool])
+        .arg("--config")
+        .arg(&d.config);
     if let Some(w) = &b.workspace {
         cmd.args(["--workspace", w]);
     }
@@ -185,10 +189,17 @@ async fn supervise(
     }
     let out = relay(child.stdout.take(), "stdout", tx.clone());
     let err = relay(child.stderr.take(), "stderr", tx.clone());
-    let (out_ok, err_ok) = tokio::join!(out, err);
-    if !(out_ok && err_ok) {
-        // The client went away: nobody reads this run's output any more.
-        let _ = child.start_kill();
+    // The client going away ends the run even if it is quiet: nobody reads what it does any more.
+    let relayed = async { tokio::join!(out, err) };
+    tokio::select! {
+        (out_ok, err_ok) = relayed => {
+            if !(out_ok && err_ok) {
+                let _ = child.start_kill();
+            }
+        }
+        () = tx.closed() => {
+            let _ = child.start_kill();
+        }
     }
     let status = child.wait().await;
     let end = match status {
