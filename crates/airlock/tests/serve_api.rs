@@ -413,3 +413,27 @@ fn a_flood_of_bad_tokens_cannot_flood_the_audit_log() {
         .sum();
     assert_eq!(unrecorded, limited);
 }
+
+#[test]
+fn sigterm_lets_a_streaming_run_finish_within_the_drain() {
+    let mut d = Daemon::start_with(RUNNABLE, &[]);
+    // Longer than the runtime's own one-second grace at exit: only the drain lets it finish.
+    let body = run_body(&d, &["sh", "-c", "sleep 3; echo finished"], "");
+    let token = d.tokens["worker"].clone();
+    let mut client = Command::new("curl")
+        .args(["-sN", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json"])
+        .args(["--data-binary", &body, &format!("{}/v1/runs", d.url)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(client.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("started"), "{first}");
+    assert_eq!(d.stop(), 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let _ = client.wait();
+    assert!(rest.contains("finished"), "{rest}");
+    assert!(rest.contains("\"event\":\"exit\"") && rest.contains("\"code\":0"), "{rest}");
+}

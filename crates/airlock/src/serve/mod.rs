@@ -85,6 +85,8 @@ pub(crate) struct Daemon {
     /// Runs started through the API: at most this many at once, the rest queued (up to `max_queued`).
     pub(crate) run_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) queued: AtomicUsize,
+    /// Runs started through the API that have not ended: shutdown waits for them too.
+    pub(crate) active_runs: AtomicUsize,
     pub(crate) max_queued: usize,
     /// Requests being served: shutdown waits for this to reach zero.
     in_flight: AtomicUsize,
@@ -234,6 +236,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         ready_probe: Mutex::new(None),
         run_slots: Arc::new(tokio::sync::Semaphore::new(a.max_runs.max(1))),
         queued: AtomicUsize::new(0),
+        active_runs: AtomicUsize::new(0),
         max_queued: a.max_queued,
         in_flight: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
@@ -249,9 +252,11 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
     log.append(lifecycle(format!("airlock serve started (pid {})", std::process::id())))
         .map_err(|e| CliError { code: 1, message: format!("audit: {e}") })?;
     let served = runtime.block_on(serve(Arc::clone(&daemon), &socket, a.listen));
-    // Drain: new connections are no longer accepted; requests in flight get DRAIN to finish.
+    // Drain: new connections are no longer accepted; requests in flight, and runs streaming their output, get DRAIN
+    // to finish (what is left then is killed with the runtime: each run's child is killed when dropped).
     let deadline = Instant::now() + DRAIN;
-    while daemon.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    let busy = || daemon.in_flight.load(Ordering::SeqCst) > 0 || daemon.active_runs.load(Ordering::SeqCst) > 0;
+    while busy() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     runtime.shutdown_timeout(Duration::from_secs(1));

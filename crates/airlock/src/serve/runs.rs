@@ -102,7 +102,9 @@ pub async fn start(
         let permit = slots.acquire_owned().await;
         d.queued.fetch_sub(1, Ordering::SeqCst);
         let Ok(_permit) = permit else { return };
+        d.active_runs.fetch_add(1, Ordering::SeqCst);
         supervise(&d, b, agent, run_id, requested_by, tx).await;
+        d.active_runs.fetch_sub(1, Ordering::SeqCst);
     });
     let mut reply = http::stream("application/x-ndjson", rx);
     *reply.status_mut() = StatusCode::OK;
