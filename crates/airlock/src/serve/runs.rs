@@ -102,6 +102,10 @@ pub async fn start(
         let permit = slots.acquire_owned().await;
         d.queued.fetch_sub(1, Ordering::SeqCst);
         let Ok(_permit) = permit else { return };
+        // A client that gave up while queued gets no run (nobody would read it, and it would hold a slot).
+        if tx.is_closed() {
+            return;
+        }
         d.active_runs.fetch_add(1, Ordering::SeqCst);
         supervise(&d, b, agent, run_id, requested_by, tx).await;
         d.active_runs.fetch_sub(1, Ordering::SeqCst);
