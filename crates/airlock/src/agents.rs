@@ -704,14 +704,7 @@ fn table(list: &[AgentInfo]) -> String {
             a.token_rotated_ms.map(format_time).unwrap_or_else(|| "never".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out += line.join("  ").trim_end();
-        out.push('\n');
-    }
-    out
+    crate::commands::aligned(&rows)
 }
 
 fn format_time(ms: i64) -> String {

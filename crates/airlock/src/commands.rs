@@ -358,7 +358,12 @@ fn table(list: &[SecretInfo]) -> String {
             s.rotated.map(age).unwrap_or_else(|| "never".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    aligned(&rows)
+}
+
+/// Rows as a plain-text table: columns padded to their widest cell, two spaces apart, no trailing blanks.
+pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
