@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, RUNNABLE, events, run_body};
@@ -326,18 +325,7 @@ fn runs_beyond_the_limit_wait_in_the_queue() {
 fn killing_the_daemon_kills_its_runs_and_the_log_still_verifies() {
     let mut d = Daemon::start_with(RUNNABLE, &[]);
     let body = run_body(&d, &["sleep", "60"], "");
-    let url = d.url.clone();
-    let token = d.tokens["worker"].clone();
-    // Started in the background: the answer streams until the run ends.
-    let mut client = Command::new("curl")
-        .args(["-sN", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json"])
-        .args(["--data-binary", &body, &format!("{url}/v1/runs")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(client.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let run = serde_json::from_str::<Value>(&first).unwrap()["run"].as_str().unwrap().to_string();
+    let (mut client, _, run) = d.start_streaming("worker", &body);
     let alive = |needle: &str| -> bool {
         std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
             std::fs::read(p.path().join("cmdline"))
@@ -419,17 +407,7 @@ fn sigterm_lets_a_streaming_run_finish_within_the_drain() {
     let mut d = Daemon::start_with(RUNNABLE, &[]);
     // Longer than the runtime's own one-second grace at exit: only the drain lets it finish.
     let body = run_body(&d, &["sh", "-c", "sleep 3; echo finished"], "");
-    let token = d.tokens["worker"].clone();
-    let mut client = Command::new("curl")
-        .args(["-sN", "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json"])
-        .args(["--data-binary", &body, &format!("{}/v1/runs", d.url)])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(client.stdout.take().unwrap());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert!(first.contains("started"), "{first}");
+    let (mut client, mut reader, _) = d.start_streaming("worker", &body);
     assert_eq!(d.stop(), 0);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();

@@ -110,6 +110,24 @@ impl Daemon {
         parse(&String::from_utf8_lossy(&out.stdout))
     }
 
+    /// `POST /v1/runs` as `agent` with `body`, by a curl left running in the background (the answer streams until
+    /// the run ends): the curl, the rest of its output, and the run id from the first event.
+    pub fn start_streaming(&self, agent: &str, body: &str) -> (Child, BufReader<std::process::ChildStdout>, String) {
+        let mut client = Command::new("curl")
+            .args(["-sN", "-H", &format!("Authorization: Bearer {}", self.tokens[agent])])
+            .args(["-H", "Content-Type: application/json", "--data-binary", body])
+            .arg(format!("{}/v1/runs", self.url))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl runs");
+        let mut reader = BufReader::new(client.stdout.take().expect("piped stdout"));
+        let mut first = String::new();
+        reader.read_line(&mut first).expect("the first event");
+        let event: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+        assert_eq!(event["event"], "started", "{first}");
+        (client, reader, event["run"].as_str().expect("a run id").to_string())
+    }
+
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> i32 {
         let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();

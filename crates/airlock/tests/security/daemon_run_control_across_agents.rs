@@ -2,9 +2,6 @@
 //! Defence: every run belongs to an agent; a caller sees and controls only its own subtree's runs, and a run outside
 //! it is "not found" (not "forbidden": its existence is not revealed).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 use crate::common::daemon::{Daemon, RUNNABLE, run_body};
@@ -18,16 +15,7 @@ fn daemon_run_control_across_agents() {
         b["agent"] = "other".into();
         b
     };
-    let mut client = Command::new("curl")
-        .args(["-sN", "-H", &format!("Authorization: Bearer {}", d.tokens["other"])])
-        .args(["-H", "Content-Type: application/json", "--data-binary", &body.to_string()])
-        .arg(format!("{}/v1/runs", d.url))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(client.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let run = serde_json::from_str::<Value>(&first).unwrap()["run"].as_str().unwrap().to_string();
+    let (mut client, _, run) = d.start_streaming("other", &body.to_string());
 
     // worker (a sub-agent of root, unrelated to other) cannot see it or touch it.
     let listed = d.call(Some("worker"), "GET", "/v1/runs", None).json();
