@@ -325,7 +325,7 @@ fn runs_beyond_the_limit_wait_in_the_queue() {
 fn killing_the_daemon_kills_its_runs_and_the_log_still_verifies() {
     let mut d = Daemon::start_with(RUNNABLE, &[]);
     let body = run_body(&d, &["sleep", "60"], "");
-    let (mut client, _, run) = d.start_streaming("worker", &body);
+    let (mut client, _events, run) = d.start_streaming("worker", &body);
     let alive = |needle: &str| -> bool {
         std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
             std::fs::read(p.path().join("cmdline"))

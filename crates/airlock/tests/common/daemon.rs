@@ -111,7 +111,9 @@ impl Daemon {
     }
 
     /// `POST /v1/runs` as `agent` with `body`, by a curl left running in the background (the answer streams until
-    /// the run ends): the curl, the rest of its output, and the run id from the first event.
+    /// the run ends): the curl, the rest of its output, and the run id from the first event. Hold on to the output
+    /// (bind it to a name, not `_`): dropping it closes curl's stdout, curl dies of SIGPIPE at the next event, and
+    /// the daemon ends a quiet run whose client is gone.
     pub fn start_streaming(&self, agent: &str, body: &str) -> (Child, BufReader<std::process::ChildStdout>, String) {
         let mut client = Command::new("curl")
             .args(["-sN", "-H", &format!("Authorization: Bearer {}", self.tokens[agent])])

@@ -15,7 +15,7 @@ fn daemon_run_control_across_agents() {
         b["agent"] = "other".into();
         b
     };
-    let (mut client, _, run) = d.start_streaming("other", &body.to_string());
+    let (mut client, _events, run) = d.start_streaming("other", &body.to_string());
 
     // worker (a sub-agent of root, unrelated to other) cannot see it or touch it.
     let listed = d.call(Some("worker"), "GET", "/v1/runs", None).json();
