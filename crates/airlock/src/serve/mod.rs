@@ -74,6 +74,9 @@ pub(crate) struct Daemon {
     pub(crate) audit_dir: PathBuf,
     pub(crate) audit_key: airlock_audit::checkpoint::NoteVerifier,
     pub(crate) policy: Arc<PolicyStore>,
+    /// The vault, unlocked once at start. `None` only after shutdown took it, to drop it after the log's final
+    /// checkpoint. Requests that need it hold the lock briefly (vault calls are file reads and writes, no KDF).
+    pub(crate) vault: Mutex<Option<airlock_vault::Vault>>,
     /// How the runs the daemon starts unlock the vault: the daemon's own `--passphrase-file` and `--keyfile`.
     pub(crate) unlock_args: Vec<std::ffi::OsString>,
     /// The policy file: reloaded when it changes, and given to the runs the daemon starts.
@@ -229,6 +232,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         audit_dir,
         audit_key,
         policy: Arc::new(policy),
+        vault: Mutex::new(None),
         config_mtime: Mutex::new(modified(&config)),
         unlock_args: ctx.unlock_args(),
         config,
@@ -243,6 +247,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         #[cfg(feature = "classifier")]
         classifier,
     });
+    *lock(&daemon.vault) = Some(vault);
     let socket = a.socket.clone().unwrap_or_else(|| ctx.home.join("airlock.sock"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -262,6 +267,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_file(&socket);
     let _ = log.append(lifecycle("airlock serve stopped".into()));
+    let vault = lock(&daemon.vault).take();
     drop(daemon);
     // The final checkpoint is written as the log closes; then the vault goes (its keys are zeroized on drop).
     match Arc::try_unwrap(log) {
