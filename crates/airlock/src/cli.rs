@@ -35,8 +35,13 @@ pub enum Command {
     Key(KeyCommand),
     /// Show the vault's state (works while locked; more once unlocked).
     Status,
-    /// Walk through the vault on a throwaway home and show no value reaches disk or output.
+    /// The whole boundary in one command, on a throwaway home: vault, sandboxed tool, broker, guard, redaction,
+    /// audit log. Exits non-zero if any step does not behave as shown.
     Demo(DemoArgs),
+    /// The demo's stand-in for an agent's tool: it runs inside the sandbox and does one thing (an HTTP request
+    /// through the sandbox's proxy, a file read, an environment lookup), printing one JSON line.
+    #[command(hide = true)]
+    DemoTool(DemoToolArgs),
     /// Validate, lint and explain the policy in airlock.toml.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -778,9 +783,16 @@ pub enum KeyCommand {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Keep everything in memory: no home directory, nothing on disk.
+    /// Keep the throwaway home (and print where it is) instead of deleting it, to look around afterwards.
     #[arg(long)]
-    pub ephemeral: bool,
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoToolArgs {
+    /// `env NAME`, `read PATH`, `get URL [HEADER: VALUE]...` or `post URL BODY [HEADER: VALUE]...`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub action: Vec<String>,
 }
 
 impl RunArgs {
