@@ -20,6 +20,7 @@
 //! - [`Vault::rotate_key`] (new keyring term), [`Vault::rekey`] (new root key and KEK slots).
 //! - [`reference::interpolate`], [`surrogate::SurrogateMap`], [`formats::check_value_format`].
 
+pub mod backend;
 pub mod file;
 pub mod formats;
 mod model;
