@@ -54,6 +54,10 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SecretMeta>")]
     pub secrets: BTreeMap<Spanned<String>, SecretMeta>,
+    /// Where secrets live besides the local vault: the stores `[secrets.NAME] source` and `${secret:SCHEME://...}`
+    /// references point into (OpenBao/Vault, the kernel keyring, the environment, sealed files).
+    #[serde(default)]
+    pub backends: Backends,
     /// Providers for the typed capability API (`POST /v1/capabilities/{provider}/{capability}`), besides the
     /// built-in ones (openai, anthropic, github, slack, stripe).
     #[serde(default)]
@@ -444,6 +448,92 @@ pub struct SecretMeta {
     #[schemars(with = "Option<String>")]
     pub env: Option<Spanned<String>>,
     pub description: Option<String>,
+    /// Where the value lives when not in the local vault: `bao://MOUNT/PATH#FIELD`, `keyring://SERVICE/USER`,
+    /// `keyctl://DESCRIPTION`, `env://NAME` or `file://PATH#KEY` (a sealed file, relative to this file). The pins,
+    /// recipe and surrogate stay Airlock's, whichever store holds the value.
+    #[schemars(with = "Option<String>")]
+    pub source: Option<Spanned<String>>,
+}
+
+/// `[backends]`: one table per kind of store. The keyring (Secret Service) needs no settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backends {
+    /// OpenBao or HashiCorp Vault, KV version 2 (`bao://` sources).
+    pub bao: Option<BaoBackend>,
+    /// The Linux kernel keyring (`keyctl://` sources).
+    pub keyctl: Option<KeyctlBackend>,
+    /// The environment or a `.env` file (`env://` sources).
+    pub env: Option<EnvBackend>,
+    /// Sealed files (`file://` sources): how to open them.
+    pub file: Option<SealedFileBackend>,
+}
+
+/// `[backends.bao]`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaoBackend {
+    /// `https://host:port` (`http://` only to a loopback address).
+    pub address: String,
+    /// Sent as `X-Vault-Namespace`.
+    pub namespace: Option<String>,
+    /// PEM CA certificate(s) to trust instead of the system roots, relative to this file.
+    pub ca_file: Option<String>,
+    pub auth: BaoAuthConfig,
+    /// How long a value read is reused before asking again (default 30s).
+    pub cache_ttl: Option<Interval>,
+    /// How long past `cache_ttl` a value may still be served while the server cannot be asked (default: never).
+    pub stale_while_revalidate: Option<Interval>,
+    /// The most values cached at once (default 1024).
+    pub cache_entries: Option<usize>,
+}
+
+/// `[backends.bao] auth`: how Airlock gets its token. Credentials are references (`${env:VAR}`, a file), never
+/// literals in this file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BaoAuthConfig {
+    /// A token from `token_env` (default `BAO_TOKEN`, then `VAULT_TOKEN`).
+    Token { token_env: Option<String> },
+    /// AppRole: the role id and secret id from these environment variables (or files, for `*_file`).
+    Approle {
+        mount: Option<String>,
+        role_id_env: Option<String>,
+        role_id_file: Option<String>,
+        secret_id_env: Option<String>,
+        secret_id_file: Option<String>,
+    },
+    /// Kubernetes auth: the pod's service-account JWT (default
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/token`), for `role`.
+    Kubernetes { mount: Option<String>, role: String, jwt_file: Option<String> },
+    /// JWT auth with a JWT from a file, for `role`.
+    Jwt { mount: Option<String>, role: String, jwt_file: String },
+}
+
+/// `[backends.keyctl]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyctlBackend {
+    /// `"user"` (default), `"session"`, `"user-session"` or `"persistent"`.
+    pub keyring: Option<String>,
+}
+
+/// `[backends.env]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvBackend {
+    /// A `.env` file to read instead of the process environment, relative to this file.
+    pub file: Option<String>,
+}
+
+/// `[backends.file]`: how sealed files are opened.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedFileBackend {
+    /// A key file recipient of the sealed files, relative to this file.
+    pub keyfile: Option<String>,
+    /// An environment variable holding a passphrase recipient's passphrase.
+    pub passphrase_env: Option<String>,
 }
 
 /// How the broker puts the secret on the wire.

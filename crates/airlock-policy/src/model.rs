@@ -257,7 +257,40 @@ pub struct SecretSpec {
     /// `[secrets.NAME] env`: the variable holding the surrogate in a sandboxed tool; `None` leaves the name to the
     /// sandbox.
     pub env: Option<String>,
+    /// `[secrets.NAME] source`: the store holding the value (`bao://...`), when not the local vault. Its scheme is
+    /// checked here, and that the store is configured; the binary parses the rest with the backend.
+    pub source: Option<String>,
     pub span: Range<usize>,
+}
+
+/// `[secrets.NAME] source`: a scheme Airlock reads, whose store `[backends]` configures where it must.
+fn check_source(b: &mut Builder, source: &Spanned<String>, backends: &config::Backends) -> Option<String> {
+    let text = source.get_ref();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        b.err("source", source.span(), format!("source {text:?}: expected SCHEME://..., e.g. bao://secret/app#key"));
+        return None;
+    };
+    let configured = match scheme {
+        "bao" | "vault" | "openbao" => backends.bao.is_some(),
+        "keyring" | "keyctl" | "env" | "file" => true,
+        _ => {
+            b.err(
+                "source",
+                source.span(),
+                format!("source {text:?}: unknown scheme {scheme:?}; expected bao, keyring, keyctl, env or file"),
+            );
+            return None;
+        }
+    };
+    if !configured {
+        b.err("source", source.span(), format!("source {text:?} needs a [backends.bao] table (address and auth)"));
+        return None;
+    }
+    if rest.is_empty() || text.chars().any(char::is_control) {
+        b.err("source", source.span(), format!("source {text:?}: nothing after {scheme}://"));
+        return None;
+    }
+    Some(text.clone())
 }
 
 /// `[sandbox]`, with defaults applied.
@@ -711,6 +744,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
             }
         }
         let env = meta.env.as_ref().and_then(|e| b.env_pattern(e, false));
+        let source = meta.source.as_ref().and_then(|s| check_source(&mut b, s, &file.backends));
         secrets.insert(
             name.get_ref().clone(),
             SecretSpec {
@@ -719,6 +753,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
                 inject: meta.inject.clone(),
                 body_types,
                 env,
+                source,
                 span: name.span(),
             },
         );

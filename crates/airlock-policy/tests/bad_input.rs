@@ -818,3 +818,28 @@ fn a_redact_profile_overlay_is_checked_where_it_is_written() {
     // Other profiles do not see the overlay.
     assert!(s.load(Some("dev")).is_ok());
 }
+
+// --- Secret sources --------------------------------------------------------------------------------------------
+
+#[test]
+fn a_secret_source_in_an_unconfigured_or_unknown_store_is_refused() {
+    let text = "version = 1\n[secrets.K]\nhosts = [\"api.example.com\"]\nsource = \"bao://secret/app#key\"\n";
+    let (s, d) = refused_with(text, None, "source");
+    assert_at(&d, &s.config, (4, 10));
+    assert_says(&d, "needs a [backends.bao] table");
+
+    let text = "version = 1\n[secrets.K]\nsource = \"s3://bucket/key\"\n";
+    let (_, d) = refused_with(text, None, "source");
+    assert_says(&d, "unknown scheme \"s3\"");
+
+    let text = "version = 1\n[secrets.K]\nsource = \"OPENAI_API_KEY\"\n";
+    let (_, d) = refused_with(text, None, "source");
+    assert_says(&d, "expected SCHEME://");
+
+    // Configured, it loads, and the source reaches the model.
+    let text = "version = 1\n[backends.bao]\naddress = \"https://bao.example.com:8200\"\nauth = { method = \
+                \"approle\", role_id_env = \"R\", secret_id_env = \"S\" }\n[secrets.K]\nsource = \"bao://secret/app#key\"\n";
+    let s = Setup::with_config(text);
+    let engine = s.load(None).expect("a configured source loads");
+    assert_eq!(engine.compiled().model.secrets["K"].source.as_deref(), Some("bao://secret/app#key"));
+}
