@@ -30,6 +30,7 @@ fn daemon_run_control_across_agents() {
     // Its owner sees it; so does root (an admin), who may stop it.
     assert_eq!(d.call(Some("other"), "GET", &format!("/v1/runs/{run}"), None).json()["agent"], "other");
     let killed = d.call(Some("root"), "POST", &format!("/v1/runs/{run}/kill"), None).json();
-    assert_eq!(killed["outcome"], "terminated", "{killed}");
+    // "killed" when a loaded machine keeps the run past the 2 s grace after TERM: stopped either way.
+    assert!(matches!(killed["outcome"].as_str(), Some("terminated" | "killed")), "{killed}");
     let _ = client.wait();
 }
