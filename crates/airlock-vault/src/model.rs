@@ -278,8 +278,9 @@ impl Secret {
     }
 }
 
-/// What the vault tells about a secret without revealing its value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What the vault tells about a secret without revealing its value. (`Deserialize` for clients reading it back from
+/// the daemon's API.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {
     pub workspace: String,
     pub name: String,

@@ -35,6 +35,16 @@ use airlock_crypto::SecretBytes;
 
 use crate::{SecretId, VaultError};
 
+pub mod breaker;
+pub mod cache;
+pub mod env;
+#[cfg(target_os = "linux")]
+pub mod keyctl;
+pub mod keyring;
+#[cfg(feature = "openbao")]
+pub mod openbao;
+pub mod sealed_file;
+
 /// Which kind of store a [`Locator`] points into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BackendKind {
@@ -333,6 +343,20 @@ pub trait SecretBackend: Send + Sync {
     fn delete(&self, locator: &Locator) -> Result<(), BackendError> {
         let _ = locator;
         Err(self.unsupported("deleting"))
+    }
+
+    /// A standing caveat about where this backend keeps values, for a front end to show once when it is used (the
+    /// environment's: why env-held secrets are weaker). `None` for most backends. Never contains a value.
+    fn warning(&self) -> Option<String> {
+        None
+    }
+
+    /// Problems with the value at `locator` that do not stop its use: a placeholder (`changeme`), a provider's key
+    /// with a bad checksum ([`crate::formats::check_value_format`]). Backends that do not check return none. Each
+    /// finding describes the value without containing it.
+    fn check(&self, locator: &Locator) -> Result<Vec<crate::formats::Finding>, BackendError> {
+        let _ = locator;
+        Ok(Vec::new())
     }
 
     #[doc(hidden)]
