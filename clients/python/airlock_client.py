@@ -1,13 +1,15 @@
 """A small client for the Airlock daemon (`airlock serve`), standard library only.
 
 The daemon's API is plain HTTP/1.1 with JSON bodies, on a Unix socket under ``AIRLOCK_HOME`` (mode 0600) and,
-with ``airlock serve --listen 127.0.0.1:PORT``, on a loopback port. ``docs/openapi.json`` describes every
-operation; ``docs/daemon.md`` shows this module in use.
+with ``airlock serve --listen 127.0.0.1:PORT``, on a loopback port (HTTPS with client certificates when the daemon
+has mutual TLS on). ``docs/openapi.json`` describes every operation; ``docs/daemon.md`` shows this module in use.
 
     from airlock_client import Airlock, AirlockError
 
     al = Airlock()                          # $AIRLOCK_HOME/airlock.sock, token from $AIRLOCK_TOKEN
     al = Airlock(url="http://127.0.0.1:7878", token="alk_...")
+    al = Airlock(url="https://airlock.internal:7878", token="alk_...",     # mutual TLS
+                 cafile="ca.pem", certfile="client.pem", keyfile="client.key")
     report = al.scan(tool_output, classifier=False)
     if report["verdict"] == "block":
         ...
@@ -22,11 +24,14 @@ The token is a credential: it is kept out of ``repr()``, out of every exception 
 only ever sent in the ``Authorization`` header of requests that need it.
 """
 
+import base64
 import collections
 import http.client
 import json
 import os
+import re
 import socket
+import ssl
 import subprocess
 import urllib.parse
 
@@ -49,6 +54,12 @@ DEFAULT_TIMEOUT = 30.0
 PROBLEM_BASE = "https://airlock.invalid/problems/"
 
 _VERDICT_RANK = {"allow": 0, "flag": 1, "block": 2}
+
+# How the daemon names providers and capabilities, and tools.
+_CAPABILITY_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+_TOOL_NAME = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
+# "No body": ``body=None`` sends a JSON null.
+_UNSET = object()
 
 
 def default_home():
@@ -168,12 +179,19 @@ class Airlock:
     bearer token (``airlock agent add``); without one, ``$AIRLOCK_TOKEN`` is used, and without that only
     ``health()``, ``ready()`` and ``openapi()`` work.
 
+    A daemon with mutual TLS (``--tls-cert``, ``--tls-key``, ``--client-ca``) takes ``https://HOST:PORT``:
+    ``cafile`` is the CA that signed the daemon's certificate (default: the system's), ``certfile`` and
+    ``keyfile`` this client's certificate and key (PEM; ``keyfile`` may be left out if ``certfile`` holds both).
+    Or pass a ready ``ssl_context``. The token is still needed.
+
     Each request opens its own connection, so one client may be shared between threads.
     """
 
-    def __init__(self, socket_path=None, url=None, token=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, socket_path=None, url=None, token=None, timeout=DEFAULT_TIMEOUT, cafile=None,
+                 certfile=None, keyfile=None, ssl_context=None):
         if socket_path is not None and url is not None:
             raise ValueError("give socket_path or url, not both")
+        tls_options = (cafile, certfile, keyfile, ssl_context)
         if token is None:
             token = os.environ.get("AIRLOCK_TOKEN") or None
         if token is not None and not _valid_token(token):
@@ -182,17 +200,34 @@ class Airlock:
         self.timeout = timeout
         self.url = None
         self.socket_path = None
+        self._ssl = None
         if url is not None:
             parts = urllib.parse.urlsplit(url)
-            if parts.scheme != "http" or not parts.hostname:
-                raise ValueError("url must be http://HOST:PORT (the daemon serves plain HTTP on loopback)")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("url must be http://HOST:PORT (loopback) or https://HOST:PORT (mutual TLS)")
             if parts.username or parts.password or parts.query or parts.fragment:
-                raise ValueError("url must be http://HOST:PORT[/PREFIX], without credentials, query or fragment")
+                raise ValueError("url must be http(s)://HOST:PORT[/PREFIX], without credentials, query or fragment")
+            if parts.scheme == "https":
+                if ssl_context is not None and (cafile or certfile or keyfile):
+                    raise ValueError("give ssl_context or cafile/certfile/keyfile, not both")
+                if ssl_context is None:
+                    # Verifies the daemon's certificate and name; TLS 1.2 at least.
+                    ssl_context = ssl.create_default_context(cafile=cafile)
+                    ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+                    if certfile:
+                        ssl_context.load_cert_chain(certfile, keyfile)
+                    elif keyfile:
+                        raise ValueError("keyfile needs certfile")
+                self._ssl = ssl_context
+            elif any(o is not None for o in tls_options):
+                raise ValueError("cafile, certfile, keyfile and ssl_context need an https:// url")
             self.url = url.rstrip("/")
             self._host = parts.hostname
-            self._port = parts.port or 80
+            self._port = parts.port or (443 if self._ssl is not None else 80)
             self._prefix = parts.path.rstrip("/")
         else:
+            if any(o is not None for o in tls_options):
+                raise ValueError("cafile, certfile, keyfile and ssl_context need an https:// url")
             self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket()
             self._prefix = ""
 
@@ -203,6 +238,8 @@ class Airlock:
     # -- plumbing ------------------------------------------------------------------------------------------
 
     def _connection(self):
+        if self._ssl is not None:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=self._ssl)
         if self.url is not None:
             return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         return _UnixHTTPConnection(self.socket_path, timeout=self.timeout)
@@ -216,15 +253,19 @@ class Airlock:
             return text.replace(self._token, "[token]")
         return text
 
-    def request(self, method, path, body=None, auth=True, accept_statuses=()):
+    def request(self, method, path, body=None, auth=True, accept_statuses=(), headers=None, problems_only=False):
         """Sends one request and returns ``(status, content_type, payload)``.
 
-        ``body`` (any JSON value) is sent as ``application/json``. ``payload`` is the decoded JSON for JSON
-        answers, else the text. A non-2xx answer raises :class:`AirlockError` unless its status is in
-        ``accept_statuses``; a transport failure raises :class:`AirlockUnreachable`.
+        ``body`` (any JSON value) is sent as ``application/json``; ``headers`` are added to the request.
+        ``payload`` is the decoded JSON for JSON answers, else the text. A non-2xx answer raises
+        :class:`AirlockError` unless its status is in ``accept_statuses`` or, with ``problems_only``, it is not a
+        problem document (an upstream's own answer to a capability call); a transport failure raises
+        :class:`AirlockUnreachable`.
         """
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        extra = headers
         headers = self._headers(json_body=body is not None, auth=auth)
+        headers.update(extra or {})
         conn = self._connection()
         try:
             try:
@@ -244,7 +285,9 @@ class Airlock:
             raise AirlockUnreachable("cannot reach the Airlock daemon at %s: %s" % (self._where(), e)) from None
         finally:
             conn.close()
-        if 200 <= status < 300 or status in accept_statuses:
+        if 200 <= status < 300 or status in accept_statuses or (
+            problems_only and _media_type(content_type) != "application/problem+json"
+        ):
             return status, _media_type(content_type), _decode(content_type, raw)
         self._raise(status, reason, content_type, retry_after, raw)
 
@@ -502,6 +545,105 @@ class Airlock:
     def metrics(self):
         """``GET /metrics``: the Prometheus text exposition (a ``str``)."""
         return self.request("GET", "/metrics")[2]
+
+    def audit_checkpoint(self):
+        """``GET /v1/audit/checkpoint`` (auditors, admins): the audit log's latest signed checkpoint, ``{"origin",
+        "size", "root", "time_ms", "note", "key"}``, covering every record so far. Keep ``note`` where this machine
+        cannot rewrite it, and verify the log against it later (``airlock audit verify --checkpoint FILE``)."""
+        return self._json("GET", "/v1/audit/checkpoint")
+
+    @staticmethod
+    def _secret_path(name, workspace=None, verb=None):
+        if not isinstance(name, str) or not name:
+            raise ValueError("a secret name is a non-empty string")
+        path = "/v1/secrets/" + urllib.parse.quote(name, safe="")
+        if verb:
+            path += "/" + verb
+        if workspace is not None:
+            path += "?" + urllib.parse.urlencode({"workspace": workspace})
+        return path
+
+    @staticmethod
+    def _secret_value(value):
+        # Text goes as text; bytes in base64 (they need not be UTF-8).
+        if isinstance(value, str):
+            return {"value": value}
+        if isinstance(value, (bytes, bytearray)):
+            return {"value_base64": base64.b64encode(bytes(value)).decode("ascii")}
+        raise TypeError("a secret value is a str or bytes")
+
+    def secrets(self, workspace=None):
+        """``GET /v1/secrets``: ``{"secrets": [...]}``, the metadata of the secrets this agent may see (admins and
+        auditors: every one; an agent: those its tools use), never a value; ``workspace`` keeps that one's."""
+        path = "/v1/secrets"
+        if workspace is not None:
+            path += "?" + urllib.parse.urlencode({"workspace": workspace})
+        return self._json("GET", path)
+
+    def secret(self, name, workspace=None):
+        """``GET /v1/secrets/{name}``: one secret's metadata (``workspace`` default: ``default``)."""
+        return self._json("GET", self._secret_path(name, workspace))
+
+    def create_secret(self, name, value, workspace=None, hosts=None, injection=None, exposure=None, group=None,
+                      tags=None, keep_versions=None):
+        """``POST /v1/secrets`` (admins): stores a new secret and returns its metadata (never the value).
+
+        ``value``: a ``str`` (sent as text) or ``bytes`` (sent in base64). ``hosts``: where the broker may send it
+        (``api.example.com``, ``*.example.com``, ``[::1]:8443``). ``injection``: as the metadata shows it, e.g.
+        ``{"type": "header", "name": "Authorization", "template": "Bearer {}"}``, ``{"type": "query", "param":
+        "key"}`` or ``{"type": "basic", "username": "u"}``. ``exposure``: ``surrogate`` (default) or ``env``.
+        A taken name raises :class:`AirlockError` with kind ``conflict``.
+        """
+        body = {"name": name}
+        body.update(self._secret_value(value))
+        for key, option in (("workspace", workspace), ("hosts", hosts), ("injection", injection),
+                            ("exposure", exposure), ("group", group), ("tags", tags),
+                            ("keep_versions", keep_versions)):
+            if option is not None:
+                body[key] = option
+        return self._json("POST", "/v1/secrets", body)
+
+    def rotate_secret(self, name, value, workspace=None):
+        """``POST /v1/secrets/{name}/rotate`` (admins): a new value (``str`` or ``bytes``); the old one is kept as a
+        previous version. Returns the metadata; the current value again raises (kind ``conflict``)."""
+        return self._json("POST", self._secret_path(name, workspace, "rotate"), self._secret_value(value))
+
+    def pin_secret(self, name, host, workspace=None):
+        """``POST /v1/secrets/{name}/pin`` (admins): one more host the secret may be sent to. Returns the metadata."""
+        return self._json("POST", self._secret_path(name, workspace, "pin"), {"host": host})
+
+    def capability(self, provider, capability, tool, method, path, query=None, headers=None, body=_UNSET,
+                   body_text=None, body_base64=None):
+        """``POST /v1/capabilities/{provider}/{capability}`` (agents, admins): calls a provider's API through the
+        daemon, acting as ``tool`` (which the policy must grant this agent, and which must hold the provider's
+        secret). The daemon injects the credential; this client never sees it.
+
+        ``method`` and ``path`` (under the capability's prefixes), ``query`` (a dict, or a list of ``[name, value]``
+        pairs), ``headers`` (a dict; no auth, framing or routing headers) and at most one of ``body`` (any JSON
+        value, ``None`` included), ``body_text`` and ``body_base64`` make the call envelope (``docs/broker.md``).
+
+        Returns ``(status, content_type, payload)``: the upstream's answer, whatever its status (a 404 of its API
+        is its answer, not an error here). A refusal by Airlock (policy, path, secret pins, unknown provider, ...)
+        raises :class:`AirlockError`.
+        """
+        for name, value in (("provider", provider), ("capability", capability)):
+            if not isinstance(value, str) or not _CAPABILITY_NAME.match(value):
+                raise ValueError("%s: lower-case letters, digits and '-' (as the provider defines it)" % name)
+        if not isinstance(tool, str) or not _TOOL_NAME.match(tool):
+            raise ValueError("tool: a tool name from the policy (letters, digits, '-', '_', '.')")
+        envelope = {"method": method, "path": path}
+        if query is not None:
+            envelope["query"] = query
+        if headers is not None:
+            envelope["headers"] = headers
+        if body is not _UNSET:
+            envelope["body"] = body
+        if body_text is not None:
+            envelope["body_text"] = body_text
+        if body_base64 is not None:
+            envelope["body_base64"] = body_base64
+        return self.request("POST", "/v1/capabilities/%s/%s" % (provider, capability), envelope,
+                            headers={"X-Airlock-Tool": tool}, problems_only=True)
 
 
 def _worst(assessments):

@@ -83,12 +83,12 @@ class Home:
 class Daemon:
     """`airlock serve --listen 127.0.0.1:0` on a home; `url` from its ready line."""
 
-    def __init__(self, home):
+    def __init__(self, home, extra=()):
         self.home = home
         self.socket = os.path.join(home.home, "airlock.sock")
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--foreground", "--config", home.config, "--listen", "127.0.0.1:0"],
+            [BIN, "serve", "--foreground", "--config", home.config, "--listen", "127.0.0.1:0", *extra],
             env=home.env, cwd=home.tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True,
         )
@@ -98,7 +98,7 @@ class Daemon:
             self.proc.wait()
             raise AssertionError("no ready line from the daemon: %r; stderr: %s" % (line, self.stderr_text()))
         self.url = line.split()[-1]
-        assert self.url.startswith("http://127.0.0.1:"), line
+        assert self.url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")), line
         # The ready line comes before the daemon installs its SIGTERM handler (see the report on
         # crates/airlock/src/serve/mod.rs): one answered request shows it is in its accept loop.
         Airlock(socket_path=self.socket).health()
@@ -295,6 +295,39 @@ class TestApi(DaemonTest):
             Airlock(url=self.d.url, token=self.h.tokens["worker"]).audit_verify()
         self.assertEqual((e.exception.status, e.exception.kind), (403, "forbidden"))
 
+    def test_secrets_metadata_and_the_latest_checkpoint(self):
+        value = "py-client-value-" + os.urandom(16).hex()
+        binary = os.urandom(32) + b"\xff"
+        for transport, c in self.clients("boss"):
+            with self.subTest(transport=transport):
+                name = "PY_" + transport.upper()
+                made = c.create_secret(name, value, hosts=["API.Example.com"],
+                                       injection={"type": "header", "name": "X-Key", "template": "{}"})
+                self.assertEqual((made["name"], made["current_version"]), (name, 1))
+                self.assertEqual(made["hosts"], ["api.example.com"])
+                with self.assertRaises(AirlockError) as e:
+                    c.create_secret(name, "another value")
+                self.assertEqual((e.exception.status, e.exception.kind), (409, "conflict"))
+                self.assertEqual(c.rotate_secret(name, binary.hex())["current_version"], 2)
+                self.assertEqual(c.pin_secret(name, "*.example.com")["hosts"], ["api.example.com", "*.example.com"])
+                self.assertEqual(c.create_secret("BLOB", binary, workspace=transport)["workspace"], transport)
+                self.assertEqual(c.secret("BLOB", workspace=transport)["name"], "BLOB")
+                listed = c.secrets()["secrets"]
+                self.assertIn(name, [s["name"] for s in listed])
+                self.assertNotIn(value, json.dumps(listed))
+                before = c.audit_checkpoint()
+                self.assertEqual(before["note"].split("\n")[1], str(before["size"]))
+                c.pin_secret(name, "example.org")
+                self.assertGreater(c.audit_checkpoint()["size"], before["size"])
+        worker = Airlock(socket_path=self.d.socket, token=self.h.tokens["worker"])
+        self.assertEqual(worker.secrets(), {"secrets": []}, "worker's tool uses no secret")
+        for call in (lambda: worker.create_secret("X", "some value"), worker.audit_checkpoint):
+            with self.assertRaises(AirlockError) as e:
+                call()
+            self.assertEqual((e.exception.status, e.exception.kind), (403, "forbidden"))
+        with self.assertRaises(TypeError):
+            worker.create_secret("X", 42)
+
 
 class TestErrors(DaemonTest):
     def assert_hides_token(self, client, err, token):
@@ -318,6 +351,25 @@ class TestErrors(DaemonTest):
                 client.scan(BENIGN)
             self.assertEqual((e.exception.status, e.exception.kind), (401, "unauthorized"))
             self.assert_hides_token(client, e.exception, wrong)
+
+    def test_a_capability_call_acts_as_a_granted_tool_and_refusals_raise(self):
+        # worker may use tool t, which holds no secret: the broker refuses before anything goes out. (The happy
+        # path, with a real upstream, is crates/airlock/tests/serve_capabilities.rs.)
+        for transport, c in self.clients("worker"):
+            with self.subTest(transport=transport):
+                for tool, provider, status, kind, words in (
+                    ("nope", "openai", 403, "forbidden", "tool nope is not in the policy"),
+                    ("t", "openai", 403, "forbidden", "OPENAI_API_KEY"),
+                    ("t", "nosuch", 404, "not-found", "nosuch"),
+                ):
+                    with self.assertRaises(AirlockError) as e:
+                        c.capability(provider, "models", tool, "GET", "/v1/models")
+                    self.assertEqual((e.exception.status, e.exception.kind), (status, kind), e.exception)
+                    self.assertIn(words, e.exception.detail)
+                with self.assertRaises(ValueError):
+                    c.capability("OpenAI", "models", "t", "GET", "/v1/models")
+                with self.assertRaises(ValueError):
+                    c.capability("openai", "models", "t\r\nX-Evil: 1", "GET", "/v1/models")
 
     def test_a_role_without_the_permission_is_403(self):
         for agent, call in (("aud", lambda c: c.scan(BENIGN)), ("worker", lambda c: c.set_lockdown(True))):
@@ -469,6 +521,62 @@ class TestRuns(DaemonTest):
                 pass
 
 
+def make_pki(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI the way
+    docs/daemon.md ("Remote access with mutual TLS") says."""
+    def openssl(*args):
+        done = subprocess.run(["openssl", *args], cwd=directory, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+        if done.returncode != 0:
+            raise AssertionError("openssl %s: %s" % (" ".join(args), done.stderr))
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", "-new", *key, "-days", "2", "-subj", "/CN=Airlock test CA", "-keyout", "ca.key",
+            "-out", "ca.pem")
+    for name, ext in (("server", "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n"),
+                      ("client", "extendedKeyUsage = clientAuth\n")):
+        with open(os.path.join(directory, name + ".ext"), "w") as f:
+            f.write(ext)
+        openssl("req", "-new", *key, "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr")
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
+        os.chmod(os.path.join(directory, name + ".key"), 0o600)
+
+
+class TestMutualTls(DaemonTest):
+    """A daemon with mutual TLS on its port: https://, a client certificate, and still a token."""
+
+    def setUp(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("the openssl CLI is not installed")
+        self.pki = tempfile.mkdtemp(prefix="airlock-pyclient-pki-")
+        self.addCleanup(shutil.rmtree, self.pki, True)
+        make_pki(self.pki)
+        self.d = Daemon(self.h, extra=["--tls-cert", self.file("server.pem"), "--tls-key", self.file("server.key"),
+                                       "--client-ca", self.file("ca.pem")])
+
+    def file(self, name):
+        return os.path.join(self.pki, name)
+
+    def test_a_client_certificate_and_a_token_are_both_needed(self):
+        self.assertTrue(self.d.url.startswith("https://127.0.0.1:"), self.d.url)
+        token = self.h.tokens["worker"]
+        mine = {"cafile": self.file("ca.pem"), "certfile": self.file("client.pem"), "keyfile": self.file("client.key")}
+        c = Airlock(url=self.d.url, token=token, **mine)
+        self.assertEqual(c.whoami(), {"name": "worker", "role": "agent", "parent": None})
+        # No client certificate: the handshake is refused, and the token never sent to an HTTP layer.
+        with self.assertRaises(AirlockUnreachable) as e:
+            Airlock(url=self.d.url, token=token, cafile=self.file("ca.pem")).whoami()
+        self.assertNotIn(token, str(e.exception))
+        # A certificate but no token: 401.
+        with self.assertRaises(AirlockError) as e:
+            Airlock(url=self.d.url, **mine).whoami()
+        self.assertEqual((e.exception.status, e.exception.kind), (401, "unauthorized"))
+        # The daemon's certificate is checked: without its CA, the client refuses the daemon.
+        with self.assertRaises(AirlockUnreachable):
+            Airlock(url=self.d.url, token=token, certfile=mine["certfile"], keyfile=mine["keyfile"]).whoami()
+
+
 class TestOffline(unittest.TestCase):
     """What needs no daemon: resolving the home, and argument checks."""
 
@@ -489,7 +597,9 @@ class TestOffline(unittest.TestCase):
             "redact": "redact", "policyExplain": "policy_explain", "lockdownStatus": "lockdown",
             "lockdownSet": "set_lockdown", "runsList": "runs", "runGet": "run", "runStart": "start_run",
             "runKill": "kill", "runPause": "pause", "runResume": "resume", "auditVerify": "audit_verify",
-            "auditRecords": "audit_records",
+            "auditRecords": "audit_records", "capabilityInvoke": "capability",
+            "auditCheckpoint": "audit_checkpoint", "secretsList": "secrets", "secretGet": "secret",
+            "secretCreate": "create_secret", "secretRotate": "rotate_secret", "secretPin": "pin_secret",
         }
         here = os.path.dirname(os.path.abspath(__file__))
         with open(os.path.join(here, "..", "..", "docs", "openapi.json")) as f:
@@ -506,9 +616,14 @@ class TestOffline(unittest.TestCase):
     def test_bad_arguments_are_refused(self):
         with self.assertRaises(ValueError):
             Airlock(socket_path="/s", url="http://127.0.0.1:1")
-        for url in ("https://127.0.0.1:1", "ftp://x", "http://u:p@127.0.0.1:1", "127.0.0.1:7878"):
+        for url in ("ftp://x", "http://u:p@127.0.0.1:1", "https://u:p@127.0.0.1:1", "127.0.0.1:7878"):
             with self.assertRaises(ValueError, msg=url):
                 Airlock(url=url)
+        # Certificates go with https:// only, and a key with its certificate.
+        for kwargs in ({"url": "http://127.0.0.1:1", "cafile": "/ca.pem"}, {"socket_path": "/s", "certfile": "/c"},
+                       {"url": "https://127.0.0.1:1", "keyfile": "/k"}):
+            with self.assertRaises(ValueError, msg=str(kwargs)):
+                Airlock(**kwargs)
         with self.assertRaises(ValueError):
             Airlock(url="http://127.0.0.1:1", token="has space")
 

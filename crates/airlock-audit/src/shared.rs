@@ -41,7 +41,7 @@ use serde_json::Value;
 use crate::error::{AuditError, io_err};
 use crate::event::Event;
 use crate::lock;
-use crate::writer::{AuditLog, Receipt};
+use crate::writer::{AuditLog, LogStatus, Receipt, SignedCheckpoint};
 
 /// Longest request line the owner reads (the newline not counted). Events are a few KiB; this is generous.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -119,6 +119,24 @@ impl SharedLog {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// The log's status ([`AuditLog::status`]) while this process holds it; `None` for a client, which has no view
+    /// of the owner's log.
+    pub fn status(&self) -> Option<LogStatus> {
+        match &*read(&self.role) {
+            Role::Owner(server) => server.log.as_ref().map(|log| log.status()),
+            Role::Client(_) => None,
+        }
+    }
+
+    /// Signs and stores a checkpoint of every durable record ([`AuditLog::checkpoint`]) while this process holds the
+    /// log; `None` for a client (the owner signs on its own schedule).
+    pub fn checkpoint(&self) -> Option<Result<SignedCheckpoint, AuditError>> {
+        match &*read(&self.role) {
+            Role::Owner(server) => Some(server.log.as_ref().ok_or(AuditError::Closed).and_then(|log| log.checkpoint())),
+            Role::Client(_) => None,
+        }
     }
 
     /// Owner: stop serving, close the log (final checkpoint); its clients take over. Client: disconnect.

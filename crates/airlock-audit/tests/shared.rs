@@ -283,3 +283,25 @@ fn without_an_owner_to_reach_or_a_lock_to_take_open_fails_closed() {
     assert!(err.to_string().contains("denied"), "{err}");
     holder.close().unwrap();
 }
+
+#[test]
+fn the_owner_reports_its_lag_and_signs_a_checkpoint_on_demand() {
+    let h = home();
+    let owner = SharedLog::open(&h.socket, opener(&h.log)).unwrap();
+    let client = SharedLog::open(&h.socket, opener(&h.log)).unwrap();
+    // A client has no view of the owner's log.
+    assert!(client.status().is_none());
+    assert!(client.checkpoint().is_none());
+    for i in 0..3 {
+        client.append(tagged("client", i)).unwrap();
+    }
+    let before = owner.status().expect("the owner sees its log");
+    assert!(before.records > before.checkpoint_size, "records past the last checkpoint: {before:?}");
+    let signed = owner.checkpoint().expect("the owner signs").unwrap();
+    assert_eq!(signed.checkpoint.size, before.records, "the checkpoint covers every record");
+    let after = owner.status().unwrap();
+    assert_eq!(after.checkpoint_size, after.records, "nothing left unsigned: {after:?}");
+    client.close().unwrap();
+    owner.close().unwrap();
+    assert_verifies(&h.log);
+}

@@ -14,7 +14,7 @@ use crate::CliError;
 use crate::cli::{CanaryArgs, CanaryCommand};
 use crate::commands::Ctx;
 
-fn registry(home: &Path) -> PathBuf {
+pub(crate) fn registry(home: &Path) -> PathBuf {
     home.join("canaries")
 }
 

@@ -84,6 +84,10 @@ pub enum Command {
     Canary(CanaryArgs),
     /// Agent identities for the daemon: bearer tokens (stored only as hashes), roles and sub-agents.
     Agent(AgentArgs),
+    /// Sealed files for git (`file://PATH#KEY`): keys in the clear, each value encrypted on its own, a MAC over
+    /// the whole file. Values go in through stdin or a prompt; no command prints one.
+    #[command(subcommand)]
+    Sealed(crate::sealed::SealedCommand),
 }
 
 #[derive(Args, Debug)]
@@ -395,9 +399,20 @@ pub struct ServeArgs {
     /// The Unix socket to serve (default: $AIRLOCK_HOME/airlock.sock). Created 0600.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Also serve HTTP on this TCP address. Loopback only: any other address is refused.
+    /// Also serve HTTP on this TCP address. Loopback only, unless mutual TLS is on (--tls-cert, --tls-key and
+    /// --client-ca together): then HTTPS, on any address.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Mutual TLS on --listen: the server's certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Mutual TLS on --listen: the server's private key (PEM; 0600 or 0400, owned by this user or root).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS on --listen: the CA certificate(s) (PEM) that every client's certificate must chain to. Clients
+    /// still need a bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
     /// Stay in the foreground (the only mode: run it under systemd with packaging/airlock.service, or a shell).
     #[arg(long)]
     pub foreground: bool,
@@ -416,6 +431,16 @@ pub struct ServeArgs {
     /// Runs that may wait for a slot; beyond it, starting a run is refused (503) until one ends.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_queued: usize,
+    /// The brokers' resolver (capability calls, and the runs the daemon starts): this DNS server (IP:PORT;
+    /// repeatable) instead of /etc/resolv.conf.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns: Vec<std::net::SocketAddr>,
+    /// The brokers' resolver: answer this name with this address without asking DNS (`host=IP`; repeatable).
+    #[arg(long, value_name = "HOST=IP")]
+    pub resolve: Vec<String>,
+    /// The brokers trust this CA (PEM file; repeatable) for upstream TLS, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
     #[command(flatten)]
     pub env: PolicyEnvArgs,
 }

@@ -1,6 +1,6 @@
 //! The CLI through a running daemon: with `AIRLOCK_TOKEN` set and `airlock serve` answering on this home's socket,
-//! `airlock run`, `ps`, `kill`, `pause`, `resume` and `lockdown` are requests to the daemon, made as that token's
-//! agent. Otherwise they work standalone, as before.
+//! `airlock run`, `ps`, `kill`, `pause`, `resume`, `lockdown` and `secret set|list|rotate|pin` are requests to the
+//! daemon, made as that token's agent. Otherwise they work standalone, as before.
 //!
 //! Why opt in by token rather than by the socket alone: the token says who is acting (the daemon decides by the
 //! agent's role and subtree, and audits under its name), and a CLI that needs no vault passphrase because the
@@ -74,10 +74,16 @@ impl Client {
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<BufReader<UnixStream>, CliError> {
+        let body = Zeroizing::new(body.map(|b| b.to_string()).unwrap_or_default());
+        self.send_text(method, path, &body)
+    }
+
+    /// A request with `body` (JSON text; empty for none), which may hold a secret value: every copy made here is in
+    /// a zeroizing buffer.
+    fn send_text(&self, method: &str, path: &str, body: &str) -> Result<BufReader<UnixStream>, CliError> {
         let io = |e: std::io::Error| CliError { code: 1, message: format!("talking to the daemon: {e}") };
         let mut s = UnixStream::connect(&self.socket).map_err(io)?;
         s.set_write_timeout(Some(Duration::from_secs(30))).map_err(io)?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut head = Zeroizing::new(format!(
             "{method} {path} HTTP/1.1\r\nHost: airlock\r\nAuthorization: Bearer {}\r\nConnection: close\r\n",
             self.token.as_str()
@@ -85,8 +91,9 @@ impl Client {
         if !body.is_empty() {
             head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
         }
+        head.reserve(2 + body.len());
         head.push_str("\r\n");
-        head.push_str(&body);
+        head.push_str(body);
         // The daemon may answer (a refusal) and close before reading the body: the answer still counts.
         match s.write_all(head.as_bytes()) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -97,7 +104,13 @@ impl Client {
 
     /// One request, the whole answer.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, CliError> {
-        let mut r = self.send(method, path, body)?;
+        let body = Zeroizing::new(body.map(|b| b.to_string()).unwrap_or_default());
+        self.request_text(method, path, &body)
+    }
+
+    /// One request with a JSON body given as text (see [`Client::send_text`]), the whole answer.
+    pub fn request_text(&self, method: &str, path: &str, body: &str) -> Result<Answer, CliError> {
+        let mut r = self.send_text(method, path, body)?;
         let (status, chunked) = read_head(&mut r)?;
         let mut out = Vec::new();
         read_body(&mut r, chunked, &mut |chunk| out.extend_from_slice(chunk))?;
@@ -326,4 +339,151 @@ pub fn run(
         (None, Some(sig)) => Err(CliError { code: (128 + sig).clamp(1, 255) as u8, message: String::new() }),
         (None, None) => Err(CliError { code: 1, message: "the daemon ended the run's stream without an exit".into() }),
     }
+}
+
+/// `airlock secret set|list|rotate|pin` through the daemon, as the token's agent: the same checks before the value
+/// is read (a change needs an admin's token, and is refused before the value is typed otherwise), the same
+/// warnings, the same output. The value goes to the daemon in a zeroizing buffer, as text or, if it is not UTF-8,
+/// in base64.
+pub fn secret(ctx: &crate::commands::Ctx, c: &Client, cmd: crate::cli::SecretCommand) -> Result<(), CliError> {
+    use crate::cli::SecretCommand;
+    use crate::commands::{id_of, new_secret, note_unpinned, print_pinned, print_rotated, print_stored, warn_formats};
+    match cmd {
+        SecretCommand::Set(a) => {
+            let id = id_of(&a.name, &a.workspace)?;
+            let mut opts = new_secret(&a)?;
+            opts.validate()?;
+            must_manage(c)?;
+            if secret_info(c, &id)?.is_some() {
+                return Err(airlock_vault::VaultError::AlreadyExists(id.to_string()).into());
+            }
+            let value = crate::input::read_value(a.raw)?;
+            airlock_vault::check_value(&value)?;
+            warn_formats(&id, &a.hosts, &value);
+            note_unpinned(&id, &a.name, &opts);
+            // The API takes hosts in their normal form (the vault would store that form anyway).
+            opts.hosts = opts.hosts.iter().map(|h| airlock_vault::normalize_host(h)).collect::<Result<_, _>>()?;
+            let fields = json!({
+                "name": id.name, "workspace": id.workspace, "hosts": opts.hosts, "injection": opts.injection,
+                "exposure": opts.exposure, "group": opts.group, "tags": opts.tags, "keep_versions": opts.keep_versions,
+            });
+            let body = with_value(&fields, value.expose())?;
+            let info = secret_answer(c.request_text("POST", "/v1/secrets", &body)?)?;
+            print_stored(ctx, &id, &info);
+        }
+        SecretCommand::List { workspace } => {
+            let v = c.request("GET", "/v1/secrets", None)?.ok()?;
+            let mut list: Vec<airlock_vault::SecretInfo> =
+                serde_json::from_value(v["secrets"].clone()).map_err(|e| CliError {
+                    code: 1,
+                    message: format!("the daemon's list of secrets is malformed: {e}"),
+                })?;
+            if let Some(ws) = workspace {
+                list.retain(|s| s.workspace == ws);
+            }
+            ctx.print(&list, || crate::commands::table(&list));
+        }
+        SecretCommand::Rotate { name, workspace, raw } => {
+            let id = id_of(&name, &workspace)?;
+            must_manage(c)?;
+            let hosts = match secret_info(c, &id)? {
+                Some(info) => info.hosts,
+                None => return Err(airlock_vault::VaultError::NotFound(id.to_string()).into()),
+            };
+            let value = crate::input::read_value(raw)?;
+            airlock_vault::check_value(&value)?;
+            warn_formats(&id, &hosts, &value);
+            let body = with_value(&json!({}), value.expose())?;
+            let answer = c.request_text("POST", &secret_path(&id, "/rotate"), &body)?;
+            // The same value again: a usage mistake (exit 8), as standalone, rather than a conflict.
+            let info = secret_answer(answer).map_err(|e| match e.code {
+                5 => CliError::input(e.message),
+                _ => e,
+            })?;
+            print_rotated(ctx, &id, &info);
+        }
+        SecretCommand::Pin { name, hosts, workspace } => {
+            let id = id_of(&name, &workspace)?;
+            let hosts = hosts.iter().map(|h| airlock_vault::normalize_host(h)).collect::<Result<Vec<_>, _>>()?;
+            must_manage(c)?;
+            let mut info = None;
+            for host in &hosts {
+                let answer = c.request("POST", &secret_path(&id, "/pin"), Some(&json!({ "host": host })))?;
+                info = Some(secret_answer(answer)?);
+            }
+            let info = info.expect("clap requires one --host");
+            print_pinned(ctx, &id, &info);
+        }
+        SecretCommand::Rm { .. } => {
+            return Err(CliError::usage("`airlock secret rm` works standalone (AIRLOCK_DAEMON=off)".into()));
+        }
+    }
+    Ok(())
+}
+
+/// `/v1/secrets/NAME` + `suffix`, with the workspace in the query unless it is the default.
+fn secret_path(id: &airlock_vault::SecretId, suffix: &str) -> String {
+    // Names and workspaces are letters, digits, `_`, `-` and `.`: nothing to escape.
+    match id.workspace.as_str() {
+        airlock_vault::DEFAULT_WORKSPACE => format!("/v1/secrets/{}{suffix}", id.name),
+        ws => format!("/v1/secrets/{}{suffix}?workspace={ws}", id.name),
+    }
+}
+
+/// A secret's metadata, or `None` if the daemon has none the caller may see.
+fn secret_info(c: &Client, id: &airlock_vault::SecretId) -> Result<Option<airlock_vault::SecretInfo>, CliError> {
+    let answer = c.request("GET", &secret_path(id, ""), None)?;
+    if answer.status == 404 {
+        return Ok(None);
+    }
+    secret_answer(answer).map(Some)
+}
+
+fn secret_answer(answer: Answer) -> Result<airlock_vault::SecretInfo, CliError> {
+    serde_json::from_value(answer.ok()?)
+        .map_err(|e| CliError { code: 1, message: format!("the daemon's answer is not a secret's metadata: {e}") })
+}
+
+/// Changing secrets needs an admin's token: said before the value is typed, not after.
+fn must_manage(c: &Client) -> Result<(), CliError> {
+    let who = c.request("GET", "/v1/whoami", None)?.ok()?;
+    if who["role"] == "admin" {
+        return Ok(());
+    }
+    Err(CliError {
+        code: 9,
+        message: format!(
+            "agent {} is {}: changing secrets through the daemon needs an admin's token",
+            who["name"].as_str().unwrap_or("?"),
+            who["role"].as_str().unwrap_or("?")
+        ),
+    })
+}
+
+/// `fields` (an object) with the value added, as JSON text in a zeroizing buffer sized up front (so that it never
+/// grows by moving, leaving a copy behind): `value` if it is UTF-8, else `value_base64`.
+fn with_value(fields: &Value, value: &[u8]) -> Result<Zeroizing<String>, CliError> {
+    use base64::Engine;
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        #[serde(flatten)]
+        fields: &'a Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value_base64: Option<&'a str>,
+    }
+    let b64;
+    let body = match std::str::from_utf8(value) {
+        Ok(text) => Body { fields, value: Some(text), value_base64: None },
+        Err(_) => {
+            b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
+            Body { fields, value: None, value_base64: Some(b64.as_str()) }
+        }
+    };
+    // JSON escapes a byte in at most 6 (\u00XX); base64 grows by a third.
+    let mut out = Zeroizing::new(Vec::with_capacity(fields.to_string().len() + 6 * value.len() + 64));
+    serde_json::to_writer(&mut *out, &body).map_err(|e| CliError { code: 1, message: format!("encoding: {e}") })?;
+    let text = String::from_utf8(std::mem::take(&mut *out)).expect("serde_json writes UTF-8");
+    Ok(Zeroizing::new(text))
 }

@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::ValidateOutput(a) => crate::validate::validate_output(&ctx, a),
         Command::Canary(a) => crate::canary::canary(&ctx, a),
         Command::Agent(a) => crate::agents::run(&ctx, a),
+        Command::Sealed(c) => crate::sealed::run(&ctx, c),
         Command::Spotlight(a) => crate::guard::spotlight(&ctx, a),
         Command::Serve(a) => crate::serve::run(&ctx, a),
     }
@@ -80,8 +81,8 @@ fn daemon(ctx: &Ctx) -> Option<crate::client::Client> {
 
 pub(crate) struct Ctx {
     pub(crate) home: PathBuf,
-    passphrase_file: Option<PathBuf>,
-    keyfile: Option<PathBuf>,
+    pub(crate) passphrase_file: Option<PathBuf>,
+    pub(crate) keyfile: Option<PathBuf>,
     pub(crate) json: bool,
 }
 
@@ -145,7 +146,7 @@ impl Ctx {
     }
 }
 
-fn argon2_params(k: &KdfArgs) -> Result<Argon2Params, CliError> {
+pub(crate) fn argon2_params(k: &KdfArgs) -> Result<Argon2Params, CliError> {
     if k.kdf_memory_mib < 64 && !k.insecure_kdf {
         return Err(CliError::input(format!(
             "--kdf-memory-mib {} is below the 64 MiB minimum; pass --insecure-kdf if you really mean it",
@@ -173,7 +174,7 @@ fn parse_specs(specs: &[String]) -> Result<Vec<KekSpec>, CliError> {
 }
 
 /// Warns (to stderr) about a weak new passphrase. zxcvbn estimates guesses from dictionaries and patterns.
-fn warn_if_weak(pass: &SecretBytes) {
+pub(crate) fn warn_if_weak(pass: &SecretBytes) {
     let Ok(text) = std::str::from_utf8(pass.expose()) else { return };
     let estimate = zxcvbn::zxcvbn(text, &["airlock", "vault", "password", "passphrase"]);
     if (estimate.score() as u8) < 3 {
@@ -228,37 +229,75 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn id_of(name: &str, ws: &Option<String>) -> Result<SecretId, CliError> {
+pub(crate) fn id_of(name: &str, ws: &Option<String>) -> Result<SecretId, CliError> {
     Ok(SecretId::parse(name, ws.as_deref().unwrap_or(DEFAULT_WORKSPACE))?)
 }
 
-fn warn_formats(id: &SecretId, hosts: &[String], value: &SecretBytes) {
+pub(crate) fn warn_formats(id: &SecretId, hosts: &[String], value: &SecretBytes) {
     for f in check_value_format(&id.name, hosts, value.expose()) {
         eprintln!("airlock: warning: {id}: {f}");
     }
 }
 
+/// The options of `secret set`, as the vault takes them (checked by [`NewSecret::validate`], not here).
+pub(crate) fn new_secret(a: &SetArgs) -> Result<NewSecret, CliError> {
+    let injection = match (&a.header, &a.query, &a.basic_user) {
+        (Some(h), _, _) => Some(Injection::header(h)?),
+        (_, Some(q), _) => Some(Injection::query(q)?),
+        (_, _, Some(u)) => Some(Injection::basic(u)?),
+        _ => None,
+    };
+    Ok(NewSecret {
+        group: a.group.clone(),
+        hosts: a.hosts.clone(),
+        injection,
+        exposure: match a.expose {
+            ExposeArg::Surrogate => Exposure::Surrogate,
+            ExposeArg::Env => Exposure::Env,
+        },
+        tags: a.tags.clone(),
+        keep_versions: a.keep_versions,
+    })
+}
+
+/// The note for a new secret that the broker would inject nowhere.
+pub(crate) fn note_unpinned(id: &SecretId, name: &str, opts: &NewSecret) {
+    if opts.hosts.is_empty() && opts.exposure == Exposure::Surrogate {
+        eprintln!(
+            "airlock: note: {id} is pinned to no host, so the broker will inject it nowhere; add one with `airlock secret pin {name} --host HOST`"
+        );
+    }
+}
+
+/// What `secret set`, `rotate` and `pin` print, standalone or through the daemon.
+pub(crate) fn print_stored(ctx: &Ctx, id: &SecretId, info: &SecretInfo) {
+    ctx.print(info, || format!("Stored {id} (version {}; the value is never shown)\n", info.current_version));
+}
+
+pub(crate) fn print_rotated(ctx: &Ctx, id: &SecretId, info: &SecretInfo) {
+    ctx.print(info, || {
+        format!("Rotated {id}: now version {}, keeping versions {:?}\n", info.current_version, info.versions)
+    });
+}
+
+pub(crate) fn print_pinned(ctx: &Ctx, id: &SecretId, info: &SecretInfo) {
+    ctx.print(info, || format!("{id} is pinned to: {}\n", info.hosts.join(", ")));
+}
+
 fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
+    // With AIRLOCK_TOKEN set and the daemon answering, through the daemon as the token's agent (no passphrase);
+    // `rm` has no route and stays standalone.
+    let c = match c {
+        SecretCommand::Rm { .. } => c,
+        c => match daemon(ctx) {
+            Some(client) => return crate::client::secret(ctx, &client, c),
+            None => c,
+        },
+    };
     match c {
         SecretCommand::Set(a) => {
             let id = id_of(&a.name, &a.workspace)?;
-            let injection = match (&a.header, &a.query, &a.basic_user) {
-                (Some(h), _, _) => Some(Injection::header(h)?),
-                (_, Some(q), _) => Some(Injection::query(q)?),
-                (_, _, Some(u)) => Some(Injection::basic(u)?),
-                _ => None,
-            };
-            let opts = NewSecret {
-                group: a.group,
-                hosts: a.hosts.clone(),
-                injection,
-                exposure: match a.expose {
-                    ExposeArg::Surrogate => Exposure::Surrogate,
-                    ExposeArg::Env => Exposure::Env,
-                },
-                tags: a.tags,
-                keep_versions: a.keep_versions,
-            };
+            let opts = new_secret(&a)?;
             // Unlock and check the name first, so a wrong passphrase or a taken name fails before the user types
             // the value. (`set` checks again under the write lock.)
             let mut vault = ctx.open_unlocked()?;
@@ -269,16 +308,11 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
             let value = input::read_value(a.raw)?;
             airlock_vault::check_value(&value)?;
             warn_formats(&id, &a.hosts, &value);
-            if opts.hosts.is_empty() && opts.exposure == Exposure::Surrogate {
-                eprintln!(
-                    "airlock: note: {id} is pinned to no host, so the broker will inject it nowhere; add one with `airlock secret pin {} --host HOST`",
-                    a.name
-                );
-            }
+            note_unpinned(&id, &a.name, &opts);
             let audit = ChangeLog::open(ctx, &mut vault)?;
             let info = vault.set(&id, opts, value)?;
             audit.record(activity::CREATE, "secret", &id.to_string(), format!("secret {id} stored"))?;
-            ctx.print(&info, || format!("Stored {id} (version {}; the value is never shown)\n", info.current_version));
+            print_stored(ctx, &id, &info);
         }
         SecretCommand::List { workspace } => {
             let mut vault = ctx.open_unlocked()?;
@@ -308,9 +342,7 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
                 &id.to_string(),
                 format!("secret {id} rotated to version {}", info.current_version),
             )?;
-            ctx.print(&info, || {
-                format!("Rotated {id}: now version {}, keeping versions {:?}\n", info.current_version, info.versions)
-            });
+            print_rotated(ctx, &id, &info);
         }
         SecretCommand::Rm { name, workspace } => {
             let id = id_of(&name, &workspace)?;
@@ -331,13 +363,13 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
             let info = info.expect("clap requires one --host");
             let pins = info.hosts.join(", ");
             audit.record(activity::UPDATE, "secret", &id.to_string(), format!("secret {id} pinned to {pins}"))?;
-            ctx.print(&info, || format!("{id} is pinned to: {}\n", info.hosts.join(", ")));
+            print_pinned(ctx, &id, &info);
         }
     }
     Ok(())
 }
 
-fn table(list: &[SecretInfo]) -> String {
+pub(crate) fn table(list: &[SecretInfo]) -> String {
     if list.is_empty() {
         return "No secrets.\n".into();
     }

@@ -25,6 +25,7 @@
 
 mod agents;
 mod audit;
+mod backends;
 mod ca;
 mod canary;
 mod cli;
@@ -38,6 +39,7 @@ mod policy;
 mod proxy;
 mod redact;
 mod run;
+mod sealed;
 mod serve;
 mod supervise;
 mod validate;

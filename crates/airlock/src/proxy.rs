@@ -16,6 +16,7 @@ use airlock_broker::inject::{Credential, CredentialSet, MIN_SURROGATE_LEN, Recip
 use airlock_broker::leak::{LeakScanner, LeakScannerBuilder, Source};
 use airlock_broker::ssrf::Cidr;
 use airlock_broker::{Attribution, AuditTrail, Broker, BrokerConfig, Principal, Resolver, SsrfPolicy, TokenTable};
+use airlock_crypto::SecretBytes;
 use airlock_crypto::kdf::labels;
 use airlock_policy::PolicyStore;
 use airlock_policy::model::PrivateAllow;
@@ -61,6 +62,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
         record_allows: model.record_allows,
         fail_closed: model.fail_closed,
     };
+    let backends = crate::backends::Backends::new(&model.file.backends, &crate::backends::config_dir(&config));
     let built = tool_broker(
         &mut vault,
         BrokerInputs {
@@ -68,6 +70,7 @@ pub fn run(ctx: &Ctx, a: ProxyArgs) -> Result<(), CliError> {
             config: &config,
             model: &model,
             tool: &a.tool,
+            backends: &backends,
             policy: Arc::new(crate::supervise::Supervised::new(Arc::clone(&store), &ctx.home, None)),
             audit,
             dns: &a.dns,
@@ -119,6 +122,8 @@ pub(crate) struct BrokerInputs<'a> {
     pub upstream_ca: &'a [std::path::PathBuf],
     /// Client connections one principal may hold open (`None`: the broker's default).
     pub max_connections: Option<usize>,
+    /// The stores `[secrets.NAME] source` points into, besides the vault.
+    pub backends: &'a crate::backends::Backends,
     /// The compiled `[redact]` rules (`None`: `tool_output = false`), given as a closure so that the caller can
     /// compile them on another thread while the vault is read; the vault's values join them here.
     pub redact_rules: Box<dyn FnOnce() -> Result<Option<OutputRules>, CliError> + Send + 'a>,
@@ -143,8 +148,8 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
     let registry = Registry::builtin()
         .with_config(&model.file.providers)
         .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", i.config.display()) })?;
-    let (credentials, tool_env) = credentials(vault, model, i.tool, &registry)?;
-    let leaks = Arc::new(leak_scanner(vault, &credentials, i.home)?);
+    let (credentials, tool_env, external) = credentials(vault, i.backends, &i.audit, model, i.tool, &registry)?;
+    let leaks = Arc::new(leak_scanner(vault, &credentials, &external, i.home)?);
     let redactor =
         (i.redact_rules)()?.map(|(rules, style)| Redactor::new(rules.with_known(Some(Arc::clone(&leaks))), style));
     let ca = match model.tls_inspect {
@@ -177,7 +182,7 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
 }
 
 /// The broker's resolver: the system's, or `--dns` servers, with `--resolve HOST=IP` pins.
-fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver, CliError> {
+pub(crate) fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver, CliError> {
     let timeout = Duration::from_secs(5);
     let mut resolver = if dns.is_empty() {
         Resolver::system(timeout).map_err(|e| CliError::input(e.to_string()))?
@@ -195,7 +200,7 @@ fn resolver(dns: &[std::net::SocketAddr], resolve: &[String]) -> Result<Resolver
 }
 
 /// `--upstream-ca` files, read.
-fn read_pems(paths: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
+pub(crate) fn read_pems(paths: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
     paths
         .iter()
         .map(|p| std::fs::read_to_string(p).map_err(|e| CliError::input(format!("--upstream-ca {}: {e}", p.display()))))
@@ -386,27 +391,53 @@ pub(crate) struct ToolEnv {
 /// but the vault lacks are warned about.
 fn credentials(
     vault: &mut airlock_vault::Vault,
+    backends: &crate::backends::Backends,
+    audit: &AuditTrail,
     model: &airlock_policy::model::Model,
     tool: &str,
     registry: &Registry,
-) -> Result<(CredentialSet, Vec<ToolEnv>), CliError> {
+) -> Result<(CredentialSet, Vec<ToolEnv>, Vec<ExternalValue>), CliError> {
     let mut creds = Vec::new();
+    let mut external = Vec::new();
     let mut env = Vec::new();
     let mut map = SurrogateMap::new();
-    let Some(spec) = model.tools.get(tool) else { return Ok((CredentialSet::empty(), env)) };
+    let Some(spec) = model.tools.get(tool) else { return Ok((CredentialSet::empty(), env, external)) };
     for name in spec.secrets.iter().map(|s| s.value.as_str()) {
-        let id = airlock_vault::SecretId::parse(name, airlock_vault::DEFAULT_WORKSPACE)?;
-        let info = match vault.info(&id) {
-            Ok(i) => i,
-            Err(airlock_vault::VaultError::NotFound(_)) => {
-                eprintln!("airlock: warning: tool {tool} may use secret {name}, but the vault has no such secret");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let value = vault.resolve(&id)?;
         let secret_spec = model.secrets.get(name);
-        let recipe = match (secret_spec.and_then(|s| s.inject.as_ref()), &info.injection) {
+        let source = match secret_spec.and_then(|s| s.source.as_deref()) {
+            Some(text) => airlock_vault::backend::Locator::parse(text, airlock_vault::DEFAULT_WORKSPACE)
+                .map_err(|e| CliError::input(format!("[secrets.{name}] source: {e}")))?,
+            None => airlock_vault::backend::Locator::Local(airlock_vault::SecretId::parse(
+                name,
+                airlock_vault::DEFAULT_WORKSPACE,
+            )?),
+        };
+        // Where the value is, and what the vault's record adds to the policy's metadata (nothing, for a value held
+        // elsewhere: its pins and recipe are the policy's alone).
+        let (id, info, value) = match &source {
+            airlock_vault::backend::Locator::Local(id) => {
+                let info = match vault.info(id) {
+                    Ok(i) => i,
+                    Err(airlock_vault::VaultError::NotFound(_)) => {
+                        eprintln!(
+                            "airlock: warning: tool {tool} may use secret {name}, but the vault has no such secret"
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                (id.clone(), Some(info), vault.resolve(id)?.clone())
+            }
+            source_ref => {
+                let fetched = backends.read(source_ref)?;
+                record_read(audit, tool, name, source_ref, &fetched);
+                let id = airlock_vault::SecretId::parse(name, airlock_vault::DEFAULT_WORKSPACE)?;
+                external.push((name.to_string(), fetched.value.clone()));
+                (id, None, fetched.value)
+            }
+        };
+        let injection = info.as_ref().and_then(|i| i.injection.clone());
+        let recipe = match (secret_spec.and_then(|s| s.inject.as_ref()), &injection) {
             (Some(r), _) => Some(Recipe::from_config(r)),
             (None, Some(Injection::Header { name: h, template })) => Some(Recipe::header(h, template)),
             (None, Some(Injection::Query { param })) => Some(Recipe::query(param)),
@@ -416,10 +447,13 @@ fn credentials(
         .transpose()
         .map_err(|e| CliError::input(format!("secret {name}: {e}")))?;
         let vault_pins = info
-            .hosts
+            .as_ref()
+            .map(|i| i.hosts.as_slice())
+            .unwrap_or_default()
             .iter()
             .map(|h| HostPattern::parse(h).map_err(|e| CliError::input(format!("secret {name}: vault pin {h}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        let exposure = info.as_ref().map_or(airlock_vault::Exposure::Surrogate, |i| i.exposure);
         let body_types: Vec<&str> =
             secret_spec.map(|s| s.body_types.iter().map(String::as_str).collect()).unwrap_or_default();
         // A secret named like a registry provider's (OPENAI_API_KEY, ...) goes only to that provider's hosts.
@@ -432,11 +466,11 @@ fn credentials(
             cred = cred.recipe(r);
         }
         let var = secret_spec.and_then(|s| s.env.clone()).unwrap_or_else(|| env_name(name));
-        if info.exposure == airlock_vault::Exposure::Surrogate && value.expose().len() >= MIN_SURROGATE_LEN {
+        if exposure == airlock_vault::Exposure::Surrogate && value.expose().len() >= MIN_SURROGATE_LEN {
             let surrogate = map.surrogate_for(&id, value.expose()).to_string();
             env.push(ToolEnv { name: var, value: zeroize::Zeroizing::new(surrogate.clone()), real: false });
             cred = cred.surrogate(&surrogate);
-        } else if info.exposure == airlock_vault::Exposure::Env {
+        } else if exposure == airlock_vault::Exposure::Env {
             let real = String::from_utf8(value.expose().to_vec())
                 .map_err(|_| CliError::input(format!("secret {name}: an `env` secret must be UTF-8 text")))?;
             env.push(ToolEnv { name: var, value: zeroize::Zeroizing::new(real), real: true });
@@ -444,7 +478,36 @@ fn credentials(
         creds.push(cred);
     }
     let set = CredentialSet::new(creds).map_err(CliError::input)?;
-    Ok((set, env))
+    Ok((set, env, external))
+}
+
+/// A secret's name and the value read for it from a store other than the vault.
+type ExternalValue = (String, SecretBytes);
+
+/// Every read from a store other than the vault is in the audit log: which secret, from where, which version, for
+/// which tool. A read that cannot be recorded still stands (the broker's own records say what was sent).
+fn record_read(
+    audit: &AuditTrail,
+    tool: &str,
+    name: &str,
+    source: &airlock_vault::backend::Locator,
+    fetched: &airlock_vault::backend::Fetched,
+) {
+    let version = fetched.version.map_or_else(String::new, |v| format!(", version {v}"));
+    let stale = if fetched.stale { ", served stale: the store could not be asked" } else { "" };
+    let event = airlock_audit::Event::new(
+        airlock_audit::event::Class::ApiActivity,
+        airlock_audit::event::activity::READ,
+        jiff::Timestamp::now().as_millisecond(),
+    )
+    .set("api.operation", serde_json::json!("secret.read"))
+    .set("api.service.name", serde_json::json!(source.kind().scheme()))
+    .set("resources", serde_json::json!([{"type": "secret", "name": name}]))
+    .set("unmapped.airlock.secret_source", serde_json::json!(source.to_string()))
+    .actor("airlock", Some(tool))
+    .message(format!("secret {name} read from {source}{version}{stale}, for tool {tool}"))
+    .status(true);
+    let _ = audit.log.append(event);
 }
 
 /// An environment variable name for a secret name: itself when it is one, else upper-cased with `_` for the rest.
@@ -468,9 +531,14 @@ fn env_name(secret: &str) -> String {
 fn leak_scanner(
     vault: &mut airlock_vault::Vault,
     credentials: &CredentialSet,
+    external: &[ExternalValue],
     home: &Path,
 ) -> Result<LeakScanner, CliError> {
     let mut builder = vault_values(vault)?;
+    // Values held in other stores, that this tool's broker holds, are looked for the same way.
+    for (name, value) in external {
+        builder.add(Source::Secret(name.clone()), value.expose());
+    }
     crate::canary::add_known(home, &mut builder)?;
     for c in credentials.iter() {
         if let Some(s) = &c.surrogate {

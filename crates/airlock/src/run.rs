@@ -198,6 +198,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                 fail_closed: model.fail_closed,
             };
             let policy = crate::supervise::Supervised::new(Arc::new(store), &ctx.home, Some(Arc::clone(&audit)));
+            let backends = crate::backends::Backends::new(&model.file.backends, &crate::backends::config_dir(&config));
             let crate::proxy::ToolBroker { broker, tool_env, ca, redactor, .. } = crate::proxy::tool_broker(
                 &mut vault,
                 crate::proxy::BrokerInputs {
@@ -205,6 +206,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<(), CliError> {
                     config: &config,
                     model: &model,
                     tool: &plan.tool,
+                    backends: &backends,
                     policy: Arc::new(policy),
                     audit: audit_trail,
                     dns: &a.dns,

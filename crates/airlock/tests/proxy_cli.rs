@@ -463,3 +463,64 @@ fn a_planted_canary_in_a_request_is_refused_and_recorded_as_a_finding() {
     assert!(findings.out().contains("s1/system-prompt"), "a Detection Finding names the canary: {}", findings.out());
     assert!(!findings.out().contains(&token));
 }
+
+/// `[secrets.API_TOKEN] source = "env://..."` with `[backends.env] file`: the value lives in a `.env` file, not the
+/// vault; the tool still gets only a surrogate, the upstream the real value, and the read is in the audit log.
+#[test]
+fn a_secret_held_in_a_dotenv_file_is_injected_and_its_read_is_audited() {
+    use std::os::unix::fs::PermissionsExt;
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    let policy = INJECT_POLICY.replace(
+        "[secrets.API_TOKEN]\n",
+        "[backends.env]\nfile = \"secrets.env\"\n\n[secrets.API_TOKEN]\nsource = \"env://TEAM_API_TOKEN\"\n",
+    );
+    std::fs::write(al.home.join("airlock.toml"), policy).unwrap();
+    let dotenv = al.home.join("secrets.env");
+    std::fs::write(&dotenv, format!("# the team's token\nTEAM_API_TOKEN={VALUE}\n")).unwrap();
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seen = al.path("seen.jsonl");
+    let updir = al.path("upstream");
+    std::fs::create_dir_all(&updir).unwrap();
+    let (port, upstream_ca, server) = tls_upstream(&updir, &seen);
+
+    let (mut child, lines) = spawn_proxy(&al, &["--upstream-ca", upstream_ca.to_str().unwrap()]);
+    let mut env = std::collections::HashMap::new();
+    for line in lines {
+        let line = line.unwrap();
+        let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
+        env.insert(k.to_string(), v.to_string());
+        if k == "NODE_EXTRA_CA_CERTS" {
+            break;
+        }
+    }
+    let surrogate = env.get("API_TOKEN").expect("a surrogate for the .env-held secret").clone();
+    assert_ne!(surrogate, VALUE);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-x", &env["HTTPS_PROXY"], "--cacert", &env["CURL_CA_BUNDLE"]])
+        .args(["-H", &format!("Authorization: Bearer {surrogate}")])
+        .arg(format!("https://api.example.com:{port}/user"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over tls", "{}", String::from_utf8_lossy(&out.stderr));
+    let seen_text = std::fs::read_to_string(&seen).unwrap();
+    let headers: serde_json::Value = serde_json::from_str(seen_text.lines().last().unwrap()).unwrap();
+    assert_eq!(headers["authorization"], format!("Bearer {VALUE}"), "the upstream got the .env file's value");
+
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(server);
+    let api = al.call(["--json", "audit", "query", "--type", "api"]).expect(0);
+    let read = api
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["api"]["operation"] == "secret.read")
+        .unwrap_or_else(|| panic!("no secret.read record: {}", api.out()));
+    assert_eq!(read["unmapped"]["airlock"]["secret_source"], "env://TEAM_API_TOKEN", "{read:#}");
+    assert_eq!(read["actor"]["app_name"], "fetch", "{read:#}");
+    let t = al.transcript();
+    assert!(!t.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value was printed");
+    // The vault never held it.
+    assert!(!al.call(["secret", "list"]).expect(0).out().contains("API_TOKEN"));
+}

@@ -11,8 +11,12 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-/// A reply's body: whole (most answers) or streamed (a run's output).
-pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+/// Why a streamed body stopped short (a capability's upstream went away): hyper then cuts the connection instead of
+/// ending the body cleanly, so the client cannot take a truncated answer for a whole one.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A reply's body: whole (most answers) or streamed (a run's output, a capability's answer).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 pub type Reply = Response<Body>;
 
 /// A body fed from a channel, one chunk per message, ending when every sender is gone.
@@ -74,7 +78,7 @@ impl Problem {
             "detail": self.detail,
             "instance": instance,
         });
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+        let mut r = Response::new(full_body(Bytes::from(body.to_string())));
         *r.status_mut() = self.status;
         r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -100,9 +104,14 @@ impl From<crate::CliError> for Problem {
     }
 }
 
+/// A body of these bytes.
+pub fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
 /// A JSON reply with `status`.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
+    let mut r = Response::new(full_body(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -110,14 +119,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
 
 /// A reply of `content_type` text.
 pub fn text(content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()).boxed());
+    let mut r = Response::new(full_body(body));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// A streamed reply of `content_type`, fed through `rx`.
 pub fn stream(content_type: &'static str, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Reply {
-    let mut r = Response::new(BodyExt::boxed(ChannelBody(rx)));
+    let mut r = Response::new(ChannelBody(rx).map_err(|never| match never {}).boxed());
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
@@ -125,6 +134,12 @@ pub fn stream(content_type: &'static str, rx: tokio::sync::mpsc::Receiver<Bytes>
 /// The request's body as `T`, from JSON of at most `limit` bytes. A body over the limit is 413 (read no further);
 /// a body that is not `application/json` is 415; JSON that does not fit `T` is 400 naming the problem.
 pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize) -> Result<T, Problem> {
+    let bytes = read_json_bytes(req, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("the body does not fit: {e}")))
+}
+
+/// The request's body, unparsed, under the rules of [`read_json`]: `application/json`, at most `limit` bytes.
+pub async fn read_json_bytes(req: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
     let is_json = req
         .headers()
         .get(CONTENT_TYPE)
@@ -161,7 +176,7 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
         Err(e) => return Err(Problem::bad_request(format!("cannot read the body: {e}"))),
     };
-    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("the body does not fit: {e}")))
+    Ok(bytes)
 }
 
 /// The token of an `Authorization: Bearer` header, if there is one.

@@ -25,6 +25,7 @@ struct Series {
     decisions: BTreeMap<&'static str, u64>,
     latency: BTreeMap<&'static str, Latency>,
     verdicts: BTreeMap<&'static str, u64>,
+    tls_handshakes: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -63,6 +64,12 @@ impl Metrics {
         *super::lock(&self.series).verdicts.entry(verdict).or_default() += 1;
     }
 
+    /// A TLS handshake on the mutual-TLS listener: `ok`, `no-certificate`, `bad-certificate`, `protocol`,
+    /// `timeout` or `closed`.
+    pub fn tls_handshake(&self, outcome: &'static str) {
+        *super::lock(&self.series).tls_handshakes.entry(outcome).or_default() += 1;
+    }
+
     /// The exposition text; `gauges` are sampled by the caller at scrape time (name, help, value).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let s = super::lock(&self.series);
@@ -84,6 +91,15 @@ impl Metrics {
         out.push_str("# TYPE airlock_guard_verdicts_total counter\n");
         for (v, n) in &s.verdicts {
             let _ = writeln!(out, "airlock_guard_verdicts_total{{verdict=\"{v}\"}} {n}");
+        }
+        if !s.tls_handshakes.is_empty() {
+            out.push_str(
+                "# HELP airlock_api_tls_handshakes_total TLS handshakes on the mutual-TLS listener by outcome.\n",
+            );
+            out.push_str("# TYPE airlock_api_tls_handshakes_total counter\n");
+            for (o, n) in &s.tls_handshakes {
+                let _ = writeln!(out, "airlock_api_tls_handshakes_total{{outcome=\"{o}\"}} {n}");
+            }
         }
         out.push_str("# HELP airlock_api_request_duration_seconds API request latency by route.\n");
         out.push_str("# TYPE airlock_api_request_duration_seconds histogram\n");

@@ -10,7 +10,8 @@
 //! - It opens the shared audit log and keeps it: while it runs, every other Airlock process on this home writes its
 //!   records through it.
 //! - It listens on a Unix socket under `AIRLOCK_HOME` (0600, in a 0700 directory) and, if asked, on a loopback TCP
-//!   port. Any other address is refused: the API hands out the power of every agent's token to whoever reaches it.
+//!   port. Any other address is refused unless mutual TLS is configured (`tls.rs`): the API hands out the power of
+//!   every agent's token to whoever reaches it.
 //! - Every request but health, readiness and the OpenAPI document needs an agent's bearer token
 //!   (`airlock agent add`); the token decides the role and the runs the request may touch. Tokens are rate-limited
 //!   per agent, bodies are bounded, and every error is an RFC 9457 problem document.
@@ -18,10 +19,14 @@
 //!   final signed checkpoint, drop the vault. SIGHUP, or a change to the policy file: reload the policy; a policy
 //!   that fails to load is refused and the old one kept (the store does this).
 
+mod capabilities;
+mod checkpoint;
 mod http;
 mod metrics;
 mod routes;
 mod runs;
+mod secrets;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +88,8 @@ pub(crate) struct Daemon {
     pub(crate) config: PathBuf,
     config_mtime: Mutex<Option<std::time::SystemTime>>,
     pub(crate) max_body: usize,
+    /// Brokers for capability calls through the API, per (agent, tool), and what they are built with.
+    pub(crate) capabilities: capabilities::Brokers,
     /// The last time readiness tried the audit log, and what came of it.
     pub(crate) ready_probe: Mutex<Option<(Instant, Result<(), String>)>>,
     /// Runs started through the API: at most this many at once, the rest queued (up to `max_queued`).
@@ -186,14 +193,8 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
-    if let Some(addr) = a.listen
-        && !addr.ip().is_loopback()
-    {
-        return Err(CliError::usage(format!(
-            "refusing to listen on {addr}: the API serves loopback and its Unix socket only (whoever reaches it can \
-             try every agent's token); mutual TLS for other addresses is not built yet"
-        )));
-    }
+    // Non-loopback only with mutual TLS; bad certificate or key files stop here, before anything is unlocked.
+    let tls = tls::configure(a.listen, a.tls_cert.as_deref(), a.tls_key.as_deref(), a.client_ca.as_deref())?;
     let config = crate::policy::config_path(a.config.clone(), &ctx.home)?;
     // A missing file is "not found" (4); one that does not load is invalid input (8), as for `policy check`.
     let policy = PolicyStore::open(&config, crate::policy::load_options(&a.env)?).map_err(|e| CliError {
@@ -237,6 +238,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         unlock_args: ctx.unlock_args(),
         config,
         max_body: a.max_body,
+        capabilities: capabilities::Brokers::new(a.dns.clone(), a.resolve.clone(), a.upstream_ca.clone())?,
         ready_probe: Mutex::new(None),
         run_slots: Arc::new(tokio::sync::Semaphore::new(a.max_runs.max(1))),
         queued: AtomicUsize::new(0),
@@ -256,7 +258,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError { code: 1, message: format!("cannot start the runtime: {e}") })?;
     log.append(lifecycle(format!("airlock serve started (pid {})", std::process::id())))
         .map_err(|e| CliError { code: 1, message: format!("audit: {e}") })?;
-    let served = runtime.block_on(serve(Arc::clone(&daemon), &socket, a.listen));
+    let served = runtime.block_on(serve(Arc::clone(&daemon), &socket, a.listen, tls));
     // Drain: new connections are no longer accepted; requests in flight, and runs streaming their output, get DRAIN
     // to finish (what is left then is killed with the runtime: each run's child is killed when dropped).
     let deadline = Instant::now() + DRAIN;
@@ -286,7 +288,12 @@ fn lifecycle(message: String) -> airlock_audit::Event {
 
 /// Accepts on the Unix socket (and the TCP listener) until SIGTERM or SIGINT; reloads the policy on SIGHUP or
 /// when its file changes.
-async fn serve(daemon: Arc<Daemon>, socket: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
+async fn serve(
+    daemon: Arc<Daemon>,
+    socket: &Path,
+    listen: Option<SocketAddr>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), CliError> {
     let unix = bind_socket(socket)?;
     let tcp = match listen {
         Some(addr) => Some(
@@ -305,7 +312,7 @@ async fn serve(daemon: Arc<Daemon>, socket: &Path, listen: Option<SocketAddr>) -
     let mut ready = format!("airlock serve: listening on {}", socket.display());
     if let Some(t) = &tcp {
         let addr = t.local_addr().map_err(|e| CliError::input(e.to_string()))?;
-        ready.push_str(&format!(" and http://{addr}"));
+        ready.push_str(&format!(" and {}://{addr}", if tls.is_some() { "https" } else { "http" }));
     }
     // One line on stdout when ready: scripts and tests wait for it.
     println!("{ready}");
@@ -323,7 +330,10 @@ async fn serve(daemon: Arc<Daemon>, socket: &Path, listen: Option<SocketAddr>) -
             }
             accepted = async { tcp.as_ref().expect("guarded").accept().await }, if tcp.is_some() => {
                 if let Ok((stream, addr)) = accepted {
-                    spawn_connection(Arc::clone(&daemon), stream, format!("tcp {addr}"));
+                    match &tls {
+                        Some(acceptor) => tls::accept(Arc::clone(&daemon), acceptor.clone(), stream, addr),
+                        None => spawn_connection(Arc::clone(&daemon), stream, format!("tcp {addr}")),
+                    }
                 }
             }
             _ = hup.recv() => reload(&daemon, "SIGHUP"),

@@ -49,6 +49,14 @@ pub enum Route {
     AuditVerify,
     AuditRecords,
     RunStart,
+    /// `POST /v1/capabilities/{provider}/{capability}`.
+    CapabilityInvoke(String, String),
+    SecretsList,
+    SecretGet(String),
+    SecretCreate,
+    SecretRotate(String),
+    SecretPin(String),
+    AuditCheckpoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +88,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/audit/records"),
     ("POST", "/v1/runs"),
+    ("POST", "/v1/capabilities/{provider}/{capability}"),
+    ("GET", "/v1/secrets"),
+    ("GET", "/v1/secrets/{name}"),
+    ("POST", "/v1/secrets"),
+    ("POST", "/v1/secrets/{name}/rotate"),
+    ("POST", "/v1/secrets/{name}/pin"),
+    ("GET", "/v1/audit/checkpoint"),
 ];
 
 impl Route {
@@ -111,6 +126,13 @@ impl Route {
             Route::AuditVerify => 17,
             Route::AuditRecords => 18,
             Route::RunStart => 19,
+            Route::CapabilityInvoke(..) => 20,
+            Route::SecretsList => 21,
+            Route::SecretGet(_) => 22,
+            Route::SecretCreate => 23,
+            Route::SecretRotate(_) => 24,
+            Route::SecretPin(_) => 25,
+            Route::AuditCheckpoint => 26,
         }
     }
     /// What the caller must be allowed; `None` for the routes anyone who reaches the socket may call.
@@ -125,9 +147,14 @@ impl Route {
             | Route::Redact
             | Route::PolicyExplain
             | Route::RunStart
+            | Route::CapabilityInvoke(..)
             | Route::RunAction(..) => Some(Permission::Act),
-            Route::AuditVerify | Route::AuditRecords => Some(Permission::Audit),
-            Route::LockdownSet => Some(Permission::Manage),
+            Route::AuditVerify | Route::AuditRecords | Route::AuditCheckpoint => Some(Permission::Audit),
+            // Agents read the secrets their tools use (the handler filters); only admins change secrets.
+            Route::SecretsList | Route::SecretGet(_) => Some(Permission::Audit),
+            Route::LockdownSet | Route::SecretCreate | Route::SecretRotate(_) | Route::SecretPin(_) => {
+                Some(Permission::Manage)
+            }
         }
     }
 }
@@ -152,6 +179,18 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         ("PUT", ["v1", "lockdown"]) => Route::LockdownSet,
         ("GET", ["v1", "runs"]) => Route::RunsList,
         ("POST", ["v1", "runs"]) => Route::RunStart,
+        ("GET", ["v1", "audit", "checkpoint"]) => Route::AuditCheckpoint,
+        ("GET", ["v1", "secrets"]) => Route::SecretsList,
+        ("POST", ["v1", "secrets"]) => Route::SecretCreate,
+        // Any non-empty segment: the handler checks the name and says what is wrong with it.
+        ("GET", ["v1", "secrets", name]) if !name.is_empty() => Route::SecretGet(name.to_string()),
+        ("POST", ["v1", "secrets", name, "rotate"]) if !name.is_empty() => Route::SecretRotate(name.to_string()),
+        ("POST", ["v1", "secrets", name, "pin"]) if !name.is_empty() => Route::SecretPin(name.to_string()),
+        ("POST", ["v1", "capabilities", provider, capability])
+            if super::capabilities::valid_name(provider) && super::capabilities::valid_name(capability) =>
+        {
+            Route::CapabilityInvoke(provider.to_string(), capability.to_string())
+        }
         ("GET", ["v1", "runs", id]) if valid_run_id(id) => Route::RunGet(id.to_string()),
         ("POST", ["v1", "runs", id, verb]) if valid_run_id(id) => {
             let verb = match *verb {
@@ -184,7 +223,13 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
                 || (permission == Permission::Audit
                     && matches!(
                         route,
-                        Route::RunsList | Route::RunGet(_) | Route::WhoAmI | Route::Metrics | Route::LockdownStatus
+                        Route::RunsList
+                            | Route::RunGet(_)
+                            | Route::WhoAmI
+                            | Route::Metrics
+                            | Route::LockdownStatus
+                            | Route::SecretsList
+                            | Route::SecretGet(_)
                     )
                     && agent.role.allows(Permission::Act));
             if !allowed {
@@ -249,6 +294,31 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
             let (agent, store) = caller.expect("authenticated route");
             super::runs::start(daemon, &agent, &store, req).await
         }
+        Route::CapabilityInvoke(provider, capability) => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::capabilities::invoke(daemon, &agent, &provider, &capability, req, peer).await
+        }
+        Route::SecretsList => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::secrets::list(daemon, &agent, req.uri().query().unwrap_or("")).await
+        }
+        Route::SecretGet(name) => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::secrets::get(daemon, &agent, &name, req.uri().query().unwrap_or("")).await
+        }
+        Route::SecretCreate => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::secrets::create(daemon, &agent, req).await
+        }
+        Route::SecretRotate(name) => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::secrets::rotate(daemon, &agent, &name, req).await
+        }
+        Route::SecretPin(name) => {
+            let (agent, _) = caller.expect("authenticated route");
+            super::secrets::pin(daemon, &agent, &name, req).await
+        }
+        Route::AuditCheckpoint => super::checkpoint::latest(daemon).await,
     }
 }
 
@@ -453,7 +523,7 @@ async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Probl
 }
 
 /// `%XX` escapes and `+` decoded; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -519,6 +589,7 @@ fn metrics(daemon: &Daemon) -> String {
     let active = runs.as_ref().map_or(f64::NAN, |r| r.len() as f64);
     let paused = runs.as_ref().map_or(f64::NAN, |r| r.iter().filter(|r| r.paused).count() as f64);
     let lockdown = lockdown_status(daemon).map_or(f64::NAN, |l| if l.is_some() { 1.0 } else { 0.0 });
+    let [unsigned, checkpoint_age] = super::checkpoint::lag(daemon);
     daemon.metrics.render(&[
         ("airlock_runs_active", "Sandboxed runs now registered on this home.", active),
         ("airlock_runs_paused", "Registered runs that are paused.", paused),
@@ -528,6 +599,8 @@ fn metrics(daemon: &Daemon) -> String {
             "How many times the policy has been reloaded.",
             daemon.policy.generation() as f64,
         ),
+        unsigned,
+        checkpoint_age,
     ])
 }
 
@@ -772,7 +845,11 @@ mod tests {
     #[test]
     fn routes_match_their_templates_and_nothing_else() {
         for (method, template) in ROUTES {
-            let path = template.replace("{id}", "0123456789abcdef");
+            let path = template
+                .replace("{id}", "0123456789abcdef")
+                .replace("{provider}", "openai")
+                .replace("{capability}", "chat-completions")
+                .replace("{name}", "GITHUB_TOKEN");
             let r = route(&Method::from_bytes(method.as_bytes()).unwrap(), &path).expect(template);
             assert_eq!((r.method(), r.template()), (*method, *template));
         }
@@ -782,6 +859,16 @@ mod tests {
         assert_eq!(route(&Method::DELETE, "/v1/runs/0123456789abcdef"), None);
         assert_eq!(route(&Method::POST, "/v1/runs/0123456789abcdef/explode"), None);
         assert_eq!(route(&Method::GET, "/v1/health/"), None);
+        assert_eq!(route(&Method::POST, "/v1/capabilities/openai"), None);
+        assert_eq!(route(&Method::POST, "/v1/capabilities/openai/models/extra"), None);
+        assert_eq!(route(&Method::POST, "/v1/capabilities/open%2Fai/models"), None);
+        assert_eq!(route(&Method::POST, "/v1/capabilities/../models"), None);
+        assert_eq!(route(&Method::GET, "/v1/capabilities/openai/models"), None);
+        assert_eq!(route(&Method::GET, "/v1/secrets/"), None);
+        assert_eq!(route(&Method::POST, "/v1/secrets//rotate"), None);
+        assert_eq!(route(&Method::GET, "/v1/secrets/a/b"), None);
+        assert_eq!(route(&Method::POST, "/v1/secrets/a/unpin"), None);
+        assert_eq!(route(&Method::PUT, "/v1/secrets/a"), None);
     }
 
     #[test]

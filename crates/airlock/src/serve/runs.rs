@@ -142,7 +142,9 @@ async fn supervise(
         .arg("run")
         .args(["--run-id", &run_id, "--agent", &agent, "--tool", &b.tool])
         .arg("--config")
-        .arg(&d.config);
+        .arg(&d.config)
+        // The daemon's --dns, --resolve and --upstream-ca: a run's broker resolves and trusts as the daemon's do.
+        .args(d.capabilities.run_args());
     if let Some(w) = &b.workspace {
         cmd.args(["--workspace", w]);
     }

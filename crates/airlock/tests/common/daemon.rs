@@ -85,7 +85,8 @@ impl Daemon {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the ready line");
         let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        // https:// when `extra` turns on mutual TLS (tests/serve_mtls.rs).
+        assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"), "{line}");
         Daemon { al, child, url, socket, tokens }
     }
 

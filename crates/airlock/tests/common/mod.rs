@@ -7,7 +7,9 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod pki;
 pub mod sandbox;
+pub mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};

@@ -5,8 +5,11 @@
 mod common;
 
 mod concurrent_writers;
+mod daemon_capability_call_as_another_agents_tool;
 mod daemon_run_control_across_agents;
+mod daemon_secret_value_exfiltration_through_api;
 mod daemon_socket_reached_from_inside_a_sandbox;
+mod daemon_tcp_api_without_client_certificate;
 mod freed_heap_scraped_for_secrets;
 mod kill9_during_key_rotate;
 mod kill9_during_secret_set;
