@@ -72,6 +72,22 @@ fn spawn_proxy(
     (child, lines)
 }
 
+/// The `KEY=VALUE` lines the proxy prints at start, up to the last one (`NODE_EXTRA_CA_CERTS`).
+fn printed_env(
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+) -> std::collections::HashMap<String, String> {
+    let mut env = std::collections::HashMap::new();
+    for line in lines {
+        let line = line.unwrap();
+        let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
+        env.insert(k.to_string(), v.to_string());
+        if k == "NODE_EXTRA_CA_CERTS" {
+            break;
+        }
+    }
+    env
+}
+
 /// The `HTTP_PROXY=` line's value from the proxy's stdout.
 fn proxy_url(lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>) -> String {
     loop {
@@ -348,15 +364,7 @@ fn proxy_hands_out_a_surrogate_and_injects_the_real_value_into_an_opened_tunnel(
     let (port, upstream_ca, server) = tls_upstream(&updir, &seen);
 
     let (mut child, lines) = spawn_proxy(&al, &["--upstream-ca", upstream_ca.to_str().unwrap()]);
-    let mut env = std::collections::HashMap::new();
-    for line in lines {
-        let line = line.unwrap();
-        let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
-        env.insert(k.to_string(), v.to_string());
-        if k == "NODE_EXTRA_CA_CERTS" {
-            break; // the last line
-        }
-    }
+    let env = printed_env(lines);
     let surrogate = env["API_TOKEN"].clone();
     assert_ne!(surrogate, VALUE);
     assert!(!surrogate.contains(VALUE) && surrogate.len() >= 16, "{surrogate}");
@@ -485,15 +493,7 @@ fn a_secret_held_in_a_dotenv_file_is_injected_and_its_read_is_audited() {
     let (port, upstream_ca, server) = tls_upstream(&updir, &seen);
 
     let (mut child, lines) = spawn_proxy(&al, &["--upstream-ca", upstream_ca.to_str().unwrap()]);
-    let mut env = std::collections::HashMap::new();
-    for line in lines {
-        let line = line.unwrap();
-        let (k, v) = line.split_once('=').expect("KEY=VALUE lines");
-        env.insert(k.to_string(), v.to_string());
-        if k == "NODE_EXTRA_CA_CERTS" {
-            break;
-        }
-    }
+    let env = printed_env(lines);
     let surrogate = env.get("API_TOKEN").expect("a surrogate for the .env-held secret").clone();
     assert_ne!(surrogate, VALUE);
     let out = std::process::Command::new("curl")
