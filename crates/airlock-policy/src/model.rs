@@ -265,32 +265,33 @@ pub struct SecretSpec {
 
 /// `[secrets.NAME] source`: a scheme Airlock reads, whose store `[backends]` configures where it must.
 fn check_source(b: &mut Builder, source: &Spanned<String>, backends: &config::Backends) -> Option<String> {
-    let text = source.get_ref();
+    match source_problem(source.get_ref(), backends) {
+        Some(m) => {
+            b.err("source", source.span(), format!("source {m}"));
+            None
+        }
+        None => Some(source.get_ref().clone()),
+    }
+}
+
+/// What is wrong with a store locator (`bao://...`), as the tail of a message that starts with what holds it; the
+/// same rules for a `[secrets.NAME] source` and a `${secret:SCHEME://...}` reference.
+fn source_problem(text: &str, backends: &config::Backends) -> Option<String> {
     let Some((scheme, rest)) = text.split_once("://") else {
-        b.err("source", source.span(), format!("source {text:?}: expected SCHEME://..., e.g. bao://secret/app#key"));
-        return None;
+        return Some(format!("{text:?}: expected SCHEME://..., e.g. bao://secret/app#key"));
     };
     let configured = match scheme {
         "bao" | "vault" | "openbao" => backends.bao.is_some(),
         "keyring" | "keyctl" | "env" | "file" => true,
-        _ => {
-            b.err(
-                "source",
-                source.span(),
-                format!("source {text:?}: unknown scheme {scheme:?}; expected bao, keyring, keyctl, env or file"),
-            );
-            return None;
-        }
+        _ => return Some(format!("{text:?}: unknown scheme {scheme:?}; expected bao, keyring, keyctl, env or file")),
     };
     if !configured {
-        b.err("source", source.span(), format!("source {text:?} needs a [backends.bao] table (address and auth)"));
-        return None;
+        return Some(format!("{text:?} needs a [backends.bao] table (address and auth)"));
     }
     if rest.is_empty() || text.chars().any(char::is_control) {
-        b.err("source", source.span(), format!("source {text:?}: nothing after {scheme}://"));
-        return None;
+        return Some(format!("{text:?}: nothing after {scheme}://"));
     }
-    Some(text.clone())
+    None
 }
 
 /// `[sandbox]`, with defaults applied.
@@ -1050,7 +1051,7 @@ pub fn build(doc: &Document) -> Result<(Model, Vec<Diagnostic>), ConfigError> {
         b.err("audit", whole.clone(), "audit.checkpoint_every must be at least 1");
     }
     for sink in file.audit.sinks.iter().flatten() {
-        check_sink(&mut b, sink, &secrets);
+        check_sink(&mut b, sink, &secrets, &file.backends);
     }
 
     if b.diags.iter().any(|d| d.severity == Severity::Error) {
@@ -1307,7 +1308,12 @@ fn check_inject(b: &mut Builder<'_>, r: &InjectRecipe, span: Range<usize>) {
     }
 }
 
-fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<String, SecretSpec>) {
+fn check_sink(
+    b: &mut Builder<'_>,
+    sink: &config::AuditSink,
+    secrets: &BTreeMap<String, SecretSpec>,
+    backends: &config::Backends,
+) {
     use config::SinkKind;
     let span = sink.kind.span();
     let kind = *sink.kind.get_ref();
@@ -1383,14 +1389,18 @@ fn check_sink(b: &mut Builder<'_>, sink: &config::AuditSink, secrets: &BTreeMap<
             Err(m) => b.err("reference", t.span(), m),
             Ok(found) => {
                 for r in found {
-                    if let Reference::Secret(name) = r
-                        && !secrets.contains_key(&name)
-                    {
-                        b.err(
+                    match r {
+                        Reference::Secret(name) if !secrets.contains_key(&name) => b.err(
                             "unknown-secret",
                             t.span(),
                             format!("reference to secret {name:?}, which is not declared under [secrets]"),
-                        );
+                        ),
+                        Reference::Source(loc) => {
+                            if let Some(m) = source_problem(&loc, backends) {
+                                b.err("reference", t.span(), format!("reference ${{secret:...}} {m}"));
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

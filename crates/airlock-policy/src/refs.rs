@@ -1,14 +1,19 @@
-//! Late references in config values: `${secret:NAME}` and `${env:VAR}`.
+//! Late references in config values: `${secret:NAME}`, `${secret:SCHEME://...}` (a value in another store, such
+//! as `bao://secret/siem#token`) and `${env:VAR}`.
 //!
-//! This crate never resolves them; it only checks that they are well formed and name declared secrets, so a
-//! typo fails at load time instead of being sent as a literal credential. Resolution happens at the point of
+//! This crate never resolves them; it only checks that they are well formed, name declared secrets and use a
+//! store the file configures, so a typo fails at load time instead of being sent as a literal credential. Resolution happens at the point of
 //! use (the vault's `reference` module), into zeroizing memory, and never into an error message. `$${` is a
 //! literal `${`.
 
 /// One reference found in a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
+    /// A secret declared under `[secrets]`: read from its `source`, else the local vault.
     Secret(String),
+    /// `SCHEME://...`: a value read straight from another store. The scheme and store are checked by the model;
+    /// the rest is parsed by the backend that reads it.
+    Source(String),
     Env(String),
 }
 
@@ -25,10 +30,22 @@ pub fn scan(value: &str) -> Result<Vec<Reference>, String> {
             let inner = &r[..end];
             out.push(match inner.split_once(':') {
                 Some(("secret", name)) if valid_secret_name(name) => Reference::Secret(name.to_string()),
+                Some(("secret", loc)) if loc.contains("://") => {
+                    if loc.chars().any(char::is_control) {
+                        return Err("malformed ${secret:SCHEME://...}: control characters are not allowed".into());
+                    }
+                    Reference::Source(loc.to_string())
+                }
                 Some(("env", var)) if valid_env_name(var) => Reference::Env(var.to_string()),
-                Some(("secret", _)) => return Err("malformed ${secret:NAME}: NAME must be a secret name".into()),
+                Some(("secret", _)) => {
+                    return Err("malformed ${secret:NAME}: NAME must be a secret name or a SCHEME://... locator".into());
+                }
                 Some(("env", _)) => return Err("malformed ${env:VAR}: VAR must be an environment variable name".into()),
-                _ => return Err(format!("unknown reference ${{{inner}}}: expected ${{secret:NAME}} or ${{env:VAR}}")),
+                _ => {
+                    return Err(format!(
+                        "unknown reference ${{{inner}}}: expected ${{secret:NAME}}, ${{secret:SCHEME://...}} or ${{env:VAR}}"
+                    ));
+                }
             });
             rest = &r[end + 1..];
         } else {
@@ -63,8 +80,15 @@ mod tests {
 
     #[test]
     fn finds_each_kind_and_skips_escapes() {
-        let r = scan("Bearer ${secret:GH} $${literal} ${env:HOME_DIR}").unwrap();
-        assert_eq!(r, vec![Reference::Secret("GH".into()), Reference::Env("HOME_DIR".into())]);
+        let r = scan("Bearer ${secret:GH} $${literal} ${env:HOME_DIR} ${secret:bao://secret/siem#token}").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                Reference::Secret("GH".into()),
+                Reference::Env("HOME_DIR".into()),
+                Reference::Source("bao://secret/siem#token".into())
+            ]
+        );
     }
 
     #[test]

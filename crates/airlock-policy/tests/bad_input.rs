@@ -223,6 +223,28 @@ token = "Bearer ${secret:NOPE}"
 }
 
 #[test]
+fn reference_to_an_unconfigured_store_in_a_webhook_token() {
+    let sink = "[[audit.sinks]]\ntype = \"webhook\"\nurl = \"https://siem.example/x\"\n";
+    let text = format!("version = 1\n{sink}token = \"Bearer ${{secret:bao://secret/siem#token}}\"\n");
+    let (s, d) = refused_with(&text, None, "reference");
+    assert_at(&d, &s.config, (5, 9));
+    assert_says(&d, "\"bao://secret/siem#token\" needs a [backends.bao] table");
+
+    let text = format!("version = 1\n{sink}token = \"${{secret:s3://bucket/key}}\"\n");
+    let (_, d) = refused_with(&text, None, "reference");
+    assert_says(&d, "unknown scheme \"s3\"");
+
+    // Stores that need no table, and bao once it has one, load.
+    let text = format!("version = 1\n{sink}token = \"${{secret:env://SIEM_TOKEN}}\"\n");
+    Setup::with_config(&text).load(None).expect("env:// needs no [backends] table");
+    let text = format!(
+        "version = 1\n[backends.bao]\naddress = \"https://bao.example.com:8200\"\nauth = {{ method = \"token\" }}\n\
+         {sink}token = \"${{secret:bao://secret/siem#token}}\"\n"
+    );
+    Setup::with_config(&text).load(None).expect("a configured store loads");
+}
+
+#[test]
 fn tool_using_an_unknown_secret() {
     let text = r#"version = 1
 [agents.a]

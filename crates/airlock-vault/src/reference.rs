@@ -1,4 +1,5 @@
-//! Secret references in configuration: `${secret:NAME}`, `${secret:WORKSPACE/NAME}`, `${env:VAR}`.
+//! Secret references in configuration: `${secret:NAME}`, `${secret:WORKSPACE/NAME}`, `${secret:SCHEME://...}`
+//! (a value in another store: see [`crate::backend`] for the locators) and `${env:VAR}`.
 //!
 //! Why a parser and not a regex replace: a reference must never be half-resolved, a typo must never silently
 //! pass through as literal text (a config with `${secret:GITHUB_TOKN}` would otherwise send that string as a
@@ -6,13 +7,15 @@
 
 use zeroize::Zeroizing;
 
-use crate::{SecretId, VaultError};
+use crate::VaultError;
+use crate::backend::Locator;
 
 /// One piece of a parsed string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Literal(String),
-    Secret(SecretId),
+    /// A local vault name ([`Locator::Local`]) or a value in another store.
+    Secret(Locator),
     Env(String),
 }
 
@@ -34,7 +37,7 @@ pub fn parse(input: &str, default_workspace: &str) -> Result<Vec<Segment>, Vault
                 .ok_or_else(|| err(format!("unterminated reference starting at byte {pos}: missing '}}'")))?;
             let inner = &r[..end];
             let seg = match inner.split_once(':') {
-                Some(("secret", name)) => Segment::Secret(SecretId::parse(name.trim(), default_workspace)?),
+                Some(("secret", name)) => Segment::Secret(Locator::parse(name.trim(), default_workspace)?),
                 Some(("env", var))
                     if !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                 {
@@ -42,7 +45,7 @@ pub fn parse(input: &str, default_workspace: &str) -> Result<Vec<Segment>, Vault
                 }
                 _ => {
                     return Err(err(format!(
-                        "unknown reference ${{{inner}}}: expected ${{secret:NAME}} or ${{env:VAR}}"
+                        "unknown reference ${{{inner}}}: expected ${{secret:NAME}}, ${{secret:SCHEME://...}} or ${{env:VAR}}"
                     )));
                 }
             };
@@ -64,7 +67,7 @@ pub fn parse(input: &str, default_workspace: &str) -> Result<Vec<Segment>, Vault
 }
 
 /// Every secret `input` refers to.
-pub fn secrets_referenced(input: &str, default_workspace: &str) -> Result<Vec<SecretId>, VaultError> {
+pub fn secrets_referenced(input: &str, default_workspace: &str) -> Result<Vec<Locator>, VaultError> {
     Ok(parse(input, default_workspace)?
         .into_iter()
         .filter_map(|s| match s {
@@ -74,14 +77,15 @@ pub fn secrets_referenced(input: &str, default_workspace: &str) -> Result<Vec<Se
         .collect())
 }
 
-/// Replaces every reference in `input`. `secret` returns a secret's bytes (which must be UTF-8 to be placed in
-/// text); `env` looks up a variable. The result is zeroized on drop.
-pub fn interpolate(
+/// Replaces every reference in `input`. `secret` returns the bytes a locator names (which must be UTF-8 to be placed
+/// in text), from the local vault or the store the locator's scheme names; `env` looks up a variable. The result is
+/// zeroized on drop.
+pub fn interpolate<E: From<VaultError>>(
     input: &str,
     default_workspace: &str,
-    mut secret: impl FnMut(&SecretId) -> Result<Zeroizing<Vec<u8>>, VaultError>,
+    mut secret: impl FnMut(&Locator) -> Result<Zeroizing<Vec<u8>>, E>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Zeroizing<String>, VaultError> {
+) -> Result<Zeroizing<String>, E> {
     // Resolve every piece first, then build the result in one allocation of the exact size: a growing string
     // would move, leaving an unzeroized copy of the secrets so far in freed memory.
     let mut pieces: Vec<Zeroizing<String>> = Vec::new();
@@ -110,9 +114,10 @@ pub fn interpolate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SecretId;
 
-    fn id(ws: &str, n: &str) -> SecretId {
-        SecretId::new(ws, n).unwrap()
+    fn id(ws: &str, n: &str) -> Locator {
+        Locator::Local(SecretId::new(ws, n).unwrap())
     }
 
     #[test]
@@ -133,15 +138,41 @@ mod tests {
     }
 
     #[test]
+    fn locators_of_other_stores_parse_to_their_backend() {
+        let s = parse("${secret:bao://secret/app#key}:${secret:keyring://svc/me}${secret:env://GH_TOKEN}", "default")
+            .unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Segment::Secret(Locator::Bao { mount: "secret".into(), path: "app".into(), field: "key".into() }),
+                Segment::Literal(":".into()),
+                Segment::Secret(Locator::Keyring { service: "svc".into(), user: "me".into() }),
+                Segment::Secret(Locator::Env { name: "GH_TOKEN".into() }),
+            ]
+        );
+    }
+
+    #[test]
     fn typos_and_unterminated_references_are_errors_not_literals() {
-        for bad in ["${secret:TOKEN", "${secrets:TOKEN}", "${TOKEN}", "${secret:}", "${secret:a/b/c}", "${env:A-B}"] {
+        for bad in [
+            "${secret:TOKEN",
+            "${secrets:TOKEN}",
+            "${TOKEN}",
+            "${secret:}",
+            "${secret:a/b/c}",
+            "${env:A-B}",
+            "${secret:bao://secret/app}",
+            "${secret:bao://secret/../sys/seal#x}",
+            "${secret:s3://bucket/key}",
+            "${secret:env://1X}",
+        ] {
             assert!(parse(bad, "default").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn interpolation_resolves_and_reports_missing_and_binary() {
-        let got = interpolate(
+        let got = interpolate::<VaultError>(
             "Bearer ${secret:TOKEN}",
             "default",
             |i| {
@@ -152,9 +183,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got.as_str(), "Bearer abc");
-        let e = interpolate("${secret:BIN}", "default", |_| Ok(Zeroizing::new(vec![0xff, 0xfe])), |_| None);
+        let e =
+            interpolate::<VaultError>("${secret:BIN}", "default", |_| Ok(Zeroizing::new(vec![0xff, 0xfe])), |_| None);
         assert!(matches!(e, Err(VaultError::Reference(m)) if m.contains("not UTF-8")));
-        let e = interpolate("${env:NOPE}", "default", |_| unreachable!(), |_| None);
+        let e = interpolate::<VaultError>("${env:NOPE}", "default", |_| unreachable!(), |_| None);
         assert!(matches!(e, Err(VaultError::Reference(m)) if m.contains("NOPE")));
         let e = interpolate("${secret:GONE}", "default", |i| Err(VaultError::NotFound(i.to_string())), |_| None);
         assert!(matches!(e, Err(VaultError::NotFound(_))));

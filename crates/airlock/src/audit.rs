@@ -22,6 +22,7 @@ use airlock_crypto::kdf::labels;
 use airlock_crypto::sign::SigningKey;
 use airlock_policy::config::{self, Interval, SinkKind};
 use airlock_vault::Vault;
+use airlock_vault::backend::{Fetched, Locator};
 use serde_json::json;
 
 use crate::CliError;
@@ -482,17 +483,33 @@ impl ChangeLog {
 /// Everything needed to open the log again later (when the holder exits and this process takes over) is prepared
 /// here, while the vault is open.
 pub fn shared_log(home: &Path, vault: &mut Vault) -> Result<SharedLog, CliError> {
-    let audit = configured_audit(home)?.unwrap_or_default();
-    let tokens = sink_tokens(&audit, vault)?;
+    let model = configured(home)?;
+    let audit = model.as_ref().map(|m| m.file.audit.clone()).unwrap_or_default();
+    let tokens = sink_tokens(model.as_ref(), vault)?;
+    let backends = model.as_ref().map(|m| m.file.backends.clone()).unwrap_or_default();
     let seed = vault.subkey(labels::AUDIT_CHECKPOINT_SIGNING)?;
     let origin = format!("airlock/audit/{}", vault.vault_id());
     let home_dir = home.to_path_buf();
     let open = move |lock_timeout: std::time::Duration| -> Result<AuditLog, airlock_audit::AuditError> {
-        let setup = setup_with_tokens(&audit, &home_dir, &tokens)
-            .map_err(|e| airlock_audit::AuditError::InvalidOption(e.message))?;
+        let invalid = |e: CliError| airlock_audit::AuditError::InvalidOption(e.message);
+        // Tokens held in other stores are read only by the process that takes the log, each time it does: a token
+        // rotated in OpenBao reaches the sink at the next open, and a CLI command that merely appends through the
+        // holder never touches the store.
+        let stores = crate::backends::Backends::new(&backends, &home_dir);
+        let mut reads = Vec::new();
+        let resolved = tokens
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.resolve(&stores, &mut reads)).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let setup = setup_with_tokens(&audit, &home_dir, &resolved).map_err(invalid)?;
         let signer = NoteSigner::new(&origin, SigningKey::from_seed(&seed))
             .map_err(|e| airlock_audit::AuditError::InvalidOption(e.to_string()))?;
-        AuditLog::open(&setup.dir, signer, Options { lock_timeout, ..setup.options }, setup.sinks)
+        let log = AuditLog::open(&setup.dir, signer, Options { lock_timeout, ..setup.options }, setup.sinks)?;
+        for (name, source, fetched) in &reads {
+            log.append(crate::proxy::secret_read_event(name, None, source, fetched))?;
+        }
+        Ok(log)
     };
     SharedLog::open(&home.join("audit.sock"), Box::new(open)).map_err(audit_err)
 }
@@ -506,6 +523,11 @@ pub struct LogSetup {
 
 /// `[audit]` of `$AIRLOCK_HOME/airlock.toml`, validated; `None` without that file.
 fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
+    Ok(configured(home)?.map(|m| m.file.audit))
+}
+
+/// `$AIRLOCK_HOME/airlock.toml`, validated; `None` without that file.
+fn configured(home: &Path) -> Result<Option<airlock_policy::model::Model>, CliError> {
     let path = home.join("airlock.toml");
     if !path.is_file() {
         return Ok(None);
@@ -516,28 +538,88 @@ fn configured_audit(home: &Path) -> Result<Option<config::Audit>, CliError> {
     let opts = airlock_policy::load::LoadOptions::from_env(None, home.to_path_buf());
     let doc = airlock_policy::load::load_file(&path, &opts).map_err(bad)?;
     let (model, _warnings) = airlock_policy::model::build(&doc).map_err(bad)?;
-    Ok(Some(model.file.audit.clone()))
+    Ok(Some(model))
 }
 
-/// Each sink's resolved webhook token (in `[audit] sinks` order), so that sinks can be built again without the vault.
-fn sink_tokens(a: &config::Audit, vault: &mut Vault) -> Result<Vec<Option<SecretBytes>>, CliError> {
-    a.sinks
-        .iter()
-        .flatten()
-        .map(|s| match &s.token {
-            Some(t) => {
-                let ws = airlock_vault::DEFAULT_WORKSPACE;
-                let text = airlock_vault::reference::interpolate(
-                    t.get_ref(),
-                    ws,
-                    |id| Ok(zeroize::Zeroizing::new(vault.resolve(id)?.expose().to_vec())),
-                    |var| std::env::var(var).ok(),
-                )?;
-                Ok(Some(SecretBytes::copy_from(text.as_bytes())))
+/// A webhook sink's token as configured (`"Bearer ${secret:SIEM}"`), with the local vault's values it names already
+/// read (the vault is open now and may not be later); values in other stores are read when the log is opened.
+struct SinkToken {
+    template: String,
+    /// Local vault names and their values.
+    local: Vec<(Locator, SecretBytes)>,
+    /// `[secrets.NAME] source` of each name the template uses whose value lives in another store.
+    sourced: Vec<(Locator, Locator)>,
+}
+
+impl SinkToken {
+    fn resolve(
+        &self,
+        stores: &crate::backends::Backends,
+        reads: &mut Vec<(String, Locator, Fetched)>,
+    ) -> Result<SecretBytes, CliError> {
+        let text = airlock_vault::reference::interpolate::<CliError>(
+            &self.template,
+            airlock_vault::DEFAULT_WORKSPACE,
+            |loc| {
+                if let Some((_, v)) = self.local.iter().find(|(l, _)| l == loc) {
+                    return Ok(zeroize::Zeroizing::new(v.expose().to_vec()));
+                }
+                let (name, source) = match self.sourced.iter().find(|(l, _)| l == loc) {
+                    Some((Locator::Local(id), s)) => (id.name.clone(), s),
+                    _ => (loc.to_string(), loc),
+                };
+                let fetched = stores.read(source)?;
+                let value = zeroize::Zeroizing::new(fetched.value.expose().to_vec());
+                reads.push((name, source.clone(), fetched));
+                Ok(value)
+            },
+            |var| std::env::var(var).ok(),
+        )
+        .map_err(|e| CliError { code: e.code, message: format!("audit webhook token: {}", e.message) })?;
+        Ok(SecretBytes::copy_from(text.as_bytes()))
+    }
+}
+
+/// Each webhook sink's token (in `[audit] sinks` order), its local vault values read now, so that sinks can be built
+/// again without the vault. A name declared with a `source` is read from that store instead, like a tool's secret.
+fn sink_tokens(
+    model: Option<&airlock_policy::model::Model>,
+    vault: &mut Vault,
+) -> Result<Vec<Option<SinkToken>>, CliError> {
+    let Some(model) = model else { return Ok(Vec::new()) };
+    let source_of = |id: &airlock_vault::SecretId| -> Result<Option<Locator>, CliError> {
+        let spec = model.secrets.get(&id.to_string()).or_else(|| {
+            (id.workspace == airlock_vault::DEFAULT_WORKSPACE).then(|| model.secrets.get(&id.name)).flatten()
+        });
+        spec.and_then(|s| s.source.as_deref())
+            .map(|text| {
+                Locator::parse(text, airlock_vault::DEFAULT_WORKSPACE)
+                    .map_err(|e| CliError::input(format!("[secrets.{}] source: {e}", id.name)))
+            })
+            .transpose()
+    };
+    let mut out = Vec::new();
+    for sink in model.file.audit.sinks.iter().flatten() {
+        let Some(t) = &sink.token else {
+            out.push(None);
+            continue;
+        };
+        let template = t.get_ref().clone();
+        let (mut local, mut sourced) = (Vec::new(), Vec::new());
+        for loc in airlock_vault::reference::secrets_referenced(&template, airlock_vault::DEFAULT_WORKSPACE)? {
+            if let Locator::Local(id) = &loc {
+                match source_of(id)? {
+                    Some(source) => sourced.push((loc, source)),
+                    None => {
+                        let value = SecretBytes::copy_from(vault.resolve(id)?.expose());
+                        local.push((loc, value));
+                    }
+                }
             }
-            None => Ok(None),
-        })
-        .collect()
+        }
+        out.push(Some(SinkToken { template, local, sourced }));
+    }
+    Ok(out)
 }
 
 /// Turns `[audit]` settings into log options and ready-to-start sinks. Relative paths are taken from `home`; webhook

@@ -139,6 +139,9 @@ pub(crate) struct ToolBroker {
     /// `[redact]` with the vault's values and the tool's surrogates as known values: masks capability responses,
     /// and (in `airlock run`) the tool's output. `None` when `tool_output = false`.
     pub redactor: Option<Redactor>,
+    /// When the first of the values it holds from other stores than the vault should be read again (`None`: it
+    /// holds none). A daemon that keeps the broker rebuilds it by then, so a rotation there reaches callers in time.
+    pub fresh_until: Option<std::time::Instant>,
 }
 
 /// Builds the broker for one tool: the providers, the credentials it may inject (real values from the vault, with
@@ -150,6 +153,7 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
         .map_err(|e| CliError { code: 4, message: format!("{}: [providers]: {e}", i.config.display()) })?;
     let (credentials, tool_env, external) = credentials(vault, i.backends, &i.audit, model, i.tool, &registry)?;
     let leaks = Arc::new(leak_scanner(vault, &credentials, &external, i.home)?);
+    let fresh_until = external.iter().map(|(_, _, until)| *until).min();
     let redactor =
         (i.redact_rules)()?.map(|(rules, style)| Redactor::new(rules.with_known(Some(Arc::clone(&leaks))), style));
     let ca = match model.tls_inspect {
@@ -178,7 +182,7 @@ pub(crate) fn tool_broker(vault: &mut airlock_vault::Vault, i: BrokerInputs<'_>)
         redactor: redactor.clone(),
     })
     .map_err(|e| CliError::input(e.to_string()))?;
-    Ok(ToolBroker { broker, tool_env, ca, redactor })
+    Ok(ToolBroker { broker, tool_env, ca, redactor, fresh_until })
 }
 
 /// The broker's resolver: the system's, or `--dns` servers, with `--resolve HOST=IP` pins.
@@ -432,7 +436,7 @@ fn credentials(
                 let fetched = backends.read(source_ref)?;
                 record_read(audit, tool, name, source_ref, &fetched);
                 let id = airlock_vault::SecretId::parse(name, airlock_vault::DEFAULT_WORKSPACE)?;
-                external.push((name.to_string(), fetched.value.clone()));
+                external.push((name.to_string(), fetched.value.clone(), backends.fresh_until(&fetched)));
                 (id, None, fetched.value)
             }
         };
@@ -481,8 +485,9 @@ fn credentials(
     Ok((set, env, external))
 }
 
-/// A secret's name and the value read for it from a store other than the vault.
-type ExternalValue = (String, SecretBytes);
+/// A secret's name, the value read for it from a store other than the vault, and until when it may be kept
+/// ([`crate::backends::Backends::fresh_until`]).
+type ExternalValue = (String, SecretBytes, std::time::Instant);
 
 /// Every read from a store other than the vault is in the audit log: which secret, from where, which version, for
 /// which tool. A read that cannot be recorded still stands (the broker's own records say what was sent).
@@ -493,9 +498,21 @@ fn record_read(
     source: &airlock_vault::backend::Locator,
     fetched: &airlock_vault::backend::Fetched,
 ) {
+    let _ = audit.log.append(secret_read_event(name, Some(tool), source, fetched));
+}
+
+/// The `secret.read` record of one read from a store other than the vault, by a tool's broker or (`tool` `None`) by
+/// the audit log itself, for a webhook sink's token.
+pub(crate) fn secret_read_event(
+    name: &str,
+    tool: Option<&str>,
+    source: &airlock_vault::backend::Locator,
+    fetched: &airlock_vault::backend::Fetched,
+) -> airlock_audit::Event {
     let version = fetched.version.map_or_else(String::new, |v| format!(", version {v}"));
     let stale = if fetched.stale { ", served stale: the store could not be asked" } else { "" };
-    let event = airlock_audit::Event::new(
+    let reader = tool.map_or_else(|| "the audit log's webhook sink".to_string(), |t| format!("tool {t}"));
+    airlock_audit::Event::new(
         airlock_audit::event::Class::ApiActivity,
         airlock_audit::event::activity::READ,
         jiff::Timestamp::now().as_millisecond(),
@@ -504,10 +521,9 @@ fn record_read(
     .set("api.service.name", serde_json::json!(source.kind().scheme()))
     .set("resources", serde_json::json!([{"type": "secret", "name": name}]))
     .set("unmapped.airlock.secret_source", serde_json::json!(source.to_string()))
-    .actor("airlock", Some(tool))
-    .message(format!("secret {name} read from {source}{version}{stale}, for tool {tool}"))
-    .status(true);
-    let _ = audit.log.append(event);
+    .actor("airlock", tool)
+    .message(format!("secret {name} read from {source}{version}{stale}, for {reader}"))
+    .status(true)
 }
 
 /// An environment variable name for a secret name: itself when it is one, else upper-cased with `_` for the rest.
@@ -536,7 +552,7 @@ fn leak_scanner(
 ) -> Result<LeakScanner, CliError> {
     let mut builder = vault_values(vault)?;
     // Values held in other stores, that this tool's broker holds, are looked for the same way.
-    for (name, value) in external {
+    for (name, value, _) in external {
         builder.add(Source::Secret(name.clone()), value.expose());
     }
     crate::canary::add_known(home, &mut builder)?;

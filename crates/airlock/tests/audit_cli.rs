@@ -196,3 +196,129 @@ fn a_broken_audit_config_stops_vault_changes_before_they_happen() {
     al.call(["secret", "set", "gh", "--raw"]).stdin(CANARY).expect(8).err_has("syslog address");
     assert!(al.names().is_empty(), "nothing was stored");
 }
+
+/// A loopback webhook receiver: every request's `Authorization` header and body, answered 200.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut out = conn.try_clone().unwrap();
+                    let mut r = std::io::BufReader::new(conn);
+                    loop {
+                        let (mut auth, mut len) = (String::new(), 0usize);
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end();
+                            if l.is_empty() {
+                                break;
+                            }
+                            let (k, v) = l.split_once(':').unwrap_or((l, ""));
+                            match k.to_ascii_lowercase().as_str() {
+                                "authorization" => auth = v.trim().to_string(),
+                                "content-length" => len = v.trim().parse().unwrap_or(0),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        log.lock().unwrap().push((auth, String::from_utf8_lossy(&body).into_owned()));
+                        if out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { addr, seen }
+    }
+
+    /// What arrived by the time `want` is satisfied, or after 20 s.
+    fn wait_for(&self, want: impl Fn(&[(String, String)]) -> bool) -> Vec<(String, String)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            if want(&seen) || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_webhook_token_held_in_another_store_is_read_when_the_log_opens_and_the_read_is_recorded() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    let rx = Receiver::start();
+    let named = common::random_alnum(32);
+    let direct = common::random_alnum(32);
+    // One token through a declared secret whose value lives in the environment, one written as a locator.
+    std::fs::write(
+        al.home.join("airlock.toml"),
+        format!(
+            "version = 1\n[secrets.SIEM]\nhosts = [\"127.0.0.1\"]\nsource = \"env://SIEM_TOKEN\"\n\
+             [[audit.sinks]]\ntype = \"webhook\"\nurl = \"http://{a}/named\"\ntoken = \"${{secret:SIEM}}\"\n\
+             [[audit.sinks]]\ntype = \"webhook\"\nurl = \"http://{a}/direct\"\ntoken = \"${{secret:env://SIEM_DIRECT}}\"\n",
+            a = rx.addr
+        ),
+    )
+    .unwrap();
+    let set = |extra_env: &[(&str, &str)]| {
+        let mut c = al.call(["secret", "set", "gh", "--raw"]).stdin(CANARY);
+        for (k, v) in extra_env {
+            c = c.env(k, v);
+        }
+        c
+    };
+
+    // Without the store's value the log cannot start its sinks, so the change is refused before it is made.
+    set(&[("SIEM_DIRECT", &direct)]).run().err_has("env://SIEM_TOKEN");
+    assert!(al.names().is_empty(), "nothing was stored while the audit log could not open");
+
+    set(&[("SIEM_TOKEN", &named), ("SIEM_DIRECT", &direct)]).expect(0);
+    let seen = rx.wait_for(|s| s.iter().filter(|(_, b)| b.contains("secret default/gh stored")).count() >= 2);
+    let with = |token: &str| seen.iter().filter(|(a, b)| a == token && b.contains("secret default/gh stored")).count();
+    assert_eq!(with(&format!("Bearer {named}")), 1, "the named sink got the change with the env-held token");
+    assert_eq!(with(&format!("Bearer {direct}")), 1, "the direct sink got the change with its token");
+
+    // Each read is on the record, by name and source, and no token value is.
+    let q = al.call(["--json", "audit", "query"]).expect(0).out();
+    let reads: Vec<String> = q
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["api"]["operation"] == "secret.read")
+        .map(|r| r["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(reads.iter().any(|m| m.starts_with("secret SIEM read from env://SIEM_TOKEN")), "{reads:?}");
+    assert!(reads.iter().any(|m| m.starts_with("secret env://SIEM_DIRECT read from env://SIEM_DIRECT")), "{reads:?}");
+    assert!(reads.iter().all(|m| m.ends_with("for the audit log's webhook sink")), "{reads:?}");
+    for file in std::fs::read_dir(log_dir(&al).join("segments")).unwrap() {
+        let data = String::from_utf8_lossy(&std::fs::read(file.unwrap().path()).unwrap()).into_owned();
+        assert!(!data.contains(&named) && !data.contains(&direct), "a token value reached the audit log");
+    }
+    let t = String::from_utf8_lossy(&al.transcript()).into_owned();
+    assert!(!t.contains(&named) && !t.contains(&direct), "a token value was printed");
+    al.call(["audit", "verify"]).expect(0);
+}
