@@ -1,7 +1,9 @@
 //! # airlock-vault
 //!
 //! Airlock's embedded secret store: an encrypted file under `$AIRLOCK_HOME` holding an agent's credentials, from
-//! which no command, log line or error ever shows a value.
+//! which no command, log line or error ever shows a value; and the other stores a team may already keep values in
+//! (OpenBao / HashiCorp Vault, the OS keyring, the kernel keyring, the environment, sealed files in git), behind one
+//! [`backend::SecretBackend`] trait with the same guarantees.
 //!
 //! ## What it guards against
 //! - **Reading secrets at rest**: every record (metadata and values) is an AEAD envelope under the vault's
@@ -11,7 +13,10 @@
 //! - **Losing data to a crash or a race**: whole-file atomic replacement (temp, fsync, rename, dir fsync) and an
 //!   exclusive write lock; a transaction adopts its changes in memory only after the file is safely written.
 //! - **Tools seeing real credentials**: [`surrogate`] generates same-shape stand-ins that map back only inside
-//!   Airlock; [`reference`] resolves `${secret:NAME}` in configuration.
+//!   Airlock; [`reference`](mod@reference) resolves `${secret:NAME}` and `${secret:bao://...}` in configuration.
+//! - **Values kept elsewhere**: [`backend`] reads them into zeroizing memory only, fails closed when a store is
+//!   sealed, unreachable or refuses its token (a cached value is never served past its time to live), and parses
+//!   locators strictly so that a crafted one cannot reach another endpoint or file.
 //! - **Weak or wrong values**: [`formats`] knows the shapes of common providers' keys and of placeholders.
 //!
 //! ## Entry points
@@ -19,6 +24,9 @@
 //! - [`Vault::set`], [`Vault::rotate`], [`Vault::pin`], [`Vault::remove`], [`Vault::list`], [`Vault::resolve`].
 //! - [`Vault::rotate_key`] (new keyring term), [`Vault::rekey`] (new root key and KEK slots).
 //! - [`reference::interpolate`], [`surrogate::SurrogateMap`], [`formats::check_value_format`].
+//! - [`backend::Locator::parse`]; then a backend's [`backend::SecretBackend::read`]: `backend::openbao::BaoBackend`
+//!   (feature `openbao`), [`backend::keyring::KeyringBackend`], [`backend::keyctl::KeyctlBackend`],
+//!   [`backend::env::EnvBackend`], [`backend::sealed_file::SealedFileBackend`].
 
 pub mod backend;
 pub mod file;
