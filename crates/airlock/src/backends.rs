@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use airlock_crypto::SecretBytes;
 use airlock_policy::config::{Backends as BackendsConfig, BaoAuthConfig};
@@ -55,6 +55,15 @@ impl Backends {
     /// OpenBao's cache time to live, else the default one. A value rotated in its store reaches callers within it.
     pub fn reuse_limit(&self) -> Duration {
         self.config.bao.as_ref().and_then(|b| b.cache_ttl).map_or(CachePolicy::default().ttl, |t| t.0)
+    }
+
+    /// Until when a holder may keep `fetched` (read through here): [`Backends::reuse_limit`] from when the store last
+    /// answered for it, not from now. A value served from OpenBao's cache is as old as that cache entry; a holder
+    /// that kept it for a whole limit more, and then read again just before the entry expired, would get the same
+    /// value once more, and a rotation could take two limits to arrive. A clock stepping back counts as no age.
+    pub fn fresh_until(&self, fetched: &Fetched) -> Instant {
+        let age = SystemTime::now().duration_since(fetched.fetched_at).unwrap_or_default();
+        Instant::now() + self.reuse_limit().saturating_sub(age)
     }
 
     /// The current value at `locator` (never a local vault name: the caller reads those from its vault).

@@ -227,9 +227,12 @@ async fn broker_for(daemon: &Arc<Daemon>, agent: &str, tool: &str) -> Result<(Br
     let t = tool.to_string();
     // Reading the vault, building the leak automaton and compiling the redaction rules take milliseconds.
     let expires = external_until(daemon, tool);
-    let broker = tokio::task::spawn_blocking(move || build(&d, &t))
+    let (broker, fresh_until) = tokio::task::spawn_blocking(move || build(&d, &t))
         .await
         .map_err(|e| Problem::internal(format!("building the broker failed: {e}")))??;
+    // And no later than the first of its values from other stores goes stale in that store's cache: rebuilt after
+    // that, it reads them afresh (`Backends::fresh_until`).
+    let expires = expires.into_iter().chain(fresh_until).min();
     let principal = Principal::new(agent, tool, &hex::encode(airlock_crypto::random::bytes::<8>()));
     let mut cache = lock(&daemon.capabilities.cache);
     if cache.len() >= MAX_BROKERS {
@@ -260,14 +263,14 @@ fn external_until(daemon: &Daemon, tool: &str) -> Option<std::time::Instant> {
 /// A broker for one tool, from the policy in force and the daemon's vault. What stops it is the daemon's failure
 /// (a `[providers]` entry the registry refuses, a vault that no longer reads), not the caller's: 500, or 503 for a
 /// vault that is locked.
-fn build(daemon: &Daemon, tool: &str) -> Result<Broker, Problem> {
+fn build(daemon: &Daemon, tool: &str) -> Result<(Broker, Option<std::time::Instant>), Problem> {
     build_broker(daemon, tool).map_err(|e| match e.code {
         3 => Problem::unavailable(format!("the vault cannot be used: {}", e.message)),
         _ => Problem::internal(format!("cannot build the broker for tool {tool}: {}", e.message)),
     })
 }
 
-fn build_broker(daemon: &Daemon, tool: &str) -> Result<Broker, CliError> {
+fn build_broker(daemon: &Daemon, tool: &str) -> Result<(Broker, Option<std::time::Instant>), CliError> {
     let engine = daemon.policy.engine();
     let model = engine.compiled().model.clone();
     // Compiled before the vault is locked: other requests may need it meanwhile.
@@ -299,7 +302,7 @@ fn build_broker(daemon: &Daemon, tool: &str) -> Result<Broker, CliError> {
             redact_rules: Box::new(move || Ok(rules)),
         },
     )?;
-    Ok(built.broker)
+    Ok((built.broker, built.fresh_until))
 }
 
 /// The call, served by `broker` over an in-process pipe: the broker's answer, head and streaming body.

@@ -6,8 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod bao;
 pub mod daemon;
 pub mod pki;
+pub mod rsyslog;
 pub mod sandbox;
 pub mod upstream;
 
