@@ -89,18 +89,23 @@ impl<'a> RecordLine<'a> {
     pub fn export_event(&self) -> Result<serde_json::Value, LineError> {
         let mut v: serde_json::Value =
             serde_json::from_str(self.event.get()).map_err(|e| LineError::Json(crate::segment::json_error(&e)))?;
-        stamp(&mut v, self.seq, self.logged_ms);
+        stamp(&mut v, self.seq, self.logged_ms, None);
         Ok(v)
     }
 }
 
-/// Fills in `metadata.sequence` and `metadata.logged_time` on an event value.
-pub fn stamp(event: &mut serde_json::Value, seq: u64, logged_ms: i64) {
+/// Fills in `metadata.sequence` and `metadata.logged_time` on an event value, and `metadata.log_name` (the log's
+/// origin, as its checkpoints name it) where given: records that several logs send to one collector (daemons behind a
+/// load balancer) are then told apart, and each is matched with the checkpoints that cover it by (origin, sequence).
+pub fn stamp(event: &mut serde_json::Value, seq: u64, logged_ms: i64, origin: Option<&str>) {
     if let Some(obj) = event.as_object_mut() {
         let meta = obj.entry("metadata").or_insert_with(|| serde_json::json!({}));
         if let Some(m) = meta.as_object_mut() {
             m.insert("sequence".into(), seq.into());
             m.insert("logged_time".into(), logged_ms.into());
+            if let Some(o) = origin {
+                m.insert("log_name".into(), o.into());
+            }
         }
     }
 }

@@ -581,7 +581,7 @@ impl Inner {
         st.tip.next_seq += 1;
         if !self.sinks.is_empty() {
             let mut event = std::mem::take(value);
-            record::stamp(&mut event, seq, now);
+            record::stamp(&mut event, seq, now, Some(self.signer.verifier().name()));
             st.pending_exports.push(Arc::new(ExportItem::Record(ExportRecord { seq, logged_ms: now, event })));
         }
     }

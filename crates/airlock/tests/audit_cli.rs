@@ -177,6 +177,17 @@ fn audit_settings_in_the_installation_config_are_used() {
     let copy = std::fs::read_to_string(al.home.join("export/audit.jsonl")).unwrap();
     assert!(copy.lines().any(|l| l.contains("\"secret default/gh stored\"")), "{copy}");
     assert!(copy.lines().any(|l| l.contains("airlock_checkpoint")), "{copy}");
+    // Every record names the log it belongs to, as the checkpoints do, so a collector fed by several installations
+    // can tell them apart.
+    let origin =
+        format!("airlock/audit/{}", al.call(["--json", "status"]).expect(0).json()["vault_id"].as_str().unwrap());
+    let records: Vec<serde_json::Value> = copy
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["class_uid"].is_number())
+        .collect();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|r| r["metadata"]["log_name"] == origin.as_str()), "{copy}");
     assert!(!copy.contains("AUDITCANARY"));
     // The log itself moved to [audit] dir, and every command finds it there.
     assert!(al.home.join("logs/audit/segments").is_dir());

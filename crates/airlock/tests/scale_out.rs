@@ -472,10 +472,17 @@ fn two_daemons_share_openbao_and_a_collector_and_both_pick_up_a_rotation_within_
     let by_origin = checkpoints_by_origin(&lines);
     let origins: BTreeSet<&String> = by_origin.keys().collect();
     assert_eq!(origins.len(), 2, "checkpoints from exactly the two logs: {origins:?}");
-    // Records carry no origin of their own; a collector ties them to their log through the sender: every checkpoint
-    // a daemon's PROCID sent names that daemon's log.
+    // Every checkpoint a daemon's PROCID sent names that daemon's log, and every record it sent names the same log
+    // (`metadata.log_name`, and `log` in the structured data), so (origin, sequence) identifies a record.
     for (i, pid, key) in [(&a, &a_pid, &a_key), (&b, &b_pid, &b_key)] {
         assert_eq!(sent_by(&lines, pid), vec![origin_of(key)], "{}: the checkpoints its process sent", i.name);
+        let records: Vec<&Line> = lines.iter().filter(|l| l.procid == *pid && l.msgid == "audit").collect();
+        assert!(!records.is_empty(), "{}", i.name);
+        for l in records {
+            let origin = origin_of(key);
+            assert_eq!(l.json().unwrap()["metadata"]["log_name"], origin.as_str(), "{}: {}", i.name, l.msg);
+            assert!(l.sd.contains(&format!("log=\"{origin}\"")), "{}: {}", i.name, l.sd);
+        }
     }
 
     // Stop both (a final checkpoint each), then verify each local log, and each against the collector's copy of its

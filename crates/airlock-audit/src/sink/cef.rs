@@ -47,6 +47,7 @@
 //! | `reason` | `finding_info.title` | |
 //! | `msg` | `message` | the decision reason |
 //! | `externalId` | `metadata.uid` | |
+//! | `deviceExternalId` | `metadata.log_name` | the log's origin (`airlock/audit/<vault id>`), as its checkpoints name it |
 //! | `cs1` `policyUids` | `actor.authorizations[].policy.uid` | comma-separated, in record order |
 //! | `cs2` `correlationUid` | `metadata.correlation_uid` | |
 //! | `cs3` `policyNames` | `actor.authorizations[].policy.name` | comma-separated |
@@ -135,6 +136,7 @@ pub fn to_cef(event: &Value) -> String {
     ext.text("reason", at(event, &["finding_info", "title"]));
     ext.text("msg", at(event, &["message"]));
     ext.text("externalId", at(event, &["metadata", "uid"]));
+    ext.text("deviceExternalId", at(event, &["metadata", "log_name"]));
 
     let policy_field = |field: &str| join(auths.iter().filter_map(|a| text_at(a, &["policy", field])));
     ext.labelled("cs1", "policyUids", policy_field("uid"));

@@ -214,6 +214,7 @@ impl SyslogSink {
 
     /// The full syslog message for one item (without TCP framing), or `None` for a checkpoint nobody asked for.
     fn render(&self, item: &ExportItem) -> Option<Vec<u8>> {
+        let mut origin = None;
         let (severity, timestamp, msgid, sd_name, sd_value, msg) = match item {
             ExportItem::Record(r) => {
                 let msg = match self.format {
@@ -221,6 +222,7 @@ impl SyslogSink {
                     Format::Ocsf => r.event.to_string(),
                 };
                 let severity = syslog_severity(r.event.get("severity_id").and_then(serde_json::Value::as_i64));
+                origin = r.event.pointer("/metadata/log_name").and_then(serde_json::Value::as_str);
                 (severity, rfc3339_ms(r.logged_ms), "audit", "seq", r.seq, msg)
             }
             ExportItem::Checkpoint { size, note } => {
@@ -238,6 +240,9 @@ impl SyslogSink {
         let pri = u16::from(self.facility) * 8 + u16::from(severity);
         let head = |truncated: bool| {
             let mut sd = vec![(sd_name, sd_value.to_string())];
+            if let Some(o) = origin {
+                sd.push(("log", o.to_owned()));
+            }
             if truncated {
                 sd.push(("truncated", "true".to_owned()));
             }
@@ -569,6 +574,17 @@ mod tests {
         let c = sink(Transport::Udp(([127, 0, 0, 1], 514).into()), Format::Cef);
         let m = text(&c, &record(7, event));
         assert!(m.contains(" audit [airlock@32473 seq=\"7\"] CEF:0|Airlock|Airlock|"), "{m}");
+    }
+
+    #[test]
+    fn the_log_a_record_came_from_is_in_its_structured_data() {
+        let event = json!({"class_uid": 6003, "metadata": {"log_name": "airlock/audit/0123abcd"}});
+        for format in [Format::Ocsf, Format::Cef] {
+            let m = text(&sink(Transport::Tcp(([127, 0, 0, 1], 6514).into()), format), &record(9, event.clone()));
+            assert!(m.contains(" audit [airlock@32473 seq=\"9\" log=\"airlock/audit/0123abcd\"] "), "{m}");
+        }
+        let m = text(&sink(Transport::Tcp(([127, 0, 0, 1], 6514).into()), Format::Cef), &record(9, event));
+        assert!(m.contains("deviceExternalId=airlock/audit/0123abcd"), "{m}");
     }
 
     #[test]
