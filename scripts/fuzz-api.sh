@@ -4,10 +4,14 @@
 #   scripts/fuzz-api.sh
 #
 # The daemon is the real one (`airlock serve`), on a throwaway AIRLOCK_HOME with a vault, a minimal policy and one
-# admin agent, on a loopback port; schemathesis talks to nothing else. It generates requests from the document
-# (valid ones and, for negative testing, invalid ones) and checks every answer: no 5xx, a status, content type,
-# headers and body the document names for that operation, invalid requests refused, valid ones accepted, and
-# operations that need a token refusing requests without one. Then the daemon must still be alive and healthy,
+# admin agent, on a loopback port; schemathesis talks to nothing else. The admin may use a tool with a capability of a
+# provider whose upstream is a loopback port nothing listens on, so capability calls go through the handler and the
+# tool's broker to a refused connection (502) rather than stopping at the tool grant; most of them are made as that
+# tool, to that provider (a schemathesis.toml of dictionaries), and the script checks afterwards that some got there.
+# schemathesis generates requests from the document (valid ones and, for negative testing, invalid ones) and checks
+# every answer: no 5xx it does not declare, a status, content type, headers and body the document names for that
+# operation, invalid requests refused, valid ones accepted, and operations that need a token refusing requests without
+# one. Then the daemon must still be alive and healthy,
 # stop with exit 0 on SIGTERM, and leave an audit log that verifies.
 #
 # Two passes, so that nothing one operation does makes another fail spuriously:
@@ -105,13 +109,55 @@ al() {
 
 al init --kek passphrase --insecure-kdf --kdf-memory-mib 8 >/dev/null 2>"$work/init.err" ||
     die "airlock init failed: $(cat "$work/init.err")"
-printf '[agents.worker]\ntools = ["t"]\n[tools.t]\n' >"$home/airlock.toml"
+# The fuzz agent is granted a tool with a capability, so that capability calls reach the handler and the tool's broker
+# (policy, path prefixes, secret injection, the upstream) instead of stopping at "not granted". The provider's host is
+# a name under example.com (reserved, RFC 2606; the broker refuses special-use names such as .invalid before it
+# resolves them), pinned by --resolve to a loopback port nothing listens on: a call the broker lets through fails at
+# the connection (502), and nothing ever leaves the machine.
+upstream_host=fuzz-upstream.example.com
+cat >"$home/airlock.toml" <<EOF
+version = 1
+
+[network]
+allow_private = ["127.0.0.1"]
+
+[agents.worker]
+tools = ["t"]
+
+[agents.fuzz]
+tools = ["fetch"]
+
+[tools.t]
+
+[tools.fetch]
+secrets = ["FUZZ_KEY"]
+[[tools.fetch.network]]
+hosts = ["$upstream_host:*"]
+
+[secrets.FUZZ_KEY]
+hosts = ["$upstream_host:*"]
+
+[providers.fuzz]
+base_url = "https://$upstream_host:9"
+secret = "FUZZ_KEY"
+
+[providers.fuzz.capabilities.models]
+methods = ["GET"]
+paths = ["/v1/models"]
+
+[providers.fuzz.capabilities.write]
+methods = ["POST", "PUT", "PATCH", "DELETE"]
+paths = ["/v1/"]
+EOF
+printf 'fuzz-throwaway-%s' "$RANDOM$RANDOM$RANDOM" |
+    al secret set FUZZ_KEY --raw --host "$upstream_host:9" >/dev/null 2>"$work/secret.err" ||
+    die "airlock secret set failed: $(cat "$work/secret.err")"
 token=$(al --json agent add fuzz --role admin | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 [[ "$token" == alk_* ]] || die "airlock agent add did not print a token"
 
 : >"$work/serve.out" # made before the daemon starts, so that reading it below never races its creation
 "${airlock_env[@]}" "$bin" serve --config "$home/airlock.toml" --listen 127.0.0.1:0 --rate 100000 \
-    </dev/null >"$work/serve.out" 2>"$work/serve.err" &
+    --resolve "$upstream_host=127.0.0.1" </dev/null >"$work/serve.out" 2>"$work/serve.err" &
 daemon_pid=$!
 # Its first stdout line says it is ready, and where: "airlock serve: listening on SOCKET and http://ADDR".
 url=
@@ -140,6 +186,39 @@ echo "fuzz-api: the guard scores with: $layers"
 # --- schemathesis ----------------------------------------------------------------------------------------------
 rm -rf "$reports"
 mkdir -p "$reports"
+# Random provider, capability and tool names would all be refused before the handler does anything (404, 403): most
+# capability calls are made as the granted tool, to the provider and capabilities above, with methods and paths that
+# fit them or nearly do (the rest, and every other field, as schemathesis makes them). It reads this file from the
+# directory it runs in.
+cat >"$work/schemathesis.toml" <<'EOF'
+[dictionaries.provider]
+values = ["fuzz"]
+[dictionaries.capability]
+values = ["models", "write"]
+[dictionaries.tool]
+values = ["fetch"]
+[dictionaries.method]
+values = ["GET", "POST", "DELETE"]
+[dictionaries.path]
+values = ["/v1/models", "/v1/models?limit=1", "/v1/files", "/v2/models", "/v1/../admin"]
+
+[[operations]]
+include-operation-id = "capabilityInvoke"
+[operations.parameters]
+"path.provider" = { dictionary = "provider", probability = 0.9 }
+"path.capability" = { dictionary = "capability", probability = 0.9 }
+"header.X-Airlock-Tool" = { dictionary = "tool", probability = 0.9 }
+"body.method" = { dictionary = "method", probability = 0.7 }
+"body.path" = { dictionary = "path", probability = 0.7 }
+# A call the document allows may still be refused by a rule of the provider's that no schema of the shared envelope
+# can say (a header the provider sets itself, the query parameter its credential goes in): 400, as documented. And a
+# method the capability does not allow is 405.
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "405", "409", "429", "5xx"]
+# The upstream is unreachable on purpose: a call that gets that far is a 502 problem document, as documented.
+[operations.checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "502"]
+EOF
 if [[ -n "$seed" ]]; then
     generation=(--seed "$seed")
 else
@@ -228,6 +307,21 @@ else
         else
             failures+=("airlock audit verify failed")
             printf '%s\n' "$verify" >&2
+        fi
+        # Capability calls that got past the tool grant, as the granted tool: the broker's own records of its
+        # decisions, some of them the upstream it could not reach. None would mean the fuzzing never got past the
+        # grant, or never past the broker's checks to the upstream.
+        if reached=$(al --json audit query --actor fuzz | "$venv/bin/python" -c '
+import json, sys
+records = [json.loads(line) for line in sys.stdin]
+as_tool = [r for r in records if r.get("actor", {}).get("app_name") == "fetch" and "api-tool-grant" not in json.dumps(r)]
+upstream = [r for r in as_tool if "could not connect to 127.0.0.1:9" in json.dumps(r)]
+print(len(as_tool), len(upstream))'); then
+            read -r as_tool upstream <<<"$reached"
+            echo "capability calls past the tool grant: $as_tool audit records, $upstream of them at the upstream"
+            ((as_tool > 0 && upstream > 0)) || failures+=("no capability call reached the broker and its upstream")
+        else
+            failures+=("airlock audit query failed")
         fi
     fi
 fi

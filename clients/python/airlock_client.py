@@ -408,6 +408,13 @@ class Airlock:
         """``GET /v1/runs/{id}``: one run (``run``, ``agent``, ``tool``, ``parent``, ``depth``, ``command``, ...)."""
         return self._json("GET", self._run_path(id))
 
+    def run_tree(self, id):
+        """``GET /v1/runs/{id}/tree``: the run and the live runs below it, nested: each as :meth:`run` returns it,
+        with ``children`` (oldest first). Only runs this agent may see; one it may not is left out with everything
+        below it, and a root it may not see raises :class:`AirlockError` 404. At most 32 levels and 1000 runs: a run
+        whose children were cut has ``truncated: True``."""
+        return self._json("GET", self._run_path(id, "tree"))
+
     def kill(self, id):
         """``POST /v1/runs/{id}/kill``: ``{"run", "action": "kill", "outcome"}``."""
         return self._json("POST", self._run_path(id, "kill"))
@@ -521,20 +528,28 @@ class Airlock:
                 body[key] = value
         return self._json("POST", "/v1/policy/explain", body)
 
-    def audit_verify(self):
-        """``GET /v1/audit/verify`` (auditors, admins): ``{"ok", "key", "records", "tree_size", "problems", ...}``."""
-        return self._json("GET", "/v1/audit/verify")
+    def audit_verify(self, max_age_ms=None):
+        """``GET /v1/audit/verify`` (auditors, admins): the report ``airlock audit verify --json`` prints (``ok``,
+        ``key``, ``records``, ``tree_size``, ``problems``, ...), with the newest checkpoint's ``note``. With
+        ``max_age_ms``, a newest checkpoint older than that is a problem (the writer stopped)."""
+        path = "/v1/audit/verify"
+        if max_age_ms is not None:
+            path += "?max_age_ms=%d" % max_age_ms
+        return self._json("GET", path)
 
-    def audit_records(self, since=None, until=None, event_class=None, actor=None, decision=None, limit=None):
+    def audit_records(self, since=None, until=None, event_class=None, actor=None, decision=None, limit=None,
+                      from_seq=None):
         """``GET /v1/audit/records`` (auditors, admins): ``{"records": [...]}``, the newest that match, oldest first.
 
         ``since``/``until``: milliseconds since the epoch (inclusive/exclusive); ``event_class``: ``api``,
         ``process``, ``finding``, ``entity``, ``lifecycle`` (or an OCSF class name or uid); ``actor``: an agent
-        name; ``decision``: ``allow`` or ``deny``; ``limit``: 1 to 1000 (default 100).
+        name; ``decision``: ``allow`` or ``deny``; ``limit``: 1 to 1000 (default 100). With ``from_seq``, the oldest
+        ``limit`` that match from that record on instead: to read the whole log, start at 0 and go on from the last
+        record's ``metadata.sequence`` + 1 until an answer holds fewer than ``limit``.
         """
         query = []
         for key, value in (("since", since), ("until", until), ("class", event_class), ("actor", actor),
-                           ("decision", decision), ("limit", limit)):
+                           ("decision", decision), ("limit", limit), ("from_seq", from_seq)):
             if value is not None:
                 query.append((key, str(value)))
         path = "/v1/audit/records"

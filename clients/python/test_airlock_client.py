@@ -65,7 +65,7 @@ class Home:
         with open(self.config, "w") as f:
             f.write(POLICY)
         self.tokens = {}
-        for name, role in (("boss", "admin"), ("worker", "agent"), ("aud", "auditor")):
+        for name, role in (("boss", "admin"), ("worker", "agent"), ("aud", "auditor"), ("other", "agent")):
             out = self.cli("--json", "agent", "add", name, "--role", role)
             self.tokens[name] = json.loads(out)["token"]
 
@@ -284,6 +284,12 @@ class TestApi(DaemonTest):
                 self.assertIn("airlock_runs_active 0", text)
                 v = c.audit_verify()
                 self.assertIs(v["ok"], True, v)
+                self.assertTrue(v["latest_checkpoint"]["note"].startswith("airlock/audit/"), v)
+                self.assertIs(c.audit_verify(max_age_ms=3_600_000)["ok"], True)
+                # Read forward from a record: the oldest that follow, in order.
+                first = c.audit_records(from_seq=0, limit=3)["records"]
+                self.assertEqual([r["metadata"]["sequence"] for r in first], [0, 1, 2])
+                self.assertEqual(c.audit_records(from_seq=2, limit=1)["records"], first[2:])
                 records = c.audit_records(event_class="lifecycle", limit=5)["records"]
                 self.assertTrue(0 < len(records) <= 5, records)
                 engaged = c.audit_records(actor="boss", limit=10)["records"]
@@ -504,6 +510,43 @@ class TestRuns(DaemonTest):
         self.assertNotEqual(rest[-1]["code"], 0, rest)
         self.assertNotIn(run, [r["run"] for r in self.c.runs()["runs"]])
 
+    def test_a_run_tree_nests_the_runs_below_a_run(self):
+        streams, runs = [], []
+        try:
+            for parent in (None, 0, 1):
+                stream = self.c.start_run("t", ["sleep", "30"], parent=None if parent is None else runs[parent],
+                                          timeout=60)
+                streams.append(stream)
+                runs.append(self.until_started(stream))
+            root, child, grandchild = runs
+
+            def node(id, children):
+                return dict(self.c.run(id), children=children)
+
+            tree = self.c.run_tree(root)
+            self.assertEqual(tree, node(root, [node(child, [node(grandchild, [])])]))
+            self.assertEqual([tree["depth"], tree["children"][0]["children"][0]["depth"]], [0, 2])
+            self.assertEqual(self.c.run_tree(child), tree["children"][0])
+            for transport, aud in self.clients("aud"):
+                with self.subTest(transport=transport):
+                    self.assertEqual(aud.run_tree(root), tree)
+            # Another agent may not see worker's runs: not found, as for a run that does not exist.
+            other = Airlock(socket_path=self.d.socket, token=self.h.tokens["other"])
+            for id in (root, grandchild, "0123456789abcdef"):
+                with self.assertRaises(AirlockError) as e:
+                    other.run_tree(id)
+                self.assertEqual((e.exception.status, e.exception.kind), (404, "not-found"))
+            with self.assertRaises(ValueError):
+                self.c.run_tree("")
+        finally:
+            for stream in streams:
+                stream.close()
+            for run in runs:
+                try:
+                    self.c.kill(run)
+                except AirlockError:
+                    pass
+
     # A quiet run too: the daemon watches for the client going away, not only for a failed write.
     def test_a_client_that_goes_away_takes_its_run_with_it(self):
         stream = self.c.start_run("t", ["sleep", "30"], timeout=60)
@@ -595,7 +638,8 @@ class TestOffline(unittest.TestCase):
             "health": "health", "ready": "ready", "openapi": "openapi", "metrics": "metrics", "whoami": "whoami",
             "guardScan": "scan", "guardSpotlight": "spotlight", "guardValidateOutput": "validate_output",
             "redact": "redact", "policyExplain": "policy_explain", "lockdownStatus": "lockdown",
-            "lockdownSet": "set_lockdown", "runsList": "runs", "runGet": "run", "runStart": "start_run",
+            "lockdownSet": "set_lockdown", "runsList": "runs", "runGet": "run", "runTree": "run_tree",
+            "runStart": "start_run",
             "runKill": "kill", "runPause": "pause", "runResume": "resume", "auditVerify": "audit_verify",
             "auditRecords": "audit_records", "capabilityInvoke": "capability",
             "auditCheckpoint": "audit_checkpoint", "secretsList": "secrets", "secretGet": "secret",

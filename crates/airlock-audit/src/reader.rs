@@ -37,21 +37,50 @@ fn parse_line(path: &Path, offset: u64, bytes: &[u8]) -> Result<Stored, AuditErr
 }
 
 /// Calls `f` with every complete record in seq order, stopping early if it returns `false`.
-pub fn for_each(dir: &Path, mut f: impl FnMut(Stored) -> bool) -> Result<(), AuditError> {
+pub fn for_each(dir: &Path, f: impl FnMut(Stored) -> bool) -> Result<(), AuditError> {
+    for_each_from(dir, 0, f)
+}
+
+/// [`for_each`] from record `from` on: a cursor for reading a log in pages, or following it. Segments that end
+/// before `from` are not read (a segment is named by its first seq, and the next one's name says where it ends),
+/// and lines before `from` within a segment are passed over by the seq at their end, unparsed: so a page costs one
+/// segment, not the log. A line passed over is not checked; that is `verify`'s work, as it is for every reader.
+pub fn for_each_from(dir: &Path, from: u64, mut f: impl FnMut(Stored) -> bool) -> Result<(), AuditError> {
     let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
-    for (_, path) in &listing.segments {
+    for (i, (_, path)) in listing.segments.iter().enumerate() {
+        if listing.segments.get(i + 1).is_some_and(|(next, _)| *next <= from) {
+            continue;
+        }
         let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
         let Some((_, body, at)) = segment::split_header(&data) else { continue };
         for line in segment::lines(body, at) {
             if !line.complete {
                 break;
             }
-            if !f(parse_line(path, line.offset, line.bytes)?) {
+            if from > 0 && trailing_seq(line.bytes).is_some_and(|seq| seq < from) {
+                continue;
+            }
+            let r = parse_line(path, line.offset, line.bytes)?;
+            if r.seq < from {
+                continue;
+            }
+            if !f(r) {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// The seq a record line ends with (`...,"seq":41}`, as [`crate::record::encode_into`] writes it), read without
+/// parsing the line.
+fn trailing_seq(line: &[u8]) -> Option<u64> {
+    let body = line.strip_suffix(b"}")?;
+    let digits = body.len() - body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if !body[..digits].ends_with(b",\"seq\":") {
+        return None;
+    }
+    std::str::from_utf8(&body[digits..]).ok()?.parse().ok()
 }
 
 /// The leaf hashes of every retained record, with the tree over the records retention removed.

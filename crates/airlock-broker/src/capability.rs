@@ -660,7 +660,7 @@ fn parse_base_url(raw: &str) -> Result<(String, Target), String> {
 }
 
 /// Uppercased, an HTTP token; CONNECT, TRACE and TRACK are never a capability's business.
-fn parse_method(raw: &str) -> Result<Method, String> {
+pub fn parse_method(raw: &str) -> Result<Method, String> {
     let upper = raw.to_ascii_uppercase();
     if upper.is_empty() || upper.len() > 32 || !upper.bytes().all(is_tchar) {
         return Err(format!("invalid method {raw:?}"));

@@ -269,7 +269,7 @@ impl Registry {
     /// The live runs as a tree: each parent before its children, children oldest first, each with its depth in
     /// the printed tree. A run whose parent is not live is shown at the top level.
     pub fn tree(&self) -> Result<Vec<(RunRecord, usize)>, SandboxError> {
-        Ok(tree_order(self.list()?))
+        Ok(tree_order(self.list()?, |r| (r.run.as_str(), r.parent.as_deref())))
     }
 
     /// Kills runs: SIGTERM to every stage 1 at once, one shared grace period, then SIGKILL to what is left and a
@@ -548,34 +548,37 @@ fn sync_dir(dir: &Path) -> Result<(), SandboxError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| SandboxError::os(format!("syncing {}", dir.display()), e))
 }
 
-fn tree_order(runs: Vec<RunRecord>) -> Vec<(RunRecord, usize)> {
-    let live: HashSet<&str> = runs.iter().map(|r| r.run.as_str()).collect();
+/// `items` (runs, oldest first) in tree order: each parent before its children, children oldest first, each with
+/// its depth in the printed tree. An item whose parent is not among `items` is shown at the top level, and so is
+/// anything a parent cycle kept unreachable. `link` gives an item's id and its parent's.
+pub fn tree_order<T>(items: Vec<T>, link: impl Fn(&T) -> (&str, Option<&str>)) -> Vec<(T, usize)> {
+    let live: HashSet<&str> = items.iter().map(|r| link(r).0).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
-    // `runs` is sorted oldest first, so every child list and the roots are too.
-    for (i, rec) in runs.iter().enumerate() {
-        match rec.parent.as_deref() {
-            Some(parent) if parent != rec.run && live.contains(parent) => children.entry(parent).or_default().push(i),
+    // `items` is sorted oldest first, so every child list and the roots are too.
+    for (i, item) in items.iter().enumerate() {
+        match link(item) {
+            (id, Some(parent)) if parent != id && live.contains(parent) => children.entry(parent).or_default().push(i),
             _ => roots.push(i),
         }
     }
-    let mut order = Vec::with_capacity(runs.len());
-    let mut visited = vec![false; runs.len()];
+    let mut order = Vec::with_capacity(items.len());
+    let mut visited = vec![false; items.len()];
     // Roots first, then anything a parent cycle kept unreachable, shown at the top level.
-    for start in roots.into_iter().chain(0..runs.len()) {
+    for start in roots.into_iter().chain(0..items.len()) {
         let mut stack = vec![(start, 0usize)];
         while let Some((i, depth)) = stack.pop() {
             if std::mem::replace(&mut visited[i], true) {
                 continue;
             }
             order.push((i, depth));
-            if let Some(kids) = children.get(runs[i].run.as_str()) {
+            if let Some(kids) = children.get(link(&items[i]).0) {
                 stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
             }
         }
     }
-    let mut slots: Vec<Option<RunRecord>> = runs.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|(i, depth)| slots[i].take().map(|rec| (rec, depth))).collect()
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|(i, depth)| slots[i].take().map(|item| (item, depth))).collect()
 }
 
 // --- processes ---
@@ -909,7 +912,7 @@ mod tests {
     fn tree_survives_parent_cycles() {
         let a = "000000000000000a";
         let b = "000000000000000b";
-        let order = tree_order(vec![rec(a, Some(b), 1), rec(b, Some(a), 2)]);
+        let order = tree_order(vec![rec(a, Some(b), 1), rec(b, Some(a), 2)], |r| (r.run.as_str(), r.parent.as_deref()));
         let names: Vec<(&str, usize)> = order.iter().map(|(r, d)| (r.run.as_str(), *d)).collect();
         assert_eq!(names, [(a, 0), (b, 1)]);
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use airlock_audit::merkle::{self, TreeView};
-use airlock_audit::reader::{self, Filter, Follower, Stored};
+use airlock_audit::reader::{self, Filter, Follower};
 use airlock_audit::sink::cef::to_cef;
 use airlock_audit::sink::file::{FileSink, FileSinkOptions};
 use airlock_audit::sink::syslog::{Format as SyslogFormat, SyslogSink, Transport, parse_facility};
@@ -33,16 +33,35 @@ use crate::commands::Ctx;
 pub const EXIT_VERIFY_FAILED: u8 = 10;
 
 pub fn run(ctx: &Ctx, c: AuditCommand) -> Result<(), CliError> {
+    // With a daemon (`client`), `verify`, `tail`, `query` and `checkpoint` ask it, unless they are pointed at files
+    // (`--log`) or given a trust anchor to hold the log to (`verify --key`, `--checkpoint`): checking against an
+    // anchor is only worth anything when this process reads the files itself, not when the daemon being checked
+    // says how it went. The rest always work here: `export` and `prove` read files, `hash`, `key` and `repair` need
+    // the vault or the writer's lock.
+    let daemon = |log: &AuditLogArg| log.log.is_none().then(|| crate::client::Client::from_env(&ctx.home)).flatten();
     match c {
         AuditCommand::Verify { log, key, checkpoint, save_checkpoint, max_age } => {
+            if key.key.is_none()
+                && checkpoint.is_empty()
+                && let Some(c) = daemon(&log)
+            {
+                let max_age_ms = max_age.as_deref().map(|s| parse_age_ms(s, "--max-age")).transpose()?;
+                return crate::client::audit_verify(ctx, &c, save_checkpoint.as_deref(), max_age_ms);
+            }
             verify(ctx, &log_dir(ctx, &log), &key, &checkpoint, save_checkpoint.as_deref(), max_age.as_deref())
         }
-        AuditCommand::Tail { log, follow, lines } => tail(ctx, &log_dir(ctx, &log), follow, lines),
+        AuditCommand::Tail { log, follow, lines } => match daemon(&log) {
+            Some(c) => crate::client::audit_tail(ctx, &c, follow, lines),
+            None => tail(ctx, &log_dir(ctx, &log), follow, lines),
+        },
         AuditCommand::Query { log, filter } => {
             let filter = parse_filter(&filter)?;
+            if let Some(c) = daemon(&log) {
+                return crate::client::audit_query(ctx, &c, &filter);
+            }
             let mut out = std::io::stdout().lock();
             reader::for_each(&log_dir(ctx, &log), |r| {
-                !filter.matches(&r) || print_record(&mut out, ctx.json, &r).is_ok()
+                !filter.matches(&r) || print_record(&mut out, ctx.json, r.seq, r.logged_ms, &r.event).is_ok()
             })
             .map_err(audit_err)
         }
@@ -94,6 +113,9 @@ pub fn run(ctx: &Ctx, c: AuditCommand) -> Result<(), CliError> {
             Ok(())
         }
         AuditCommand::Checkpoint { log } => {
+            if let Some(c) = daemon(&log) {
+                return crate::client::audit_checkpoint(&c);
+            }
             let signer = signer(&mut ctx.open_unlocked()?)?;
             let dir = log_dir(ctx, &log);
             let log = AuditLog::open(&dir, signer, Options::default(), vec![]).map_err(audit_err)?;
@@ -177,90 +199,188 @@ fn verify(
     let max_checkpoint_age_ms = max_age.map(|s| parse_age_ms(s, "--max-age")).transpose()?;
     let opts = VerifyOptions { trusted_notes: trusted, max_checkpoint_age_ms, now_ms };
     let report = airlock_audit::verify(dir, &verifier, &opts).map_err(audit_err)?;
+    let v = Verification::new(dir, &verifier, Some(key_source), &report, None);
+    finish_verify(ctx.json, &v, || match (save, &report.latest_checkpoint) {
+        (Some(path), Some(latest)) => match latest_note(dir, &verifier, latest)? {
+            Some(note) => save_checkpoint(&note, path),
+            // The newest checkpoint came from --checkpoint itself: nothing newer to save.
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    })
+}
 
-    if ctx.json {
-        let problems: Vec<_> = report
-            .problems
-            .iter()
-            .map(|p| json!({"seq": p.seq, "path": p.path, "offset": p.offset, "message": p.message}))
-            .collect();
-        let v = json!({
-            "ok": report.ok(),
-            "log": dir,
-            "key": verifier.to_vkey(),
-            "key_source": key_source,
-            "first_seq": report.first_seq,
-            "tree_size": report.tree_size(),
-            "records": report.records,
-            "segments": report.segments,
-            "bytes": report.bytes,
-            "checkpoints_matched": report.checkpoints_matched,
-            "checkpoints_predating_retention": report.checkpoints_predating,
-            "latest_checkpoint": report.latest_checkpoint.as_ref().map(|c| json!({"size": c.size, "time_ms": c.time_ms})),
-            "unsigned_records": report.unsigned_records,
-            "first_bad": report.first_bad().map(|p| p.to_string()),
-            "problems": problems,
-            "torn_checkpoint_offset": report.torn_checkpoint,
-            "torn_tail": report.torn_tail.as_ref().map(|t| json!({"path": t.path, "offset": t.offset, "bytes": t.bytes, "seq": t.seq})),
-            "strays": report.strays,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+/// What `airlock audit verify --json` prints and `GET /v1/audit/verify` answers: one shape, so that the command
+/// prints the same whether it read the log itself or the daemon did (`client::audit_verify`).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Verification {
+    pub(crate) ok: bool,
+    pub(crate) log: String,
+    pub(crate) key: String,
+    /// `--key` or `the vault`. Not in the daemon's answer: the daemon's key is always its vault's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_source: Option<String>,
+    pub(crate) first_seq: u64,
+    pub(crate) tree_size: u64,
+    pub(crate) records: u64,
+    pub(crate) segments: usize,
+    pub(crate) bytes: u64,
+    pub(crate) checkpoints_matched: usize,
+    pub(crate) checkpoints_predating_retention: usize,
+    pub(crate) latest_checkpoint: Option<LatestCheckpoint>,
+    pub(crate) unsigned_records: u64,
+    pub(crate) first_bad: Option<String>,
+    pub(crate) problems: Vec<VerifyProblem>,
+    pub(crate) torn_checkpoint_offset: Option<u64>,
+    pub(crate) torn_tail: Option<TornTail>,
+    pub(crate) strays: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct LatestCheckpoint {
+    pub(crate) size: u64,
+    pub(crate) time_ms: i64,
+    /// The signed note itself: in the daemon's answer only, for `--save-checkpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct VerifyProblem {
+    seq: Option<u64>,
+    path: Option<String>,
+    offset: Option<u64>,
+    message: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TornTail {
+    path: String,
+    offset: u64,
+    bytes: u64,
+    seq: u64,
+}
+
+impl Verification {
+    /// The report of verifying the log in `dir` with `verifier`; `note`, the newest checkpoint's note, if wanted.
+    pub(crate) fn new(
+        dir: &Path,
+        verifier: &NoteVerifier,
+        key_source: Option<&str>,
+        report: &airlock_audit::Report,
+        note: Option<String>,
+    ) -> Verification {
+        let path = |p: &Path| p.display().to_string();
+        Verification {
+            ok: report.ok(),
+            log: path(dir),
+            key: verifier.to_vkey(),
+            key_source: key_source.map(str::to_string),
+            first_seq: report.first_seq,
+            tree_size: report.tree_size(),
+            records: report.records,
+            segments: report.segments,
+            bytes: report.bytes,
+            checkpoints_matched: report.checkpoints_matched,
+            checkpoints_predating_retention: report.checkpoints_predating,
+            latest_checkpoint: report.latest_checkpoint.as_ref().map(|c| LatestCheckpoint {
+                size: c.size,
+                time_ms: c.time_ms,
+                note,
+            }),
+            unsigned_records: report.unsigned_records,
+            first_bad: report.first_bad().map(|p| p.to_string()),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| VerifyProblem {
+                    seq: p.seq,
+                    path: p.path.as_deref().map(path),
+                    offset: p.offset,
+                    message: p.message.clone(),
+                })
+                .collect(),
+            torn_checkpoint_offset: report.torn_checkpoint,
+            torn_tail: report.torn_tail.as_ref().map(|t| TornTail {
+                path: path(&t.path),
+                offset: t.offset,
+                bytes: t.bytes,
+                seq: t.seq,
+            }),
+            strays: report.strays.iter().map(|s| path(s)).collect(),
+        }
+    }
+}
+
+/// Prints a verification as `airlock audit verify` does (`--json`: the report itself), runs `save` if it passed,
+/// and exits 10 if it did not.
+pub(crate) fn finish_verify(
+    json: bool,
+    v: &Verification,
+    save: impl FnOnce() -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
     } else {
         println!(
             "audit log {}: {} records (seq {}..{}) in {} segment(s), {} bytes",
-            dir.display(),
-            report.records,
-            report.first_seq,
-            report.tree_size().saturating_sub(1),
-            report.segments,
-            report.bytes
+            v.log,
+            v.records,
+            v.first_seq,
+            v.tree_size.saturating_sub(1),
+            v.segments,
+            v.bytes
         );
-        println!("key: {} (from {key_source})", verifier.to_vkey());
-        match &report.latest_checkpoint {
+        println!("key: {} (from {})", v.key, v.key_source.as_deref().unwrap_or("the vault"));
+        match &v.latest_checkpoint {
             Some(c) => println!(
                 "checkpoints: {} matched the records; newest signs {} records at {} ({} record(s) after it, covered by \
                  the hash chain only)",
-                report.checkpoints_matched,
+                v.checkpoints_matched,
                 c.size,
                 format_ms(c.time_ms),
-                report.unsigned_records
+                v.unsigned_records
             ),
             None => println!("checkpoints: none"),
         }
-        if report.checkpoints_predating > 0 {
-            println!("{} checkpoint(s) predate retained records: signature checked only", report.checkpoints_predating);
+        if v.checkpoints_predating_retention > 0 {
+            println!(
+                "{} checkpoint(s) predate retained records: signature checked only",
+                v.checkpoints_predating_retention
+            );
         }
-        for s in &report.strays {
-            println!("warning: unexpected file {}", s.display());
+        for s in &v.strays {
+            println!("warning: unexpected file {s}");
         }
     }
-    if report.ok() {
-        if !ctx.json {
+    if v.ok {
+        if !json {
             println!("OK");
         }
-        if let (Some(path), Some(latest)) = (save, &report.latest_checkpoint) {
-            save_checkpoint(dir, &verifier, latest, path)?;
-        }
-        return Ok(());
+        return save();
     }
-    if !ctx.json {
-        if let Some(first) = report.first_bad() {
+    if !json {
+        if let Some(first) = &v.first_bad {
             eprintln!("FAILED: first bad record: {first}");
         }
-        for p in &report.problems {
-            eprintln!("  problem: {p}");
+        for p in &v.problems {
+            // Said as the verifier says it.
+            let problem = airlock_audit::Problem {
+                seq: p.seq,
+                path: p.path.as_ref().map(PathBuf::from),
+                offset: p.offset,
+                message: p.message.clone(),
+            };
+            eprintln!("  problem: {problem}");
         }
-        if let Some(t) = &report.torn_tail {
+        if let Some(t) = &v.torn_tail {
             eprintln!(
                 "  torn tail: seq {} was being written when the writer stopped ({} bytes at offset {} of {}); it was \
                  never acknowledged. Run `airlock audit repair` to remove it.",
-                t.seq,
-                t.bytes,
-                t.offset,
-                t.path.display()
+                t.seq, t.bytes, t.offset, t.path
             );
         }
-        if let Some(offset) = report.torn_checkpoint {
+        if let Some(offset) = v.torn_checkpoint_offset {
             eprintln!(
                 "  torn checkpoint: the checkpoint file ends in an incomplete line at offset {offset} (a crash while \
                  signing). Run `airlock audit repair` to remove it."
@@ -270,18 +390,24 @@ fn verify(
     Err(CliError { code: EXIT_VERIFY_FAILED, message: String::new() })
 }
 
-/// Writes the note of `latest` (found again in the checkpoint file) to `path`, atomically.
-fn save_checkpoint(dir: &Path, verifier: &NoteVerifier, latest: &Checkpoint, path: &Path) -> Result<(), CliError> {
+/// The note of `latest`, found again in the checkpoint file of the log in `dir` (newest first: it is nearly always
+/// the last line); `None` if the file does not hold it.
+pub(crate) fn latest_note(
+    dir: &Path,
+    verifier: &NoteVerifier,
+    latest: &Checkpoint,
+) -> Result<Option<String>, CliError> {
     let (lines, _) = airlock_audit::segment::read_checkpoint_file(dir)
         .map_err(|e| CliError { code: 1, message: format!("reading checkpoints: {e}") })?;
-    let note = lines
+    Ok(lines
         .into_iter()
+        .rev()
         .filter_map(|l| l.note.ok())
-        .find(|n| Checkpoint::open(n, verifier).is_ok_and(|c| &c == latest));
-    let Some(note) = note else {
-        // The newest checkpoint came from --checkpoint itself: nothing newer to save.
-        return Ok(());
-    };
+        .find(|n| Checkpoint::open(n, verifier).is_ok_and(|c| &c == latest)))
+}
+
+/// Writes `note` to `path` (`verify --save-checkpoint`), atomically.
+pub(crate) fn save_checkpoint(note: &str, path: &Path) -> Result<(), CliError> {
     // Atomic and durable: this file is what the next run trusts.
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
@@ -299,7 +425,8 @@ fn tail(ctx: &Ctx, dir: &Path, follow: bool, lines: usize) -> Result<(), CliErro
     let (mut follower, backlog) = Follower::new(dir, lines).map_err(audit_err)?;
     let mut out = std::io::stdout().lock();
     for r in &backlog {
-        print_record(&mut out, ctx.json, r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+        print_record(&mut out, ctx.json, r.seq, r.logged_ms, &r.event)
+            .map_err(|e| CliError { code: 1, message: e.to_string() })?;
     }
     if !follow {
         return Ok(());
@@ -307,28 +434,36 @@ fn tail(ctx: &Ctx, dir: &Path, follow: bool, lines: usize) -> Result<(), CliErro
     loop {
         std::thread::sleep(std::time::Duration::from_millis(200));
         for r in follower.poll().map_err(audit_err)? {
-            print_record(&mut out, ctx.json, &r).map_err(|e| CliError { code: 1, message: e.to_string() })?;
+            print_record(&mut out, ctx.json, r.seq, r.logged_ms, &r.event)
+                .map_err(|e| CliError { code: 1, message: e.to_string() })?;
         }
         let _ = out.flush();
     }
 }
 
-fn print_record(out: &mut impl Write, json: bool, r: &Stored) -> std::io::Result<()> {
+/// One record as `tail` and `query` print it: its OCSF event (`--json`), else a line of its time, seq, type, actor,
+/// decision and message.
+pub(crate) fn print_record(
+    out: &mut impl Write,
+    json: bool,
+    seq: u64,
+    logged_ms: i64,
+    event: &serde_json::Value,
+) -> std::io::Result<()> {
     if json {
-        return writeln!(out, "{}", r.event);
+        return writeln!(out, "{event}");
     }
     // Records hold text from agents and tools: control characters are shown escaped, so a record cannot forge
     // another line or drive the terminal.
-    let s =
-        |path: &str| s_escape(airlock_audit::event::get_path(&r.event, path).and_then(|v| v.as_str()).unwrap_or("-"));
+    let s = |path: &str| s_escape(airlock_audit::event::get_path(event, path).and_then(|v| v.as_str()).unwrap_or("-"));
     writeln!(
         out,
         "{}  #{:<6} {:<36} {:<16} {:<5} {}",
-        format_ms(r.logged_ms),
-        r.seq,
+        format_ms(logged_ms),
+        seq,
         s("type_name"),
         s("actor.user.name"),
-        airlock_audit::event::decision_of(&r.event).map_or_else(|| "-".to_owned(), s_escape),
+        airlock_audit::event::decision_of(event).map_or_else(|| "-".to_owned(), s_escape),
         s("message")
     )
 }
@@ -444,7 +579,7 @@ fn parse_time_ms(s: &str, flag: &str) -> Result<i64, CliError> {
 }
 
 /// `30s`, `90m`, `2h`, `7d`: the duration syntax of `airlock.toml` ([`Interval`]).
-fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
+pub(crate) fn parse_age_ms(s: &str, flag: &str) -> Result<i64, CliError> {
     let age = Interval::parse(s).map_err(|m| CliError::usage(format!("{flag}: {m}")))?;
     i64::try_from(age.0.as_millis()).map_err(|_| CliError::usage(format!("{flag} {s:?} is too long")))
 }
@@ -464,16 +599,34 @@ impl ChangeLog {
 
     /// Records the change (already made) and closes the log, which signs a checkpoint over it.
     pub fn record(self, activity: u8, kind: &str, name: &str, message: String) -> Result<(), CliError> {
+        self.append_change(activity, kind, name, message)?;
+        self.close()
+    }
+
+    /// Records one change (already made) of several; [`ChangeLog::close`] ends the command.
+    pub fn append_change(&self, activity: u8, kind: &str, name: &str, message: String) -> Result<(), CliError> {
         let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
         let event = airlock_audit::Event::entity_change(jiff::Timestamp::now().as_millisecond(), activity, kind, name)
             .set("actor.user", json!({"name": user, "type": "user"}))
             .set("actor.app_name", json!("airlock-cli"))
             .status(true)
             .message(message);
-        let done = airlock_audit::Append::append(&self.0, event).and_then(|_| self.0.close());
-        done.map_err(|e| CliError {
+        airlock_audit::Append::append(&self.0, event).map(drop).map_err(|e| CliError {
             code: 1,
             message: format!("the change was made but could not be recorded in the audit log: {e}"),
+        })
+    }
+
+    /// Records something other than a change (a read from a secret store) before the command goes on.
+    pub fn append(&self, event: airlock_audit::Event) -> Result<(), CliError> {
+        airlock_audit::Append::append(&self.0, event).map(drop).map_err(audit_err)
+    }
+
+    /// Closes the log, which signs a checkpoint over what this command recorded.
+    pub fn close(self) -> Result<(), CliError> {
+        self.0.close().map_err(|e| CliError {
+            code: 1,
+            message: format!("the audit log could not be closed (what was recorded stays recorded): {e}"),
         })
     }
 }

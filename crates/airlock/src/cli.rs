@@ -56,7 +56,7 @@ pub enum Command {
     /// Run a command in the sandbox: namespaces, Landlock, seccomp, limits, egress only through the broker.
     Run(Box<RunArgs>),
     /// Show the sandboxed runs on this machine, as a tree of parent and child runs.
-    Ps,
+    Ps(PsArgs),
     /// Stop runs: TERM, then KILL after the grace period.
     Kill(KillArgs),
     /// Freeze runs (cgroup freezer, else SIGSTOP) until `airlock resume`.
@@ -345,6 +345,14 @@ pub struct RunArgs {
     /// The command and its arguments, run directly (never through a shell).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Only this run and the runs below it (started with `--parent` it, and so on down), nested; with --json, one
+    /// object per run with its `children`.
+    #[arg(long, value_name = "RUN")]
+    pub tree: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -746,6 +754,103 @@ pub enum SecretCommand {
         #[arg(long, short)]
         workspace: Option<String>,
     },
+    /// Copy a value from another store (OpenBao, a keyring, the environment, a sealed file) into the vault.
+    Import(ImportArgs),
+    /// Compare secrets held both in the vault and in another store, without showing either value (exit 16 on drift).
+    Sync(SyncArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    pub name: String,
+    /// The value to copy: bao://MOUNT/PATH#FIELD, keyring://SERVICE/USER, keyctl://DESC, env://NAME or file://PATH#KEY.
+    #[arg(long)]
+    pub from: String,
+    /// If NAME exists, give it the store's value as a new version (its pins and recipe stay).
+    #[arg(long)]
+    pub update: bool,
+    #[arg(long, short)]
+    pub workspace: Option<String>,
+    /// Host the secret may be sent to (repeatable): name, *.suffix or IP, optional :port.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Inject as a header, e.g. 'Authorization: Bearer {}'.
+    #[arg(long, conflicts_with_all = ["query", "basic_user"])]
+    pub header: Option<String>,
+    /// Inject as this URL query parameter.
+    #[arg(long, conflicts_with = "basic_user")]
+    pub query: Option<String>,
+    /// Inject as HTTP basic auth with this username (the secret is the password).
+    #[arg(long)]
+    pub basic_user: Option<String>,
+    /// How tools get it: a surrogate (default) or, opt-in, the real value in their environment.
+    #[arg(long, value_enum)]
+    pub expose: Option<ExposeArg>,
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Versions kept for this secret (overrides the vault default).
+    #[arg(long)]
+    pub keep_versions: Option<u32>,
+    /// Config whose [backends] says how to reach the store (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml;
+    /// without one, only stores that need no settings).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// dev, prod, ide or test (default: $AIRLOCK_PROFILE, then the file's default_profile, then dev).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+impl ImportArgs {
+    /// The options as `secret set` takes them.
+    pub fn set_args(&self) -> SetArgs {
+        SetArgs {
+            name: self.name.clone(),
+            workspace: self.workspace.clone(),
+            hosts: self.hosts.clone(),
+            header: self.header.clone(),
+            query: self.query.clone(),
+            basic_user: self.basic_user.clone(),
+            expose: self.expose.unwrap_or(ExposeArg::Surrogate),
+            group: self.group.clone(),
+            tags: self.tags.clone(),
+            keep_versions: self.keep_versions,
+            raw: false,
+        }
+    }
+
+    /// Whether any option describes a new secret (meaningless for `--update` of an existing one).
+    pub fn has_metadata(&self) -> bool {
+        !self.hosts.is_empty()
+            || self.header.is_some()
+            || self.query.is_some()
+            || self.basic_user.is_some()
+            || self.expose.is_some()
+            || self.group.is_some()
+            || !self.tags.is_empty()
+            || self.keep_versions.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Secrets to compare (default: every [secrets.NAME] with a source).
+    pub names: Vec<String>,
+    /// Compare the one NAME with this store locator instead of its [secrets.NAME] source.
+    #[arg(long)]
+    pub against: Option<String>,
+    /// Give each drifted local copy the store's value, as a new version.
+    #[arg(long)]
+    pub pull: bool,
+    #[arg(long, short)]
+    pub workspace: Option<String>,
+    /// Config with [secrets] and [backends] (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// dev, prod, ide or test (default: $AIRLOCK_PROFILE, then the file's default_profile, then dev).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! The CLI through a running daemon: with `AIRLOCK_TOKEN` set and `airlock serve` answering on this home's socket,
-//! `airlock run`, `ps`, `kill`, `pause`, `resume`, `lockdown` and `secret set|list|rotate|pin` are requests to the
-//! daemon, made as that token's agent. Otherwise they work standalone, as before.
+//! `airlock run`, `ps`, `kill`, `pause`, `resume`, `lockdown`, `secret set|list|rotate|pin` and
+//! `audit verify|query|tail|checkpoint` are requests to the daemon, made as that token's agent. Otherwise they work
+//! standalone, as before.
 //!
 //! Why opt in by token rather than by the socket alone: the token says who is acting (the daemon decides by the
 //! agent's role and subtree, and audits under its name), and a CLI that needs no vault passphrase because the
@@ -195,8 +196,43 @@ fn read_body(r: &mut impl BufRead, chunked: bool, each: &mut dyn FnMut(&[u8])) -
     }
 }
 
-/// `airlock ps` through the daemon.
-pub fn ps(c: &Client, json_out: bool) -> Result<(), CliError> {
+/// `airlock ps` through the daemon: the runs the token's agent may see, children indented under their parents as
+/// standalone `ps` shows them; with `tree`, that run and the runs below it (`GET /v1/runs/{id}/tree`).
+pub fn ps(c: &Client, json_out: bool, tree: Option<&str>) -> Result<(), CliError> {
+    if let Some(root) = tree {
+        // The id goes into the path: only a run id's characters may (anything else names no run anyway).
+        if root.is_empty() || !root.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(CliError { code: 4, message: format!("no running run {root}") });
+        }
+        let answer = c.request("GET", &format!("/v1/runs/{root}/tree"), None)?;
+        if answer.status == 404 {
+            return Err(CliError { code: 4, message: format!("no running run {root}") });
+        }
+        let v = answer.ok()?;
+        if json_out {
+            println!("{v}");
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        let mut truncated = false;
+        let mut stack = vec![(&v, 0usize)];
+        while let Some((node, depth)) = stack.pop() {
+            rows.push((node, depth));
+            truncated |= node["truncated"] == true;
+            let children = node["children"].as_array().map(Vec::as_slice).unwrap_or_default();
+            stack.extend(children.iter().rev().map(|c| (c, depth + 1)));
+        }
+        print_runs(&rows);
+        if truncated {
+            eprintln!(
+                "airlock: the daemon's tree stops at {} levels and {} runs; `airlock ps` lists them all, and \
+                 `airlock ps --tree RUN` shows the tree below any of them",
+                crate::supervise::TREE_DEPTH,
+                crate::supervise::TREE_RUNS
+            );
+        }
+        return Ok(());
+    }
     let runs = c.request("GET", "/v1/runs", None)?.ok()?;
     let lockdown = c.request("GET", "/v1/lockdown", None).and_then(Answer::ok).map(|v| v["lockdown"].clone());
     if json_out {
@@ -217,20 +253,28 @@ pub fn ps(c: &Client, json_out: bool) -> Result<(), CliError> {
         println!("no runs");
         return Ok(());
     }
+    let ordered = airlock_sandbox::supervisor::tree_order(list, |r| {
+        (r["run"].as_str().unwrap_or_default(), r["parent"].as_str())
+    });
+    print_runs(&ordered.iter().map(|(r, depth)| (r, *depth)).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// The runs as `airlock ps` prints them through the daemon, each indented by its depth.
+fn print_runs(rows: &[(&Value, usize)]) {
     println!("{:<20} {:<8} {:<14} {:<14}  COMMAND", "RUN", "STATE", "AGENT", "TOOL");
-    for r in list {
+    for (r, depth) in rows {
         let command: Vec<&str> =
             r["command"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         println!(
             "{:<20} {:<8} {:<14} {:<14}  {}",
-            r["run"].as_str().unwrap_or("?"),
+            format!("{}{}", "  ".repeat(*depth), r["run"].as_str().unwrap_or("?")),
             if r["paused"] == true { "paused" } else { "running" },
             r["agent"].as_str().unwrap_or("?"),
             r["tool"].as_str().unwrap_or("?"),
             command.join(" ")
         );
     }
-    Ok(())
 }
 
 /// `airlock kill|pause|resume RUN...` through the daemon (named runs only: `--agent` and `--all` select from the
@@ -417,6 +461,11 @@ pub fn secret(ctx: &crate::commands::Ctx, c: &Client, cmd: crate::cli::SecretCom
         SecretCommand::Rm { .. } => {
             return Err(CliError::usage("`airlock secret rm` works standalone (AIRLOCK_DAEMON=off)".into()));
         }
+        SecretCommand::Import(_) | SecretCommand::Sync(_) => {
+            return Err(CliError::usage(
+                "`airlock secret import` and `sync` work standalone (AIRLOCK_DAEMON=off)".into(),
+            ));
+        }
     }
     Ok(())
 }
@@ -486,4 +535,159 @@ fn with_value(fields: &Value, value: &[u8]) -> Result<Zeroizing<String>, CliErro
     serde_json::to_writer(&mut *out, &body).map_err(|e| CliError { code: 1, message: format!("encoding: {e}") })?;
     let text = String::from_utf8(std::mem::take(&mut *out)).expect("serde_json writes UTF-8");
     Ok(Zeroizing::new(text))
+}
+
+/// `airlock audit verify` through the daemon (`GET /v1/audit/verify`): the daemon verifies the log with its key, and
+/// this prints its report exactly as the command prints its own; `--save-checkpoint` keeps the note of the newest
+/// checkpoint the daemon found. (With `--key` or `--checkpoint` the command reads the files itself: see `audit::run`.)
+pub fn audit_verify(
+    ctx: &crate::commands::Ctx,
+    c: &Client,
+    save: Option<&Path>,
+    max_age_ms: Option<i64>,
+) -> Result<(), CliError> {
+    let path = match max_age_ms {
+        Some(ms) => format!("/v1/audit/verify?max_age_ms={ms}"),
+        None => "/v1/audit/verify".to_string(),
+    };
+    let mut v: crate::audit::Verification = serde_json::from_value(c.request("GET", &path, None)?.ok()?)
+        .map_err(|e| CliError { code: 1, message: format!("the daemon's verification report is malformed: {e}") })?;
+    let note = v.latest_checkpoint.as_mut().and_then(|c| c.note.take());
+    // The daemon's key is derived from the vault it holds, as a standalone command's would be from the same vault.
+    v.key_source = Some("the vault".into());
+    crate::audit::finish_verify(ctx.json, &v, || match (save, note) {
+        (Some(path), Some(note)) => crate::audit::save_checkpoint(&note, path),
+        _ => Ok(()),
+    })
+}
+
+/// Most records one `GET /v1/audit/records` answers.
+const RECORDS_PAGE: usize = 1000;
+
+/// `airlock audit query` through the daemon: every record that matches, oldest first, read forward a page at a
+/// time (`from_seq`), and printed as the standalone command prints them.
+pub fn audit_query(ctx: &crate::commands::Ctx, c: &Client, f: &airlock_audit::reader::Filter) -> Result<(), CliError> {
+    let mut filter = String::new();
+    let mut param = |k: &str, v: &str| filter.push_str(&format!("{k}={}&", query_escape(v)));
+    if let Some(ms) = f.since_ms {
+        param("since", &ms.to_string());
+    }
+    if let Some(ms) = f.until_ms {
+        param("until", &ms.to_string());
+    }
+    for class in &f.classes {
+        param("class", &class.uid().to_string());
+    }
+    if let Some(a) = &f.actor {
+        param("actor", a);
+    }
+    if let Some(d) = f.decision {
+        param("decision", d.as_str());
+    }
+    let mut out = std::io::stdout().lock();
+    let mut from = 0u64;
+    loop {
+        let page = records(c, &format!("{filter}from_seq={from}&limit={RECORDS_PAGE}"))?;
+        for (seq, logged_ms, event) in &page {
+            // A reader that went away (`| head`) ends the query, as standalone.
+            if crate::audit::print_record(&mut out, ctx.json, *seq, *logged_ms, event).is_err() {
+                return Ok(());
+            }
+        }
+        // A short page is the end of the log; records are in seq order, so the cursor only moves forward.
+        match page.last().map(|r| r.0.checked_add(1)) {
+            Some(Some(next)) if page.len() == RECORDS_PAGE => from = next,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// `airlock audit tail [-n N] [-f]` through the daemon: the newest N records, then (with `-f`) the new ones as they
+/// come, asked for every 200 ms as the standalone command looks for them.
+pub fn audit_tail(ctx: &crate::commands::Ctx, c: &Client, follow: bool, lines: usize) -> Result<(), CliError> {
+    let io = |e: std::io::Error| CliError { code: 1, message: e.to_string() };
+    let mut out = std::io::stdout().lock();
+    if lines == 0 && !follow {
+        return Ok(());
+    }
+    // The newest page; with -n 0, one record, only to learn where the log ends.
+    let mut backlog = records(c, &format!("limit={}", lines.clamp(1, RECORDS_PAGE)))?;
+    if lines > RECORDS_PAGE && backlog.len() == RECORDS_PAGE {
+        // More than one page: the records before it, read forward from where the last `lines` begin.
+        let first = backlog[0].0;
+        let mut older = Vec::new();
+        let mut from = first.saturating_sub((lines - RECORDS_PAGE) as u64);
+        'pages: loop {
+            let page = records(c, &format!("from_seq={from}&limit={RECORDS_PAGE}"))?;
+            let full = page.len() == RECORDS_PAGE;
+            for r in page {
+                if r.0 >= first {
+                    break 'pages;
+                }
+                from = r.0 + 1;
+                older.push(r);
+            }
+            if !full {
+                break;
+            }
+        }
+        older.append(&mut backlog);
+        backlog = older;
+    }
+    let mut next = backlog.last().map_or(0, |r| r.0 + 1);
+    let skip = backlog.len().saturating_sub(lines);
+    for (seq, logged_ms, event) in &backlog[skip..] {
+        crate::audit::print_record(&mut out, ctx.json, *seq, *logged_ms, event).map_err(io)?;
+    }
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        let page = records(c, &format!("from_seq={next}&limit={RECORDS_PAGE}"))?;
+        for (seq, logged_ms, event) in &page {
+            crate::audit::print_record(&mut out, ctx.json, *seq, *logged_ms, event).map_err(io)?;
+            next = seq + 1;
+        }
+        out.flush().map_err(io)?;
+        // A full page may have more behind it: ask again at once.
+        if page.len() < RECORDS_PAGE {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `airlock audit checkpoint` through the daemon (`GET /v1/audit/checkpoint`): the daemon signs what it has not
+/// signed yet, and the note is printed as the standalone command prints the one it signs.
+pub fn audit_checkpoint(c: &Client) -> Result<(), CliError> {
+    let v = c.request("GET", "/v1/audit/checkpoint", None)?.ok()?;
+    let note = v["note"].as_str().ok_or_else(|| bad("a checkpoint without its note"))?;
+    print!("{note}");
+    Ok(())
+}
+
+/// One page of `GET /v1/audit/records?QUERY`: each record's seq, time and event, oldest first.
+fn records(c: &Client, query: &str) -> Result<Vec<(u64, i64, Value)>, CliError> {
+    let mut v = c.request("GET", &format!("/v1/audit/records?{query}"), None)?.ok()?;
+    let Some(list) = v.get_mut("records").and_then(Value::as_array_mut) else { return Err(bad("no records")) };
+    std::mem::take(list)
+        .into_iter()
+        .map(|event| {
+            let seq = event["metadata"]["sequence"].as_u64();
+            let logged = event["metadata"]["logged_time"].as_i64();
+            match (seq, logged) {
+                (Some(seq), Some(logged)) => Ok((seq, logged, event)),
+                _ => Err(bad("a record without metadata.sequence and metadata.logged_time")),
+            }
+        })
+        .collect()
+}
+
+/// `s` percent-encoded for a query string: everything but unreserved characters (RFC 3986).
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -42,9 +42,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             ),
             None => crate::run::run(&ctx, *a),
         },
-        Command::Ps => match daemon(&ctx) {
-            Some(c) => crate::client::ps(&c, ctx.json),
-            None => crate::supervise::ps(&ctx),
+        Command::Ps(a) => match daemon(&ctx) {
+            Some(c) => crate::client::ps(&c, ctx.json, a.tree.as_deref()),
+            None => crate::supervise::ps(&ctx, a.tree.as_deref()),
         },
         Command::Kill(a) => match daemon(&ctx).filter(|_| a.select.agent.is_none() && !a.select.all) {
             Some(c) => crate::client::act(&c, "kill", &a.select.runs),
@@ -288,7 +288,8 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
     // With AIRLOCK_TOKEN set and the daemon answering, through the daemon as the token's agent (no passphrase);
     // `rm` has no route and stays standalone.
     let c = match c {
-        SecretCommand::Rm { .. } => c,
+        // `sync` compares values, which the daemon never hands out; `import` is a vault change like `rm`.
+        SecretCommand::Rm { .. } | SecretCommand::Import(_) | SecretCommand::Sync(_) => c,
         c => match daemon(ctx) {
             Some(client) => return crate::client::secret(ctx, &client, c),
             None => c,
@@ -365,6 +366,8 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
             audit.record(activity::UPDATE, "secret", &id.to_string(), format!("secret {id} pinned to {pins}"))?;
             print_pinned(ctx, &id, &info);
         }
+        SecretCommand::Import(a) => crate::secret_sources::import(ctx, a)?,
+        SecretCommand::Sync(a) => crate::secret_sources::sync(ctx, a)?,
     }
     Ok(())
 }

@@ -40,6 +40,7 @@ mod proxy;
 mod redact;
 mod run;
 mod sealed;
+mod secret_sources;
 mod serve;
 mod supervise;
 mod validate;

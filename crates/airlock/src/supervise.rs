@@ -74,8 +74,11 @@ fn activity_for(verb: &str) -> u8 {
     }
 }
 
-pub fn ps(ctx: &Ctx) -> Result<(), CliError> {
+pub fn ps(ctx: &Ctx, tree: Option<&str>) -> Result<(), CliError> {
     let reg = registry(ctx)?;
+    if let Some(root) = tree {
+        return ps_tree(ctx, &reg, root);
+    }
     let tree = reg.tree().map_err(|e| CliError::input(e.to_string()))?;
     let lockdown = airlock_sandbox::supervisor::lockdown_status(&state_dir(&ctx.home))
         .map_err(|e| CliError::input(e.to_string()))?;
@@ -91,13 +94,18 @@ pub fn ps(ctx: &Ctx) -> Result<(), CliError> {
         println!("no runs");
         return Ok(());
     }
+    print_runs(tree.iter().map(|(r, indent)| (r, *indent)));
+    Ok(())
+}
+
+fn print_runs<'a>(rows: impl Iterator<Item = (&'a RunRecord, usize)>) {
     let now = now_ms().max(0) as u64;
     println!("{:<20} {:<8} {:<14} {:<14} {:>8} {:>7}  COMMAND", "RUN", "STATE", "AGENT", "TOOL", "PID", "AGE");
-    for (r, indent) in &tree {
+    for (r, indent) in rows {
         let age = now.saturating_sub(r.started_unix_ms) / 1000;
         println!(
             "{:<20} {:<8} {:<14} {:<14} {:>8} {:>6}s  {}",
-            format!("{}{}", "  ".repeat(*indent), r.run),
+            format!("{}{}", "  ".repeat(indent), r.run),
             if r.paused { "paused" } else { "running" },
             r.agent,
             r.tool,
@@ -106,7 +114,120 @@ pub fn ps(ctx: &Ctx) -> Result<(), CliError> {
             r.command.join(" ")
         );
     }
+}
+
+/// `airlock ps --tree RUN`: the run and the live runs below it, nested. Standalone, every run on the home is
+/// visible (whoever reads the registry could read it all anyway).
+fn ps_tree(ctx: &Ctx, reg: &Registry, root: &str) -> Result<(), CliError> {
+    let runs = reg.list().map_err(|e| CliError::input(e.to_string()))?;
+    let tree = subtree(runs, root, |r| (r.run.as_str(), r.parent.as_deref()))
+        .ok_or_else(|| CliError { code: 4, message: format!("no running run {root}") })?;
+    if ctx.json {
+        println!("{}", tree.to_json(&|r| serde_json::to_value(r).unwrap_or_default()));
+    } else {
+        print_runs(tree.rows().into_iter());
+    }
+    tree.warn_if_truncated();
     Ok(())
+}
+
+/// How many levels below the run asked for a run tree shows, and how many runs in all: a tree is answered whole in
+/// one document, and deeper nesting than this would also outrun the JSON parsers that read it (serde_json stops at
+/// 128 levels of nesting; each level of the tree is two).
+pub(crate) const TREE_DEPTH: usize = 32;
+pub(crate) const TREE_RUNS: usize = 1000;
+
+/// A run and the runs below it.
+pub(crate) struct RunTree<T> {
+    pub(crate) run: T,
+    pub(crate) children: Vec<RunTree<T>>,
+    /// Some of this run's children were left out: past [`TREE_DEPTH`] or [`TREE_RUNS`].
+    pub(crate) truncated: bool,
+}
+
+/// The run `root` and every run below it among `runs` (oldest first; `link` gives a run's id and its parent's),
+/// children oldest first, breadth first within [`TREE_DEPTH`] and [`TREE_RUNS`]; `None` if `root` is not among
+/// `runs`. Only `runs` are searched: a caller that may not see some runs leaves them out beforehand, and with them
+/// everything below them, so a tree never shows more than the caller could list.
+pub(crate) fn subtree<T>(runs: Vec<T>, root: &str, link: impl Fn(&T) -> (&str, Option<&str>)) -> Option<RunTree<T>> {
+    let root = runs.iter().position(|r| link(r).0 == root)?;
+    let mut children: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        if let (id, Some(parent)) = link(r)
+            && parent != id
+        {
+            children.entry(parent).or_default().push(i);
+        }
+    }
+    // Breadth first, so that a cut leaves out the deepest runs; `seen` guards against a parent cycle.
+    let mut seen = vec![false; runs.len()];
+    seen[root] = true;
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); runs.len()];
+    let mut truncated = vec![false; runs.len()];
+    let mut queue = std::collections::VecDeque::from([(root, 0usize)]);
+    let mut count = 1;
+    while let Some((i, depth)) = queue.pop_front() {
+        for &k in children.get(link(&runs[i]).0).into_iter().flatten() {
+            if seen[k] {
+                continue;
+            }
+            if depth + 1 > TREE_DEPTH || count >= TREE_RUNS {
+                truncated[i] = true;
+                continue;
+            }
+            seen[k] = true;
+            count += 1;
+            kids[i].push(k);
+            queue.push_back((k, depth + 1));
+        }
+    }
+    drop(children);
+    let mut slots: Vec<Option<T>> = runs.into_iter().map(Some).collect();
+    // Recursion at most TREE_DEPTH deep.
+    fn build<T>(i: usize, slots: &mut [Option<T>], kids: &[Vec<usize>], truncated: &[bool]) -> RunTree<T> {
+        let children = kids[i].iter().map(|&k| build(k, slots, kids, truncated)).collect();
+        RunTree { run: slots[i].take().expect("each run once"), children, truncated: truncated[i] }
+    }
+    Some(build(root, &mut slots, &kids, &truncated))
+}
+
+impl<T> RunTree<T> {
+    /// `node(run)` (a JSON object) with `children` added, and `truncated: true` where children were left out.
+    pub(crate) fn to_json(&self, node: &impl Fn(&T) -> serde_json::Value) -> serde_json::Value {
+        let mut v = node(&self.run);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("children".into(), self.children.iter().map(|c| c.to_json(node)).collect());
+            if self.truncated {
+                obj.insert("truncated".into(), true.into());
+            }
+        }
+        v
+    }
+
+    /// Every run, each before its children, with its depth below the root.
+    pub(crate) fn rows(&self) -> Vec<(&T, usize)> {
+        let mut out = Vec::new();
+        let mut stack = vec![(self, 0)];
+        while let Some((t, depth)) = stack.pop() {
+            out.push((&t.run, depth));
+            stack.extend(t.children.iter().rev().map(|c| (c, depth + 1)));
+        }
+        out
+    }
+
+    fn any_truncated(&self) -> bool {
+        self.truncated || self.children.iter().any(RunTree::any_truncated)
+    }
+
+    /// Says on stderr when the tree is not whole, and how to see the rest.
+    pub(crate) fn warn_if_truncated(&self) {
+        if self.any_truncated() {
+            eprintln!(
+                "airlock: the tree stops at {TREE_DEPTH} levels and {TREE_RUNS} runs; `airlock ps` lists them all, \
+                 and `airlock ps --tree RUN` shows the tree below any of them"
+            );
+        }
+    }
 }
 
 pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<(), CliError> {
@@ -363,4 +484,66 @@ fn auto_pause(
         rule.window.as_secs(),
         who.agent
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (id, parent) pairs as runs.
+    fn tree_of(runs: &[(String, Option<String>)], root: &str) -> Option<RunTree<(String, Option<String>)>> {
+        subtree(runs.to_vec(), root, |(id, parent)| (id.as_str(), parent.as_deref()))
+    }
+
+    fn id(n: usize) -> String {
+        format!("{n:016x}")
+    }
+
+    #[test]
+    fn a_subtree_nests_children_oldest_first_and_leaves_out_the_rest() {
+        let runs = vec![
+            (id(1), None),
+            (id(2), Some(id(1))),
+            (id(3), Some(id(9))), // its parent is not live: in no one's tree
+            (id(4), Some(id(2))),
+            (id(5), Some(id(1))),
+        ];
+        let t = tree_of(&runs, &id(1)).unwrap();
+        let rows: Vec<(&str, usize)> = t.rows().into_iter().map(|(r, d)| (r.0.as_str(), d)).collect();
+        assert_eq!(rows, [(id(1).as_str(), 0), (&id(2), 1), (&id(4), 2), (&id(5), 1)]);
+        assert!(!t.any_truncated());
+        let v = t.to_json(&|r| serde_json::json!({"run": r.0}));
+        assert_eq!(v["children"][0]["children"][0]["run"], id(4));
+        assert_eq!(v["children"][0]["children"][0]["children"], serde_json::json!([]));
+        assert!(v.get("truncated").is_none());
+        assert!(tree_of(&runs, &id(7)).is_none());
+        assert_eq!(tree_of(&runs, &id(4)).unwrap().rows().len(), 1);
+    }
+
+    #[test]
+    fn a_subtree_is_bounded_in_depth_and_size_and_survives_cycles() {
+        // A chain deeper than TREE_DEPTH: cut at it, and the last run shown says so.
+        let chain: Vec<_> = (0..TREE_DEPTH + 5).map(|i| (id(i), i.checked_sub(1).map(id))).collect();
+        let t = tree_of(&chain, &id(0)).unwrap();
+        let rows = t.rows();
+        assert_eq!(rows.len(), TREE_DEPTH + 1);
+        assert_eq!(rows.last().unwrap().1, TREE_DEPTH);
+        let v = t.to_json(&|r| serde_json::json!({"run": r.0}));
+        let mut node = &v;
+        for _ in 0..TREE_DEPTH {
+            assert!(node.get("truncated").is_none(), "{node}");
+            node = &node["children"][0];
+        }
+        assert_eq!((node["truncated"].clone(), node["children"].clone()), (true.into(), serde_json::json!([])));
+        // A wide tree: TREE_RUNS in all, the root first; the root is the one cut.
+        let wide: Vec<_> =
+            std::iter::once((id(0), None)).chain((1..TREE_RUNS + 10).map(|i| (id(i), Some(id(0))))).collect();
+        let t = tree_of(&wide, &id(0)).unwrap();
+        assert_eq!((t.rows().len(), t.truncated), (TREE_RUNS, true));
+        // A parent cycle (which no supervisor writes, but a record file could say) ends.
+        let cycle = vec![(id(1), Some(id(2))), (id(2), Some(id(1))), (id(3), Some(id(3)))];
+        let rows: Vec<String> = tree_of(&cycle, &id(1)).unwrap().rows().into_iter().map(|(r, _)| r.0.clone()).collect();
+        assert_eq!(rows, [id(1), id(2)]);
+        assert_eq!(tree_of(&cycle, &id(3)).unwrap().rows().len(), 1);
+    }
 }

@@ -415,3 +415,71 @@ fn sigterm_lets_a_streaming_run_finish_within_the_drain() {
     assert!(rest.contains("finished"), "{rest}");
     assert!(rest.contains("\"event\":\"exit\"") && rest.contains("\"code\":0"), "{rest}");
 }
+
+#[test]
+fn a_run_tree_nests_parent_child_and_grandchild_within_what_the_caller_may_see() {
+    let d = Daemon::start_with(RUNNABLE, &[]);
+    let sleeper = |agent: Option<&str>, parent: Option<&str>| {
+        let mut b: Value = serde_json::from_str(&run_body(&d, &["sleep", "60"], "")).unwrap();
+        if let Some(a) = agent {
+            b["agent"] = json!(a);
+        }
+        if let Some(p) = parent {
+            b["parent"] = json!(p);
+        }
+        b.to_string()
+    };
+    let (mut c1, _e1, root) = d.start_streaming("worker", &sleeper(None, None));
+    let (mut c2, _e2, child) = d.start_streaming("worker", &sleeper(None, Some(&root)));
+    let (mut c3, _e3, grandchild) = d.start_streaming("worker", &sleeper(None, Some(&child)));
+    // Another agent's run below worker's: the admin may start runs for any agent.
+    let (mut c4, _e4, foreign) = d.start_streaming("root", &sleeper(Some("other"), Some(&root)));
+
+    let tree = |agent: &str, id: &str| d.call(Some(agent), "GET", &format!("/v1/runs/{id}/tree"), None);
+    // Each node is the run as GET /v1/runs/{id} answers it, with its children, oldest first.
+    let node = |id: &str, children: Vec<Value>| {
+        let mut v = d.call(Some("root"), "GET", &format!("/v1/runs/{id}"), None).json();
+        v["children"] = json!(children);
+        v
+    };
+    let mine = node(&root, vec![node(&child, vec![node(&grandchild, vec![])])]);
+    assert_eq!(tree("worker", &root).json(), mine);
+    assert_eq!(mine["children"][0]["children"][0]["depth"], 2, "{mine}");
+    assert_eq!(tree("worker", &child).json(), mine["children"][0]);
+    // The admin and the auditor see every run, the other agent's among them; worker does not.
+    let all = node(&root, vec![node(&child, vec![node(&grandchild, vec![])]), node(&foreign, vec![])]);
+    assert_eq!(tree("root", &root).json(), all);
+    assert_eq!(tree("aud", &root).json(), all);
+    // The other agent may not see worker's runs: not found, as for a run that does not exist. Its own is its own.
+    tree("other", &root).problem(404, "not-found");
+    tree("other", &grandchild).problem(404, "not-found");
+    assert_eq!(tree("other", &foreign).json(), node(&foreign, vec![]));
+    tree("worker", "0123456789abcdef").problem(404, "not-found");
+
+    // The CLI through the daemon: `ps --tree` nested the same way, as the token's agent.
+    let as_worker =
+        |args: &[&str]| d.al.call(args).env_remove("AIRLOCK_PASSPHRASE").env("AIRLOCK_TOKEN", &d.tokens["worker"]);
+    assert_eq!(as_worker(&["--json", "ps", "--tree", &root]).expect(0).json(), mine);
+    let text = as_worker(&["ps", "--tree", &root]).expect(0).out();
+    // Each run indented by its depth, its id in the first column.
+    let lines: Vec<&str> = text.lines().skip(1).map(|l| &l[..l.find(char::is_alphanumeric).unwrap() + 16]).collect();
+    assert_eq!(lines, [root.clone(), format!("  {child}"), format!("    {grandchild}")], "{text}");
+    let r = as_worker(&["ps", "--tree", &foreign]).run();
+    assert_eq!(r.code, Some(4), "{}", r.err());
+    // Plain `ps` through the daemon indents children under their parents too, as standalone `ps` does.
+    let ps = as_worker(&["ps"]).expect(0).out();
+    assert!(ps.contains(&format!("\n    {grandchild} ")), "{ps}");
+    // Standalone, the registry shows every run; each node is the run as `ps --json` shows it, with its children.
+    let standalone = d.al.call(["--json", "ps", "--tree", &root]).expect(0).json();
+    let ids = |v: &Value| -> Vec<String> {
+        v["children"].as_array().unwrap().iter().map(|c| c["run"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&standalone), [child.clone(), foreign.clone()], "{standalone}");
+    assert_eq!(ids(&standalone["children"][0]), [grandchild.as_str()], "{standalone}");
+    assert!(standalone["supervisor_pid"].as_u64().is_some(), "{standalone}");
+
+    for c in [&mut c1, &mut c2, &mut c3, &mut c4] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

@@ -43,6 +43,8 @@ pub enum Route {
     LockdownSet,
     RunsList,
     RunGet(String),
+    /// `GET /v1/runs/{id}/tree`.
+    RunTree(String),
     RunAction(String, RunVerb),
     GuardValidate,
     PolicyExplain,
@@ -95,6 +97,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/secrets/{name}/rotate"),
     ("POST", "/v1/secrets/{name}/pin"),
     ("GET", "/v1/audit/checkpoint"),
+    ("GET", "/v1/runs/{id}/tree"),
 ];
 
 impl Route {
@@ -133,6 +136,7 @@ impl Route {
             Route::SecretRotate(_) => 24,
             Route::SecretPin(_) => 25,
             Route::AuditCheckpoint => 26,
+            Route::RunTree(_) => 27,
         }
     }
     /// What the caller must be allowed; `None` for the routes anyone who reaches the socket may call.
@@ -140,7 +144,7 @@ impl Route {
         match self {
             Route::Health | Route::Ready | Route::OpenApi => None,
             Route::Metrics | Route::WhoAmI | Route::LockdownStatus => Some(Permission::Audit),
-            Route::RunsList | Route::RunGet(_) => Some(Permission::Audit),
+            Route::RunsList | Route::RunGet(_) | Route::RunTree(_) => Some(Permission::Audit),
             Route::GuardScan
             | Route::GuardSpotlight
             | Route::GuardValidate
@@ -192,6 +196,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
             Route::CapabilityInvoke(provider.to_string(), capability.to_string())
         }
         ("GET", ["v1", "runs", id]) if valid_run_id(id) => Route::RunGet(id.to_string()),
+        ("GET", ["v1", "runs", id, "tree"]) if valid_run_id(id) => Route::RunTree(id.to_string()),
         ("POST", ["v1", "runs", id, verb]) if valid_run_id(id) => {
             let verb = match *verb {
                 "kill" => RunVerb::Kill,
@@ -225,6 +230,7 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
                         route,
                         Route::RunsList
                             | Route::RunGet(_)
+                            | Route::RunTree(_)
                             | Route::WhoAmI
                             | Route::Metrics
                             | Route::LockdownStatus
@@ -278,6 +284,10 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
             let run = find_run(daemon, &agent, &store, &id)?;
             Ok(http::json(StatusCode::OK, &run_json(&run)))
         }
+        Route::RunTree(id) => {
+            let (agent, store) = caller.expect("authenticated route");
+            run_tree(daemon, &agent, &store, &id)
+        }
         Route::RunAction(id, verb) => {
             let (agent, store) = caller.expect("authenticated route");
             let run = find_run(daemon, &agent, &store, &id)?;
@@ -288,7 +298,7 @@ pub async fn answer(daemon: &Arc<Daemon>, route: Route, req: Request<Incoming>, 
             let (agent, store) = caller.expect("authenticated route");
             policy_explain(daemon, &agent, &store, req).await
         }
-        Route::AuditVerify => audit_verify(daemon).await,
+        Route::AuditVerify => audit_verify(daemon, req.uri().query().unwrap_or("")).await,
         Route::AuditRecords => audit_records(daemon, req.uri().query().unwrap_or("")).await,
         Route::RunStart => {
             let (agent, store) = caller.expect("authenticated route");
@@ -438,45 +448,67 @@ async fn policy_explain(
     Ok(http::json(StatusCode::OK, &crate::policy::explanation(&engine, &r)))
 }
 
-async fn audit_verify(daemon: &Arc<Daemon>) -> Result<Reply, Problem> {
+/// `GET /v1/audit/verify?max_age_ms=MS`: the report `airlock audit verify --json` prints (less `key_source`: the key
+/// is the daemon's, from its vault), with the newest checkpoint's note, which the CLI saves for `--save-checkpoint`.
+async fn audit_verify(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Problem> {
+    let mut max_age_ms = None;
+    for (k, v) in query_pairs(query)? {
+        match k {
+            "max_age_ms" => {
+                max_age_ms = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|ms| *ms >= 0)
+                        .ok_or_else(|| Problem::bad_request("max_age_ms: a whole number of milliseconds"))?,
+                )
+            }
+            other => return Err(Problem::bad_request(format!("unknown query parameter {other:?}"))),
+        }
+    }
     let d = Arc::clone(daemon);
-    let report = tokio::task::spawn_blocking(move || {
-        let opts = airlock_audit::VerifyOptions { now_ms: now_ms(), ..Default::default() };
-        airlock_audit::verify(&d.audit_dir, &d.audit_key, &opts)
+    let v = tokio::task::spawn_blocking(move || -> Result<crate::audit::Verification, Problem> {
+        let opts =
+            airlock_audit::VerifyOptions { now_ms: now_ms(), max_checkpoint_age_ms: max_age_ms, ..Default::default() };
+        let report =
+            airlock_audit::verify(&d.audit_dir, &d.audit_key, &opts).map_err(|e| Problem::internal(e.to_string()))?;
+        let note = match &report.latest_checkpoint {
+            Some(latest) => crate::audit::latest_note(&d.audit_dir, &d.audit_key, latest)?,
+            None => None,
+        };
+        Ok(crate::audit::Verification::new(&d.audit_dir, &d.audit_key, None, &report, note))
     })
     .await
-    .map_err(|e| Problem::internal(e.to_string()))?
-    .map_err(|e| Problem::internal(e.to_string()))?;
-    let problems: Vec<Value> =
-        report.problems.iter().map(|p| json!({"seq": p.seq, "offset": p.offset, "message": p.message})).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &json!({
-            "ok": report.ok(),
-            "key": daemon.audit_key.to_vkey(),
-            "records": report.records,
-            "tree_size": report.tree_size(),
-            "checkpoints_matched": report.checkpoints_matched,
-            "latest_checkpoint": report.latest_checkpoint.as_ref().map(|c| json!({"size": c.size, "time_ms": c.time_ms})),
-            "unsigned_records": report.unsigned_records,
-            "first_bad": report.first_bad().map(|p| p.to_string()),
-            "problems": problems,
-        }),
-    ))
+    .map_err(|e| Problem::internal(e.to_string()))??;
+    let v = serde_json::to_value(&v).map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(http::json(StatusCode::OK, &v))
+}
+
+/// The `key=value` pairs of a query string, values percent-decoded.
+fn query_pairs(query: &str) -> Result<Vec<(&str, String)>, Problem> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v =
+                percent_decode(v).ok_or_else(|| Problem::bad_request(format!("query {k}: bad percent-encoding")))?;
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// Most records one query returns.
 const MAX_RECORDS: usize = 1000;
 
-/// `GET /v1/audit/records?since=MS&until=MS&class=api&actor=A&decision=deny&limit=N`: the newest `limit` (100;
-/// at most 1000) records that match, oldest first.
+/// `GET /v1/audit/records?since=MS&until=MS&class=api&actor=A&decision=deny&limit=N&from_seq=S`: the newest
+/// `limit` (100; at most 1000) records that match, oldest first; with `from_seq`, the oldest `limit` that match from
+/// record `from_seq` on, a cursor for reading the whole log forward (`airlock audit query` through the daemon).
 async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Problem> {
     use airlock_audit::reader::Filter;
     let mut filter = Filter { since_ms: None, until_ms: None, classes: Vec::new(), actor: None, decision: None };
     let mut limit = 100usize;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v).ok_or_else(|| Problem::bad_request(format!("query {k}: bad percent-encoding")))?;
+    let mut from_seq: Option<u64> = None;
+    for (k, v) in query_pairs(query)? {
         let int = |v: &str| v.parse::<i64>().map_err(|_| Problem::bad_request(format!("query {k}: an integer")));
         match k {
             "since" => filter.since_ms = Some(int(&v)?),
@@ -492,6 +524,10 @@ async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Probl
                     _ => return Err(Problem::bad_request("decision: allow or deny")),
                 })
             }
+            "from_seq" => {
+                from_seq =
+                    Some(v.parse::<u64>().map_err(|_| Problem::bad_request("from_seq: a record's seq, 0 or more"))?)
+            }
             "limit" => {
                 limit = v
                     .parse::<usize>()
@@ -504,6 +540,16 @@ async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Probl
     }
     let d = Arc::clone(daemon);
     let records = tokio::task::spawn_blocking(move || {
+        if let Some(from) = from_seq {
+            let mut oldest = Vec::with_capacity(limit);
+            return airlock_audit::reader::for_each_from(&d.audit_dir, from, |r| {
+                if filter.matches(&r) {
+                    oldest.push(r.event);
+                }
+                oldest.len() < limit
+            })
+            .map(|()| oldest);
+        }
         let mut newest = std::collections::VecDeque::with_capacity(limit);
         airlock_audit::reader::for_each(&d.audit_dir, |r| {
             if filter.matches(&r) {
@@ -784,12 +830,22 @@ fn may_see(agent: &Agent, store: &AgentStore, run: &RunRecord) -> bool {
 
 /// The run `id`, if the caller may see it. A run outside the caller's subtree is "not found", not "forbidden":
 /// an agent learns nothing about other agents' runs, not even that they exist.
-fn find_run(daemon: &Daemon, agent: &Agent, store: &AgentStore, id: &str) -> Result<RunRecord, Problem> {
+pub(super) fn find_run(daemon: &Daemon, agent: &Agent, store: &AgentStore, id: &str) -> Result<RunRecord, Problem> {
     let run = registry(daemon)?.get(id).map_err(|e| Problem::internal(e.to_string()))?;
     match run {
         Some(r) if may_see(agent, store, &r) => Ok(r),
         _ => Err(Problem::not_found(format!("no run {id}"))),
     }
+}
+
+/// The run `id` and the runs below it, nested, as far as the caller may see: the runs `GET /v1/runs` would list
+/// for it, so a run it may not see is left out with everything below it, and a root it may not see is not found.
+fn run_tree(daemon: &Daemon, agent: &Agent, store: &AgentStore, id: &str) -> Result<Reply, Problem> {
+    let runs = registry(daemon)?.list().map_err(|e| Problem::internal(e.to_string()))?;
+    let visible: Vec<RunRecord> = runs.into_iter().filter(|r| may_see(agent, store, r)).collect();
+    let tree = crate::supervise::subtree(visible, id, |r| (r.run.as_str(), r.parent.as_deref()))
+        .ok_or_else(|| Problem::not_found(format!("no run {id}")))?;
+    Ok(http::json(StatusCode::OK, &tree.to_json(&run_json)))
 }
 
 fn run_json(r: &RunRecord) -> Value {
@@ -858,6 +914,9 @@ mod tests {
         assert_eq!(route(&Method::GET, "/v1/runs/r-1"), None);
         assert_eq!(route(&Method::DELETE, "/v1/runs/0123456789abcdef"), None);
         assert_eq!(route(&Method::POST, "/v1/runs/0123456789abcdef/explode"), None);
+        assert_eq!(route(&Method::POST, "/v1/runs/0123456789abcdef/tree"), None);
+        assert_eq!(route(&Method::GET, "/v1/runs/0123456789abcdef/tree/extra"), None);
+        assert_eq!(route(&Method::GET, "/v1/runs/r-1/tree"), None);
         assert_eq!(route(&Method::GET, "/v1/health/"), None);
         assert_eq!(route(&Method::POST, "/v1/capabilities/openai"), None);
         assert_eq!(route(&Method::POST, "/v1/capabilities/openai/models/extra"), None);
@@ -888,6 +947,58 @@ mod tests {
         for bad in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": 256}"#, r#"{"n": "3"}"#, r#"{"n": 1e300}"#] {
             assert!(serde_json::from_str::<T>(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Whether the JSON Schema `schema` (as a 2020-12 validator reads it) accepts a string.
+    fn schema_accepts(schema: &Value) -> impl Fn(&str) -> bool {
+        use airlock_guard::validate::{FindingKind, OutputPolicy, OutputSchema, validate};
+        let policy = OutputPolicy {
+            schema: Some(OutputSchema::compile(schema).expect("the schema compiles")),
+            ..OutputPolicy::default()
+        };
+        move |s| {
+            let v = validate(&Value::from(s).to_string(), None, &policy, None);
+            !v.findings.iter().any(|f| f.kind == FindingKind::Schema)
+        }
+    }
+
+    #[test]
+    fn the_documented_call_path_is_exactly_what_the_broker_takes() {
+        // The schema is what clients (and the API fuzzer) go by: a path it allows must not be refused, and the other
+        // way round. Every string of up to four characters from an alphabet of the path's special cases, and every
+        // escape.
+        let doc: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        let mut schema = doc["components"]["schemas"]["CapabilityEnvelope"]["properties"]["path"].clone();
+        schema.as_object_mut().unwrap().remove("maxLength");
+        let alphabet = ['/', '.', ';', 'a', '%', '2', 'e', ' ', '?', '#', '\\', '\t', '\u{e9}'];
+        let mut paths: Vec<String> = vec![String::new()];
+        let mut layer = paths.clone();
+        for _ in 0..4 {
+            layer = layer.iter().flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}"))).collect();
+            paths.extend(layer.iter().cloned());
+        }
+        for b in 0..=255u8 {
+            paths.extend([format!("/a%{b:02X}"), format!("/a%{b:02x}b"), format!("/%{b:02X}/x")]);
+        }
+        paths.extend(
+            ["/a/b/", "/a//", "/a/..;x/b", "/a/x;../b", "/.well-known/x", "/v1/chat%20completions"].map(String::from),
+        );
+        let accepts = schema_accepts(&schema);
+        for p in &paths {
+            let broker = airlock_broker::capability::normalize_path(p).is_ok();
+            assert_eq!(accepts(p), broker, "{p:?}: the broker says {broker}");
+        }
+    }
+
+    #[test]
+    fn the_documented_call_method_is_exactly_what_the_broker_takes() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        let accepts = schema_accepts(&doc["components"]["schemas"]["CapabilityEnvelope"]["properties"]["method"]);
+        for m in ["GET", "post", "M-SEARCH", "CONNECT", "connect", "Trace", "TRACK", "TRACKS", "", "GE T", "G\u{e9}T"] {
+            let broker = airlock_broker::capability::parse_method(m).is_ok();
+            assert_eq!(accepts(m), broker, "{m:?}");
+        }
+        assert!(accepts(&"A".repeat(32)) && !accepts(&"A".repeat(33)));
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub async fn start(
     {
         return Err(Problem::bad_request("parent: a run id (16 lowercase hex digits)"));
     }
+    // A parent must be a run the caller may see: attaching runs under another agent's run would graft them into its
+    // tree, and a different answer for a run that exists would reveal it. Both cases are "no run", as for get.
+    if let Some(p) = &b.parent {
+        super::routes::find_run(daemon, caller, store, p)?;
+    }
     if let Some(w) = &b.workspace
         && !std::path::Path::new(w).is_dir()
     {

@@ -6,6 +6,7 @@ mod common;
 
 mod concurrent_writers;
 mod daemon_capability_call_as_another_agents_tool;
+mod daemon_run_attached_under_another_agents_run;
 mod daemon_run_control_across_agents;
 mod daemon_secret_value_exfiltration_through_api;
 mod daemon_socket_reached_from_inside_a_sandbox;
