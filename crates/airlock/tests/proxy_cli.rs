@@ -281,36 +281,7 @@ impl Drop for KillOnDrop {
 }
 
 fn tls_upstream(dir: &std::path::Path, seen: &std::path::Path) -> (u16, std::path::PathBuf, KillOnDrop) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[
-        &["req", "-x509"],
-        &ec[..],
-        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=upstream test CA"],
-    ]
-    .concat());
-    run(&[&["req"], &ec[..], &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=api.example.com"]].concat());
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:api.example.com\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-    ]);
+    common::upstream::api_example_certificate(dir);
     // `/user` answers `hello over tls` with a session cookie; anything else is a file under `www/` (a git
     // repository served over git's "dumb" HTTP protocol, say).
     let script = r#"

@@ -20,39 +20,45 @@ pub struct TlsUpstream {
     _dir: tempfile::TempDir,
 }
 
+/// Writes `ca.pem` (a throwaway CA, for `--upstream-ca`), and `leaf.pem` and `leaf.key` (its certificate for
+/// `api.example.com`, P-256, valid for a day) into `dir`, with the openssl CLI.
+pub fn api_example_certificate(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=upstream test CA"],
+    ]
+    .concat());
+    run(&[&["req"], &ec[..], &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=api.example.com"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:api.example.com\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
 impl TlsUpstream {
     pub fn start() -> TlsUpstream {
         let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        run(&[
-            &["req", "-x509"],
-            &ec[..],
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=upstream test CA"],
-        ]
-        .concat());
-        run(&[&["req"], &ec[..], &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=api.example.com"]].concat());
-        std::fs::write(dir.path().join("san.ext"), "subjectAltName=DNS:api.example.com\n").unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-        ]);
+        api_example_certificate(dir.path());
         let script = r#"
 import http.server, json, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
