@@ -771,28 +771,8 @@ pub struct ImportArgs {
     pub update: bool,
     #[arg(long, short)]
     pub workspace: Option<String>,
-    /// Host the secret may be sent to (repeatable): name, *.suffix or IP, optional :port.
-    #[arg(long = "host")]
-    pub hosts: Vec<String>,
-    /// Inject as a header, e.g. 'Authorization: Bearer {}'.
-    #[arg(long, conflicts_with_all = ["query", "basic_user"])]
-    pub header: Option<String>,
-    /// Inject as this URL query parameter.
-    #[arg(long, conflicts_with = "basic_user")]
-    pub query: Option<String>,
-    /// Inject as HTTP basic auth with this username (the secret is the password).
-    #[arg(long)]
-    pub basic_user: Option<String>,
-    /// How tools get it: a surrogate (default) or, opt-in, the real value in their environment.
-    #[arg(long, value_enum)]
-    pub expose: Option<ExposeArg>,
-    #[arg(long)]
-    pub group: Option<String>,
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
-    /// Versions kept for this secret (overrides the vault default).
-    #[arg(long)]
-    pub keep_versions: Option<u32>,
+    #[command(flatten)]
+    pub new: NewSecretArgs,
     /// Config whose [backends] says how to reach the store (default: ./airlock.toml, else $AIRLOCK_HOME/airlock.toml;
     /// without one, only stores that need no settings).
     #[arg(long)]
@@ -800,37 +780,6 @@ pub struct ImportArgs {
     /// dev, prod, ide or test (default: $AIRLOCK_PROFILE, then the file's default_profile, then dev).
     #[arg(long)]
     pub profile: Option<String>,
-}
-
-impl ImportArgs {
-    /// The options as `secret set` takes them.
-    pub fn set_args(&self) -> SetArgs {
-        SetArgs {
-            name: self.name.clone(),
-            workspace: self.workspace.clone(),
-            hosts: self.hosts.clone(),
-            header: self.header.clone(),
-            query: self.query.clone(),
-            basic_user: self.basic_user.clone(),
-            expose: self.expose.unwrap_or(ExposeArg::Surrogate),
-            group: self.group.clone(),
-            tags: self.tags.clone(),
-            keep_versions: self.keep_versions,
-            raw: false,
-        }
-    }
-
-    /// Whether any option describes a new secret (meaningless for `--update` of an existing one).
-    pub fn has_metadata(&self) -> bool {
-        !self.hosts.is_empty()
-            || self.header.is_some()
-            || self.query.is_some()
-            || self.basic_user.is_some()
-            || self.expose.is_some()
-            || self.group.is_some()
-            || !self.tags.is_empty()
-            || self.keep_versions.is_some()
-    }
 }
 
 #[derive(Args, Debug)]
@@ -858,6 +807,16 @@ pub struct SetArgs {
     pub name: String,
     #[arg(long, short)]
     pub workspace: Option<String>,
+    #[command(flatten)]
+    pub new: NewSecretArgs,
+    /// Keep stdin byte-for-byte (don't strip one trailing newline).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// What a new secret is (`secret set`, `secret import`): where it may be sent, how it is injected, how tools see it.
+#[derive(Args, Debug)]
+pub struct NewSecretArgs {
     /// Host the secret may be sent to (repeatable): name, *.suffix or IP, optional :port.
     #[arg(long = "host")]
     pub hosts: Vec<String>,
@@ -870,9 +829,9 @@ pub struct SetArgs {
     /// Inject as HTTP basic auth with this username (the secret is the password).
     #[arg(long)]
     pub basic_user: Option<String>,
-    /// How tools get it: a surrogate (default) or, opt-in, the real value in their environment.
-    #[arg(long, value_enum, default_value_t = ExposeArg::Surrogate)]
-    pub expose: ExposeArg,
+    /// How tools get it: a surrogate (the default) or, opt-in, the real value in their environment.
+    #[arg(long, value_enum)]
+    pub expose: Option<ExposeArg>,
     #[arg(long)]
     pub group: Option<String>,
     #[arg(long = "tag")]
@@ -880,9 +839,20 @@ pub struct SetArgs {
     /// Versions kept for this secret (overrides the vault default).
     #[arg(long)]
     pub keep_versions: Option<u32>,
-    /// Keep stdin byte-for-byte (don't strip one trailing newline).
-    #[arg(long)]
-    pub raw: bool,
+}
+
+impl NewSecretArgs {
+    /// Whether any option was given (`import --update` copies only a value, so it takes none).
+    pub fn any(&self) -> bool {
+        !self.hosts.is_empty()
+            || self.header.is_some()
+            || self.query.is_some()
+            || self.basic_user.is_some()
+            || self.expose.is_some()
+            || self.group.is_some()
+            || !self.tags.is_empty()
+            || self.keep_versions.is_some()
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

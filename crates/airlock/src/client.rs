@@ -395,7 +395,7 @@ pub fn secret(ctx: &crate::commands::Ctx, c: &Client, cmd: crate::cli::SecretCom
     match cmd {
         SecretCommand::Set(a) => {
             let id = id_of(&a.name, &a.workspace)?;
-            let mut opts = new_secret(&a)?;
+            let mut opts = new_secret(&a.new)?;
             opts.validate()?;
             must_manage(c)?;
             if secret_info(c, &id)?.is_some() {
@@ -403,7 +403,7 @@ pub fn secret(ctx: &crate::commands::Ctx, c: &Client, cmd: crate::cli::SecretCom
             }
             let value = crate::input::read_value(a.raw)?;
             airlock_vault::check_value(&value)?;
-            warn_formats(&id, &a.hosts, &value);
+            warn_formats(&id, &a.new.hosts, &value);
             note_unpinned(&id, &a.name, &opts);
             // The API takes hosts in their normal form (the vault would store that form anyway).
             opts.hosts = opts.hosts.iter().map(|h| airlock_vault::normalize_host(h)).collect::<Result<_, _>>()?;

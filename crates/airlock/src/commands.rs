@@ -240,7 +240,7 @@ pub(crate) fn warn_formats(id: &SecretId, hosts: &[String], value: &SecretBytes)
 }
 
 /// The options of `secret set`, as the vault takes them (checked by [`NewSecret::validate`], not here).
-pub(crate) fn new_secret(a: &SetArgs) -> Result<NewSecret, CliError> {
+pub(crate) fn new_secret(a: &NewSecretArgs) -> Result<NewSecret, CliError> {
     let injection = match (&a.header, &a.query, &a.basic_user) {
         (Some(h), _, _) => Some(Injection::header(h)?),
         (_, Some(q), _) => Some(Injection::query(q)?),
@@ -251,7 +251,7 @@ pub(crate) fn new_secret(a: &SetArgs) -> Result<NewSecret, CliError> {
         group: a.group.clone(),
         hosts: a.hosts.clone(),
         injection,
-        exposure: match a.expose {
+        exposure: match a.expose.unwrap_or(ExposeArg::Surrogate) {
             ExposeArg::Surrogate => Exposure::Surrogate,
             ExposeArg::Env => Exposure::Env,
         },
@@ -298,7 +298,7 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
     match c {
         SecretCommand::Set(a) => {
             let id = id_of(&a.name, &a.workspace)?;
-            let opts = new_secret(&a)?;
+            let opts = new_secret(&a.new)?;
             // Unlock and check the name first, so a wrong passphrase or a taken name fails before the user types
             // the value. (`set` checks again under the write lock.)
             let mut vault = ctx.open_unlocked()?;
@@ -308,7 +308,7 @@ fn secret(ctx: &Ctx, c: SecretCommand) -> Result<(), CliError> {
             opts.validate()?;
             let value = input::read_value(a.raw)?;
             airlock_vault::check_value(&value)?;
-            warn_formats(&id, &a.hosts, &value);
+            warn_formats(&id, &a.new.hosts, &value);
             note_unpinned(&id, &a.name, &opts);
             let audit = ChangeLog::open(ctx, &mut vault)?;
             let info = vault.set(&id, opts, value)?;

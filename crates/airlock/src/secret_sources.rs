@@ -59,9 +59,8 @@ fn store_locator(text: &str) -> Result<Locator, CliError> {
 
 pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<(), CliError> {
     let source = store_locator(&a.from)?;
-    let set = a.set_args();
-    let id = id_of(&set.name, &set.workspace)?;
-    let opts = new_secret(&set)?;
+    let id = id_of(&a.name, &a.workspace)?;
+    let opts = new_secret(&a.new)?;
     opts.validate()?;
     let (stores, _) = stores(ctx, a.config.clone(), a.profile.clone())?;
     // Unlock and check the name before reading the store, so a wrong passphrase or a taken name costs no read.
@@ -77,7 +76,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<(), CliError> {
             message: format!("{id} already exists; pass --update to give it the store's value as a new version"),
         });
     }
-    if existing.is_some() && a.has_metadata() {
+    if existing.is_some() && a.new.any() {
         return Err(CliError::usage(format!(
             "{id} exists: --update copies only the value (change pins with `airlock secret pin`)"
         )));
@@ -94,7 +93,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<(), CliError> {
     match existing {
         None => {
             warn_formats(&id, &opts.hosts, &value);
-            note_unpinned(&id, &set.name, &opts);
+            note_unpinned(&id, &a.name, &opts);
             let info = vault.set(&id, opts, value)?;
             audit.record(
                 activity::CREATE,

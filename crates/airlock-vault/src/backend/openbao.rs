@@ -459,10 +459,16 @@ impl BaoBackend {
 
     /// Removes the secret path entirely: its metadata and every version.
     pub fn destroy_all(&self, locator: &Locator) -> Result<(), BackendError> {
+        self.delete_under(locator, "metadata")
+    }
+
+    /// `DELETE MOUNT/AREA/PATH`: `data` soft-deletes the current version, `metadata` removes the path and every
+    /// version. The cached value goes either way, since whatever happened it may be out of date.
+    fn delete_under(&self, locator: &Locator, area: &str) -> Result<(), BackendError> {
         let kv = KvPath::of(locator)?;
         let req = Req {
             method: Method::DELETE,
-            path: format!("{}/metadata/{}", encode_path(kv.mount), encode_path(kv.path)),
+            path: format!("{}/{area}/{}", encode_path(kv.mount), encode_path(kv.path)),
             body: None,
             idempotent: true,
             shown: kv.shown.clone(),
@@ -1044,17 +1050,7 @@ impl SecretBackend for BaoBackend {
 
     /// Soft-deletes the current version of the secret path (all its fields); [`BaoBackend::undelete`] reverses it.
     fn delete(&self, locator: &Locator) -> Result<(), BackendError> {
-        let kv = KvPath::of(locator)?;
-        let req = Req {
-            method: Method::DELETE,
-            path: format!("{}/data/{}", encode_path(kv.mount), encode_path(kv.path)),
-            body: None,
-            idempotent: true,
-            shown: kv.shown.clone(),
-        };
-        let result = self.authed(&req).and_then(|r| self.expect_success(&req, r));
-        self.invalidate_path(&kv);
-        result.map(|_| ())
+        self.delete_under(locator, "data")
     }
 }
 
