@@ -208,13 +208,17 @@ pub fn config_dir(config: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// A backend's refusal as the CLI reports it: unavailable and sealed stores are "try again later" (exit 1), the
-/// rest are about the locator (exit 4 for a missing value, 9 for refused access, else 8).
+/// A secret store is unreachable, overloaded or sealed: the same command may work later.
+pub const EXIT_UNAVAILABLE: u8 = 17;
+
+/// A backend's refusal as the CLI reports it: an unavailable or sealed store is "try again later" (exit 17, which
+/// the daemon answers with 503 and Retry-After), the rest are about the locator (exit 4 for a missing value, 9 for
+/// refused access, else 8).
 fn backend_error(locator: &Locator, e: BackendError) -> CliError {
     let code = match &e {
         BackendError::NotFound(_) => 4,
         BackendError::Denied { .. } => 9,
-        e if e.is_transient() => 1,
+        e if e.is_transient() => EXIT_UNAVAILABLE,
         _ => 8,
     };
     CliError { code, message: format!("secret source {locator}: {e}") }

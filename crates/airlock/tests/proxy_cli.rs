@@ -495,3 +495,27 @@ fn a_secret_held_in_a_dotenv_file_is_injected_and_its_read_is_audited() {
     // The vault never held it.
     assert!(!al.call(["secret", "list"]).expect(0).out().contains("API_TOKEN"));
 }
+
+/// A secret whose store is down: the proxy does not start without it (no tool runs with a surrogate that injects
+/// nothing), and the exit code says "try again later" (17), not "internal error".
+#[test]
+fn a_store_that_is_down_stops_the_proxy_with_the_try_again_exit_code() {
+    let al = Airlock::with_passphrase(PASS);
+    al.init_passphrase();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let policy = INJECT_POLICY.replace(
+        "[secrets.API_TOKEN]\n",
+        &format!(
+            "[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
+             auth = {{ method = \"token\", token_env = \"AIRLOCK_BAO_TOKEN\" }}\n\n\
+             [secrets.API_TOKEN]\nsource = \"bao://secret/team#api_token\"\n"
+        ),
+    );
+    std::fs::write(al.home.join("airlock.toml"), policy).unwrap();
+    let config = al.home.join("airlock.toml");
+    al.call(["proxy", "--agent", "agent", "--tool", "fetch", "--config", config.to_str().unwrap()])
+        .env("AIRLOCK_BAO_TOKEN", "s.not-a-real-token")
+        .expect(17)
+        .err_has("bao://secret/team#api_token")
+        .err_has("unavailable");
+}

@@ -138,6 +138,36 @@ fn an_answer_cut_off_upstream_is_cut_off_for_the_caller_too() {
 }
 
 #[test]
+fn a_secret_store_that_is_down_is_a_503_with_retry_after_and_nothing_goes_upstream() {
+    let up = TlsUpstream::start();
+    // The provider's key lives in OpenBao, at an address where nothing listens (a port just given up).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let policy = capability_policy(up.port).replace(
+        "[secrets.EXAMPLE_KEY]\n",
+        &format!(
+            "[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
+             auth = {{ method = \"token\", token_env = \"AIRLOCK_BAO_TOKEN\" }}\n\n\
+             [secrets.EXAMPLE_KEY]\nsource = \"bao://secret/airlock/example#api_key\"\n"
+        ),
+    );
+    assert!(policy.contains("source = \"bao://"), "{policy}");
+    const BAO_TOKEN: &str = "s.STORETOKENCANARY0123456789";
+    let flags = up.daemon_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let d = Daemon::start_with_env(&policy, &flags, &[("AIRLOCK_BAO_TOKEN", BAO_TOKEN)]);
+
+    let r = invoke(&d, "worker", Some("fetch"), MODELS, LIST);
+    let p = r.problem(503, "unavailable");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("EXAMPLE_KEY") || detail.contains("bao://secret/airlock/example"), "{p}");
+    assert!(detail.contains("unavailable"), "{p}");
+    // A temporary outage, not the daemon failing: the caller is told when to try again.
+    assert!(r.headers.to_ascii_lowercase().contains("retry-after: 5"), "{}", r.headers);
+    assert!(!r.headers.contains(BAO_TOKEN) && !r.body.contains(BAO_TOKEN), "the store's token reached the caller");
+    assert!(up.seen().is_empty(), "a call without its credential reached the upstream: {:#?}", up.seen());
+}
+
+#[test]
 fn a_tool_the_agent_may_not_use_is_refused_with_a_problem() {
     let up = TlsUpstream::start();
     let mut d = daemon(&up);

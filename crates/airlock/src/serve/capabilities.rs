@@ -262,10 +262,16 @@ fn external_until(daemon: &Daemon, tool: &str) -> Option<std::time::Instant> {
 
 /// A broker for one tool, from the policy in force and the daemon's vault. What stops it is the daemon's failure
 /// (a `[providers]` entry the registry refuses, a vault that no longer reads), not the caller's: 500, or 503 for a
-/// vault that is locked.
+/// vault that is locked, and 503 with Retry-After for a secret store that is down or sealed (the call may work
+/// later, and nothing was sent upstream).
 fn build(daemon: &Daemon, tool: &str) -> Result<(Broker, Option<std::time::Instant>), Problem> {
     build_broker(daemon, tool).map_err(|e| match e.code {
         3 => Problem::unavailable(format!("the vault cannot be used: {}", e.message)),
+        crate::backends::EXIT_UNAVAILABLE => {
+            let mut p = Problem::unavailable(format!("a secret of tool {tool} cannot be read now: {}", e.message));
+            p.retry_after = Some(http::STORE_RETRY_SECS);
+            p
+        }
         _ => Problem::internal(format!("cannot build the broker for tool {tool}: {}", e.message)),
     })
 }

@@ -91,6 +91,10 @@ impl Problem {
     }
 }
 
+/// How long a caller is asked to wait when a secret store (OpenBao, the Secret Service) is down or sealed: long
+/// enough not to hammer a store that is restarting, short enough for a caller that retries to notice it is back.
+pub const STORE_RETRY_SECS: u64 = 5;
+
 impl From<crate::CliError> for Problem {
     fn from(e: crate::CliError) -> Problem {
         match e.code {
@@ -99,6 +103,11 @@ impl From<crate::CliError> for Problem {
             4 => Problem::not_found(e.message),
             5 => Problem::new(StatusCode::CONFLICT, "conflict", "The resource already exists", e.message),
             9 => Problem::forbidden(e.message),
+            crate::backends::EXIT_UNAVAILABLE => {
+                let mut p = Problem::unavailable(e.message);
+                p.retry_after = Some(STORE_RETRY_SECS);
+                p
+            }
             _ => Problem::internal(e.message),
         }
     }

@@ -52,6 +52,11 @@ impl Daemon {
 
     /// The same with `config` as the policy.
     pub fn start_with(config: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(config, extra, &[])
+    }
+
+    /// The same with `env` added to the daemon's environment (a store's token, say).
+    pub fn start_with_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let al = Airlock::with_passphrase(PASS);
         al.call(["init", "--kek", "passphrase"]).args(FAST_KDF).expect(0);
         std::fs::write(al.home.join("airlock.toml"), config).unwrap();
@@ -77,6 +82,7 @@ impl Daemon {
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(al.home.join("airlock.toml"))
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
