@@ -25,15 +25,23 @@ pub struct Stored {
     pub seq: u64,
     pub logged_ms: i64,
     pub leaf: Hash,
-    /// The OCSF event with `metadata.sequence` and `metadata.logged_time` filled in.
+    /// The OCSF event with `metadata.sequence`, `metadata.logged_time` and `metadata.log_name` (the origin its
+    /// segment's header names, as the log's checkpoints and its sinks' copies do) filled in.
     pub event: Value,
 }
 
-fn parse_line(path: &Path, offset: u64, bytes: &[u8]) -> Result<Stored, AuditError> {
+fn parse_line(path: &Path, offset: u64, bytes: &[u8], origin: Option<&str>) -> Result<Stored, AuditError> {
     let corrupt = |reason: String| AuditError::Corrupt { path: path.to_path_buf(), reason };
     let rec = RecordLine::parse(bytes).map_err(|e| corrupt(format!("record at offset {offset}: {e}")))?;
-    let event = rec.export_event().map_err(|e| corrupt(format!("record at offset {offset}: {e}")))?;
+    let event = rec.export_event(origin).map_err(|e| corrupt(format!("record at offset {offset}: {e}")))?;
     Ok(Stored { seq: rec.seq, logged_ms: rec.logged_ms, leaf: rec.leaf, event })
+}
+
+/// The origin a segment's header line names. Readers do not verify, so a header that does not parse is reported.
+fn header_origin(path: &Path, header: &[u8]) -> Result<String, AuditError> {
+    SegmentHeader::parse(header)
+        .map(|h| h.origin)
+        .map_err(|reason| AuditError::Corrupt { path: path.to_path_buf(), reason })
 }
 
 /// Calls `f` with every complete record in seq order, stopping early if it returns `false`.
@@ -52,7 +60,8 @@ pub fn for_each_from(dir: &Path, from: u64, mut f: impl FnMut(Stored) -> bool) -
             continue;
         }
         let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
-        let Some((_, body, at)) = segment::split_header(&data) else { continue };
+        let Some((header, body, at)) = segment::split_header(&data) else { continue };
+        let origin = header_origin(path, header)?;
         for line in segment::lines(body, at) {
             if !line.complete {
                 break;
@@ -60,7 +69,7 @@ pub fn for_each_from(dir: &Path, from: u64, mut f: impl FnMut(Stored) -> bool) -
             if from > 0 && trailing_seq(line.bytes).is_some_and(|seq| seq < from) {
                 continue;
             }
-            let r = parse_line(path, line.offset, line.bytes)?;
+            let r = parse_line(path, line.offset, line.bytes, Some(&origin))?;
             if r.seq < from {
                 continue;
             }
@@ -156,6 +165,8 @@ pub struct Follower {
     partial: Vec<u8>,
     /// Seq of the next record to show: also the name of the segment that follows the current one.
     next_seq: Option<u64>,
+    /// The current segment's origin, from its header.
+    origin: Option<String>,
 }
 
 impl Follower {
@@ -178,11 +189,15 @@ impl Follower {
             offset: 0,
             partial: vec![],
             next_seq: None,
+            origin: None,
         };
         // Position after the complete lines of the newest segment.
         if let Some((_, path)) = &f.segment {
             let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
             f.offset = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
+            if let Some((header, _, _)) = segment::split_header(&data) {
+                f.origin = Some(header_origin(path, header)?);
+            }
         }
         Ok((f, all.into_iter().collect()))
     }
@@ -233,9 +248,10 @@ impl Follower {
                 let at = self.offset + consumed as u64;
                 consumed += n + 1;
                 if at == 0 {
-                    continue; // the header
+                    self.origin = Some(header_origin(&path, line)?);
+                    continue;
                 }
-                let record = parse_line(&path, at, line)?;
+                let record = parse_line(&path, at, line, self.origin.as_deref())?;
                 self.next_seq = Some(record.seq + 1);
                 out.push(record);
             }

@@ -85,11 +85,12 @@ impl<'a> RecordLine<'a> {
         Ok(RecordLine { seq: wire.seq, logged_ms: wire.logged, prev, event: wire.event, leaf: leaf_hash(line) })
     }
 
-    /// The OCSF event as sinks and exports see it: with `metadata.sequence` and `metadata.logged_time`.
-    pub fn export_event(&self) -> Result<serde_json::Value, LineError> {
+    /// The OCSF event as sinks and exports see it: with `metadata.sequence`, `metadata.logged_time` and, given the
+    /// origin of the log it was read from, `metadata.log_name`.
+    pub fn export_event(&self, origin: Option<&str>) -> Result<serde_json::Value, LineError> {
         let mut v: serde_json::Value =
             serde_json::from_str(self.event.get()).map_err(|e| LineError::Json(crate::segment::json_error(&e)))?;
-        stamp(&mut v, self.seq, self.logged_ms, None);
+        stamp(&mut v, self.seq, self.logged_ms, origin);
         Ok(v)
     }
 }
