@@ -81,6 +81,43 @@ pub fn for_each_from(dir: &Path, from: u64, mut f: impl FnMut(Stored) -> bool) -
     Ok(())
 }
 
+/// The newest `limit` records for which `keep` holds, oldest first. Segments are read newest first, and reading
+/// stops once the answer is complete: `tail -n` and "the latest records" cost the segments the answer spans, not
+/// the whole log. A segment that retention removed while we read is passed over (its records are gone anyway).
+pub fn newest(dir: &Path, limit: usize, mut keep: impl FnMut(&Stored) -> bool) -> Result<Vec<Stored>, AuditError> {
+    let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
+    // One chunk per segment read, newest segment first; each chunk in seq order.
+    let mut chunks: Vec<Vec<Stored>> = Vec::new();
+    let mut count = 0;
+    for (_, path) in listing.segments.iter().rev() {
+        if count >= limit {
+            break;
+        }
+        let data = match segment::read_capped(path, segment::MAX_SEGMENT_BYTES) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AuditError::Io { path: path.clone(), op: "read", source: e }),
+        };
+        let Some((header, body, at)) = segment::split_header(&data) else { continue };
+        let origin = header_origin(path, header)?;
+        let mut kept = Vec::new();
+        for line in segment::lines(body, at) {
+            if !line.complete {
+                break;
+            }
+            let r = parse_line(path, line.offset, line.bytes, Some(&origin))?;
+            if keep(&r) {
+                kept.push(r);
+            }
+        }
+        let surplus = kept.len().saturating_sub(limit - count);
+        kept.drain(..surplus);
+        count += kept.len();
+        chunks.push(kept);
+    }
+    Ok(chunks.into_iter().rev().flatten().collect())
+}
+
 /// The seq a record line ends with (`...,"seq":41}`, as [`crate::record::encode_into`] writes it), read without
 /// parsing the line.
 fn trailing_seq(line: &[u8]) -> Option<u64> {
@@ -170,18 +207,8 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Starts after the last `backlog` records already in the log.
+    /// Starts after the last `backlog` records already in the log, which it returns.
     pub fn new(dir: &Path, backlog: usize) -> Result<(Follower, Vec<Stored>), AuditError> {
-        let mut all = std::collections::VecDeque::new();
-        for_each(dir, |r| {
-            if all.len() == backlog {
-                all.pop_front();
-            }
-            if backlog > 0 {
-                all.push_back(r);
-            }
-            true
-        })?;
         let listing = segment::list(dir).map_err(io_err(segment::segments_dir(dir), "list"))?;
         let mut f = Follower {
             dir: dir.to_path_buf(),
@@ -191,15 +218,22 @@ impl Follower {
             next_seq: None,
             origin: None,
         };
-        // Position after the complete lines of the newest segment.
-        if let Some((_, path)) = &f.segment {
+        // Position after the complete lines of the newest segment first, then take the backlog from before that
+        // point: a record appended meanwhile is then shown once, by `poll`, rather than by neither.
+        let mut boundary = 0;
+        if let Some((first, path)) = &f.segment {
+            boundary = *first;
             let data = segment::read_capped(path, segment::MAX_SEGMENT_BYTES).map_err(io_err(path, "read"))?;
             f.offset = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
-            if let Some((header, _, _)) = segment::split_header(&data) {
+            if let Some((header, body, _)) = segment::split_header(&data) {
                 f.origin = Some(header_origin(path, header)?);
+                // Records in a segment are numbered on from its name.
+                let complete = f.offset.saturating_sub(header.len() as u64 + 1) as usize;
+                boundary = first + body[..complete].iter().filter(|&&b| b == b'\n').count() as u64;
             }
         }
-        Ok((f, all.into_iter().collect()))
+        let backlog = if backlog == 0 { Vec::new() } else { newest(dir, backlog, |r| r.seq < boundary)? };
+        Ok((f, backlog))
     }
 
     /// Records completed since the last call.

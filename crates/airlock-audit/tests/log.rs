@@ -452,3 +452,36 @@ fn a_follower_sees_new_records_across_rotation() {
     assert!(segments(dir.path()).len() > 1);
     log.close().unwrap();
 }
+
+#[test]
+fn the_newest_records_are_the_tail_of_a_full_read_and_read_only_the_segments_they_span() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 200, Options { segment_max_bytes: 8192, ..opts() });
+    let listing = airlock_audit::segment::list(dir.path()).unwrap().segments;
+    assert!(listing.len() > 4, "{listing:?}");
+    let mut all = vec![];
+    reader::for_each(dir.path(), |s| {
+        all.push(s);
+        true
+    })
+    .unwrap();
+    let denied = |s: &reader::Stored| airlock_audit::event::decision_of(&s.event) == Some("deny");
+    for limit in [1, 5, 37, all.len() - 1, all.len(), all.len() + 10] {
+        let got = reader::newest(dir.path(), limit, |_| true).unwrap();
+        assert_eq!(got, all[all.len().saturating_sub(limit)..], "limit {limit}");
+        let want: Vec<_> = all.iter().filter(|s| denied(s)).cloned().collect();
+        let got = reader::newest(dir.path(), limit, denied).unwrap();
+        assert_eq!(got, want[want.len().saturating_sub(limit)..], "limit {limit}, denied only");
+    }
+    // Every record names its log, as the checkpoints do.
+    let origin = signer().verifier().name().to_string();
+    assert!(all.iter().all(|s| s.event["metadata"]["log_name"] == origin.as_str()));
+
+    // The oldest segment made unreadable: a full read fails, the newest few are still served without it.
+    std::fs::write(&listing[0].1, b"not a segment\n").unwrap();
+    assert!(reader::for_each(dir.path(), |_| true).is_err());
+    let got = reader::newest(dir.path(), 5, |_| true).unwrap();
+    assert_eq!(got, all[all.len() - 5..]);
+    let (_, backlog) = Follower::new(dir.path(), 5).unwrap();
+    assert_eq!(backlog, all[all.len() - 5..], "tail -n reads the same way");
+}

@@ -550,17 +550,8 @@ async fn audit_records(daemon: &Arc<Daemon>, query: &str) -> Result<Reply, Probl
             })
             .map(|()| oldest);
         }
-        let mut newest = std::collections::VecDeque::with_capacity(limit);
-        airlock_audit::reader::for_each(&d.audit_dir, |r| {
-            if filter.matches(&r) {
-                if newest.len() == limit {
-                    newest.pop_front();
-                }
-                newest.push_back(r.event);
-            }
-            true
-        })
-        .map(|()| newest.into_iter().collect::<Vec<Value>>())
+        airlock_audit::reader::newest(&d.audit_dir, limit, |r| filter.matches(r))
+            .map(|newest| newest.into_iter().map(|r| r.event).collect::<Vec<Value>>())
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?
