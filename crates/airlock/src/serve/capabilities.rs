@@ -268,9 +268,7 @@ fn build(daemon: &Daemon, tool: &str) -> Result<(Broker, Option<std::time::Insta
     build_broker(daemon, tool).map_err(|e| match e.code {
         3 => Problem::unavailable(format!("the vault cannot be used: {}", e.message)),
         crate::backends::EXIT_UNAVAILABLE => {
-            let mut p = Problem::unavailable(format!("a secret of tool {tool} cannot be read now: {}", e.message));
-            p.retry_after = Some(http::STORE_RETRY_SECS);
-            p
+            Problem::store_unavailable(format!("a secret of tool {tool} cannot be read now: {}", e.message))
         }
         _ => Problem::internal(format!("cannot build the broker for tool {tool}: {}", e.message)),
     })

@@ -69,6 +69,11 @@ impl Problem {
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The daemon cannot serve this now", detail)
     }
+    /// A secret store (OpenBao, the Secret Service) is down or sealed. The caller is asked to wait long enough not
+    /// to hammer a store that is restarting, and briefly enough to notice soon that it is back.
+    pub fn store_unavailable(detail: impl Into<String>) -> Problem {
+        Problem { retry_after: Some(5), ..Problem::unavailable(detail) }
+    }
 
     pub fn reply(&self, instance: &str) -> Reply {
         let body = serde_json::json!({
@@ -91,10 +96,6 @@ impl Problem {
     }
 }
 
-/// How long a caller is asked to wait when a secret store (OpenBao, the Secret Service) is down or sealed: long
-/// enough not to hammer a store that is restarting, short enough for a caller that retries to notice it is back.
-pub const STORE_RETRY_SECS: u64 = 5;
-
 impl From<crate::CliError> for Problem {
     fn from(e: crate::CliError) -> Problem {
         match e.code {
@@ -103,11 +104,7 @@ impl From<crate::CliError> for Problem {
             4 => Problem::not_found(e.message),
             5 => Problem::new(StatusCode::CONFLICT, "conflict", "The resource already exists", e.message),
             9 => Problem::forbidden(e.message),
-            crate::backends::EXIT_UNAVAILABLE => {
-                let mut p = Problem::unavailable(e.message);
-                p.retry_after = Some(STORE_RETRY_SECS);
-                p
-            }
+            crate::backends::EXIT_UNAVAILABLE => Problem::store_unavailable(e.message),
             _ => Problem::internal(e.message),
         }
     }
