@@ -152,6 +152,9 @@ struct Pair {
     /// Why a store could not be read, when it could not (never a value).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The store could not be read for now (down, overloaded, sealed): asking again later may work.
+    #[serde(skip)]
+    temporary: bool,
 }
 
 pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), CliError> {
@@ -197,8 +200,11 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), CliError> {
     }
     audit.close()?;
     ctx.print(&pairs, || render(&pairs));
-    if pairs.iter().any(|p| p.state == "unreadable") {
-        return Err(CliError { code: 1, message: "a store could not be read; nothing was compared for it".into() });
+    let unreadable: Vec<&Pair> = pairs.iter().filter(|p| p.state == "unreadable").collect();
+    if !unreadable.is_empty() {
+        // "Try again later" only when that is true of every store that failed.
+        let code = if unreadable.iter().all(|p| p.temporary) { crate::backends::EXIT_UNAVAILABLE } else { 1 };
+        return Err(CliError { code, message: "a store could not be read; nothing was compared for it".into() });
     }
     if pairs.iter().any(|p| matches!(p.state, "drifted" | "missing-locally" | "missing-in-store")) {
         return Err(CliError { code: EXIT_DRIFT, message: "the copies differ (see above)".into() });
@@ -221,6 +227,7 @@ fn compare(
         local_version: None,
         store_version: None,
         error: None,
+        temporary: false,
     };
     let local = match vault.info(id) {
         Ok(info) => Some(info.current_version),
@@ -236,6 +243,7 @@ fn compare(
         }
         Err(e) => {
             pair.state = "unreadable";
+            pair.temporary = e.code == crate::backends::EXIT_UNAVAILABLE;
             pair.error = Some(e.message);
             return Ok(pair);
         }

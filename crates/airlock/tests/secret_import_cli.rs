@@ -204,3 +204,28 @@ fn import_and_sync_against_a_real_openbao_name_its_versions() {
     al.call(["audit", "verify"]).expect(0);
     assert_never_shown(&al, &[&v1, &v2, &token]);
 }
+
+#[test]
+fn a_store_that_is_down_is_try_again_later_for_import_and_sync() {
+    let al = setup();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        al.home.join("airlock.toml"),
+        format!(
+            "version = 1\n[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
+             auth = {{ method = \"token\", token_env = \"TEAM_BAO_TOKEN\" }}\n\
+             [secrets.openai]\nhosts = [\"api.openai.com\"]\nsource = \"bao://secret/team/openai#api_key\"\n"
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| al.call(args).env("TEAM_BAO_TOKEN", "s.not-a-real-token");
+    cli(&["secret", "import", "openai", "--from", "bao://secret/team/openai#api_key"])
+        .expect(17)
+        .err_has("unavailable");
+    assert!(al.list().is_empty(), "nothing was stored");
+    al.set("openai", b"sk-proj-local-copy");
+    // Exit 17, not 1 (an error) or 16 (drift): nothing was compared, and asking again later may work.
+    // (A store that refuses the token is not "later": exit 1, in the OpenBao test above.)
+    cli(&["secret", "sync"]).expect(17).out_has("unreadable");
+    assert_eq!(value(&al, "openai"), b"sk-proj-local-copy", "the vault's copy is untouched");
+}
