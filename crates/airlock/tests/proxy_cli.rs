@@ -502,13 +502,11 @@ fn a_secret_held_in_a_dotenv_file_is_injected_and_its_read_is_audited() {
 fn a_store_that_is_down_stops_the_proxy_with_the_try_again_exit_code() {
     let al = Airlock::with_passphrase(PASS);
     al.init_passphrase();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let policy = INJECT_POLICY.replace(
         "[secrets.API_TOKEN]\n",
         &format!(
-            "[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
-             auth = {{ method = \"token\", token_env = \"AIRLOCK_BAO_TOKEN\" }}\n\n\
-             [secrets.API_TOKEN]\nsource = \"bao://secret/team#api_token\"\n"
+            "{}[secrets.API_TOKEN]\nsource = \"bao://secret/team#api_token\"\n",
+            common::bao::unreachable_backend("AIRLOCK_BAO_TOKEN")
         ),
     );
     std::fs::write(al.home.join("airlock.toml"), policy).unwrap();

@@ -208,13 +208,11 @@ fn import_and_sync_against_a_real_openbao_name_its_versions() {
 #[test]
 fn a_store_that_is_down_is_try_again_later_for_import_and_sync() {
     let al = setup();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(
         al.home.join("airlock.toml"),
         format!(
-            "version = 1\n[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
-             auth = {{ method = \"token\", token_env = \"TEAM_BAO_TOKEN\" }}\n\
-             [secrets.openai]\nhosts = [\"api.openai.com\"]\nsource = \"bao://secret/team/openai#api_key\"\n"
+            "version = 1\n{}[secrets.openai]\nhosts = [\"api.openai.com\"]\nsource = \"bao://secret/team/openai#api_key\"\n",
+            common::bao::unreachable_backend("TEAM_BAO_TOKEN")
         ),
     )
     .unwrap();

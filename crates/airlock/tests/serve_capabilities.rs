@@ -140,14 +140,12 @@ fn an_answer_cut_off_upstream_is_cut_off_for_the_caller_too() {
 #[test]
 fn a_secret_store_that_is_down_is_a_503_with_retry_after_and_nothing_goes_upstream() {
     let up = TlsUpstream::start();
-    // The provider's key lives in OpenBao, at an address where nothing listens (a port just given up).
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The provider's key lives in OpenBao, at an address where nothing listens.
     let policy = capability_policy(up.port).replace(
         "[secrets.EXAMPLE_KEY]\n",
         &format!(
-            "[backends.bao]\naddress = \"http://127.0.0.1:{dead}\"\n\
-             auth = {{ method = \"token\", token_env = \"AIRLOCK_BAO_TOKEN\" }}\n\n\
-             [secrets.EXAMPLE_KEY]\nsource = \"bao://secret/airlock/example#api_key\"\n"
+            "{}[secrets.EXAMPLE_KEY]\nsource = \"bao://secret/airlock/example#api_key\"\n",
+            common::bao::unreachable_backend("AIRLOCK_BAO_TOKEN")
         ),
     );
     assert!(policy.contains("source = \"bao://"), "{policy}");

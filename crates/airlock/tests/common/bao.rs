@@ -11,6 +11,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `[backends.bao]` section for an OpenBao that is down: its address is a loopback port just given up, where
+/// nothing listens, so every read fails as unreachable. Its token comes from `$token_env`.
+pub fn unreachable_backend(token_env: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!(
+        "[backends.bao]\naddress = \"http://127.0.0.1:{port}\"\n\
+         auth = {{ method = \"token\", token_env = \"{token_env}\" }}\n\n"
+    )
+}
+
 /// A running `bao server -dev` (KV version 2 mounted at `secret/`), killed on drop.
 pub struct Bao {
     child: Child,
